@@ -17,7 +17,7 @@ VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
 OPT ?= -O2
 CFLAGS ?= $(OPT) -g
-CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Isrc $(PKG_CFLAGS) \
+CFLAGS += -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter -Wno-format-truncation -Isrc $(PKG_CFLAGS) \
 	-DMS_VERSION='"$(VERSION)"' -D_GNU_SOURCE -fno-strict-aliasing
 LDLIBS += $(PKG_LIBS) -lpthread -lm
 

@@ -1,0 +1,282 @@
+/*
+ * stream: byte ring + log file + positioned readers; see stream.h.
+ *
+ * Threads: any. st->mu guards everything in struct ms_stream, including the
+ * reader list; a reader's own fields (pos, efd) are touched only under the
+ * same mutex, so a reader may be read by its owner while a writer appends.
+ */
+#include "core/stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct ms_stream_reader {
+	struct ms_stream *st;
+	uint64_t pos;
+	int efd;
+	struct ms_stream_reader *next;
+};
+
+struct ms_stream {
+	pthread_mutex_t mu;
+	atomic_int refs;
+	uint8_t *ring;
+	size_t cap;
+	uint64_t end;          /* absolute position of the next byte */
+	int log_fd;            /* -1 without a log file */
+	bool closed;
+	struct ms_stream_reader *readers;
+};
+
+struct ms_stream *ms_stream_new(size_t ring_cap, const char *log_path)
+{
+	struct ms_stream *st = calloc(1, sizeof(*st));
+
+	if (st == NULL)
+		return NULL;
+	st->ring = malloc(ring_cap);
+	if (st->ring == NULL) {
+		free(st);
+		return NULL;
+	}
+	pthread_mutex_init(&st->mu, NULL);
+	atomic_init(&st->refs, 1);
+	st->cap = ring_cap;
+	st->log_fd = -1;
+	if (log_path != NULL) {
+		struct stat sb;
+
+		st->log_fd = open(log_path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (st->log_fd >= 0 && fstat(st->log_fd, &sb) == 0) {
+			/*
+			 * A reopened log (daemon restart) keeps its bytes: positions
+			 * continue after them, and late readers can still replay them
+			 * from the file. The ring starts empty at that position.
+			 */
+			st->end = (uint64_t)sb.st_size;
+		}
+	}
+	return st;
+}
+
+void ms_stream_ref(struct ms_stream *st)
+{
+	atomic_fetch_add(&st->refs, 1);
+}
+
+void ms_stream_unref(struct ms_stream *st)
+{
+	if (st == NULL || atomic_fetch_sub(&st->refs, 1) != 1)
+		return;
+	if (st->log_fd >= 0)
+		close(st->log_fd);
+	pthread_mutex_destroy(&st->mu);
+	free(st->ring);
+	free(st);
+}
+
+/* Make an eventfd readable. It cannot fail short of a counter overflow, which would also mean "readable". */
+static void signal_fd(int efd)
+{
+	uint64_t one = 1;
+	ssize_t n = write(efd, &one, sizeof(one));
+
+	(void)n;
+}
+
+static void wake_all(struct ms_stream *st)
+{
+	for (struct ms_stream_reader *r = st->readers; r != NULL; r = r->next)
+		signal_fd(r->efd);
+}
+
+void ms_stream_write(struct ms_stream *st, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	if (len == 0)
+		return;
+	pthread_mutex_lock(&st->mu);
+	if (st->log_fd >= 0) {
+		size_t off = 0;
+
+		while (off < len) {
+			ssize_t n = write(st->log_fd, p + off, len - off);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				break; /* disk full: the ring still serves live readers */
+			off += (size_t)n;
+		}
+	}
+	/* Only the last cap bytes of a huge write can stay in the ring. */
+	if (len > st->cap) {
+		st->end += len - st->cap;
+		p += len - st->cap;
+		len = st->cap;
+	}
+	for (size_t i = 0; i < len;) {
+		size_t at = (size_t)(st->end % st->cap);
+		size_t chunk = st->cap - at;
+
+		if (chunk > len - i)
+			chunk = len - i;
+		memcpy(st->ring + at, p + i, chunk);
+		st->end += chunk;
+		i += chunk;
+	}
+	wake_all(st);
+	pthread_mutex_unlock(&st->mu);
+}
+
+uint64_t ms_stream_end(struct ms_stream *st)
+{
+	uint64_t end;
+
+	pthread_mutex_lock(&st->mu);
+	end = st->end;
+	pthread_mutex_unlock(&st->mu);
+	return end;
+}
+
+void ms_stream_close(struct ms_stream *st)
+{
+	pthread_mutex_lock(&st->mu);
+	st->closed = true;
+	wake_all(st);
+	pthread_mutex_unlock(&st->mu);
+}
+
+struct ms_stream_reader *ms_stream_reader_open(struct ms_stream *st, uint64_t from)
+{
+	struct ms_stream_reader *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return NULL;
+	r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (r->efd < 0) {
+		free(r);
+		return NULL;
+	}
+	ms_stream_ref(st);
+	r->st = st;
+	pthread_mutex_lock(&st->mu);
+	r->pos = from > st->end ? st->end : from;
+	r->next = st->readers;
+	st->readers = r;
+	/* Start readable so the owner looks at once (backlog or EOF). */
+	signal_fd(r->efd);
+	pthread_mutex_unlock(&st->mu);
+	return r;
+}
+
+void ms_stream_reader_close(struct ms_stream_reader *r)
+{
+	struct ms_stream *st;
+
+	if (r == NULL)
+		return;
+	st = r->st;
+	pthread_mutex_lock(&st->mu);
+	for (struct ms_stream_reader **pp = &st->readers; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&st->mu);
+	close(r->efd);
+	free(r);
+	ms_stream_unref(st);
+}
+
+int ms_stream_reader_fd(struct ms_stream_reader *r)
+{
+	return r->efd;
+}
+
+ssize_t ms_stream_read(struct ms_stream_reader *r, void *buf, size_t cap)
+{
+	struct ms_stream *st = r->st;
+	uint64_t ring_start;
+	ssize_t n = 0;
+
+	pthread_mutex_lock(&st->mu);
+	ring_start = st->end > st->cap ? st->end - st->cap : 0;
+	if (r->pos < ring_start) {
+		/* Fell behind the ring: replay from the log file when there is one. */
+		if (st->log_fd >= 0) {
+			size_t want = (size_t)(ring_start - r->pos) < cap ? (size_t)(ring_start - r->pos) : cap;
+
+			n = pread(st->log_fd, buf, want, (off_t)r->pos);
+			if (n > 0)
+				r->pos += (uint64_t)n;
+		}
+		if (n <= 0) {
+			n = 0;
+			r->pos = ring_start; /* bytes are gone for good */
+		}
+	}
+	if (n == 0 && r->pos < st->end) {
+		size_t avail = (size_t)(st->end - r->pos);
+		size_t at = (size_t)(r->pos % st->cap);
+		size_t chunk = st->cap - at;
+
+		if (chunk > avail)
+			chunk = avail;
+		if (chunk > cap)
+			chunk = cap;
+		memcpy(buf, st->ring + at, chunk);
+		r->pos += chunk;
+		n = (ssize_t)chunk;
+	}
+	if (n == 0) {
+		uint64_t v;
+		ssize_t k = read(r->efd, &v, sizeof(v)); /* drain; EAGAIN is fine */
+
+		(void)k;
+		if (st->closed)
+			n = -1;
+	}
+	pthread_mutex_unlock(&st->mu);
+	return n;
+}
+
+int ms_stream_snapshot(struct ms_stream *st, size_t max, char **out, size_t *out_len)
+{
+	struct ms_stream_reader *r;
+	uint64_t end = ms_stream_end(st);
+	uint64_t from = end > max ? end - max : 0;
+	size_t len = 0;
+	char *buf;
+
+	buf = malloc((size_t)(end - from) + 1);
+	if (buf == NULL)
+		return -ENOMEM;
+	r = ms_stream_reader_open(st, from);
+	if (r == NULL) {
+		free(buf);
+		return -ENOMEM;
+	}
+	while (len < end - from) {
+		ssize_t n = ms_stream_read(r, buf + len, (size_t)(end - from) - len);
+
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	ms_stream_reader_close(r);
+	buf[len] = '\0';
+	*out = buf;
+	*out_len = len;
+	return 0;
+}
