@@ -41,8 +41,13 @@ struct ms_req {
 	struct MHD_Connection *conn;
 };
 
-/* Upgrade hook a WebSocket route sets: runs on its own thread with the raw socket. */
-typedef void (*ms_ws_handler)(int fd, void *ud);
+/*
+ * Upgrade hook a WebSocket route sets: runs on its own thread with the raw
+ * socket (blocking, TCP_NODELAY) and the bytes the client sent after the
+ * handshake that the server had already read. The server closes fd after
+ * the hook returns; the hook owns ud.
+ */
+typedef void (*ms_ws_handler)(int fd, const uint8_t *early, size_t early_len, void *ud);
 
 struct ms_resp {
 	int status;

@@ -1,0 +1,289 @@
+/*
+ * api_sessions: sessions, control, program loading, snapshots, devices.
+ *
+ * Handlers validate the request shape and hand the work to core/session.c,
+ * which owns the state machine. Threads: HTTP worker threads.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/program.h"
+#include "core/session.h"
+#include "http/api.h"
+
+/* The session named in the path, or NULL after answering 404. Caller puts it. */
+static struct ms_session *path_session(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s = ms_session_find(req->params[0]);
+
+	if (s == NULL)
+		ms_resp_fail(resp, 404, "session_not_found", "no session %.64s", req->params[0]);
+	return s;
+}
+
+/* Reply with the session's current view after a successful operation. */
+static void reply_session(struct ms_resp *resp, int status, struct ms_session *s)
+{
+	ms_resp_json(resp, status, ms_session_json(s));
+}
+
+void ms_api_sessions_create(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_err e;
+	json_t *body, *bc;
+	const char *backend;
+	struct ms_session *s;
+
+	ms_err_clear(&e);
+	if (ms_req_json(req, false, &body, &e) != 0) {
+		ms_resp_error(resp, &e);
+		return;
+	}
+	backend = json_string_value(json_object_get(body, "backend"));
+	bc = json_object_get(body, "board_config");
+	if (json_object_get(body, "backend") != NULL && backend == NULL) {
+		ms_resp_fail(resp, 400, "bad_request", "\"backend\" must be a string");
+	} else if (backend == NULL) {
+		ms_resp_fail(resp, 400, "bad_request", "missing \"backend\" (one of the backends in /api/v1/capabilities)");
+	} else if (bc != NULL && !json_is_object(bc)) {
+		ms_resp_fail(resp, 400, "bad_request", "\"board_config\" must be an object");
+	} else if (ms_sessions_create(backend, bc, &s, &e) != 0) {
+		ms_resp_error(resp, &e);
+	} else {
+		reply_session(resp, 201, s);
+		ms_session_put(s);
+	}
+	json_decref(body);
+}
+
+void ms_api_sessions_list(struct ms_req *req, struct ms_resp *resp)
+{
+	(void)req;
+	ms_resp_json(resp, 200, ms_sessions_list_json());
+}
+
+void ms_api_session_get(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s = path_session(req, resp);
+
+	if (s == NULL)
+		return;
+	reply_session(resp, 200, s);
+	ms_session_put(s);
+}
+
+void ms_api_session_delete(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_err e;
+
+	ms_err_clear(&e);
+	if (ms_sessions_delete(req->params[0], &e) != 0)
+		ms_resp_error(resp, &e);
+	else
+		ms_resp_json(resp, 200, json_pack("{s:s,s:b}", "id", req->params[0], "deleted", 1));
+}
+
+typedef int (*control_fn)(struct ms_session *s, struct ms_err *e);
+
+static void control(struct ms_req *req, struct ms_resp *resp, control_fn fn)
+{
+	struct ms_session *s = path_session(req, resp);
+	struct ms_err e;
+
+	if (s == NULL)
+		return;
+	ms_err_clear(&e);
+	if (fn(s, &e) != 0)
+		ms_resp_error(resp, &e);
+	else
+		reply_session(resp, 200, s);
+	ms_session_put(s);
+}
+
+void ms_api_session_poweron(struct ms_req *req, struct ms_resp *resp)
+{
+	control(req, resp, ms_session_poweron);
+}
+
+void ms_api_session_poweroff(struct ms_req *req, struct ms_resp *resp)
+{
+	control(req, resp, ms_session_poweroff);
+}
+
+void ms_api_session_pause(struct ms_req *req, struct ms_resp *resp)
+{
+	control(req, resp, ms_session_pause);
+}
+
+void ms_api_session_reset(struct ms_req *req, struct ms_resp *resp)
+{
+	control(req, resp, ms_session_reset);
+}
+
+/* "0x1000", "4096" or a JSON integer; false when malformed or out of range. */
+static bool parse_address(json_t *v, uint64_t *out)
+{
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		*out = (uint64_t)json_integer_value(v);
+		return true;
+	}
+	if (json_is_string(v)) {
+		const char *t = json_string_value(v);
+		char *end;
+
+		if (t[0] == '\0' || t[0] == '-' || t[0] == '+' || t[0] == ' ')
+			return false;
+		errno = 0;
+		*out = strtoull(t, &end, 0);
+		return errno == 0 && *end == '\0';
+	}
+	return false;
+}
+
+void ms_api_session_program(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s;
+	struct ms_program p;
+	struct ms_err e;
+	json_t *body, *addr_v;
+	const char *id, *path;
+	uint64_t addr = 0;
+	bool has_addr = false;
+
+	ms_err_clear(&e);
+	if (ms_req_json(req, false, &body, &e) != 0) {
+		ms_resp_error(resp, &e);
+		return;
+	}
+	s = path_session(req, resp);
+	if (s == NULL) {
+		json_decref(body);
+		return;
+	}
+	id = json_string_value(json_object_get(body, "program_id"));
+	path = json_string_value(json_object_get(body, "program_path"));
+	addr_v = json_object_get(body, "load_address");
+	if (addr_v != NULL && !json_is_null(addr_v)) {
+		if (!parse_address(addr_v, &addr)) {
+			ms_resp_fail(resp, 400, "bad_address", "\"load_address\" must be a non-negative integer or a \"0x...\" string");
+			goto out;
+		}
+		has_addr = true;
+	}
+	if ((id == NULL) == (path == NULL)) {
+		ms_resp_fail(resp, 400, "bad_request", "give exactly one of \"program_id\" and \"program_path\" (strings)");
+		goto out;
+	}
+	if ((id != NULL ? ms_programs_get(id, &p, &e) : ms_programs_find_path(path, &p, &e)) != 0) {
+		ms_resp_error(resp, &e);
+		goto out;
+	}
+	if (p.format == MS_IMAGE_BIN && !has_addr) {
+		ms_resp_fail(resp, 400, "missing_address", "program %s is a raw binary: give \"load_address\"", p.id);
+		goto out;
+	}
+	if (ms_session_load(s, &p, has_addr, addr, &e) != 0)
+		ms_resp_error(resp, &e);
+	else
+		reply_session(resp, 200, s);
+out:
+	json_decref(body);
+	ms_session_put(s);
+}
+
+void ms_api_session_devices(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s = path_session(req, resp);
+	struct ms_err e;
+	json_t *devices = NULL;
+
+	if (s == NULL)
+		return;
+	ms_err_clear(&e);
+	if (ms_session_devices(s, &devices, &e) != 0)
+		ms_resp_error(resp, &e);
+	else
+		ms_resp_json(resp, 200, json_pack("{s:s,s:o}", "session_id", s->id, "devices", devices));
+	ms_session_put(s);
+}
+
+void ms_api_snapshots_create(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s;
+	struct ms_err e;
+	json_t *body, *snap = NULL;
+	const char *name;
+
+	ms_err_clear(&e);
+	if (ms_req_json(req, false, &body, &e) != 0) {
+		ms_resp_error(resp, &e);
+		return;
+	}
+	s = path_session(req, resp);
+	if (s != NULL) {
+		name = json_string_value(json_object_get(body, "name"));
+		if (name == NULL)
+			ms_resp_fail(resp, 400, "bad_request", "missing \"name\" (string)");
+		else if (ms_session_snapshot_save(s, name, &snap, &e) != 0)
+			ms_resp_error(resp, &e);
+		else
+			ms_resp_json(resp, 201, snap);
+		ms_session_put(s);
+	}
+	json_decref(body);
+}
+
+void ms_api_snapshots_list(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s = path_session(req, resp);
+
+	if (s == NULL)
+		return;
+	ms_resp_json(resp, 200, ms_session_snapshots_json(s));
+	ms_session_put(s);
+}
+
+void ms_api_snapshot_restore(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s;
+	struct ms_err e;
+	json_t *body;
+	const char *which;
+
+	ms_err_clear(&e);
+	if (ms_req_json(req, false, &body, &e) != 0) {
+		ms_resp_error(resp, &e);
+		return;
+	}
+	s = path_session(req, resp);
+	if (s != NULL) {
+		which = json_string_value(json_object_get(body, "snapshot_id"));
+		if (which == NULL)
+			which = json_string_value(json_object_get(body, "name"));
+		if (which == NULL)
+			ms_resp_fail(resp, 400, "bad_request", "missing \"snapshot_id\" (a snapshot name or id)");
+		else if (ms_session_snapshot_restore(s, which, &e) != 0)
+			ms_resp_error(resp, &e);
+		else
+			reply_session(resp, 200, s);
+		ms_session_put(s);
+	}
+	json_decref(body);
+}
+
+void ms_api_snapshot_delete(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s = path_session(req, resp);
+	struct ms_err e;
+
+	if (s == NULL)
+		return;
+	ms_err_clear(&e);
+	if (ms_session_snapshot_delete(s, req->params[1], &e) != 0)
+		ms_resp_error(resp, &e);
+	else
+		ms_resp_json(resp, 200, json_pack("{s:s,s:b}", "snapshot", req->params[1], "deleted", 1));
+	ms_session_put(s);
+}
