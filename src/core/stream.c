@@ -31,6 +31,7 @@ struct ms_stream {
 	uint8_t *ring;
 	size_t cap;
 	uint64_t end;          /* absolute position of the next byte */
+	uint64_t ring_from;    /* oldest position the ring ever held (log size at open) */
 	int log_fd;            /* -1 without a log file */
 	bool closed;
 	struct ms_stream_reader *readers;
@@ -62,6 +63,7 @@ struct ms_stream *ms_stream_new(size_t ring_cap, const char *log_path)
 			 * from the file. The ring starts empty at that position.
 			 */
 			st->end = (uint64_t)sb.st_size;
+			st->ring_from = st->end;
 		}
 	}
 	return st;
@@ -212,6 +214,8 @@ ssize_t ms_stream_read(struct ms_stream_reader *r, void *buf, size_t cap)
 
 	pthread_mutex_lock(&st->mu);
 	ring_start = st->end > st->cap ? st->end - st->cap : 0;
+	if (ring_start < st->ring_from)
+		ring_start = st->ring_from;
 	if (r->pos < ring_start) {
 		/* Fell behind the ring: replay from the log file when there is one. */
 		if (st->log_fd >= 0) {
