@@ -1,0 +1,2364 @@
+/*
+ * qemu: the QEMU backend. Each session owns at most one qemu-system-*
+ * child ("instance"), started paused (-S) with QMP, the first UART and the
+ * gdbstub on sockets, plus a hidden qcow2 drive that stores snapshots on
+ * boards without a block device (EMULATORS.md §1, §6).
+ *
+ * Capabilities come from the installed binaries themselves: at init every
+ * qemu-system-* found (the configured one first) is asked for
+ * "-machine help", "-cpu help" and "-device help"; the answers are cached.
+ *
+ * Threads and locks:
+ *  - control functions (create, power_on, ..., destroy) run on API threads
+ *    with s->op_lock held (backend.h), so one session never sees two at once;
+ *  - each instance has one supervisor thread that polls the QMP socket, the
+ *    UART socket, the stderr pipe and a pidfd of the child. It alone reads
+ *    those fds, follows QEMU's events into the session state and reports a
+ *    child that died. It never takes s->op_lock;
+ *  - inst->lock guards the instance fields marked below, inst->cond signals
+ *    exit and job progress;
+ *  - qs->lock guards qs->inst for console_write, which runs without op_lock;
+ *    it is held while writing to the UART socket so the fd cannot close
+ *    underneath.
+ *  - the capability cache is written once in init, before any session
+ *    exists, and only read afterwards.
+ * Lock order: s->op_lock, then qs->lock, then inst->lock, then s->lock
+ * (taken inside ms_session_* calls).
+ */
+#include "backend/qemu.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/qmp.h"
+#include "core/log.h"
+#include "core/ports.h"
+#include "core/program.h"
+#include "core/session.h"
+#include "core/stream.h"
+
+extern char **environ;
+
+#define CMD_TIMEOUT_MS 5000
+#define START_TIMEOUT_MS 10000
+#define QUIT_TIMEOUT_MS 3000
+#define JOB_TIMEOUT_MS 300000
+#define ERR_TAIL 4096
+#define MAX_BINS 16
+
+/* ---- capability cache ------------------------------------------------- */
+
+struct qbin {
+	char path[PATH_MAX];
+	char arch[32];          /* suffix of qemu-system-<arch> */
+	json_t *machines;       /* [{name, description, alias_of?}] */
+	json_t *machine_names;  /* [name] incl. aliases */
+	json_t *cpus;           /* [name] */
+	json_t *devices;        /* {peripherals, bus_types} */
+};
+
+static struct qbin bins[MAX_BINS];
+static size_t n_bins;
+static json_t *caps;            /* the cached capability object */
+static json_t *all_boards;      /* sorted names over every binary */
+static char qemu_img[PATH_MAX];
+
+/*
+ * Names the seed's README uses that QEMU 7.2 renamed; accepted so that the
+ * seed's example bodies work verbatim.
+ */
+static const char *const board_aliases[][2] = {
+	{ "raspi2", "raspi2b" },
+	{ "raspi3", "raspi3b" },
+};
+
+/* Boards where QEMU 7.2 aborts on loadvm (EMULATORS.md §1.3). */
+static const char *const no_restore_boards[] = { "lm3s6965evb", "lm3s811evb" };
+
+/* ---- per-session state ------------------------------------------------ */
+
+struct inst {
+	struct ms_session *s;
+	pid_t pid;
+	int pidfd;
+	bool is_child;          /* false after a daemon restart (reattached) */
+	int wake_fd;            /* eventfd: re-read the fd set */
+	pthread_t thr;
+	bool thr_started;
+
+	pthread_mutex_t lock;   /* guards everything below */
+	pthread_cond_t cond;
+	struct ms_qmp *qmp;
+	int uart_fd;
+	int err_fd;
+	bool exited;
+	int wstatus;
+	bool status_known;
+	bool expect_exit;       /* we asked it to go: not an error */
+	int quiet;              /* >0: our own operation; don't follow STOP/RESUME */
+	bool guest_shutdown;
+	char job_id[32];
+	char job_status[32];
+	char errtail[ERR_TAIL];
+	size_t errlen;
+};
+
+struct qsess {
+	pthread_mutex_t lock;   /* guards inst for console_write */
+	struct inst *inst;
+
+	/* Below: touched only under s->op_lock (control calls). */
+	const struct qbin *bin;
+	char machine[64];
+	char cpu[64];
+	char memory[32];
+	bool network;
+	bool m_profile;
+	bool no_restore;
+	bool have_prog;
+	char prog_path[PATH_MAX];
+	enum ms_image_format prog_fmt;
+	char prog_arch[24];
+	bool prog_has_addr;
+	uint64_t prog_addr;
+	bool snap_ready;
+	uint64_t max_snapshot_bytes;
+};
+
+static uint64_t max_snapshot_bytes;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static bool json_array_has(json_t *arr, const char *name)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(arr, i, v) {
+		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+			return true;
+	}
+	return false;
+}
+
+static void sorted_insert_unique(json_t *arr, const char *name)
+{
+	size_t i, n = json_array_size(arr);
+
+	for (i = 0; i < n; i++) {
+		int c = strcmp(json_string_value(json_array_get(arr, i)), name);
+
+		if (c == 0)
+			return;
+		if (c > 0)
+			break;
+	}
+	json_array_insert_new(arr, i, json_string(name));
+}
+
+static int pidfd_open_(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int pidfd_kill(int pidfd, int sig)
+{
+	return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+/*
+ * QEMU option values are comma-separated; a literal comma in a path must be
+ * doubled. dst receives key=value with the value escaped.
+ */
+static int opt_path(char *dst, size_t cap, const char *prefix, const char *path)
+{
+	size_t n = strlen(prefix);
+
+	if (n >= cap)
+		return -ENAMETOOLONG;
+	memcpy(dst, prefix, n);
+	for (const char *p = path; *p; p++) {
+		if (n + 3 >= cap)
+			return -ENAMETOOLONG;
+		dst[n++] = *p;
+		if (*p == ',')
+			dst[n++] = ',';
+	}
+	dst[n] = '\0';
+	return 0;
+}
+
+/*
+ * Run argv (no shell) and capture at most cap-1 bytes of its standard output
+ * (standard error too when with_stderr) into a NUL-terminated heap buffer.
+ */
+static int run_capture(char *const argv[], bool with_stderr, int timeout_ms, char **out,
+		       int *wstatus)
+{
+	posix_spawn_file_actions_t fa;
+	int p[2];
+	pid_t pid;
+	size_t len = 0, cap = 1 << 16;
+	char *buf = malloc(cap);
+	int64_t deadline = mono_ms() + timeout_ms;
+	int rc, st = 0;
+
+	*out = NULL;
+	if (!buf)
+		return -ENOMEM;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		free(buf);
+		return -errno;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+	if (with_stderr)
+		posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+	else
+		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	close(p[1]);
+	if (rc != 0) {
+		close(p[0]);
+		free(buf);
+		return -rc;
+	}
+	for (;;) {
+		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		int left = (int)(deadline - mono_ms());
+		ssize_t n;
+
+		if (left <= 0 || poll(&pf, 1, left) <= 0) {
+			kill(pid, SIGKILL);
+			break;
+		}
+		if (len + 4096 > cap) {
+			char *nb;
+
+			if (cap >= (16u << 20)) {
+				kill(pid, SIGKILL);
+				break;
+			}
+			nb = realloc(buf, cap * 2);
+			if (!nb) {
+				kill(pid, SIGKILL);
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = read(p[0], buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	close(p[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	buf[len] = '\0';
+	*out = buf;
+	if (wstatus)
+		*wstatus = st;
+	return 0;
+}
+
+static void describe_status(int wstatus, bool known, char *buf, size_t cap)
+{
+	if (!known)
+		snprintf(buf, cap, "qemu exited (status unknown after a daemon restart)");
+	else if (WIFEXITED(wstatus))
+		snprintf(buf, cap, "qemu exited with status %d", WEXITSTATUS(wstatus));
+	else if (WIFSIGNALED(wstatus))
+		snprintf(buf, cap, "qemu killed by signal %d (%s)", WTERMSIG(wstatus),
+			 strsignal(WTERMSIG(wstatus)));
+	else
+		snprintf(buf, cap, "qemu ended (wait status 0x%x)", wstatus);
+}
+
+/*
+ * The stderr line that explains a death: the last one QEMU itself wrote
+ * ("qemu-system-arm: ..." or "qemu: fatal: ..."), not the register dump that
+ * follows a lockup; otherwise the last non-empty line.
+ */
+static void last_stderr_line(const char *tail, size_t len, char *buf, size_t cap)
+{
+	const char *best = NULL, *last = NULL;
+	size_t best_len = 0, last_len = 0;
+	size_t i = 0;
+
+	buf[0] = '\0';
+	while (i < len) {
+		size_t j = i;
+		size_t n;
+
+		while (j < len && tail[j] != '\n')
+			j++;
+		n = j - i;
+		while (n > 0 && (tail[i + n - 1] == '\r' || tail[i + n - 1] == ' '))
+			n--;
+		if (n > 0) {
+			last = tail + i;
+			last_len = n;
+			if (strncmp(tail + i, "qemu", 4) == 0 &&
+			    !(n > 9 && memmem(tail + i, n, "warning:", 8))) {
+				best = tail + i;
+				best_len = n;
+			}
+		}
+		i = j + 1;
+	}
+	if (!best) {
+		best = last;
+		best_len = last_len;
+	}
+	if (best)
+		snprintf(buf, cap, "%.*s", (int)best_len, best);
+}
+
+/* ---- text parsers (exposed in qemu.h for tests) ----------------------- */
+
+json_t *ms__qemu_parse_machines(const char *text)
+{
+	json_t *arr = json_array();
+	const char *p = text;
+
+	while (p && *p) {
+		const char *eol = strchr(p, '\n');
+		size_t n = eol ? (size_t)(eol - p) : strlen(p);
+		char line[512];
+		char name[64];
+		const char *rest;
+		size_t k = 0;
+
+		if (n >= sizeof(line))
+			goto next;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		if (n == 0 || isspace((unsigned char)line[0]) || strchr(line, ':') == line + n - 1)
+			goto next;
+		while (line[k] && !isspace((unsigned char)line[k]) && k < sizeof(name) - 1)
+			k++;
+		if (line[k] && !isspace((unsigned char)line[k]))
+			goto next;
+		memcpy(name, line, k);
+		name[k] = '\0';
+		/* Names are identifiers; anything else is not a machine line. */
+		for (size_t i = 0; i < k; i++) {
+			if (!isalnum((unsigned char)name[i]) && !strchr("-_.", name[i]))
+				goto next;
+		}
+		if (k == 0 || strcmp(name, "none") == 0)
+			goto next;
+		rest = line + k;
+		while (*rest == ' ' || *rest == '\t')
+			rest++;
+		{
+			json_t *m = json_pack("{s:s,s:s}", "name", name, "description", rest);
+			const char *al = strstr(rest, "(alias of ");
+
+			if (al) {
+				char target[64];
+
+				if (sscanf(al, "(alias of %63[^)])", target) == 1)
+					json_object_set_new(m, "alias_of", json_string(target));
+			}
+			json_array_append_new(arr, m);
+		}
+next:
+		p = eol ? eol + 1 : NULL;
+	}
+	return arr;
+}
+
+json_t *ms__qemu_parse_cpus(const char *text)
+{
+	json_t *arr = json_array();
+	const char *p = text;
+
+	while (p && *p) {
+		const char *eol = strchr(p, '\n');
+		size_t n = eol ? (size_t)(eol - p) : strlen(p);
+		char line[512], tok[64];
+
+		if (n > 0 && n < sizeof(line)) {
+			memcpy(line, p, n);
+			line[n] = '\0';
+			/* Headers ("Available CPUs:") end in a colon; x86 prefixes lines with "x86". */
+			if (line[n - 1] != ':') {
+				const char *q = line;
+
+				while (*q == ' ' || *q == '\t')
+					q++;
+				if (strncmp(q, "x86 ", 4) == 0)
+					q += 4;
+				while (*q == ' ')
+					q++;
+				if (sscanf(q, "%63s", tok) == 1) {
+					bool ok = true;
+
+					for (const char *c = tok; *c; c++) {
+						if (!isalnum((unsigned char)*c) && !strchr("-_.", *c))
+							ok = false;
+					}
+					if (ok && !json_array_has(arr, tok))
+						json_array_append_new(arr, json_string(tok));
+				}
+			}
+		}
+		p = eol ? eol + 1 : NULL;
+	}
+	return arr;
+}
+
+json_t *ms__qemu_parse_devices(const char *text)
+{
+	json_t *per = json_array(), *buses = json_array();
+	const char *p = text;
+	char category[64] = "";
+
+	while (p && *p) {
+		const char *eol = strchr(p, '\n');
+		size_t n = eol ? (size_t)(eol - p) : strlen(p);
+		char line[512], name[96], bus[64];
+
+		if (n > 0 && n < sizeof(line)) {
+			memcpy(line, p, n);
+			line[n] = '\0';
+			if (line[n - 1] == ':' && strncmp(line, "name ", 5) != 0) {
+				/* "Storage devices:" -> "storage" */
+				size_t k = 0;
+
+				while (line[k] && line[k] != ' ' && line[k] != ':' && k < sizeof(category) - 1) {
+					category[k] = (char)tolower((unsigned char)line[k]);
+					k++;
+				}
+				category[k] = '\0';
+			} else if (sscanf(line, "name \"%95[^\"]\"", name) == 1) {
+				const char *b = strstr(line, ", bus ");
+				json_t *d = json_pack("{s:s,s:s}", "name", name, "category",
+						      category[0] ? category : "uncategorized");
+
+				if (b && sscanf(b, ", bus %63[^,]", bus) == 1) {
+					char lower[64];
+					size_t k;
+
+					for (k = 0; bus[k] && k < sizeof(lower) - 1; k++)
+						lower[k] = (char)tolower((unsigned char)bus[k]);
+					lower[k] = '\0';
+					/* "usb-bus" and "usb" are the same kind of bus to a user. */
+					if (k > 4 && strcmp(lower + k - 4, "-bus") == 0)
+						lower[k - 4] = '\0';
+					json_object_set_new(d, "bus", json_string(lower));
+					sorted_insert_unique(buses, lower);
+				}
+				json_array_append_new(per, d);
+			}
+		}
+		p = eol ? eol + 1 : NULL;
+	}
+	return json_pack("{s:o,s:o}", "peripherals", per, "bus_types", buses);
+}
+
+static const char *region_kind(const char *type, int prio)
+{
+	if (strstr(type, "rom"))
+		return "rom";
+	if (strstr(type, "ram"))
+		return "ram";
+	/* create_unimplemented_device() maps its i/o region at priority -1000. */
+	if (prio < 0)
+		return "unimplemented";
+	return "io";
+}
+
+json_t *ms__qemu_parse_mtree(const char *text)
+{
+	json_t *arr = json_array();
+	const char *p = text;
+	bool in_view = false, seen_memory = false, done = false;
+	uint64_t prev_end = 0;
+
+	while (p && *p && !done) {
+		const char *eol = strchr(p, '\n');
+		size_t n = eol ? (size_t)(eol - p) : strlen(p);
+		char line[1024];
+
+		if (n >= sizeof(line))
+			goto next;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' '))
+			line[--n] = '\0';
+		if (strncmp(line, "FlatView #", 10) == 0) {
+			if (seen_memory)
+				done = true;
+			in_view = true;
+			goto next;
+		}
+		if (!in_view)
+			goto next;
+		if (strstr(line, "AS \"memory\"")) {
+			seen_memory = true;
+			goto next;
+		}
+		if (seen_memory) {
+			uint64_t a, b;
+			int prio, used = 0;
+			char type[64];
+			const char *name;
+			char clean[256];
+			size_t cl;
+			const char *kind;
+			json_t *last;
+
+			if (sscanf(line, " %" SCNx64 "-%" SCNx64 " (prio %d, %63[^)]): %n", &a, &b, &prio,
+				   type, &used) != 4 || used == 0 || b < a)
+				goto next;
+			name = line + used;
+			snprintf(clean, sizeof(clean), "%s", name);
+			cl = strlen(clean);
+			/* A trailing " @<16 hex digits>" is the offset inside the region. */
+			if (cl > 18 && clean[cl - 18] == ' ' && clean[cl - 17] == '@') {
+				bool hex = true;
+
+				for (size_t i = cl - 16; i < cl; i++) {
+					if (!isxdigit((unsigned char)clean[i]))
+						hex = false;
+				}
+				if (hex)
+					clean[cl - 18] = '\0';
+			}
+			kind = region_kind(type, prio);
+			last = json_array_size(arr) ? json_array_get(arr, json_array_size(arr) - 1) : NULL;
+			if (last && prev_end + 1 == a &&
+			    strcmp(json_string_value(json_object_get(last, "name")), clean) == 0 &&
+			    strcmp(json_string_value(json_object_get(last, "kind")), kind) == 0) {
+				uint64_t base = strtoull(json_string_value(json_object_get(last, "base")), NULL, 16);
+				char sz[24];
+
+				snprintf(sz, sizeof(sz), "0x%" PRIx64, b - base + 1);
+				json_object_set_new(last, "size", json_string(sz));
+			} else {
+				char bs[24], sz[24];
+
+				snprintf(bs, sizeof(bs), "0x%" PRIx64, a);
+				snprintf(sz, sizeof(sz), "0x%" PRIx64, b - a + 1);
+				json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}", "name", clean,
+								     "base", bs, "size", sz, "kind", kind));
+			}
+			prev_end = b;
+		}
+next:
+		p = eol ? eol + 1 : NULL;
+	}
+	return arr;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t row[65];
+
+	if (la > 64 || lb > 64)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0];
+
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (tolower((unsigned char)a[i - 1]) !=
+					      tolower((unsigned char)b[j - 1]));
+
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			if (up + 1 < best)
+				best = up + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb];
+}
+
+void ms__qemu_closest(const char *word, json_t *names, size_t max, char *buf, size_t cap)
+{
+	size_t n = json_array_size(names);
+	size_t *score = calloc(n ? n : 1, sizeof(*score));
+	size_t used = 0, wl = strlen(word);
+
+	buf[0] = '\0';
+	if (!score)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		const char *c = json_string_value(json_array_get(names, i));
+
+		score[i] = c ? edit_distance(word, c) : SIZE_MAX;
+		/* A typed prefix ("mps2") should suggest what it starts. */
+		if (c && wl >= 2 && strncasecmp(c, word, wl) == 0)
+			score[i] = score[i] > 1 ? 1 : score[i];
+	}
+	for (size_t k = 0; k < max; k++) {
+		size_t best = SIZE_MAX, bi = 0;
+
+		for (size_t i = 0; i < n; i++) {
+			if (score[i] < best) {
+				best = score[i];
+				bi = i;
+			}
+		}
+		if (best == SIZE_MAX)
+			break;
+		used += (size_t)snprintf(buf + used, used < cap ? cap - used : 0, "%s%s",
+					 used ? ", " : "",
+					 json_string_value(json_array_get(names, bi)));
+		if (used >= cap)
+			break;
+		score[bi] = SIZE_MAX;
+	}
+	free(score);
+}
+
+/* ---- capabilities ----------------------------------------------------- */
+
+static int find_in_path(const char *name, char *out, size_t cap)
+{
+	const char *path = getenv("PATH");
+	char *copy, *save = NULL;
+
+	if (strchr(name, '/')) {
+		if (access(name, X_OK) != 0)
+			return -errno;
+		snprintf(out, cap, "%s", name);
+		return 0;
+	}
+	copy = strdup(path ? path : "/usr/local/bin:/usr/bin:/bin");
+	if (!copy)
+		return -ENOMEM;
+	for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		snprintf(out, cap, "%s/%s", d, name);
+		if (access(out, X_OK) == 0) {
+			free(copy);
+			return 0;
+		}
+	}
+	free(copy);
+	return -ENOENT;
+}
+
+static int probe_binary(const char *path)
+{
+	struct qbin *b;
+	const char *base = strrchr(path, '/');
+	char *out = NULL;
+	char *argv[4];
+	int st;
+
+	if (n_bins >= MAX_BINS)
+		return -ENOSPC;
+	for (size_t i = 0; i < n_bins; i++) {
+		if (strcmp(bins[i].path, path) == 0)
+			return 0;
+	}
+	b = &bins[n_bins];
+	memset(b, 0, sizeof(*b));
+	snprintf(b->path, sizeof(b->path), "%s", path);
+	base = base ? base + 1 : path;
+	snprintf(b->arch, sizeof(b->arch), "%s",
+		 strncmp(base, "qemu-system-", 12) == 0 ? base + 12 : base);
+
+	argv[0] = b->path;
+	argv[1] = "-machine";
+	argv[2] = "help";
+	argv[3] = NULL;
+	if (run_capture(argv, false, 10000, &out, &st) != 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		free(out);
+		return -ENOEXEC;
+	}
+	b->machines = ms__qemu_parse_machines(out);
+	free(out);
+	argv[1] = "-cpu";
+	if (run_capture(argv, false, 10000, &out, &st) != 0) {
+		json_decref(b->machines);
+		return -ENOEXEC;
+	}
+	b->cpus = ms__qemu_parse_cpus(out);
+	free(out);
+	argv[1] = "-device";
+	if (run_capture(argv, false, 10000, &out, &st) != 0) {
+		json_decref(b->machines);
+		json_decref(b->cpus);
+		return -ENOEXEC;
+	}
+	b->devices = ms__qemu_parse_devices(out);
+	free(out);
+	b->machine_names = json_array();
+	{
+		size_t i;
+		json_t *m;
+
+		json_array_foreach(b->machines, i, m)
+			json_array_append(b->machine_names, json_object_get(m, "name"));
+	}
+	if (json_array_size(b->machines) == 0) {
+		json_decref(b->machines);
+		json_decref(b->cpus);
+		json_decref(b->devices);
+		json_decref(b->machine_names);
+		return -ENOEXEC;
+	}
+	n_bins++;
+	return 0;
+}
+
+static int scan_dir_binaries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char names[MAX_BINS][256];
+	size_t n = 0;
+
+	if (!d)
+		return -errno;
+	while ((de = readdir(d)) && n < MAX_BINS) {
+		if (strncmp(de->d_name, "qemu-system-", 12) == 0)
+			snprintf(names[n++], sizeof(names[0]), "%s/%s", dir, de->d_name);
+	}
+	closedir(d);
+	qsort(names, n, sizeof(names[0]), (int (*)(const void *, const void *))strcmp);
+	for (size_t i = 0; i < n; i++)
+		probe_binary(names[i]);
+	return 0;
+}
+
+static json_t *build_caps(void)
+{
+	json_t *c, *boards = json_array(), *cpus = json_array(), *per = json_array(),
+		   *buses = json_array(), *bl = json_array(), *aliases = json_object();
+	json_t *seen_dev = json_object();
+
+	for (size_t i = 0; i < n_bins; i++) {
+		size_t k;
+		json_t *v;
+
+		json_array_foreach(bins[i].machine_names, k, v)
+			sorted_insert_unique(boards, json_string_value(v));
+		json_array_foreach(bins[i].cpus, k, v)
+			sorted_insert_unique(cpus, json_string_value(v));
+		json_array_foreach(json_object_get(bins[i].devices, "bus_types"), k, v)
+			sorted_insert_unique(buses, json_string_value(v));
+		json_array_foreach(json_object_get(bins[i].devices, "peripherals"), k, v) {
+			const char *name = json_string_value(json_object_get(v, "name"));
+
+			if (!json_object_get(seen_dev, name)) {
+				json_object_set_new(seen_dev, name, json_true());
+				sorted_insert_unique(per, name);
+			}
+		}
+		json_array_append_new(bl, json_pack("{s:s,s:s,s:I,s:I}", "path", bins[i].path, "arch",
+						    bins[i].arch, "boards",
+						    (json_int_t)json_array_size(bins[i].machines),
+						    "processors",
+						    (json_int_t)json_array_size(bins[i].cpus)));
+	}
+	for (size_t i = 0; i < sizeof(board_aliases) / sizeof(board_aliases[0]); i++) {
+		if (json_array_has(boards, board_aliases[i][1]))
+			json_object_set_new(aliases, board_aliases[i][0], json_string(board_aliases[i][1]));
+	}
+	json_decref(seen_dev);
+	all_boards = json_incref(boards);
+	c = json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:[s,s]}", "backend", "qemu", "boards",
+		      boards, "processors", cpus, "peripherals", per, "bus_types", buses,
+		      "operations", ms_backend_operations(&ms_backend_qemu), "binaries", bl,
+		      "board_aliases", aliases, "snapshot_restore_unsupported", no_restore_boards[0],
+		      no_restore_boards[1]);
+	return c;
+}
+
+static void qemu_fini(void)
+{
+	for (size_t i = 0; i < n_bins; i++) {
+		json_decref(bins[i].machines);
+		json_decref(bins[i].machine_names);
+		json_decref(bins[i].cpus);
+		json_decref(bins[i].devices);
+	}
+	n_bins = 0;
+	json_decref(caps);
+	caps = NULL;
+	json_decref(all_boards);
+	all_boards = NULL;
+}
+
+static int qemu_init(const struct ms_config *cfg, struct ms_err *e)
+{
+	const char *want = cfg->backends.qemu.binary ? cfg->backends.qemu.binary : "qemu-system-arm";
+	char path[PATH_MAX];
+	int rc;
+
+	qemu_fini();
+	max_snapshot_bytes = cfg->resources.max_snapshot_bytes;
+	rc = find_in_path(want, path, sizeof(path));
+	if (rc != 0)
+		return ms_fail(e, 500, "qemu_missing", "cannot find qemu binary %s: %s", want,
+			       ms_strerror(rc));
+	if (probe_binary(path) != 0)
+		return ms_fail(e, 500, "qemu_broken", "%s does not answer -machine help", path);
+	/* Other architectures' binaries (aarch64-only boards such as raspi3b). */
+	{
+		char dir[PATH_MAX];
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", path);
+		slash = strrchr(dir, '/');
+		if (slash) {
+			*slash = '\0';
+			scan_dir_binaries(dir);
+		}
+		if (strcmp(dir, "/usr/bin") != 0)
+			scan_dir_binaries("/usr/bin");
+	}
+	if (find_in_path("qemu-img", qemu_img, sizeof(qemu_img)) != 0) {
+		qemu_fini();
+		return ms_fail(e, 500, "qemu_missing", "cannot find qemu-img (needed for snapshots)");
+	}
+	caps = build_caps();
+	ms_info("qemu: %zu binaries, %zu boards", n_bins, json_array_size(all_boards));
+	return 0;
+}
+
+static json_t *qemu_capabilities(void)
+{
+	return caps ? json_deep_copy(caps) : json_pack("{s:s}", "backend", "qemu");
+}
+
+/* ---- board_config validation ------------------------------------------ */
+
+struct resolved {
+	const struct qbin *bin;
+	char machine[64];
+	char cpu[64];
+	char memory[32];
+	bool network;
+	bool m_profile;
+};
+
+static const char *alias_target(const char *board)
+{
+	for (size_t i = 0; i < sizeof(board_aliases) / sizeof(board_aliases[0]); i++) {
+		if (strcmp(board, board_aliases[i][0]) == 0)
+			return board_aliases[i][1];
+	}
+	return board;
+}
+
+static json_t *machine_of(const struct qbin *b, const char *name)
+{
+	size_t i;
+	json_t *m;
+
+	json_array_foreach(b->machines, i, m) {
+		if (strcmp(json_string_value(json_object_get(m, "name")), name) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+static bool bin_fits_arch(const struct qbin *b, const char *arch)
+{
+	if (!arch || !arch[0])
+		return true;
+	if (strcmp(arch, "arm") == 0)
+		return strcmp(b->arch, "arm") == 0 || strcmp(b->arch, "aarch64") == 0;
+	return strcmp(b->arch, arch) == 0;
+}
+
+/*
+ * Resolve a board_config (and, when known, the program's architecture) to a
+ * binary, machine and options. 400 with the closest valid names otherwise.
+ */
+static int resolve(json_t *bc, const char *prog_arch, struct resolved *r, struct ms_err *e)
+{
+	json_t *jb, *jc, *jm, *jn;
+	const char *board, *cpu = "";
+
+	memset(r, 0, sizeof(*r));
+	if (!n_bins)
+		return ms_fail(e, 501, "not_supported", "the qemu backend found no qemu binary");
+	if (!json_is_object(bc))
+		return ms_fail(e, 400, "bad_board_config", "board_config must be an object");
+	jb = json_object_get(bc, "board");
+	if (!json_is_string(jb) || json_string_length(jb) == 0)
+		return ms_fail(e, 400, "bad_board_config",
+			       "board_config.board is required for the qemu backend (see GET /api/v1/capabilities)");
+	board = alias_target(json_string_value(jb));
+	jc = json_object_get(bc, "cpu");
+	if (jc && !json_is_null(jc)) {
+		if (!json_is_string(jc))
+			return ms_fail(e, 400, "bad_board_config", "board_config.cpu must be a string");
+		cpu = json_string_value(jc);
+	}
+	{
+		bool board_known = false;
+		const struct qbin *cpu_hint = NULL;
+
+		for (size_t i = 0; i < n_bins && !r->bin; i++) {
+			const struct qbin *b = &bins[i];
+
+			if (!machine_of(b, board))
+				continue;
+			board_known = true;
+			if (!cpu_hint)
+				cpu_hint = b;
+			if (cpu[0] && !json_array_has(b->cpus, cpu))
+				continue;
+			if (!bin_fits_arch(b, prog_arch))
+				continue;
+			r->bin = b;
+		}
+		if (!board_known) {
+			char near[256];
+
+			ms__qemu_closest(json_string_value(jb), all_boards, 3, near, sizeof(near));
+			return ms_fail(e, 400, "unknown_board", "unknown board \"%.64s\" for qemu; closest: %s",
+				       json_string_value(jb), near);
+		}
+		if (!r->bin && cpu[0]) {
+			bool any = false;
+
+			for (size_t i = 0; i < n_bins; i++) {
+				if (machine_of(&bins[i], board) && json_array_has(bins[i].cpus, cpu))
+					any = true;
+			}
+			if (!any) {
+				char near[256];
+
+				ms__qemu_closest(cpu, cpu_hint->cpus, 3, near, sizeof(near));
+				return ms_fail(e, 400, "unknown_cpu",
+					       "unknown cpu \"%.64s\" for board %s; closest: %s", cpu, board,
+					       near);
+			}
+		}
+		if (!r->bin)
+			return ms_fail(e, 400, "incompatible_program",
+				       "no installed qemu runs %s programs on board %s%s%s", prog_arch,
+				       board, cpu[0] ? " with cpu " : "", cpu);
+	}
+	snprintf(r->machine, sizeof(r->machine), "%s", board);
+	snprintf(r->cpu, sizeof(r->cpu), "%s", cpu);
+	{
+		const char *desc = json_string_value(
+			json_object_get(machine_of(r->bin, board), "description"));
+
+		r->m_profile = desc && strstr(desc, "Cortex-M");
+	}
+	jm = json_object_get(bc, "memory");
+	if (jm && !json_is_null(jm)) {
+		if (json_is_integer(jm)) {
+			json_int_t mb = json_integer_value(jm);
+
+			if (mb < 1 || mb > 65536)
+				return ms_fail(e, 400, "bad_board_config",
+					       "board_config.memory is in MiB, 1..65536");
+			snprintf(r->memory, sizeof(r->memory), "%lldM", (long long)mb);
+		} else if (json_is_string(jm)) {
+			const char *m = json_string_value(jm);
+			size_t n = strlen(m), digits = 0;
+			unsigned long long v;
+			char unit = 'M';
+
+			while (digits < n && isdigit((unsigned char)m[digits]))
+				digits++;
+			if (digits == 0 || digits > 7 || n > digits + 2 ||
+			    (n == digits + 1 && !strchr("KMGkmg", m[digits])) ||
+			    (n == digits + 2 && (!strchr("KMGkmg", m[digits]) || toupper((unsigned char)m[digits + 1]) != 'B')))
+				return ms_fail(e, 400, "bad_board_config",
+					       "board_config.memory must look like 256M, 1G or a number of MiB");
+			v = strtoull(m, NULL, 10);
+			if (n > digits)
+				unit = (char)toupper((unsigned char)m[digits]);
+			if (v == 0 || (unit == 'G' && v > 64) || (unit == 'M' && v > 65536) ||
+			    (unit == 'K' && v > 67108864ULL))
+				return ms_fail(e, 400, "bad_board_config",
+					       "board_config.memory is out of range (at most 64G)");
+			snprintf(r->memory, sizeof(r->memory), "%llu%c", v, unit);
+		} else {
+			return ms_fail(e, 400, "bad_board_config",
+				       "board_config.memory must be a number of MiB or a string like 256M");
+		}
+	}
+	jn = json_object_get(bc, "network");
+	if (jn && !json_is_null(jn)) {
+		if (!json_is_boolean(jn))
+			return ms_fail(e, 400, "bad_board_config", "board_config.network must be true or false");
+		r->network = json_is_true(jn);
+	}
+	return 0;
+}
+
+static int qemu_validate(json_t *bc, struct ms_err *e)
+{
+	struct resolved r;
+
+	return resolve(bc, NULL, &r, e);
+}
+
+/* ---- the supervisor --------------------------------------------------- */
+
+static void inst_wake(struct inst *in)
+{
+	uint64_t one = 1;
+	ssize_t n = write(in->wake_fd, &one, sizeof(one));
+
+	(void)n;
+}
+
+static void on_event(void *ud, const char *name, json_t *data)
+{
+	struct inst *in = ud;
+	struct ms_session *s = in->s;
+	bool quiet;
+
+	pthread_mutex_lock(&in->lock);
+	quiet = in->quiet > 0 || in->expect_exit;
+	if (strcmp(name, "JOB_STATUS_CHANGE") == 0) {
+		const char *id = json_string_value(json_object_get(data, "id"));
+		const char *st = json_string_value(json_object_get(data, "status"));
+
+		if (id && st && in->job_id[0] && strcmp(id, in->job_id) == 0) {
+			snprintf(in->job_status, sizeof(in->job_status), "%s", st);
+			pthread_cond_broadcast(&in->cond);
+		}
+		pthread_mutex_unlock(&in->lock);
+		return;
+	}
+	if (strcmp(name, "SHUTDOWN") == 0 && json_is_true(json_object_get(data, "guest")))
+		in->guest_shutdown = true;
+	pthread_mutex_unlock(&in->lock);
+
+	if (strcmp(name, "STOP") == 0) {
+		/* A gdb attaching stops the VM; so does a breakpoint. */
+		if (!quiet && ms_session_state(s) == MS_STATE_RUNNING)
+			ms_session_set_state(s, MS_STATE_PAUSED, NULL);
+		return;
+	}
+	if (strcmp(name, "RESUME") == 0) {
+		enum ms_state st = ms_session_state(s);
+
+		if (!quiet && (st == MS_STATE_PAUSED || st == MS_STATE_CREATED))
+			ms_session_set_state(s, MS_STATE_RUNNING, NULL);
+		return;
+	}
+	ms_session_event(s, "emulator",
+			 json_pack("{s:s,s:O}", "event", name, "data", data ? data : json_null()));
+}
+
+static void read_stderr(struct inst *in, int fd)
+{
+	char buf[4096];
+
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		pthread_mutex_lock(&in->lock);
+		if ((size_t)n >= ERR_TAIL) {
+			memcpy(in->errtail, buf + n - ERR_TAIL, ERR_TAIL);
+			in->errlen = ERR_TAIL;
+		} else {
+			if (in->errlen + (size_t)n > ERR_TAIL) {
+				size_t drop = in->errlen + (size_t)n - ERR_TAIL;
+
+				memmove(in->errtail, in->errtail + drop, in->errlen - drop);
+				in->errlen -= drop;
+			}
+			memcpy(in->errtail + in->errlen, buf, (size_t)n);
+			in->errlen += (size_t)n;
+		}
+		pthread_mutex_unlock(&in->lock);
+		ms_debug("session %s: qemu stderr: %.*s", in->s->id, (int)n, buf);
+	}
+}
+
+static void read_uart(struct inst *in, int fd)
+{
+	char buf[16384];
+
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		ms_stream_write(in->s->console, buf, (size_t)n);
+	}
+}
+
+/* The child is gone: reap it and tell the session unless we asked for it. */
+static void child_exited(struct inst *in)
+{
+	struct ms_session *s = in->s;
+	char status[128], line[400], reason[512];
+	bool expected, guest_off;
+	int port;
+
+	if (in->is_child) {
+		int st;
+
+		while (waitpid(in->pid, &st, 0) < 0 && errno == EINTR)
+			;
+		in->wstatus = st;
+		in->status_known = true;
+	}
+	if (in->err_fd >= 0)
+		read_stderr(in, in->err_fd);
+	pthread_mutex_lock(&in->lock);
+	if (in->uart_fd >= 0)
+		read_uart(in, in->uart_fd);
+	in->exited = true;
+	expected = in->expect_exit;
+	guest_off = in->guest_shutdown;
+	describe_status(in->wstatus, in->status_known, status, sizeof(status));
+	last_stderr_line(in->errtail, in->errlen, line, sizeof(line));
+	pthread_cond_broadcast(&in->cond);
+	if (in->qmp)
+		ms_qmp_shutdown(in->qmp);
+	pthread_mutex_unlock(&in->lock);
+
+	if (expected)
+		return;
+	snprintf(reason, sizeof(reason), "%s%s%s", status, line[0] ? ": " : "", line);
+	{
+		char tail[ERR_TAIL + 1];
+
+		pthread_mutex_lock(&in->lock);
+		memcpy(tail, in->errtail, in->errlen);
+		tail[in->errlen] = '\0';
+		pthread_mutex_unlock(&in->lock);
+		ms_session_set_extra(s, "emulator_stderr", json_string(tail));
+	}
+	pthread_mutex_lock(&s->lock);
+	port = s->gdb_port;
+	s->gdb_port = 0;
+	pthread_mutex_unlock(&s->lock);
+	if (port > 0)
+		ms_port_free(port);
+	ms_session_event(s, "emulator_exit", json_pack("{s:s,s:b}", "reason", reason, "guest_shutdown",
+						      guest_off));
+	if (guest_off && in->status_known && WIFEXITED(in->wstatus) && WEXITSTATUS(in->wstatus) == 0)
+		ms_session_set_state(s, MS_STATE_STOPPED, NULL);
+	else
+		ms_session_set_state(s, MS_STATE_ERROR, reason);
+}
+
+static void *supervisor_main(void *arg)
+{
+	struct inst *in = arg;
+	bool qmp_live = true, uart_live = true, err_live = true;
+
+	for (;;) {
+		struct pollfd pf[5];
+		int n = 0, iq = -1, iu = -1, ie = -1, ip, iw;
+		struct ms_qmp *q;
+		int ufd, efd;
+
+		pthread_mutex_lock(&in->lock);
+		q = in->qmp;
+		ufd = in->uart_fd;
+		efd = in->err_fd;
+		pthread_mutex_unlock(&in->lock);
+		ip = n;
+		pf[n++] = (struct pollfd){ .fd = in->pidfd, .events = POLLIN };
+		iw = n;
+		pf[n++] = (struct pollfd){ .fd = in->wake_fd, .events = POLLIN };
+		if (q && qmp_live) {
+			iq = n;
+			pf[n++] = (struct pollfd){ .fd = ms_qmp_fd(q), .events = POLLIN };
+		}
+		if (ufd >= 0 && uart_live) {
+			iu = n;
+			pf[n++] = (struct pollfd){ .fd = ufd, .events = POLLIN };
+		}
+		if (efd >= 0 && err_live) {
+			ie = n;
+			pf[n++] = (struct pollfd){ .fd = efd, .events = POLLIN };
+		}
+		if (poll(pf, (nfds_t)n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			ms_error("session %s: supervisor poll: %s", in->s->id, strerror(errno));
+			sleep_ms(10);
+			continue;
+		}
+		if (pf[iw].revents) {
+			uint64_t v;
+			ssize_t r = read(in->wake_fd, &v, sizeof(v));
+
+			(void)r;
+		}
+		if (iq >= 0 && pf[iq].revents && ms_qmp_on_readable(q) != 0)
+			qmp_live = false;
+		if (iu >= 0 && pf[iu].revents) {
+			char probe;
+			ssize_t r;
+
+			read_uart(in, ufd);
+			r = recv(ufd, &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+			if (r == 0 || (pf[iu].revents & (POLLHUP | POLLERR)))
+				uart_live = false;
+		}
+		if (ie >= 0 && pf[ie].revents) {
+			read_stderr(in, efd);
+			if (pf[ie].revents & (POLLHUP | POLLERR))
+				err_live = false;
+		}
+		if (pf[ip].revents) {
+			child_exited(in);
+			return NULL;
+		}
+	}
+}
+
+/* ---- instance lifecycle ----------------------------------------------- */
+
+static struct inst *inst_new(struct ms_session *s)
+{
+	struct inst *in = calloc(1, sizeof(*in));
+	pthread_condattr_t ca;
+
+	if (!in)
+		return NULL;
+	in->s = s;
+	in->pidfd = -1;
+	in->uart_fd = -1;
+	in->err_fd = -1;
+	in->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (in->wake_fd < 0) {
+		free(in);
+		return NULL;
+	}
+	pthread_mutex_init(&in->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&in->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	return in;
+}
+
+static bool inst_alive(struct inst *in)
+{
+	bool alive;
+
+	if (!in)
+		return false;
+	pthread_mutex_lock(&in->lock);
+	alive = !in->exited;
+	pthread_mutex_unlock(&in->lock);
+	return alive;
+}
+
+/* Wait until the child exited, at most timeout_ms; true when it did. */
+static bool wait_exit(struct inst *in, int timeout_ms)
+{
+	struct timespec dl;
+	bool done;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += timeout_ms / 1000;
+	dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&in->lock);
+	while (!in->exited) {
+		if (pthread_cond_timedwait(&in->cond, &in->lock, &dl) == ETIMEDOUT)
+			break;
+	}
+	done = in->exited;
+	pthread_mutex_unlock(&in->lock);
+	return done;
+}
+
+/*
+ * End an instance and free it. graceful: ask QEMU to quit over QMP first.
+ * The caller has already detached it from qs->inst.
+ */
+static void inst_end(struct inst *in, bool graceful)
+{
+	struct ms_qmp *q;
+
+	if (!in)
+		return;
+	pthread_mutex_lock(&in->lock);
+	in->expect_exit = true;
+	q = in->qmp;
+	pthread_mutex_unlock(&in->lock);
+	if (in->thr_started) {
+		if (graceful && q && inst_alive(in))
+			ms_qmp_execute(q, "quit", NULL, QUIT_TIMEOUT_MS, NULL, NULL);
+		if (!wait_exit(in, graceful ? QUIT_TIMEOUT_MS : 10)) {
+			if (in->pidfd >= 0 && pidfd_kill(in->pidfd, SIGKILL) < 0 && in->pid > 0)
+				kill(in->pid, SIGKILL);
+			wait_exit(in, 10000);
+		}
+		pthread_join(in->thr, NULL);
+	} else if (in->pid > 0 && in->is_child) {
+		kill(in->pid, SIGKILL);
+		waitpid(in->pid, NULL, 0);
+	}
+	if (in->qmp)
+		ms_qmp_free(in->qmp);
+	if (in->uart_fd >= 0)
+		close(in->uart_fd);
+	if (in->err_fd >= 0)
+		close(in->err_fd);
+	if (in->pidfd >= 0)
+		close(in->pidfd);
+	close(in->wake_fd);
+	pthread_cond_destroy(&in->cond);
+	pthread_mutex_destroy(&in->lock);
+	free(in);
+}
+
+/* Detach the current instance from the session (console_write stops using it). */
+static struct inst *take_inst(struct qsess *qs)
+{
+	struct inst *in = NULL;
+
+	pthread_mutex_lock(&qs->lock);
+	in = qs->inst;
+	qs->inst = NULL;
+	pthread_mutex_unlock(&qs->lock);
+	return in;
+}
+
+static int ensure_snapshot_drive(struct ms_session *s, struct qsess *qs, struct ms_err *e)
+{
+	char path[PATH_MAX];
+	char *argv[] = { qemu_img, "create", "-q", "-f", "qcow2", path, "64M", NULL };
+	char *out = NULL;
+	int st = 0;
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/snap.qcow2", s->dir);
+	if (qs->snap_ready || stat(path, &sb) == 0) {
+		qs->snap_ready = true;
+		return 0;
+	}
+	if (run_capture(argv, true, 10000, &out, &st) != 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		char line[300];
+
+		last_stderr_line(out ? out : "", out ? strlen(out) : 0, line, sizeof(line));
+		free(out);
+		return ms_fail(e, 502, "emulator_failed", "cannot create the snapshot drive: %s",
+			       line[0] ? line : "qemu-img failed");
+	}
+	free(out);
+	chmod(path, 0600);
+	qs->snap_ready = true;
+	return 0;
+}
+
+/* Everything the argv needs lives here so the pointers stay valid. */
+struct argv_buf {
+	char *v[64];
+	size_t n;
+	char store[16][PATH_MAX + 96];
+	size_t ns;
+};
+
+static void av_add(struct argv_buf *a, const char *s)
+{
+	if (a->n < sizeof(a->v) / sizeof(a->v[0]) - 1)
+		a->v[a->n++] = (char *)s;
+	a->v[a->n] = NULL;
+}
+
+static char *av_slot(struct argv_buf *a)
+{
+	return a->ns < 16 ? a->store[a->ns++] : a->store[15];
+}
+
+static int build_argv(struct ms_session *s, struct qsess *qs, int gdb_port, struct argv_buf *a)
+{
+	char *o;
+	char tmp[PATH_MAX];
+
+	memset(a, 0, sizeof(*a));
+	av_add(a, qs->bin->path);
+	av_add(a, "-M");
+	av_add(a, qs->machine);
+	if (qs->cpu[0]) {
+		av_add(a, "-cpu");
+		av_add(a, qs->cpu);
+	} else if (qs->have_prog && strcmp(qs->prog_arch, "aarch64") == 0 &&
+		   strncmp(qs->machine, "virt", 4) == 0) {
+		/* virt defaults to a 32-bit cortex-a15, which cannot run a 64-bit program. */
+		av_add(a, "-cpu");
+		av_add(a, "max");
+	}
+	if (qs->memory[0]) {
+		av_add(a, "-m");
+		av_add(a, qs->memory);
+	}
+	av_add(a, "-S");
+	av_add(a, "-display");
+	av_add(a, "none");
+	av_add(a, "-monitor");
+	av_add(a, "none");
+	if (!qs->network) {
+		av_add(a, "-nic");
+		av_add(a, "none");
+	}
+	snprintf(tmp, sizeof(tmp), "%s/qmp.sock", s->dir);
+	o = av_slot(a);
+	if (opt_path(o, PATH_MAX + 96, "unix:", tmp))
+		return -ENAMETOOLONG;
+	strcat(o, ",server=on,wait=off");
+	av_add(a, "-qmp");
+	av_add(a, o);
+
+	o = av_slot(a);
+	snprintf(tmp, sizeof(tmp), "%s/uart.sock", s->dir);
+	if (opt_path(o, PATH_MAX + 96, "socket,id=ser0,server=on,wait=off,path=", tmp))
+		return -ENAMETOOLONG;
+	{
+		char lf[PATH_MAX + 32];
+
+		snprintf(tmp, sizeof(tmp), "%s/uart-qemu.log", s->dir);
+		if (opt_path(lf, sizeof(lf), ",logappend=on,logfile=", tmp) ||
+		    strlen(o) + strlen(lf) >= PATH_MAX + 96)
+			return -ENAMETOOLONG;
+		strcat(o, lf);
+	}
+	av_add(a, "-chardev");
+	av_add(a, o);
+	av_add(a, "-serial");
+	av_add(a, "chardev:ser0");
+
+	o = av_slot(a);
+	snprintf(o, PATH_MAX, "tcp:127.0.0.1:%d", gdb_port);
+	av_add(a, "-gdb");
+	av_add(a, o);
+
+	o = av_slot(a);
+	snprintf(tmp, sizeof(tmp), "%s/qemu.pid", s->dir);
+	snprintf(o, PATH_MAX + 96, "%s", tmp);
+	av_add(a, "-pidfile");
+	av_add(a, o);
+
+	o = av_slot(a);
+	snprintf(tmp, sizeof(tmp), "%s/snap.qcow2", s->dir);
+	if (opt_path(o, PATH_MAX + 96, "if=none,id=snapdrv,node-name=snapnode,format=qcow2,file=", tmp))
+		return -ENAMETOOLONG;
+	av_add(a, "-drive");
+	av_add(a, o);
+
+	if (qs->have_prog) {
+		o = av_slot(a);
+		if (qs->prog_fmt == MS_IMAGE_ELF) {
+			/* -kernel sets PC from the ELF entry on A-profile and the vector table on M. */
+			snprintf(o, PATH_MAX + 96, "%s", qs->prog_path);
+			av_add(a, "-kernel");
+			av_add(a, o);
+		} else {
+			/* -kernel would load a HEX file's text raw (EMULATORS.md §1.5). */
+			if (opt_path(o, PATH_MAX + 96, "loader,file=", qs->prog_path))
+				return -ENAMETOOLONG;
+			if (qs->prog_fmt == MS_IMAGE_BIN) {
+				char ad[64];
+
+				snprintf(ad, sizeof(ad), ",addr=0x%" PRIx64 ",force-raw=on",
+					 qs->prog_has_addr ? qs->prog_addr : 0);
+				strcat(o, ad);
+			}
+			/* On A-profile the loader sets PC only with cpu-num; on M it breaks boot. */
+			if (!qs->m_profile)
+				strcat(o, ",cpu-num=0");
+			av_add(a, "-device");
+			av_add(a, o);
+		}
+	}
+	return 0;
+}
+
+static void write_state_file(struct ms_session *s, struct qsess *qs, struct inst *in, int port)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	json_t *j = json_pack("{s:I,s:i,s:s}", "pid", (json_int_t)in->pid, "gdb_port", port, "binary",
+			      qs->bin->path);
+
+	if (qs->have_prog)
+		json_object_set_new(j, "program_path", json_string(qs->prog_path));
+	snprintf(path, sizeof(path), "%s/qemu.json", s->dir);
+	snprintf(tmp, sizeof(tmp), "%s/qemu.json.tmp", s->dir);
+	if (json_dump_file(j, tmp, JSON_COMPACT) == 0)
+		rename(tmp, path);
+	json_decref(j);
+}
+
+static void inst_error_line(struct inst *in, char *buf, size_t cap)
+{
+	pthread_mutex_lock(&in->lock);
+	last_stderr_line(in->errtail, in->errlen, buf, cap);
+	pthread_mutex_unlock(&in->lock);
+}
+
+/* Connect to a socket QEMU creates, waiting while the child starts. */
+static int connect_while_alive(struct inst *in, const char *path, int64_t deadline)
+{
+	for (;;) {
+		int fd = ms_qmp_connect_unix(path);
+
+		if (fd >= 0)
+			return fd;
+		if (fd != -ENOENT && fd != -ECONNREFUSED)
+			return fd;
+		if (!inst_alive(in))
+			return -ESRCH;
+		if (mono_ms() > deadline)
+			return -ETIMEDOUT;
+		sleep_ms(1);
+	}
+}
+
+/*
+ * Start QEMU for this session (paused, -S), connect QMP and the UART and
+ * start the supervisor. On success qs->inst is the new instance.
+ */
+static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *port_busy,
+		      struct ms_err *e)
+{
+	struct argv_buf a;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, all;
+	int errp[2];
+	struct inst *in = NULL;
+	char path[PATH_MAX];
+	int64_t deadline = mono_ms() + START_TIMEOUT_MS;
+	int rc, fd;
+
+	*port_busy = false;
+	if (build_argv(s, qs, port, &a) != 0)
+		return ms_fail(e, 500, "path_too_long", "run directory path is too long for qemu");
+	in = inst_new(s);
+	if (!in)
+		return ms_fail(e, 503, "out_of_memory", "cannot allocate a qemu instance");
+	snprintf(path, sizeof(path), "%s/qmp.sock", s->dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/uart.sock", s->dir);
+	unlink(path);
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		inst_end(in, false);
+		return ms_fail(e, 503, "host_failure", "pipe: %s", strerror(errno));
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, errp[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	sigfillset(&all);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &all);
+	/* Own session: a Ctrl-C on the daemon's terminal must not kill QEMU behind our back. */
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
+	rc = posix_spawn(&in->pid, a.v[0], &fa, &at, a.v, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(errp[1]);
+	if (rc != 0) {
+		close(errp[0]);
+		in->pid = 0;
+		inst_end(in, false);
+		return ms_fail(e, 502, "emulator_failed", "cannot start %s: %s", a.v[0], strerror(rc));
+	}
+	in->is_child = true;
+	in->err_fd = errp[0];
+	fcntl(in->err_fd, F_SETFL, O_NONBLOCK);
+	in->pidfd = pidfd_open_(in->pid);
+	if (in->pidfd < 0) {
+		inst_end(in, false);
+		return ms_fail(e, 503, "host_failure", "pidfd_open: %s", strerror(errno));
+	}
+	if (pthread_create(&in->thr, NULL, supervisor_main, in) != 0) {
+		inst_end(in, false);
+		return ms_fail(e, 503, "host_failure", "cannot start the supervisor thread");
+	}
+	in->thr_started = true;
+
+	snprintf(path, sizeof(path), "%s/qmp.sock", s->dir);
+	fd = connect_while_alive(in, path, deadline);
+	if (fd >= 0) {
+		struct ms_qmp *q = ms_qmp_new(fd, on_event, in);
+
+		if (!q) {
+			fd = -ENOMEM;
+		} else {
+			pthread_mutex_lock(&in->lock);
+			in->qmp = q;
+			pthread_mutex_unlock(&in->lock);
+			inst_wake(in);
+			rc = ms_qmp_handshake(q, (int)(deadline - mono_ms() > 0 ? deadline - mono_ms() : 1),
+					      NULL, e);
+			if (rc != 0)
+				fd = -EPROTO;
+		}
+	}
+	if (fd >= 0) {
+		snprintf(path, sizeof(path), "%s/uart.sock", s->dir);
+		fd = connect_while_alive(in, path, deadline);
+		if (fd >= 0) {
+			pthread_mutex_lock(&in->lock);
+			in->uart_fd = fd;
+			pthread_mutex_unlock(&in->lock);
+			inst_wake(in);
+		}
+	}
+	if (fd < 0) {
+		char line[400], status[128];
+		bool dead;
+
+		/* Let the child finish writing its complaint before we read it. */
+		dead = wait_exit(in, 200);
+		inst_error_line(in, line, sizeof(line));
+		pthread_mutex_lock(&in->lock);
+		describe_status(in->wstatus, in->status_known, status, sizeof(status));
+		pthread_mutex_unlock(&in->lock);
+		*port_busy = strstr(line, "Address already in use") != NULL;
+		inst_end(in, false);
+		if (dead)
+			return ms_fail(e, 502, "emulator_failed", "cannot start qemu: %s",
+				       line[0] ? line : status);
+		return ms_fail(e, 502, "emulator_failed", "cannot start qemu: %s%s%s",
+			       fd == -ETIMEDOUT ? "no monitor socket in time" : strerror(-fd),
+			       line[0] ? ": " : "", line);
+	}
+	write_state_file(s, qs, in, port);
+	ms_session_set_extra(s, "emulator_stderr", NULL);
+	ms_session_set_extra(s, "qemu", json_pack("{s:s,s:s,s:s,s:I}", "binary", qs->bin->path,
+						  "machine", qs->machine, "cpu", qs->cpu, "pid",
+						  (json_int_t)in->pid));
+	pthread_mutex_lock(&qs->lock);
+	qs->inst = in;
+	pthread_mutex_unlock(&qs->lock);
+	return 0;
+}
+
+/* Spawn with the session's GDB port, taking a fresh one if it is busy. */
+static int spawn(struct ms_session *s, struct qsess *qs, struct ms_err *e)
+{
+	int rc = 0;
+
+	if ((rc = ensure_snapshot_drive(s, qs, e)) != 0)
+		return rc;
+	for (int attempt = 0; attempt < 3; attempt++) {
+		bool busy = false;
+		int port;
+
+		pthread_mutex_lock(&s->lock);
+		port = s->gdb_port;
+		pthread_mutex_unlock(&s->lock);
+		if (port <= 0) {
+			port = ms_port_alloc();
+			if (port < 0)
+				return ms_fail(e, 429, "no_gdb_port", "no free gdb port in the configured range");
+			pthread_mutex_lock(&s->lock);
+			s->gdb_port = port;
+			pthread_mutex_unlock(&s->lock);
+		}
+		rc = spawn_once(s, qs, port, &busy, e);
+		if (rc == 0 || !busy)
+			return rc;
+		/* Another program took the port between our test bind and QEMU's. */
+		ms_warn("session %s: gdb port %d is busy, taking another", s->id, port);
+		pthread_mutex_lock(&s->lock);
+		s->gdb_port = 0;
+		pthread_mutex_unlock(&s->lock);
+		ms_port_free(port);
+	}
+	return rc;
+}
+
+static void release_port(struct ms_session *s)
+{
+	int port;
+
+	pthread_mutex_lock(&s->lock);
+	port = s->gdb_port;
+	s->gdb_port = 0;
+	pthread_mutex_unlock(&s->lock);
+	if (port > 0)
+		ms_port_free(port);
+}
+
+/* The live instance, or NULL after cleaning up a dead one. */
+static struct inst *live(struct qsess *qs)
+{
+	struct inst *in = NULL;
+
+	pthread_mutex_lock(&qs->lock);
+	in = qs->inst;
+	pthread_mutex_unlock(&qs->lock);
+	if (in && !inst_alive(in)) {
+		inst_end(take_inst(qs), false);
+		return NULL;
+	}
+	return in;
+}
+
+static int qmp_run(struct inst *in, const char *cmd, json_t *args, json_t **ret, struct ms_err *e)
+{
+	return ms_qmp_execute(in->qmp, cmd, args, CMD_TIMEOUT_MS, ret, e);
+}
+
+/* QEMU's run status ("running", "paused", "prelaunch", ...) into buf. */
+static int query_status(struct inst *in, char *buf, size_t cap, struct ms_err *e)
+{
+	json_t *r = NULL;
+	int rc = qmp_run(in, "query-status", NULL, &r, e);
+
+	if (rc == 0) {
+		const char *st = json_string_value(json_object_get(r, "status"));
+
+		snprintf(buf, cap, "%s", st ? st : "");
+	}
+	json_decref(r);
+	return rc;
+}
+
+/* ---- vtable: lifecycle -------------------------------------------------- */
+
+static struct qsess *qsess_of(struct ms_session *s)
+{
+	return s->bdata;
+}
+
+static int setup_qsess(struct ms_session *s, struct qsess **out, struct ms_err *e)
+{
+	struct resolved r;
+	struct qsess *qs;
+	int rc = resolve(s->board_config, NULL, &r, e);
+
+	if (rc)
+		return rc;
+	qs = calloc(1, sizeof(*qs));
+	if (!qs)
+		return ms_fail(e, 503, "out_of_memory", "cannot allocate qemu session state");
+	pthread_mutex_init(&qs->lock, NULL);
+	qs->bin = r.bin;
+	snprintf(qs->machine, sizeof(qs->machine), "%s", r.machine);
+	snprintf(qs->cpu, sizeof(qs->cpu), "%s", r.cpu);
+	snprintf(qs->memory, sizeof(qs->memory), "%s", r.memory);
+	qs->network = r.network;
+	qs->m_profile = r.m_profile;
+	for (size_t i = 0; i < sizeof(no_restore_boards) / sizeof(no_restore_boards[0]); i++) {
+		if (strcmp(r.machine, no_restore_boards[i]) == 0)
+			qs->no_restore = true;
+	}
+	*out = qs;
+	return 0;
+}
+
+static void free_qsess(struct qsess *qs)
+{
+	pthread_mutex_destroy(&qs->lock);
+	free(qs);
+}
+
+static int qemu_create(struct ms_session *s, struct ms_err *e)
+{
+	struct qsess *qs;
+	int rc = setup_qsess(s, &qs, e);
+
+	if (rc)
+		return rc;
+	s->bdata = qs;
+	rc = spawn(s, qs, e);
+	if (rc) {
+		release_port(s);
+		s->bdata = NULL;
+		free_qsess(qs);
+	}
+	return rc;
+}
+
+static void qemu_destroy(struct ms_session *s)
+{
+	struct qsess *qs = qsess_of(s);
+
+	if (!qs)
+		return;
+	inst_end(take_inst(qs), true);
+	release_port(s);
+	s->bdata = NULL;
+	free_qsess(qs);
+}
+
+/* Apply the stored program (after a daemon restart only the id is known). */
+static void recall_program(struct ms_session *s, struct qsess *qs)
+{
+	struct ms_program p;
+	char id[40];
+
+	if (qs->have_prog)
+		return;
+	pthread_mutex_lock(&s->lock);
+	snprintf(id, sizeof(id), "%s", s->program_id);
+	qs->prog_has_addr = s->has_load_addr;
+	qs->prog_addr = s->load_addr;
+	pthread_mutex_unlock(&s->lock);
+	if (!id[0] || ms_programs_get(id, &p, NULL) != 0)
+		return;
+	snprintf(qs->prog_path, sizeof(qs->prog_path), "%s", p.path);
+	snprintf(qs->prog_arch, sizeof(qs->prog_arch), "%s", p.arch);
+	qs->prog_fmt = p.format;
+	qs->have_prog = true;
+}
+
+static int qemu_power_on(struct ms_session *s, struct ms_err *e)
+{
+	struct qsess *qs = qsess_of(s);
+	struct inst *in = live(qs);
+	int rc;
+
+	recall_program(s, qs);
+	if (!qs->have_prog && qs->m_profile)
+		return ms_fail(e, 409, "no_program",
+			       "load a program first: a %s without firmware locks up at once", qs->machine);
+	if (!in) {
+		if ((rc = spawn(s, qs, e)) != 0)
+			return rc;
+		in = live(qs);
+		if (!in)
+			return ms_fail(e, 502, "emulator_failed", "qemu exited right after starting");
+	}
+	return qmp_run(in, "cont", NULL, NULL, e);
+}
+
+static int qemu_power_off(struct ms_session *s, struct ms_err *e)
+{
+	struct qsess *qs = qsess_of(s);
+
+	inst_end(take_inst(qs), true);
+	release_port(s);
+	return 0;
+}
+
+static int need_live(struct ms_session *s, struct inst **out, const char *op, struct ms_err *e)
+{
+	struct inst *in = live(qsess_of(s));
+
+	if (!in)
+		return ms_fail(e, 409, "invalid_state", "cannot %s session %s: qemu is not running", op,
+			       s->id);
+	*out = in;
+	return 0;
+}
+
+static int qemu_pause(struct ms_session *s, struct ms_err *e)
+{
+	struct inst *in = NULL;
+	int rc = need_live(s, &in, "pause", e);
+
+	return rc ? rc : qmp_run(in, "stop", NULL, NULL, e);
+}
+
+static int qemu_reset(struct ms_session *s, struct ms_err *e)
+{
+	struct inst *in = NULL;
+	int rc = need_live(s, &in, "reset", e);
+
+	return rc ? rc : qmp_run(in, "system_reset", NULL, NULL, e);
+}
+
+static int qemu_load_program(struct ms_session *s, const struct ms_program *p, bool has_addr,
+			     uint64_t addr, struct ms_err *e)
+{
+	struct qsess *qs = qsess_of(s);
+	struct qsess saved = *qs;
+	struct inst *in = NULL;
+	enum ms_state st;
+	struct resolved r;
+	int rc;
+
+	if (p->format != MS_IMAGE_ELF && p->format != MS_IMAGE_IHEX && p->format != MS_IMAGE_BIN)
+		return ms_fail(e, 400, "bad_image", "program %s has no loadable format", p->id);
+	if (p->arch[0] && strcmp(p->arch, "arm") != 0 && strcmp(p->arch, "aarch64") != 0 &&
+	    !bin_fits_arch(qs->bin, p->arch))
+		return ms_fail(e, 400, "incompatible_program", "a %s program cannot run on board %s",
+			       p->arch, qs->machine);
+	rc = resolve(s->board_config, p->arch, &r, e);
+	if (rc)
+		return rc;
+	qs->bin = r.bin;
+	snprintf(qs->prog_path, sizeof(qs->prog_path), "%s", p->path);
+	snprintf(qs->prog_arch, sizeof(qs->prog_arch), "%s", p->arch);
+	qs->prog_fmt = p->format;
+	qs->prog_has_addr = has_addr;
+	qs->prog_addr = addr;
+	qs->have_prog = true;
+
+	st = ms_session_state(s);
+	in = live(qs);
+	if (!in)
+		return 0; /* stopped: the program is used at the next poweron */
+	/* ROM blobs are re-applied on every reset, so a restart is what makes the load stick. */
+	pthread_mutex_lock(&in->lock);
+	in->quiet++;
+	pthread_mutex_unlock(&in->lock);
+	inst_end(take_inst(qs), false);
+	rc = spawn(s, qs, e);
+	if (rc) {
+		char msg[512];
+
+		/* Keep the old program recorded: the new one would not start. */
+		snprintf(msg, sizeof(msg), "%s", e ? e->message : "");
+		saved.lock = qs->lock;
+		saved.inst = NULL;
+		*qs = saved;
+		release_port(s);
+		ms_session_set_state(s, MS_STATE_STOPPED, NULL);
+		return ms_fail(e, 502, "emulator_failed", "%s; the session is stopped", msg);
+	}
+	if (st == MS_STATE_RUNNING) {
+		in = live(qs);
+		if (!in)
+			return ms_fail(e, 502, "emulator_failed", "qemu exited after loading the program");
+		return qmp_run(in, "cont", NULL, NULL, e);
+	}
+	return 0;
+}
+
+/* ---- snapshots ---------------------------------------------------------- */
+
+/*
+ * Run a job-based snapshot command to its end: JOB_STATUS_CHANGE events
+ * tell when it concluded, query-jobs whether it failed, job-dismiss
+ * removes it. Our own STOP/RESUME around it are not user-visible changes.
+ */
+static int run_job(struct inst *in, const char *cmd, json_t *args, struct ms_err *e)
+{
+	static unsigned long seq;
+	char id[32];
+	json_t *jobs = NULL, *j;
+	char err[400] = "";
+	bool concluded = false;
+	struct timespec dl;
+	size_t i;
+	int rc;
+
+	snprintf(id, sizeof(id), "ms-job-%lu", __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED));
+	json_object_set_new(args, "job-id", json_string(id));
+	pthread_mutex_lock(&in->lock);
+	snprintf(in->job_id, sizeof(in->job_id), "%s", id);
+	in->job_status[0] = '\0';
+	pthread_mutex_unlock(&in->lock);
+
+	rc = qmp_run(in, cmd, args, NULL, e);
+	if (rc)
+		goto out;
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += JOB_TIMEOUT_MS / 1000;
+	pthread_mutex_lock(&in->lock);
+	while (!in->exited && strcmp(in->job_status, "concluded") != 0 &&
+	       strcmp(in->job_status, "null") != 0) {
+		if (pthread_cond_timedwait(&in->cond, &in->lock, &dl) == ETIMEDOUT)
+			break;
+	}
+	concluded = strcmp(in->job_status, "concluded") == 0;
+	pthread_mutex_unlock(&in->lock);
+	if (!concluded) {
+		rc = ms_fail(e, 502, "emulator_failed", "%s: %s", cmd,
+			     inst_alive(in) ? "the job did not conclude in time" : "qemu exited during the job");
+		goto out;
+	}
+	rc = qmp_run(in, "query-jobs", NULL, &jobs, e);
+	if (rc)
+		goto out;
+	json_array_foreach(jobs, i, j) {
+		const char *jid = json_string_value(json_object_get(j, "id"));
+		const char *je = json_string_value(json_object_get(j, "error"));
+
+		if (jid && strcmp(jid, id) == 0 && je)
+			snprintf(err, sizeof(err), "%s", je);
+	}
+	json_decref(jobs);
+	qmp_run(in, "job-dismiss", json_pack("{s:s}", "id", id), NULL, NULL);
+	if (err[0])
+		rc = ms_fail(e, 502, "emulator_failed", "%s: %s", cmd, err);
+out:
+	pthread_mutex_lock(&in->lock);
+	in->job_id[0] = '\0';
+	pthread_mutex_unlock(&in->lock);
+	return rc;
+}
+
+static void quiet(struct inst *in, int delta)
+{
+	pthread_mutex_lock(&in->lock);
+	in->quiet += delta;
+	pthread_mutex_unlock(&in->lock);
+}
+
+/* vm-state-size of snapshot `name` on snapnode, 0 when unknown. */
+static uint64_t snapshot_size(struct inst *in, const char *name)
+{
+	json_t *nodes = NULL, *n, *sn;
+	size_t i, k;
+	uint64_t size = 0;
+
+	if (qmp_run(in, "query-named-block-nodes", json_pack("{s:b}", "flat", 1), &nodes, NULL))
+		return 0;
+	json_array_foreach(nodes, i, n) {
+		const char *nn = json_string_value(json_object_get(n, "node-name"));
+
+		if (!nn || strcmp(nn, "snapnode") != 0)
+			continue;
+		json_array_foreach(json_object_get(json_object_get(n, "image"), "snapshots"), k, sn) {
+			const char *sname = json_string_value(json_object_get(sn, "name"));
+
+			if (sname && strcmp(sname, name) == 0)
+				size = (uint64_t)json_integer_value(json_object_get(sn, "vm-state-size"));
+		}
+	}
+	json_decref(nodes);
+	return size;
+}
+
+static int qemu_snapshot_save(struct ms_session *s, const char *name, uint64_t *size,
+			      struct ms_err *e)
+{
+	struct inst *in = NULL;
+	int rc;
+
+	if (!ms_valid_name(name))
+		return ms_fail(e, 400, "bad_name", "invalid snapshot name");
+	if ((rc = need_live(s, &in, "snapshot", e)) != 0)
+		return rc;
+	if (max_snapshot_bytes) {
+		char path[PATH_MAX];
+		struct stat sb;
+
+		snprintf(path, sizeof(path), "%s/snap.qcow2", s->dir);
+		if (stat(path, &sb) == 0 && (uint64_t)sb.st_blocks * 512 >= max_snapshot_bytes)
+			return ms_fail(e, 429, "quota_exceeded",
+				       "session %s uses %llu snapshot bytes, the limit is %llu", s->id,
+				       (unsigned long long)sb.st_blocks * 512,
+				       (unsigned long long)max_snapshot_bytes);
+	}
+	quiet(in, 1);
+	rc = run_job(in, "snapshot-save",
+		     json_pack("{s:s,s:s,s:[s]}", "tag", name, "vmstate", "snapnode", "devices",
+			       "snapnode"),
+		     e);
+	quiet(in, -1);
+	if (rc == 0 && size)
+		*size = snapshot_size(in, name);
+	return rc;
+}
+
+static int qemu_snapshot_load(struct ms_session *s, const char *name, struct ms_err *e)
+{
+	struct qsess *qs = qsess_of(s);
+	struct inst *in = NULL;
+	char status[32] = "";
+	enum ms_state before = ms_session_state(s);
+	int rc;
+
+	if (qs->no_restore)
+		return ms_fail(e, 501, "not_supported",
+			       "qemu 7.2 aborts when restoring a snapshot on %s; restore is disabled for this board",
+			       qs->machine);
+	if (!ms_valid_name(name))
+		return ms_fail(e, 400, "bad_name", "invalid snapshot name");
+	if ((rc = need_live(s, &in, "restore", e)) != 0)
+		return rc;
+	quiet(in, 1);
+	rc = run_job(in, "snapshot-load",
+		     json_pack("{s:s,s:s,s:[s]}", "tag", name, "vmstate", "snapnode", "devices",
+			       "snapnode"),
+		     e);
+	quiet(in, -1);
+	if (!inst_alive(in))
+		return rc ? rc : ms_fail(e, 502, "emulator_failed", "qemu exited while restoring");
+	if (query_status(in, status, sizeof(status), NULL) != 0)
+		status[0] = '\0';
+	if (rc) {
+		char msg[512];
+
+		/* A failed snapshot-load leaves QEMU stopped; say so rather than pretend. */
+		snprintf(msg, sizeof(msg), "%s", e ? e->message : "snapshot-load failed");
+		if (strcmp(status, "running") == 0)
+			return rc;
+		ms_session_set_state(s, MS_STATE_PAUSED, NULL);
+		return ms_fail(e, 502, "emulator_failed",
+			       "%s; the machine is left paused (poweron resumes it)", msg);
+	}
+	if (strcmp(status, "running") == 0)
+		ms_session_set_state(s, MS_STATE_RUNNING, NULL);
+	else if (before != MS_STATE_CREATED)
+		ms_session_set_state(s, MS_STATE_PAUSED, NULL);
+	return 0;
+}
+
+static int qemu_snapshot_delete(struct ms_session *s, const char *name, struct ms_err *e)
+{
+	struct inst *in = live(qsess_of(s));
+	int rc;
+
+	if (!ms_valid_name(name))
+		return ms_fail(e, 400, "bad_name", "invalid snapshot name");
+	if (in) {
+		quiet(in, 1);
+		rc = run_job(in, "snapshot-delete",
+			     json_pack("{s:s,s:[s]}", "tag", name, "devices", "snapnode"), e);
+		quiet(in, -1);
+		return rc;
+	}
+	/* Powered off: the snapshots live in the qcow2 file; edit it offline. */
+	{
+		char path[PATH_MAX];
+		char nm[80];
+		char *argv[] = { qemu_img, "snapshot", "-d", nm, path, NULL };
+		char *out = NULL;
+		int st = 0;
+		struct stat sb;
+
+		snprintf(path, sizeof(path), "%s/snap.qcow2", s->dir);
+		snprintf(nm, sizeof(nm), "%s", name);
+		if (stat(path, &sb) != 0)
+			return ms_fail(e, 404, "snapshot_not_found", "no snapshot drive for %s", s->id);
+		if (run_capture(argv, true, 30000, &out, &st) != 0 || !WIFEXITED(st) ||
+		    WEXITSTATUS(st) != 0) {
+			char line[300];
+
+			last_stderr_line(out ? out : "", out ? strlen(out) : 0, line, sizeof(line));
+			free(out);
+			return ms_fail(e, 502, "emulator_failed", "qemu-img snapshot -d: %s",
+				       line[0] ? line : "failed");
+		}
+		free(out);
+		return 0;
+	}
+}
+
+/* ---- console, devices, reattach --------------------------------------- */
+
+static int qemu_console_write(struct ms_session *s, const void *data, size_t len)
+{
+	struct qsess *qs = qsess_of(s);
+	const char *p = data;
+	size_t off = 0;
+	int rc = 0;
+
+	if (!qs)
+		return MS_ESTATE;
+	pthread_mutex_lock(&qs->lock);
+	if (!qs->inst || !inst_alive(qs->inst) || qs->inst->uart_fd < 0) {
+		pthread_mutex_unlock(&qs->lock);
+		return MS_ESTATE;
+	}
+	while (off < len) {
+		ssize_t n = send(qs->inst->uart_fd, p + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n > 0) {
+			off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			/* The guest is not draining its RX; give up after a while. */
+			struct pollfd pf = { .fd = qs->inst->uart_fd, .events = POLLOUT };
+
+			if (poll(&pf, 1, 1000) > 0)
+				continue;
+			rc = -EAGAIN;
+			break;
+		}
+		rc = -EPIPE;
+		break;
+	}
+	pthread_mutex_unlock(&qs->lock);
+	return rc;
+}
+
+static int qemu_device_map(struct ms_session *s, json_t **out, struct ms_err *e)
+{
+	struct inst *in = NULL;
+	json_t *r = NULL;
+	int rc = need_live(s, &in, "list the devices of", e);
+
+	if (rc)
+		return rc;
+	/* A fixed command string: no user text reaches the monitor. */
+	rc = qmp_run(in, "human-monitor-command", json_pack("{s:s}", "command-line", "info mtree -f"),
+		     &r, e);
+	if (rc)
+		return rc;
+	if (!json_is_string(r)) {
+		json_decref(r);
+		return ms_fail(e, 502, "emulator_failed", "info mtree returned no text");
+	}
+	*out = ms__qemu_parse_mtree(json_string_value(r));
+	json_decref(r);
+	if (json_array_size(*out) == 0) {
+		json_decref(*out);
+		*out = NULL;
+		return ms_fail(e, 502, "emulator_failed", "qemu reported no memory map");
+	}
+	return 0;
+}
+
+/*
+ * After a daemon restart: if the QMP socket still answers, adopt the QEMU
+ * behind it. It is no longer our child, so its exit status is unknown and
+ * its stderr went with the old daemon.
+ */
+static int qemu_reattach(struct ms_session *s)
+{
+	char path[PATH_MAX], status[32];
+	json_t *st;
+	struct qsess *qs;
+	struct inst *in = NULL;
+	struct ms_err e;
+	int fd, port;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/qemu.json", s->dir);
+	st = json_load_file(path, 0, NULL);
+	if (!st)
+		return -ESRCH;
+	pid = (pid_t)json_integer_value(json_object_get(st, "pid"));
+	port = (int)json_integer_value(json_object_get(st, "gdb_port"));
+	json_decref(st);
+	if (pid <= 0)
+		return -ESRCH;
+	snprintf(path, sizeof(path), "%s/qmp.sock", s->dir);
+	fd = ms_qmp_connect_unix(path);
+	if (fd < 0)
+		return -ESRCH;
+	if (setup_qsess(s, &qs, &e) != 0) {
+		close(fd);
+		return -ESRCH;
+	}
+	in = inst_new(s);
+	if (!in) {
+		close(fd);
+		free_qsess(qs);
+		return -ESRCH;
+	}
+	in->pid = pid;
+	in->pidfd = pidfd_open_(pid);
+	in->qmp = ms_qmp_new(fd, on_event, in);
+	if (in->pidfd < 0 || !in->qmp || pthread_create(&in->thr, NULL, supervisor_main, in) != 0)
+		goto fail;
+	in->thr_started = true;
+	if (ms_qmp_handshake(in->qmp, CMD_TIMEOUT_MS, NULL, &e) != 0 ||
+	    query_status(in, status, sizeof(status), &e) != 0)
+		goto fail;
+	snprintf(path, sizeof(path), "%s/uart.sock", s->dir);
+	fd = ms_qmp_connect_unix(path);
+	if (fd >= 0) {
+		pthread_mutex_lock(&in->lock);
+		in->uart_fd = fd;
+		pthread_mutex_unlock(&in->lock);
+		inst_wake(in);
+	}
+	qs->inst = in;
+	qs->snap_ready = true;
+	s->bdata = qs;
+	recall_program(s, qs);
+	if (port > 0 && ms_port_claim(port) == 0) {
+		pthread_mutex_lock(&s->lock);
+		s->gdb_port = port;
+		pthread_mutex_unlock(&s->lock);
+	}
+	ms_session_set_extra(s, "qemu", json_pack("{s:s,s:s,s:s,s:I,s:b}", "binary", qs->bin->path,
+						  "machine", qs->machine, "cpu", qs->cpu, "pid",
+						  (json_int_t)pid, "reattached", 1));
+	ms_session_set_state(s, strcmp(status, "running") == 0 ? MS_STATE_RUNNING : MS_STATE_PAUSED,
+			     NULL);
+	return 0;
+fail:
+	/* Not ours to kill: only stop watching it. */
+	pthread_mutex_lock(&in->lock);
+	in->expect_exit = true;
+	pthread_mutex_unlock(&in->lock);
+	if (in->thr_started) {
+		pthread_cancel(in->thr);
+		pthread_join(in->thr, NULL);
+		in->thr_started = false;
+	}
+	in->pid = 0;
+	inst_end(in, false);
+	free_qsess(qs);
+	return -ESRCH;
+}
+
+const struct ms_backend ms_backend_qemu = {
+	.name = "qemu",
+	.init = qemu_init,
+	.fini = qemu_fini,
+	.capabilities = qemu_capabilities,
+	.validate = qemu_validate,
+	.create = qemu_create,
+	.reattach = qemu_reattach,
+	.destroy = qemu_destroy,
+	.power_on = qemu_power_on,
+	.power_off = qemu_power_off,
+	.pause = qemu_pause,
+	.reset = qemu_reset,
+	.load_program = qemu_load_program,
+	.snapshot_save = qemu_snapshot_save,
+	.snapshot_load = qemu_snapshot_load,
+	.snapshot_delete = qemu_snapshot_delete,
+	.console_write = qemu_console_write,
+	.device_map = qemu_device_map,
+};
