@@ -11,7 +11,8 @@ PKGS="build-essential pkg-config git
  libhiredis-dev libcmocka-dev
  qemu-system-arm qemu-utils u-boot-qemu firmware-microbit-micropython
  gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi gdb-multiarch
- python3 python3-pytest python3-websocket lcov sqlite3 wrk redis-server openocd procps curl"
+ python3 python3-pytest python3-websocket lcov sqlite3 wrk redis-server openocd procps curl
+ prometheus"
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
