@@ -91,7 +91,7 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 		if (w < 0) {
 			/* A non-blocking stdout that is full: wait for room. */
 			if (errno == EAGAIN) {
-				struct pollfd pf = { .fd = fd, .events = POLLOUT };
+				struct pollfd pf = {.fd = fd, .events = POLLOUT};
 
 				poll(&pf, 1, 1000);
 				continue;
@@ -107,10 +107,10 @@ static int write_all(int fd, const uint8_t *p, size_t n)
 /* ---- console ---- */
 
 static const struct mctl_optdef console_opts[] = {
-	MCTL_GLOBAL_OPTS,
-	{ "wait", 'w', true, MCTL_OPT_FIRST },
-	{ "from-end", 0, false, MCTL_OPT_FIRST + 1 },
-	{ NULL, 0, false, 0 },
+    MCTL_GLOBAL_OPTS,
+    {"wait", 'w', true, MCTL_OPT_FIRST},
+    {"from-end", 0, false, MCTL_OPT_FIRST + 1},
+    {NULL, 0, false, 0},
 };
 
 int mctl_cmd_console(int argc, char **argv)
@@ -146,8 +146,8 @@ int mctl_cmd_console(int argc, char **argv)
 	if (rc != 0)
 		return rc;
 	path = mctl_session_path(a.pos[0], "stream/console");
-	if (path == NULL || asprintf(&full, "%s%s", path,
-				     a.set[MCTL_OPT_FIRST + 1] ? "?from=end" : "") < 0) {
+	if (path == NULL ||
+	    asprintf(&full, "%s%s", path, a.set[MCTL_OPT_FIRST + 1] ? "?from=end" : "") < 0) {
 		full = NULL;
 		rc = MCTL_INFRA;
 		goto out;
@@ -165,8 +165,8 @@ int mctl_cmd_console(int argc, char **argv)
 	rc = MCTL_OK;
 	while (!interrupted) {
 		struct pollfd pf[2] = {
-			{ .fd = ws.fd, .events = POLLIN },
-			{ .fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN },
+		    {.fd = ws.fd, .events = POLLIN},
+		    {.fd = stdin_open ? STDIN_FILENO : -1, .events = POLLIN},
 		};
 		int timeout = -1;
 		int n;
@@ -258,20 +258,20 @@ enum {
 };
 
 static const struct mctl_optdef run_opts[] = {
-	MCTL_GLOBAL_OPTS,
-	{ "board", 'b', true, RUN_BOARD },
-	{ "backend", 0, true, RUN_BACKEND },
-	{ "expect", 'e', true, RUN_EXPECT },
-	{ "fail-text", 'f', true, RUN_FAIL },
-	{ "timeout", 0, true, RUN_TIMEOUT },
-	{ "input-text", 'i', true, RUN_INPUT },
-	{ "input-after", 0, true, RUN_INPUT_AFTER },
-	{ "cpu", 0, true, RUN_CPU },
-	{ "memory", 0, true, RUN_MEMORY },
-	{ "addr", 0, true, RUN_ADDR },
-	{ "keep", 0, false, RUN_KEEP },
-	{ "quiet", 'q', false, RUN_QUIET },
-	{ NULL, 0, false, 0 },
+    MCTL_GLOBAL_OPTS,
+    {"board", 'b', true, RUN_BOARD},
+    {"backend", 0, true, RUN_BACKEND},
+    {"expect", 'e', true, RUN_EXPECT},
+    {"fail-text", 'f', true, RUN_FAIL},
+    {"timeout", 0, true, RUN_TIMEOUT},
+    {"input-text", 'i', true, RUN_INPUT},
+    {"input-after", 0, true, RUN_INPUT_AFTER},
+    {"cpu", 0, true, RUN_CPU},
+    {"memory", 0, true, RUN_MEMORY},
+    {"addr", 0, true, RUN_ADDR},
+    {"keep", 0, false, RUN_KEEP},
+    {"quiet", 'q', false, RUN_QUIET},
+    {NULL, 0, false, 0},
 };
 
 struct run {
@@ -363,7 +363,7 @@ static int run_prepare(struct run *r, const struct mctl_args *a, const char *fil
 	if (a->set[RUN_MEMORY])
 		json_object_set_new(bc, "memory", json_string(a->val[RUN_MEMORY]));
 	body = json_pack("{s:s,s:o}", "backend", a->set[RUN_BACKEND] ? a->val[RUN_BACKEND] : "qemu",
-			 "board_config", bc);
+	                 "board_config", bc);
 	rc = mctl_call(&r->c, "POST", "/api/v1/sessions", body, NULL, true, &rep);
 	json_decref(body);
 	if (rc != 0)
@@ -375,7 +375,7 @@ static int run_prepare(struct run *r, const struct mctl_args *a, const char *fil
 		return MCTL_INFRA;
 	}
 	snprintf(r->session, sizeof(r->session), "%s",
-		 json_string_value(json_object_get(rep.json, "id")));
+	         json_string_value(json_object_get(rep.json, "id")));
 	r->have_session = true;
 	mctl_reply_free(&rep);
 	if (!r->quiet)
@@ -413,7 +413,7 @@ static int run_watch(struct run *r, struct mctl_ws *ws)
 	int rc = MCTL_TIMEOUT;
 
 	if (mctl_matcher_init(&verdict, r->expect, (size_t)r->expect_len, r->fail,
-			      (size_t)r->fail_len) != 0 ||
+	                      (size_t)r->fail_len) != 0 ||
 	    mctl_matcher_init(&trigger, r->input_after, (size_t)r->input_after_len, NULL, 0) != 0)
 		return MCTL_INFRA;
 	if (!input_sent && r->input_after == NULL) {
@@ -425,7 +425,7 @@ static int run_watch(struct run *r, struct mctl_ws *ws)
 		input_sent = true;
 	}
 	for (;;) {
-		struct pollfd pf = { .fd = ws->fd, .events = POLLIN };
+		struct pollfd pf = {.fd = ws->fd, .events = POLLIN};
 		long long now = now_ms();
 		long long wake = deadline < next_state ? deadline : next_state;
 		int n;
@@ -436,7 +436,7 @@ static int run_watch(struct run *r, struct mctl_ws *ws)
 		}
 		if (now >= deadline) {
 			mctl_err("run: timed out after %.1f s without %s", r->timeout_ms / 1000.0,
-				 r->expect != NULL ? "the expected text" : "the machine stopping");
+			         r->expect != NULL ? "the expected text" : "the machine stopping");
 			rc = MCTL_TIMEOUT;
 			break;
 		}
@@ -449,13 +449,15 @@ static int run_watch(struct run *r, struct mctl_ws *ws)
 				break;
 			}
 			if (strcmp(st, "error") == 0) {
-				mctl_err("run: the emulator failed: %s", reason[0] ? reason : "(no reason given)");
+				mctl_err("run: the emulator failed: %s",
+				         reason[0] ? reason : "(no reason given)");
 				rc = MCTL_INFRA;
 				break;
 			}
 			if (strcmp(st, "stopped") == 0) {
 				if (r->expect != NULL) {
-					mctl_err("run: the machine stopped before the expected text appeared");
+					mctl_err("run: the machine stopped before the expected "
+					         "text appeared");
 					rc = MCTL_FAIL;
 				} else {
 					rc = MCTL_OK;
@@ -481,9 +483,10 @@ static int run_watch(struct run *r, struct mctl_ws *ws)
 			while ((got = mctl_ws_next(ws, &m)) == 1) {
 				if (!r->quiet)
 					write_all(STDOUT_FILENO, m.data, m.len);
-				if (!input_sent && mctl_matcher_feed(&trigger, m.data, m.len) == 0) {
+				if (!input_sent &&
+				    mctl_matcher_feed(&trigger, m.data, m.len) == 0) {
 					if (mctl_ws_send(ws, MS_WS_BINARY, r->input,
-							 (size_t)r->input_len) != 0) {
+					                 (size_t)r->input_len) != 0) {
 						mctl_err("run: cannot send the input text");
 						rc = MCTL_INFRA;
 						goto out;
@@ -503,11 +506,11 @@ static int run_watch(struct run *r, struct mctl_ws *ws)
 				fflush(stdout);
 				if (is_expect) {
 					fprintf(stderr, "mctl: expected text seen after %.2f s\n",
-						(now_ms() - start) / 1000.0);
+					        (now_ms() - start) / 1000.0);
 					rc = MCTL_OK;
 				} else {
 					fprintf(stderr, "mctl: failure text seen after %.2f s\n",
-						(now_ms() - start) / 1000.0);
+					        (now_ms() - start) / 1000.0);
 					rc = MCTL_FAIL;
 				}
 				break;
@@ -529,7 +532,7 @@ int mctl_cmd_run(int argc, char **argv)
 {
 	struct mctl_args a;
 	struct run r;
-	struct mctl_ws ws = { .fd = -1 };
+	struct mctl_ws ws = {.fd = -1};
 	struct stat sb;
 	char err[256];
 	const char *file;
@@ -542,8 +545,9 @@ int mctl_cmd_run(int argc, char **argv)
 		return MCTL_USAGE;
 	}
 	if (a.npos != 1 || !a.set[RUN_BOARD]) {
-		mctl_err("usage: mctl run -b BOARD FIRMWARE [--backend qemu|rehost] [--expect TEXT] "
-			 "[--fail-text TEXT] [--timeout S] [--input-text TEXT]");
+		mctl_err(
+		    "usage: mctl run -b BOARD FIRMWARE [--backend qemu|rehost] [--expect TEXT] "
+		    "[--fail-text TEXT] [--timeout S] [--input-text TEXT]");
 		return MCTL_USAGE;
 	}
 	file = a.pos[0];
@@ -571,7 +575,7 @@ int mctl_cmd_run(int argc, char **argv)
 		rc = run_unescape("input-text", a.val[RUN_INPUT], &r.input, &r.input_len);
 	if (rc == 0)
 		rc = run_unescape("input-after", a.val[RUN_INPUT_AFTER], &r.input_after,
-				  &r.input_after_len);
+		                  &r.input_after_len);
 	if (rc == 0 && r.input_after != NULL && r.input == NULL) {
 		mctl_err("run: --input-after needs --input-text");
 		rc = MCTL_USAGE;
@@ -591,9 +595,9 @@ int mctl_cmd_run(int argc, char **argv)
 		goto out;
 	}
 	path = mctl_session_path(r.session, "stream/console");
-	rc = path != NULL ? mctl_ws_connect(&ws, r.c.base, path, r.c.auth_header,
-					    WS_CONNECT_TIMEOUT_MS)
-			  : MCTL_INFRA;
+	rc = path != NULL
+	    ? mctl_ws_connect(&ws, r.c.base, path, r.c.auth_header, WS_CONNECT_TIMEOUT_MS)
+	    : MCTL_INFRA;
 	free(path);
 	if (rc != 0) {
 		rc = MCTL_INFRA;
@@ -604,7 +608,7 @@ int mctl_cmd_run(int argc, char **argv)
 
 		path = mctl_session_path(r.session, "poweron");
 		rc = path != NULL ? mctl_call(&r.c, "POST", path, NULL, NULL, false, &rep)
-				  : MCTL_INFRA;
+		                  : MCTL_INFRA;
 		free(path);
 		if (rc != 0) {
 			/* A refused power-on is the server's or emulator's failure, not the firmware's. */

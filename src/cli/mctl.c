@@ -23,49 +23,49 @@
 struct mctl_args mctl_globals;
 
 static const char usage_text[] =
-	"usage: mctl [--server URL] [--api-key KEY | --token JWT] [--compact] COMMAND [ARGS]\n"
-	"\n"
-	"Sessions:\n"
-	"  sessions create -b BACKEND --board BOARD [--cpu CPU] [--memory MEM]\n"
-	"  sessions list | show ID | delete ID\n"
-	"  poweron ID | poweroff ID | reset ID | pause ID\n"
-	"  devices ID                 memory-mapped regions and devices of the running machine\n"
-	"Programs:\n"
-	"  upload FILE                upload an ELF, Intel HEX or raw binary (multipart field file)\n"
-	"  programs                   list uploaded programs\n"
-	"  load ID PROGRAM_ID [--addr ADDRESS]   load a program (raw binaries need --addr)\n"
-	"Console:\n"
-	"  console ID [--wait S] [--from-end]\n"
-	"      interactive UART console; on a terminal, keys go to the guest raw and Ctrl-] quits;\n"
-	"      without one, standard input is sent and, after it ends, output is shown until the\n"
-	"      guest has been quiet for --wait seconds (default 1); --from-end skips the backlog\n"
-	"Snapshots:\n"
-	"  snapshots ID | snapshot ID NAME | restore ID NAME | snapshot-delete ID NAME\n"
-	"Run firmware to a verdict (for CI):\n"
-	"  run -b BOARD FIRMWARE [--backend qemu|rehost] [--expect TEXT] [--fail-text TEXT]\n"
-	"      [--timeout S] [--input-text TEXT [--input-after TEXT]] [--cpu CPU] [--memory MEM]\n"
-	"      [--addr ADDRESS] [--keep] [--quiet]\n"
-	"      uploads, creates a session, loads, opens the console, powers on and streams the\n"
-	"      console to stdout; the session is deleted at the end unless --keep. Without\n"
-	"      --expect, success is the machine stopping by itself. --input-text is typed at once,\n"
-	"      or when --input-after text appears. Default timeout 60 s, backend qemu.\n"
-	"      TEXT may hold the escapes \\r \\n \\t \\\\ \\xNN.\n"
-	"\n"
-	"Options:\n"
-	"  -s, --server URL    default $MACHINESERVER_URL or " DEFAULT_SERVER "\n"
-	"  -k, --api-key KEY   default $MACHINESERVER_API_KEY (sent as Authorization: ApiKey KEY)\n"
-	"  -t, --token JWT     default $MACHINESERVER_TOKEN (sent as Authorization: Bearer JWT)\n"
-	"      --compact       print JSON on one line (default: indented)\n"
-	"  -h, --help          this text;  --version  the version\n"
-	"\n"
-	"Exit codes:\n"
-	"  0  success; run: the expected text appeared (or, without --expect, the machine stopped)\n"
-	"  1  the server refused the request (its message is printed);\n"
-	"     run: the failure text appeared, or the machine stopped before the expected text\n"
-	"  2  bad command line or unreadable local file\n"
-	"  3  run: timeout\n"
-	"  4  infrastructure: server unreachable, malformed reply, server or emulator failure\n"
-	"  130 interrupted\n";
+    "usage: mctl [--server URL] [--api-key KEY | --token JWT] [--compact] COMMAND [ARGS]\n"
+    "\n"
+    "Sessions:\n"
+    "  sessions create -b BACKEND --board BOARD [--cpu CPU] [--memory MEM]\n"
+    "  sessions list | show ID | delete ID\n"
+    "  poweron ID | poweroff ID | reset ID | pause ID\n"
+    "  devices ID                 memory-mapped regions and devices of the running machine\n"
+    "Programs:\n"
+    "  upload FILE                upload an ELF, Intel HEX or raw binary (multipart field file)\n"
+    "  programs                   list uploaded programs\n"
+    "  load ID PROGRAM_ID [--addr ADDRESS]   load a program (raw binaries need --addr)\n"
+    "Console:\n"
+    "  console ID [--wait S] [--from-end]\n"
+    "      interactive UART console; on a terminal, keys go to the guest raw and Ctrl-] quits;\n"
+    "      without one, standard input is sent and, after it ends, output is shown until the\n"
+    "      guest has been quiet for --wait seconds (default 1); --from-end skips the backlog\n"
+    "Snapshots:\n"
+    "  snapshots ID | snapshot ID NAME | restore ID NAME | snapshot-delete ID NAME\n"
+    "Run firmware to a verdict (for CI):\n"
+    "  run -b BOARD FIRMWARE [--backend qemu|rehost] [--expect TEXT] [--fail-text TEXT]\n"
+    "      [--timeout S] [--input-text TEXT [--input-after TEXT]] [--cpu CPU] [--memory MEM]\n"
+    "      [--addr ADDRESS] [--keep] [--quiet]\n"
+    "      uploads, creates a session, loads, opens the console, powers on and streams the\n"
+    "      console to stdout; the session is deleted at the end unless --keep. Without\n"
+    "      --expect, success is the machine stopping by itself. --input-text is typed at once,\n"
+    "      or when --input-after text appears. Default timeout 60 s, backend qemu.\n"
+    "      TEXT may hold the escapes \\r \\n \\t \\\\ \\xNN.\n"
+    "\n"
+    "Options:\n"
+    "  -s, --server URL    default $MACHINESERVER_URL or " DEFAULT_SERVER "\n"
+    "  -k, --api-key KEY   default $MACHINESERVER_API_KEY (sent as Authorization: ApiKey KEY)\n"
+    "  -t, --token JWT     default $MACHINESERVER_TOKEN (sent as Authorization: Bearer JWT)\n"
+    "      --compact       print JSON on one line (default: indented)\n"
+    "  -h, --help          this text;  --version  the version\n"
+    "\n"
+    "Exit codes:\n"
+    "  0  success; run: the expected text appeared (or, without --expect, the machine stopped)\n"
+    "  1  the server refused the request (its message is printed);\n"
+    "     run: the failure text appeared, or the machine stopped before the expected text\n"
+    "  2  bad command line or unreadable local file\n"
+    "  3  run: timeout\n"
+    "  4  infrastructure: server unreachable, malformed reply, server or emulator failure\n"
+    "  130 interrupted\n";
 
 void mctl_err(const char *fmt, ...)
 {
@@ -130,7 +130,7 @@ int mctl_connect(const struct mctl_args *a, struct mctl_client *c)
 
 /* Parse a command's arguments and check the count of positional ones. */
 static int parse_cmd(const char *cmd, const char *usage, int argc, char **argv,
-		     const struct mctl_optdef *defs, int npos, struct mctl_args *a)
+                     const struct mctl_optdef *defs, int npos, struct mctl_args *a)
 {
 	char err[256];
 
@@ -145,8 +145,8 @@ static int parse_cmd(const char *cmd, const char *usage, int argc, char **argv,
 	for (int i = 0; i < a->npos; i++) {
 		/* Session ids, program ids and snapshot names all go into URL paths. */
 		if (strcmp(cmd, "upload") != 0 && !mctl_valid_id(a->pos[i])) {
-			mctl_err("%s: \"%s\" is not a valid id or name (letters, digits, _ . -)", cmd,
-				 a->pos[i]);
+			mctl_err("%s: \"%s\" is not a valid id or name (letters, digits, _ . -)",
+			         cmd, a->pos[i]);
 			return MCTL_USAGE;
 		}
 	}
@@ -154,13 +154,13 @@ static int parse_cmd(const char *cmd, const char *usage, int argc, char **argv,
 }
 
 static const struct mctl_optdef plain_opts[] = {
-	MCTL_GLOBAL_OPTS,
-	{ NULL, 0, false, 0 },
+    MCTL_GLOBAL_OPTS,
+    {NULL, 0, false, 0},
 };
 
 /* One request; print the JSON reply (if any). */
 static int simple(const struct mctl_args *a, const char *method, const char *path, json_t *body,
-		  const char *upload)
+                  const char *upload)
 {
 	struct mctl_client c;
 	struct mctl_reply r;
@@ -182,7 +182,7 @@ static int simple(const struct mctl_args *a, const char *method, const char *pat
 
 /* A session path, or exit code 4 when memory is short. */
 static int session_simple(const struct mctl_args *a, const char *method, const char *id,
-			  const char *rest, json_t *body)
+                          const char *rest, json_t *body)
 {
 	char *path = mctl_session_path(id, rest);
 	int rc;
@@ -197,12 +197,12 @@ static int session_simple(const struct mctl_args *a, const char *method, const c
 enum { CREATE_BACKEND = MCTL_OPT_FIRST, CREATE_BOARD, CREATE_CPU, CREATE_MEMORY };
 
 static const struct mctl_optdef create_opts[] = {
-	MCTL_GLOBAL_OPTS,
-	{ "backend", 'b', true, CREATE_BACKEND },
-	{ "board", 0, true, CREATE_BOARD },
-	{ "cpu", 0, true, CREATE_CPU },
-	{ "memory", 0, true, CREATE_MEMORY },
-	{ NULL, 0, false, 0 },
+    MCTL_GLOBAL_OPTS,
+    {"backend", 'b', true, CREATE_BACKEND},
+    {"board", 0, true, CREATE_BOARD},
+    {"cpu", 0, true, CREATE_CPU},
+    {"memory", 0, true, CREATE_MEMORY},
+    {NULL, 0, false, 0},
 };
 
 static int cmd_sessions(int argc, char **argv)
@@ -214,9 +214,10 @@ static int cmd_sessions(int argc, char **argv)
 	if (strcmp(sub, "create") == 0) {
 		json_t *bc, *body;
 
-		rc = parse_cmd("sessions create",
-			       "sessions create -b BACKEND --board BOARD [--cpu CPU] [--memory MEM]",
-			       argc - 1, argv + 1, create_opts, 0, &a);
+		rc =
+		    parse_cmd("sessions create",
+		              "sessions create -b BACKEND --board BOARD [--cpu CPU] [--memory MEM]",
+		              argc - 1, argv + 1, create_opts, 0, &a);
 		if (rc != 0)
 			return rc;
 		if (!a.set[CREATE_BACKEND] || !a.set[CREATE_BOARD]) {
@@ -234,15 +235,16 @@ static int cmd_sessions(int argc, char **argv)
 		return rc;
 	}
 	if (strcmp(sub, "list") == 0) {
-		rc = parse_cmd("sessions list", "sessions list", argc - 1, argv + 1, plain_opts, 0, &a);
+		rc = parse_cmd("sessions list", "sessions list", argc - 1, argv + 1, plain_opts, 0,
+		               &a);
 		return rc != 0 ? rc : simple(&a, "GET", "/api/v1/sessions", NULL, NULL);
 	}
 	if (strcmp(sub, "show") == 0 || strcmp(sub, "delete") == 0) {
 		bool show = sub[0] == 's';
 
 		rc = parse_cmd(show ? "sessions show" : "sessions delete",
-			       show ? "sessions show ID" : "sessions delete ID", argc - 1, argv + 1,
-			       plain_opts, 1, &a);
+		               show ? "sessions show ID" : "sessions delete ID", argc - 1, argv + 1,
+		               plain_opts, 1, &a);
 		if (rc != 0)
 			return rc;
 		return session_simple(&a, show ? "GET" : "DELETE", a.pos[0], NULL, NULL);
@@ -282,17 +284,17 @@ static int cmd_upload(int argc, char **argv)
 }
 
 static const struct mctl_optdef load_opts[] = {
-	MCTL_GLOBAL_OPTS,
-	{ "addr", 'a', true, MCTL_OPT_FIRST },
-	{ NULL, 0, false, 0 },
+    MCTL_GLOBAL_OPTS,
+    {"addr", 'a', true, MCTL_OPT_FIRST},
+    {NULL, 0, false, 0},
 };
 
 static int cmd_load(int argc, char **argv)
 {
 	struct mctl_args a;
 	json_t *body;
-	int rc = parse_cmd("load", "load ID PROGRAM_ID [--addr ADDRESS]", argc, argv, load_opts, 2,
-			   &a);
+	int rc =
+	    parse_cmd("load", "load ID PROGRAM_ID [--addr ADDRESS]", argc, argv, load_opts, 2, &a);
 
 	if (rc != 0)
 		return rc;
@@ -368,8 +370,8 @@ static int cmd_simple_get(const char *cmd, int argc, char **argv)
 static int parse_globals(int argc, char **argv, int *cmd_index)
 {
 	static const struct mctl_optdef defs[] = {
-		MCTL_GLOBAL_OPTS,
-		{ NULL, 0, false, 0 },
+	    MCTL_GLOBAL_OPTS,
+	    {NULL, 0, false, 0},
 	};
 	char err[256];
 	int i = 1;

@@ -18,10 +18,10 @@
 /* Exit codes, as --help lists them. */
 enum {
 	MCTL_OK = 0,
-	MCTL_FAIL = 1,    /* the server refused (error reply); run: failure text or machine stopped */
-	MCTL_USAGE = 2,   /* bad command line or unreadable local file */
+	MCTL_FAIL = 1, /* the server refused (error reply); run: failure text or machine stopped */
+	MCTL_USAGE = 2, /* bad command line or unreadable local file */
 	MCTL_TIMEOUT = 3, /* run: no expected text before --timeout */
-	MCTL_INFRA = 4,   /* server unreachable, bad reply, emulator failure */
+	MCTL_INFRA = 4, /* server unreachable, bad reply, emulator failure */
 	MCTL_INTERRUPTED = 130,
 };
 
@@ -37,9 +37,9 @@ long mctl_unescape(const char *text, uint8_t *out, char *err, size_t cap);
 /* Command-line options: a table per command. */
 struct mctl_optdef {
 	const char *name; /* long name without "--" */
-	char short_name;  /* 0 when none */
-	bool value;       /* takes a value */
-	int id;           /* index into mctl_args.val / set */
+	char short_name; /* 0 when none */
+	bool value; /* takes a value */
+	int id; /* index into mctl_args.val / set */
 };
 
 #define MCTL_MAX_OPTS 32
@@ -60,7 +60,7 @@ struct mctl_args {
  * option given twice).
  */
 int mctl_parse_args(int argc, char **argv, const struct mctl_optdef *defs, struct mctl_args *a,
-		    char *err, size_t cap);
+                    char *err, size_t cap);
 
 /* Parse seconds ("10", "2.5") into milliseconds; -1 when not a positive number. */
 long long mctl_parse_seconds(const char *s);
@@ -87,13 +87,13 @@ int mctl_parse_url(const char *url, struct mctl_url *u, char *err, size_t cap);
  */
 struct mctl_matcher {
 	const uint8_t *pat[2];
-	size_t len[2];   /* 0: not searched for */
-	uint8_t *tail;   /* the last (longest pattern - 1) bytes seen */
+	size_t len[2]; /* 0: not searched for */
+	uint8_t *tail; /* the last (longest pattern - 1) bytes seen */
 	size_t tail_len, tail_cap;
 };
 
 int mctl_matcher_init(struct mctl_matcher *m, const uint8_t *a, size_t alen, const uint8_t *b,
-		      size_t blen);
+                      size_t blen);
 /* Feed a chunk: returns 0 or 1 for the pattern found first (earliest end), -1 for none. */
 int mctl_matcher_feed(struct mctl_matcher *m, const uint8_t *data, size_t len);
 void mctl_matcher_free(struct mctl_matcher *m);
@@ -101,9 +101,9 @@ void mctl_matcher_free(struct mctl_matcher *m);
 /* ---- rest.c: the REST client on libcurl ---- */
 
 struct mctl_client {
-	char *base;        /* server URL without a trailing slash */
+	char *base; /* server URL without a trailing slash */
 	char *auth_header; /* "Authorization: ..." or NULL */
-	bool compact;      /* print JSON on one line */
+	bool compact; /* print JSON on one line */
 	void *curl;
 };
 
@@ -115,7 +115,7 @@ struct mctl_reply {
 };
 
 int mctl_client_init(struct mctl_client *c, const char *server, const char *api_key,
-		     const char *token);
+                     const char *token);
 void mctl_client_free(struct mctl_client *c);
 void mctl_reply_free(struct mctl_reply *r);
 
@@ -126,7 +126,7 @@ void mctl_reply_free(struct mctl_reply *r);
  * server could not be reached.
  */
 int mctl_request(struct mctl_client *c, const char *method, const char *path, json_t *body,
-		 const char *upload_file, struct mctl_reply *r);
+                 const char *upload_file, struct mctl_reply *r);
 
 /*
  * mctl_request plus the usual checks: an error status prints the server's
@@ -134,7 +134,7 @@ int mctl_request(struct mctl_client *c, const char *method, const char *path, js
  * gives MCTL_INFRA. Returns MCTL_OK with *r filled otherwise.
  */
 int mctl_call(struct mctl_client *c, const char *method, const char *path, json_t *body,
-	      const char *upload_file, bool want_json, struct mctl_reply *r);
+              const char *upload_file, bool want_json, struct mctl_reply *r);
 
 /* Print a JSON value on stdout, pretty unless c->compact. */
 void mctl_print_json(struct mctl_client *c, json_t *v);
@@ -159,7 +159,7 @@ struct mctl_ws {
  * status) after printing why.
  */
 int mctl_ws_connect(struct mctl_ws *ws, const char *server, const char *path,
-		    const char *auth_header, int timeout_ms);
+                    const char *auth_header, int timeout_ms);
 
 /* Send one masked frame. 0 or -errno. */
 int mctl_ws_send(struct mctl_ws *ws, int opcode, const void *data, size_t len);
@@ -184,11 +184,12 @@ void mctl_ws_close(struct mctl_ws *ws);
 /* Option ids 0..3 are the global options; commands number theirs from MCTL_OPT_FIRST. */
 enum { MCTL_OPT_SERVER, MCTL_OPT_API_KEY, MCTL_OPT_TOKEN, MCTL_OPT_COMPACT, MCTL_OPT_FIRST };
 
-#define MCTL_GLOBAL_OPTS                                          \
-	{ "server", 's', true, MCTL_OPT_SERVER },                 \
-	{ "api-key", 'k', true, MCTL_OPT_API_KEY },               \
-	{ "token", 't', true, MCTL_OPT_TOKEN },                   \
-	{ "compact", 0, false, MCTL_OPT_COMPACT }
+#define MCTL_GLOBAL_OPTS                                                                           \
+	{"server", 's', true, MCTL_OPT_SERVER}, {"api-key", 'k', true, MCTL_OPT_API_KEY},          \
+	    {"token", 't', true, MCTL_OPT_TOKEN},                                                  \
+	{                                                                                          \
+		"compact", 0, false, MCTL_OPT_COMPACT                                              \
+	}
 
 /* Global options given before the command word. */
 extern struct mctl_args mctl_globals;

@@ -55,7 +55,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 }
 
 int mctl_client_init(struct mctl_client *c, const char *server, const char *api_key,
-		     const char *token)
+                     const char *token)
 {
 	size_t n;
 
@@ -103,12 +103,12 @@ void mctl_reply_free(struct mctl_reply *r)
 }
 
 int mctl_request(struct mctl_client *c, const char *method, const char *path, json_t *body,
-		 const char *upload_file, struct mctl_reply *r)
+                 const char *upload_file, struct mctl_reply *r)
 {
 	CURL *h = c->curl;
 	struct curl_slist *hdrs = NULL;
 	curl_mime *mime = NULL;
-	struct sink sink = { 0 };
+	struct sink sink = {0};
 	char errbuf[CURL_ERROR_SIZE] = "";
 	char *url = NULL;
 	char *json_text = NULL;
@@ -171,7 +171,7 @@ int mctl_request(struct mctl_client *c, const char *method, const char *path, js
 			mctl_err("%s %s: reply larger than %ld bytes", method, url, MAX_REPLY);
 		else
 			mctl_err("cannot reach %s: %s", c->base,
-				 errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
+			         errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
 		goto out;
 	}
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
@@ -191,7 +191,7 @@ out:
 }
 
 int mctl_call(struct mctl_client *c, const char *method, const char *path, json_t *body,
-	      const char *upload_file, bool want_json, struct mctl_reply *r)
+              const char *upload_file, bool want_json, struct mctl_reply *r)
 {
 	int rc = mctl_request(c, method, path, body, upload_file, r);
 
@@ -207,7 +207,7 @@ int mctl_call(struct mctl_client *c, const char *method, const char *path, json_
 			mctl_err("%s (HTTP %ld %s)", msg, r->status, code != NULL ? code : "error");
 		else
 			mctl_err("%s %s: HTTP %ld: %.200s", method, path, r->status,
-				 r->len > 0 ? r->body : "(no body)");
+			         r->len > 0 ? r->body : "(no body)");
 		mctl_reply_free(r);
 		/* 501 is a refusal like a 4xx; other 5xx mean the server or emulator failed. */
 		return st >= 500 && st != 501 ? MCTL_INFRA : MCTL_FAIL;
@@ -227,8 +227,9 @@ int mctl_call(struct mctl_client *c, const char *method, const char *path, json_
 
 void mctl_print_json(struct mctl_client *c, json_t *v)
 {
-	char *text = json_dumps(v, (c->compact ? JSON_COMPACT : JSON_INDENT(2)) | JSON_ENCODE_ANY |
-					   JSON_PRESERVE_ORDER);
+	char *text = json_dumps(v,
+	                        (c->compact ? JSON_COMPACT : JSON_INDENT(2)) | JSON_ENCODE_ANY |
+	                            JSON_PRESERVE_ORDER);
 
 	if (text != NULL) {
 		fputs(text, stdout);
@@ -245,7 +246,7 @@ char *mctl_session_path(const char *id, const char *rest)
 	if (esc == NULL)
 		return NULL;
 	if (asprintf(&p, "/api/v1/sessions/%s%s%s", esc, rest != NULL ? "/" : "",
-		     rest != NULL ? rest : "") < 0)
+	             rest != NULL ? rest : "") < 0)
 		p = NULL;
 	curl_free(esc);
 	return p;

@@ -52,8 +52,9 @@ long mctl_unescape(const char *text, uint8_t *out, char *err, size_t cap)
 			int lo = hi >= 0 && text[i + 2] != '\0' ? hexval(text[i + 2]) : -1;
 
 			if (hi < 0 || lo < 0) {
-				snprintf(err, cap, "bad escape at offset %zu: \\x needs two hex digits",
-					 i - 1);
+				snprintf(err, cap,
+				         "bad escape at offset %zu: \\x needs two hex digits",
+				         i - 1);
 				return -1;
 			}
 			out[o++] = (uint8_t)(hi << 4 | lo);
@@ -64,9 +65,10 @@ long mctl_unescape(const char *text, uint8_t *out, char *err, size_t cap)
 			snprintf(err, cap, "a lone backslash ends the text (write \\\\ for one)");
 			return -1;
 		default:
-			snprintf(err, cap,
-				 "unknown escape \\%c at offset %zu (known: \\r \\n \\t \\\\ \\xNN)",
-				 text[i], i - 1);
+			snprintf(
+			    err, cap,
+			    "unknown escape \\%c at offset %zu (known: \\r \\n \\t \\\\ \\xNN)",
+			    text[i], i - 1);
 			return -1;
 		}
 	}
@@ -74,7 +76,7 @@ long mctl_unescape(const char *text, uint8_t *out, char *err, size_t cap)
 }
 
 static const struct mctl_optdef *find_long(const struct mctl_optdef *defs, const char *name,
-					   size_t n)
+                                           size_t n)
 {
 	for (; defs->name != NULL; defs++) {
 		if (strlen(defs->name) == n && strncmp(defs->name, name, n) == 0)
@@ -93,7 +95,7 @@ static const struct mctl_optdef *find_short(const struct mctl_optdef *defs, char
 }
 
 int mctl_parse_args(int argc, char **argv, const struct mctl_optdef *defs, struct mctl_args *a,
-		    char *err, size_t cap)
+                    char *err, size_t cap)
 {
 	bool only_pos = false;
 
@@ -216,7 +218,8 @@ int mctl_parse_url(const char *url, struct mctl_url *u, char *err, size_t cap)
 
 	memset(u, 0, sizeof(*u));
 	if (strncmp(url, "https://", 8) == 0) {
-		snprintf(err, cap, "https server URLs are not supported for the console (use http://)");
+		snprintf(err, cap,
+		         "https server URLs are not supported for the console (use http://)");
 		return -1;
 	}
 	if (strncmp(url, "http://", 7) != 0) {
@@ -297,7 +300,7 @@ int mctl_parse_url(const char *url, struct mctl_url *u, char *err, size_t cap)
 }
 
 int mctl_matcher_init(struct mctl_matcher *m, const uint8_t *a, size_t alen, const uint8_t *b,
-		      size_t blen)
+                      size_t blen)
 {
 	size_t longest = alen > blen ? alen : blen;
 

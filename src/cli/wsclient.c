@@ -40,7 +40,7 @@ static long long now_ms(void)
 static int wait_fd(int fd, short events, long long deadline)
 {
 	for (;;) {
-		struct pollfd pfd = { .fd = fd, .events = events };
+		struct pollfd pfd = {.fd = fd, .events = events};
 		long long left = deadline - now_ms();
 		int n;
 
@@ -55,7 +55,7 @@ static int wait_fd(int fd, short events, long long deadline)
 
 static int connect_tcp(const struct mctl_url *u, long long deadline)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	struct addrinfo *res = NULL, *ai;
 	int err = 0;
 	int fd = -1;
@@ -70,7 +70,7 @@ static int connect_tcp(const struct mctl_url *u, long long deadline)
 		socklen_t len = sizeof(err);
 
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-			    ai->ai_protocol);
+		            ai->ai_protocol);
 		if (fd < 0) {
 			err = errno;
 			continue;
@@ -169,7 +169,7 @@ static void report_refusal(int status, const char *body)
 }
 
 int mctl_ws_connect(struct mctl_ws *ws, const char *server, const char *path,
-		    const char *auth_header, int timeout_ms)
+                    const char *auth_header, int timeout_ms)
 {
 	struct mctl_url u;
 	char err[256];
@@ -203,18 +203,18 @@ int mctl_ws_connect(struct mctl_ws *ws, const char *server, const char *path,
 	if (ws->fd < 0)
 		return MCTL_INFRA;
 	n = asprintf(&req,
-		     "GET %s%s HTTP/1.1\r\n"
-		     "Host: %s%s%s:%s\r\n"
-		     "Upgrade: websocket\r\n"
-		     "Connection: Upgrade\r\n"
-		     "Sec-WebSocket-Key: %s\r\n"
-		     "Sec-WebSocket-Version: 13\r\n"
-		     "User-Agent: mctl/" MS_VERSION "\r\n"
-		     "%s%s"
-		     "\r\n",
-		     u.prefix, path, strchr(u.host, ':') ? "[" : "", u.host,
-		     strchr(u.host, ':') ? "]" : "", u.port, key,
-		     auth_header != NULL ? auth_header : "", auth_header != NULL ? "\r\n" : "");
+	             "GET %s%s HTTP/1.1\r\n"
+	             "Host: %s%s%s:%s\r\n"
+	             "Upgrade: websocket\r\n"
+	             "Connection: Upgrade\r\n"
+	             "Sec-WebSocket-Key: %s\r\n"
+	             "Sec-WebSocket-Version: 13\r\n"
+	             "User-Agent: mctl/" MS_VERSION "\r\n"
+	             "%s%s"
+	             "\r\n",
+	             u.prefix, path, strchr(u.host, ':') ? "[" : "", u.host,
+	             strchr(u.host, ':') ? "]" : "", u.port, key,
+	             auth_header != NULL ? auth_header : "", auth_header != NULL ? "\r\n" : "");
 	if (n < 0) {
 		req = NULL;
 		mctl_err("out of memory");
@@ -231,12 +231,12 @@ int mctl_ws_connect(struct mctl_ws *ws, const char *server, const char *path,
 
 		if (have == HANDSHAKE_MAX) {
 			mctl_err("console: the server's handshake reply is larger than %d bytes",
-				 HANDSHAKE_MAX);
+			         HANDSHAKE_MAX);
 			goto fail;
 		}
 		if (wait_fd(ws->fd, POLLIN, deadline) <= 0) {
 			mctl_err("console: no handshake reply from %s within %d ms", server,
-				 timeout_ms);
+			         timeout_ms);
 			goto fail;
 		}
 		k = recv(ws->fd, head + have, HANDSHAKE_MAX - have, 0);
@@ -336,12 +336,12 @@ int mctl_ws_next(struct mctl_ws *ws, struct ms_ws_message *m)
 	while (ws->buf_off < ws->buf_len) {
 		size_t used = 0;
 		int rc = ms_ws_parse(&ws->parser, ws->buf + ws->buf_off, ws->buf_len - ws->buf_off,
-				     &used, m);
+		                     &used, m);
 
 		ws->buf_off += used;
 		if (rc < 0) {
 			mctl_err("console: the server broke the WebSocket protocol (close code %d)",
-				 -rc);
+			         -rc);
 			return -1;
 		}
 		if (rc == 0)
@@ -368,7 +368,7 @@ void mctl_ws_close(struct mctl_ws *ws)
 {
 	if (ws->fd >= 0) {
 		if (!ws->closed) {
-			const uint8_t normal[2] = { 1000 >> 8, 1000 & 0xff };
+			const uint8_t normal[2] = {1000 >> 8, 1000 & 0xff};
 
 			mctl_ws_send(ws, MS_WS_CLOSE, normal, sizeof(normal));
 			ws->closed = true;

@@ -194,7 +194,7 @@ static long b64url_decode(const char *in, size_t n, uint8_t *out)
 static size_t b64url_encode(const uint8_t *in, size_t n, char *out)
 {
 	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	size_t o = 0;
 	size_t i = 0;
 
@@ -233,7 +233,8 @@ static int jwt_fail(struct ms_err *e, const char *what)
 static int jwt_check_header(const uint8_t *data, size_t len, struct ms_err *e)
 {
 	json_error_t jerr;
-	json_t *h = json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	json_t *h =
+	    json_loadb((const char *)data, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	const char *key;
 	json_t *val;
 	bool have_alg = false;
@@ -253,20 +254,22 @@ static int jwt_check_header(const uint8_t *data, size_t len, struct ms_err *e)
 				goto out;
 			}
 			if (strcmp(json_string_value(val), "HS256") != 0) {
-				rc = ms_fail(e, 401, "unauthorized",
-					     "invalid token: algorithm %.32s is not accepted, only HS256",
-					     json_string_value(val));
+				rc = ms_fail(
+				    e, 401, "unauthorized",
+				    "invalid token: algorithm %.32s is not accepted, only HS256",
+				    json_string_value(val));
 				goto out;
 			}
 			have_alg = true;
 		} else if (strcmp(key, "typ") == 0) {
-			if (!json_is_string(val) || strcasecmp(json_string_value(val), "JWT") != 0) {
+			if (!json_is_string(val) ||
+			    strcasecmp(json_string_value(val), "JWT") != 0) {
 				rc = jwt_fail(e, "header typ must be JWT");
 				goto out;
 			}
 		} else {
 			rc = ms_fail(e, 401, "unauthorized",
-				     "invalid token: unexpected header field %.32s", key);
+			             "invalid token: unexpected header field %.32s", key);
 			goto out;
 		}
 	}
@@ -289,7 +292,7 @@ static bool claim_time(json_t *claims, const char *name, double *out)
 }
 
 int ms_jwt_verify(const char *token, const uint8_t *key, size_t key_len, int64_t now,
-		  json_t **claims, struct ms_err *e)
+                  json_t **claims, struct ms_err *e)
 {
 	const char *dot1;
 	const char *dot2;
@@ -312,7 +315,7 @@ int ms_jwt_verify(const char *token, const uint8_t *key, size_t key_len, int64_t
 	len = strnlen(token, JWT_MAX_LEN + 1);
 	if (len > JWT_MAX_LEN)
 		return ms_fail(e, 401, "unauthorized", "invalid token: longer than %d bytes",
-			       JWT_MAX_LEN);
+		               JWT_MAX_LEN);
 	if (key == NULL || key_len == 0)
 		return ms_fail(e, 401, "unauthorized", "token authentication is not configured");
 
@@ -363,7 +366,7 @@ int ms_jwt_verify(const char *token, const uint8_t *key, size_t key_len, int64_t
 		goto out;
 	}
 	if (HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)token,
-		 (size_t)(dot2 - token), sig, &sig_len) == NULL ||
+	         (size_t)(dot2 - token), sig, &sig_len) == NULL ||
 	    sig_len != SHA256_DIGEST_LENGTH) {
 		rc = ms_fail(e, 500, "internal", "cannot compute HMAC");
 		goto out;
@@ -379,7 +382,7 @@ int ms_jwt_verify(const char *token, const uint8_t *key, size_t key_len, int64_t
 		goto out;
 	}
 	payload = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
-			     &jerr);
+	                     &jerr);
 	if (payload == NULL) {
 		rc = jwt_fail(e, "payload is not valid JSON");
 		goto out;
@@ -516,7 +519,7 @@ static int check_bearer(const char *token, char *subject, size_t cap, struct ms_
 
 	if (jwt_secret == NULL)
 		return ms_fail(e, 401, "unauthorized",
-			       "bearer tokens are not accepted: no jwt_secret is configured");
+		               "bearer tokens are not accepted: no jwt_secret is configured");
 	rc = ms_jwt_verify(token, jwt_secret, jwt_secret_len, (int64_t)time(NULL), &claims, e);
 	if (rc < 0)
 		return rc;
@@ -538,8 +541,8 @@ int ms_auth_check(const char *authorization, char *subject, size_t cap, struct m
 		subject[0] = '\0';
 	if (authorization == NULL || authorization[0] == '\0')
 		return ms_fail(e, 401, "unauthorized",
-			       "missing Authorization header (use \"ApiKey <key>\" or "
-			       "\"Bearer <jwt>\")");
+		               "missing Authorization header (use \"ApiKey <key>\" or "
+		               "\"Bearer <jwt>\")");
 	if (strnlen(authorization, JWT_MAX_LEN + 16) > JWT_MAX_LEN + 8)
 		return ms_fail(e, 401, "unauthorized", "Authorization header is too long");
 	rest = after_scheme(authorization, "ApiKey");
@@ -548,8 +551,9 @@ int ms_auth_check(const char *authorization, char *subject, size_t cap, struct m
 	rest = after_scheme(authorization, "Bearer");
 	if (rest != NULL)
 		return check_bearer(rest, subject, cap, e);
-	return ms_fail(e, 401, "unauthorized",
-		       "unsupported Authorization scheme (use \"ApiKey <key>\" or \"Bearer <jwt>\")");
+	return ms_fail(
+	    e, 401, "unauthorized",
+	    "unsupported Authorization scheme (use \"ApiKey <key>\" or \"Bearer <jwt>\")");
 }
 
 /* ---- tickets ---- */
@@ -623,7 +627,7 @@ static bool ticket_well_formed(const char *s)
 }
 
 static int ticket_redeem_at(const char *ticket, const char *session_id, char *subject, size_t cap,
-			    struct ms_err *e, int64_t now)
+                            struct ms_err *e, int64_t now)
 {
 	size_t found = SIZE_MAX;
 	bool same_session;
@@ -661,7 +665,7 @@ static int ticket_redeem_at(const char *ticket, const char *session_id, char *su
 }
 
 int ms_ticket_redeem(const char *ticket, const char *session_id, char *subject, size_t cap,
-		     struct ms_err *e)
+                     struct ms_err *e)
 {
 	return ticket_redeem_at(ticket, session_id, subject, cap, e, monotonic_ms());
 }

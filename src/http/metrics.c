@@ -33,11 +33,11 @@
 
 /* Upper bounds in seconds, and their label text as Prometheus users expect to read it. */
 static const double bucket_le[N_BUCKETS] = {
-	0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 };
 static const char *const bucket_text[N_BUCKETS] = {
-	"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
-	"0.1",    "0.25",  "0.5",    "1",     "2.5",  "5",     "10",
+    "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+    "0.1",    "0.25",  "0.5",    "1",     "2.5",  "5",     "10",
 };
 
 struct counter {
@@ -95,7 +95,7 @@ void ms_metrics_fini(void)
 static const char *known_method(const char *m)
 {
 	static const char *const methods[] = {
-		"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS",
+	    "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS",
 	};
 
 	if (m != NULL) {
@@ -224,7 +224,7 @@ static void render_requests(FILE *f)
 	       "HTTP requests answered, by method, matched route and status.");
 	for (size_t i = 0; i < n_counters; i++) {
 		fprintf(f, "machineserver_http_requests_total{method=\"%s\",route=\"",
-			counters[i].method);
+		        counters[i].method);
 		put_label(f, counters[i].route);
 		fprintf(f, "\",status=\"%d\"} %llu\n", counters[i].status, counters[i].n);
 	}
@@ -289,9 +289,9 @@ static int read_proc_stat(struct proc_stat *ps)
 	/* Fields 3.. : state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
 	 * utime stime cutime cstime priority nice num_threads itrealvalue starttime vsize rss */
 	got = sscanf(p + 1,
-		     " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %lld "
-		     "%*d %llu %llu %lld",
-		     &ps->utime, &ps->stime, &ps->threads, &ps->starttime, &ps->vsize, &ps->rss);
+	             " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %lld "
+	             "%*d %llu %llu %lld",
+	             &ps->utime, &ps->stime, &ps->threads, &ps->starttime, &ps->vsize, &ps->rss);
 	return got == 6 ? 0 : -1;
 }
 
@@ -340,8 +340,9 @@ static void render_process(FILE *f)
 		family(f, "process_cpu_seconds_total", "counter",
 		       "Total user and system CPU time spent in seconds.");
 		fprintf(f, "process_cpu_seconds_total %.2f\n",
-			(double)(ps.utime + ps.stime) / (double)tck);
-		family(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+		        (double)(ps.utime + ps.stime) / (double)tck);
+		family(f, "process_resident_memory_bytes", "gauge",
+		       "Resident memory size in bytes.");
 		fprintf(f, "process_resident_memory_bytes %lld\n", ps.rss * page);
 		family(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
 		fprintf(f, "process_virtual_memory_bytes %llu\n", ps.vsize);
@@ -351,7 +352,7 @@ static void render_process(FILE *f)
 			family(f, "process_start_time_seconds", "gauge",
 			       "Start time of the process since unix epoch in seconds.");
 			fprintf(f, "process_start_time_seconds %.2f\n",
-				(double)bt + (double)ps.starttime / (double)tck);
+			        (double)bt + (double)ps.starttime / (double)tck);
 		}
 	}
 	if (fds >= 0) {

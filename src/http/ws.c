@@ -27,10 +27,10 @@
 #include <openssl/sha.h>
 
 enum {
-	ST_HEADER,    /* collecting the frame header in p->hdr */
-	ST_PAYLOAD,   /* copying p->need payload bytes */
+	ST_HEADER, /* collecting the frame header in p->hdr */
+	ST_PAYLOAD, /* copying p->need payload bytes */
 	ST_DELIVERED, /* a whole data message was handed out; forget it on the next call */
-	ST_ERROR,     /* a violation; p->need holds the close code */
+	ST_ERROR, /* a violation; p->need holds the close code */
 };
 
 /* How long a send waits for a full socket buffer to drain before giving up. */
@@ -322,7 +322,7 @@ static int check_close_payload(const uint8_t *d, size_t n)
 }
 
 int ms_ws_parse(struct ms_ws_parser *p, const uint8_t *data, size_t len, size_t *used,
-		struct ms_ws_message *msg)
+                struct ms_ws_message *msg)
 {
 	size_t pos = 0;
 	int rc;
@@ -436,7 +436,7 @@ static int write_all(int fd, struct iovec *iov, int cnt)
 		ssize_t w;
 
 		if (is_socket) {
-			struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)cnt };
+			struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
 
 			w = sendmsg(fd, &mh, MSG_NOSIGNAL);
 			if (w < 0 && errno == ENOTSOCK) {
@@ -450,7 +450,7 @@ static int write_all(int fd, struct iovec *iov, int cnt)
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+				struct pollfd pfd = {.fd = fd, .events = POLLOUT};
 				int pr = poll(&pfd, 1, SEND_WAIT_MS);
 
 				if (pr == 0)

@@ -42,11 +42,8 @@ static void test_unescape(void **state)
 enum { O_BOARD = MCTL_OPT_FIRST, O_EXPECT, O_KEEP };
 
 static const struct mctl_optdef defs[] = {
-	MCTL_GLOBAL_OPTS,
-	{ "board", 'b', true, O_BOARD },
-	{ "expect", 0, true, O_EXPECT },
-	{ "keep", 0, false, O_KEEP },
-	{ NULL, 0, false, 0 },
+    MCTL_GLOBAL_OPTS,           {"board", 'b', true, O_BOARD}, {"expect", 0, true, O_EXPECT},
+    {"keep", 0, false, O_KEEP}, {NULL, 0, false, 0},
 };
 
 static int parse(struct mctl_args *a, char *err, const char *first, ...)
@@ -68,9 +65,9 @@ static void test_args(void **state)
 	struct mctl_args a;
 	char err[256];
 
-	assert_int_equal(parse(&a, err, "-b", "mps2-an385", "fw.elf", "--expect", "PASS\\n", "--keep",
-			       "--server=http://h:1", NULL),
-			 0);
+	assert_int_equal(parse(&a, err, "-b", "mps2-an385", "fw.elf", "--expect", "PASS\\n",
+	                       "--keep", "--server=http://h:1", NULL),
+	                 0);
 	assert_string_equal(a.val[O_BOARD], "mps2-an385");
 	assert_string_equal(a.val[O_EXPECT], "PASS\\n");
 	assert_true(a.set[O_KEEP]);
@@ -81,7 +78,8 @@ static void test_args(void **state)
 	assert_string_equal(a.pos[0], "fw.elf");
 
 	/* attached short value, values that look like options, "--" and "-" */
-	assert_int_equal(parse(&a, err, "-bvirt", "--expect", "--keep", "--", "--keep", "-", NULL), 0);
+	assert_int_equal(parse(&a, err, "-bvirt", "--expect", "--keep", "--", "--keep", "-", NULL),
+	                 0);
 	assert_string_equal(a.val[O_BOARD], "virt");
 	assert_string_equal(a.val[O_EXPECT], "--keep");
 	assert_false(a.set[O_KEEP]);
@@ -204,8 +202,8 @@ static void matcher_every_split(const char *text, const char *a, const char *b, 
 		int r1, r2;
 
 		assert_int_equal(mctl_matcher_init(&m, (const uint8_t *)a, a ? strlen(a) : 0,
-						   (const uint8_t *)b, b ? strlen(b) : 0),
-				 0);
+		                                   (const uint8_t *)b, b ? strlen(b) : 0),
+		                 0);
 		r1 = mctl_matcher_feed(&m, (const uint8_t *)text, cut);
 		r2 = r1 >= 0 ? r1 : mctl_matcher_feed(&m, (const uint8_t *)text + cut, n - cut);
 		if (r2 != want)
@@ -244,9 +242,9 @@ static void test_matcher(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_unescape), cmocka_unit_test(test_args),
-		cmocka_unit_test(test_numbers),  cmocka_unit_test(test_ids),
-		cmocka_unit_test(test_urls),     cmocka_unit_test(test_matcher),
+	    cmocka_unit_test(test_unescape), cmocka_unit_test(test_args),
+	    cmocka_unit_test(test_numbers),  cmocka_unit_test(test_ids),
+	    cmocka_unit_test(test_urls),     cmocka_unit_test(test_matcher),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

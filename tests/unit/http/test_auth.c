@@ -79,11 +79,11 @@ static void test_b64url_strict(void **state)
 static void test_rfc7515_vector(void **state)
 {
 	const char *tok = "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9."
-			  "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFt"
-			  "cGxlLmNvbS9pc19yb290Ijp0cnVlfQ."
-			  "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+	                  "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFt"
+	                  "cGxlLmNvbS9pc19yb290Ijp0cnVlfQ."
+	                  "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 	const char *k64 = "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hc"
-			  "gUuTwjAzZr1Z9CAow";
+	                  "gUuTwjAzZr1Z9CAow";
 	uint8_t k[80];
 	long kl = b64url_decode(k64, strlen(k64), k);
 	json_t *claims = NULL;
@@ -258,12 +258,12 @@ static void test_payload(void **state)
 	assert_int_equal(ms_jwt_verify(t, key, KEY_LEN, NOW, NULL, NULL), 0);
 	free(t);
 	snprintf(p, sizeof(p), "{\"exp\":%lld,\"nbf\":%lld}", (long long)NOW + 600,
-		 (long long)NOW + 31);
+	         (long long)NOW + 31);
 	t = make_token("{\"alg\":\"HS256\"}", p, key, KEY_LEN);
 	expect_reject(t, "nbf is in the future");
 	free(t);
 	snprintf(p, sizeof(p), "{\"exp\":%lld,\"nbf\":%lld}", (long long)NOW + 600,
-		 (long long)NOW + 10);
+	         (long long)NOW + 10);
 	t = make_token("{\"alg\":\"HS256\"}", p, key, KEY_LEN);
 	assert_int_equal(ms_jwt_verify(t, key, KEY_LEN, NOW, NULL, NULL), 0);
 	free(t);
@@ -272,7 +272,7 @@ static void test_payload(void **state)
 	expect_reject(t, "nbf claim is not a number");
 	free(t);
 	snprintf(p, sizeof(p), "{\"exp\":%lld,\"exp\":%lld}", (long long)NOW + 600,
-		 (long long)NOW + 600);
+	         (long long)NOW + 600);
 	t = make_token("{\"alg\":\"HS256\"}", p, key, KEY_LEN);
 	expect_reject(t, "payload is not valid JSON");
 	free(t);
@@ -314,7 +314,7 @@ static void test_no_key(void **state)
 
 /* ---- ms_auth_check ---- */
 
-static char *cfg_keys[] = { "k3y-one-abcdef", "second key" };
+static char *cfg_keys[] = {"k3y-one-abcdef", "second key"};
 
 static void init_auth(const char *secret)
 {
@@ -461,16 +461,16 @@ static void test_ticket_once(void **state)
 	assert_string_equal(sub, "key:abcdefabcdef");
 	/* the second use fails */
 	assert_int_equal(ms_ticket_redeem(t1, "sess_0123456789abcdef", sub, sizeof(sub), &e),
-			 MS_EAUTH);
+	                 MS_EAUTH);
 	assert_int_equal(e.status, 401);
 	assert_string_equal(sub, "");
 	assert_non_null(strstr(e.message, "unknown, used or expired"));
 	/* another session's ticket is refused and consumed */
 	assert_int_equal(ms_ticket_redeem(t2, "sess_ffffffffffffffff", sub, sizeof(sub), &e),
-			 MS_EAUTH);
+	                 MS_EAUTH);
 	assert_non_null(strstr(e.message, "another session"));
 	assert_int_equal(ms_ticket_redeem(t2, "sess_0123456789abcdef", sub, sizeof(sub), &e),
-			 MS_EAUTH);
+	                 MS_EAUTH);
 }
 
 static void test_ticket_malformed(void **state)
@@ -495,8 +495,8 @@ static void test_ticket_malformed(void **state)
 		assert_int_equal(ms_ticket_redeem(bad, "sess_1", NULL, 0, &e), MS_EAUTH);
 		assert_non_null(strstr(e.message, "malformed"));
 	}
-	assert_int_equal(ms_ticket_redeem("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", "sess_1", NULL, 0, &e),
-			 MS_EAUTH);
+	assert_int_equal(
+	    ms_ticket_redeem("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", "sess_1", NULL, 0, &e), MS_EAUTH);
 	/* the malformed attempts did not consume the real ticket */
 	assert_int_equal(ms_ticket_redeem(t, "sess_1", NULL, 0, &e), 0);
 	assert_int_equal(ms_ticket_issue("", "x", t), -EINVAL);
@@ -514,7 +514,7 @@ static void test_ticket_expiry_and_sweep(void **state)
 	assert_int_equal(ticket_redeem_at(t, "sess_a", sub, sizeof(sub), &e, base + 29999), 0);
 	assert_int_equal(ticket_issue_at("sess_a", "s", t, base), 0);
 	assert_int_equal(ticket_redeem_at(t, "sess_a", sub, sizeof(sub), &e, base + 30000),
-			 MS_EAUTH);
+	                 MS_EAUTH);
 	assert_non_null(strstr(e.message, "expired"));
 
 	/* fill the table; the next issue is refused until the old ones expire */
@@ -531,19 +531,19 @@ static void test_ticket_expiry_and_sweep(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_b64url_strict),
-		cmocka_unit_test(test_rfc7515_vector),
-		cmocka_unit_test(test_sign_verify_roundtrip),
-		cmocka_unit_test(test_alg_none_and_others),
-		cmocka_unit_test(test_structure),
-		cmocka_unit_test(test_payload),
-		cmocka_unit_test(test_huge_token),
-		cmocka_unit_test(test_no_key),
-		cmocka_unit_test(test_api_keys),
-		cmocka_unit_test(test_bearer),
-		cmocka_unit_test(test_ticket_once),
-		cmocka_unit_test(test_ticket_malformed),
-		cmocka_unit_test(test_ticket_expiry_and_sweep),
+	    cmocka_unit_test(test_b64url_strict),
+	    cmocka_unit_test(test_rfc7515_vector),
+	    cmocka_unit_test(test_sign_verify_roundtrip),
+	    cmocka_unit_test(test_alg_none_and_others),
+	    cmocka_unit_test(test_structure),
+	    cmocka_unit_test(test_payload),
+	    cmocka_unit_test(test_huge_token),
+	    cmocka_unit_test(test_no_key),
+	    cmocka_unit_test(test_api_keys),
+	    cmocka_unit_test(test_bearer),
+	    cmocka_unit_test(test_ticket_once),
+	    cmocka_unit_test(test_ticket_malformed),
+	    cmocka_unit_test(test_ticket_expiry_and_sweep),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

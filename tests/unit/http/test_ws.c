@@ -19,11 +19,11 @@
 
 #include "http/ws.h"
 
-static const uint8_t mask_a[4] = { 0x37, 0xfa, 0x21, 0x3d };
+static const uint8_t mask_a[4] = {0x37, 0xfa, 0x21, 0x3d};
 
 /* Append one frame to buf (client frames masked with mask_a when masked). */
 static size_t frame(uint8_t *buf, int opcode, bool fin, const void *payload, size_t len,
-		    bool masked)
+                    bool masked)
 {
 	size_t hl = ms_ws_header(buf, opcode, fin, len, masked ? mask_a : NULL);
 
@@ -36,7 +36,7 @@ static size_t frame(uint8_t *buf, int opcode, bool fin, const void *payload, siz
 
 /* Feed all of data (in one go); return the first nonzero parse result. */
 static int feed_all(struct ms_ws_parser *p, const uint8_t *data, size_t len,
-		    struct ms_ws_message *m)
+                    struct ms_ws_message *m)
 {
 	size_t used;
 	int rc = ms_ws_parse(p, data, len, &used, m);
@@ -65,7 +65,7 @@ static void test_accept_key(void **state)
 static void test_header_lengths(void **state)
 {
 	uint8_t h[14];
-	const uint8_t m[4] = { 1, 2, 3, 4 };
+	const uint8_t m[4] = {1, 2, 3, 4};
 
 	assert_int_equal(ms_ws_header(h, MS_WS_TEXT, true, 0, NULL), 2);
 	assert_int_equal(h[0], 0x81);
@@ -83,7 +83,7 @@ static void test_header_lengths(void **state)
 	assert_int_equal(ms_ws_header(h, MS_WS_BINARY, true, 65536, NULL), 10);
 	assert_int_equal(h[1], 127);
 	{
-		const uint8_t want[8] = { 0, 0, 0, 0, 0, 1, 0, 0 };
+		const uint8_t want[8] = {0, 0, 0, 0, 0, 1, 0, 0};
 
 		assert_memory_equal(h + 2, want, 8);
 	}
@@ -91,7 +91,7 @@ static void test_header_lengths(void **state)
 	assert_int_equal(h[0], 0x88);
 	assert_int_equal(h[1], 0x80 | 127);
 	{
-		const uint8_t want[12] = { 0, 0, 0, 0x12, 0x34, 0x56, 0x78, 0x9a, 1, 2, 3, 4 };
+		const uint8_t want[12] = {0, 0, 0, 0x12, 0x34, 0x56, 0x78, 0x9a, 1, 2, 3, 4};
 
 		assert_memory_equal(h + 2, want, 12);
 	}
@@ -121,9 +121,10 @@ static void test_mask_offsets(void **state)
 /* RFC 6455 section 5.7 examples. */
 static void test_rfc_examples(void **state)
 {
-	const uint8_t masked_hello[] = { 0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58 };
-	const uint8_t unmasked_hello[] = { 0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f };
-	const uint8_t frag[] = { 0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f };
+	const uint8_t masked_hello[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d,
+	                                0x7f, 0x9f, 0x4d, 0x51, 0x58};
+	const uint8_t unmasked_hello[] = {0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f};
+	const uint8_t frag[] = {0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f};
 	struct ms_ws_parser p;
 	struct ms_ws_message m;
 	size_t used;
@@ -168,23 +169,26 @@ static size_t build_stream(uint8_t *buf, bool masked, struct expect *ex, size_t 
 		pay[i] = (uint8_t)(0x10 + i);
 	o += frame(buf + o, MS_WS_TEXT, false, pay, 4, masked);
 	o += frame(buf + o, MS_WS_PING, true, "\x20\x21", 2, masked);
-	ex[k++] = (struct expect){ MS_WS_PING, 2, 0x20 };
+	ex[k++] = (struct expect){MS_WS_PING, 2, 0x20};
 	o += frame(buf + o, MS_WS_CONT, false, pay + 4, 3, masked);
 	o += frame(buf + o, MS_WS_PONG, true, "", 0, masked);
-	ex[k++] = (struct expect){ MS_WS_PONG, 0, 0 };
+	ex[k++] = (struct expect){MS_WS_PONG, 0, 0};
 	o += frame(buf + o, MS_WS_CONT, true, pay + 7, 5, masked);
-	ex[k++] = (struct expect){ MS_WS_TEXT, 12, 0x10 };
+	ex[k++] = (struct expect){MS_WS_TEXT, 12, 0x10};
 	o += frame(buf + o, MS_WS_BINARY, true, pay, 300, masked);
-	ex[k++] = (struct expect){ MS_WS_BINARY, 300, 0x10 };
+	ex[k++] = (struct expect){MS_WS_BINARY, 300, 0x10};
 	o += frame(buf + o, MS_WS_TEXT, true, "", 0, masked);
-	ex[k++] = (struct expect){ MS_WS_TEXT, 0, 0 };
+	ex[k++] = (struct expect){MS_WS_TEXT, 0, 0};
 	o += frame(buf + o, MS_WS_BINARY, false, pay, 65600, masked);
 	o += frame(buf + o, MS_WS_CONT, true, pay + 65600, 4400, masked);
-	ex[k++] = (struct expect){ MS_WS_BINARY, 70000, 0x10 };
+	ex[k++] = (struct expect){MS_WS_BINARY, 70000, 0x10};
 	o += frame(buf + o, MS_WS_PING, true, "", 0, masked);
-	ex[k++] = (struct expect){ MS_WS_PING, 0, 0 };
-	o += frame(buf + o, MS_WS_CLOSE, true, "\x03\xe8" "bye", 5, masked);
-	ex[k++] = (struct expect){ MS_WS_CLOSE, 5, 0 };
+	ex[k++] = (struct expect){MS_WS_PING, 0, 0};
+	o += frame(buf + o, MS_WS_CLOSE, true,
+	           "\x03\xe8"
+	           "bye",
+	           5, masked);
+	ex[k++] = (struct expect){MS_WS_CLOSE, 5, 0};
 	*n_ex = k;
 	return o;
 }
@@ -194,7 +198,10 @@ static void check_msg(const struct ms_ws_message *m, const struct expect *e)
 	assert_int_equal(m->opcode, e->opcode);
 	assert_int_equal(m->len, e->len);
 	if (e->opcode == MS_WS_CLOSE) {
-		assert_memory_equal(m->data, "\x03\xe8" "bye", 5);
+		assert_memory_equal(m->data,
+		                    "\x03\xe8"
+		                    "bye",
+		                    5);
 		return;
 	}
 	for (size_t i = 0; i < m->len; i++) {
@@ -205,7 +212,7 @@ static void check_msg(const struct ms_ws_message *m, const struct expect *e)
 
 /* Feed pieces of the stream as chosen by cut(); all messages must come out intact. */
 static void run_stream(bool server, size_t (*piece)(size_t pos, size_t total, size_t arg),
-		       size_t arg)
+                       size_t arg)
 {
 	static uint8_t buf[80000];
 	struct expect ex[16];
@@ -323,7 +330,7 @@ static int parse_one(bool server, size_t max, const uint8_t *data, size_t len)
 		size_t used;
 
 		assert_int_equal(ms_ws_parse(&p, (const uint8_t *)"\x81\x80\0\0\0\0", 6, &used, &m),
-				 rc);
+		                 rc);
 	}
 	ms_ws_parser_free(&p);
 	return rc;
@@ -370,9 +377,9 @@ static void test_violations(void **state)
 	assert_int_equal(parse_one(true, 100, b, n), -1002);
 	/* lengths not in their shortest form, and a 64-bit length with the top bit set */
 	{
-		const uint8_t l16[] = { 0x82, 0x80 | 126, 0x00, 0x05, 1, 2, 3, 4 };
-		const uint8_t l64[] = { 0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0x01, 0x00, 1, 2, 3, 4 };
-		const uint8_t top[] = { 0x82, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 0x01, 1, 2, 3, 4 };
+		const uint8_t l16[] = {0x82, 0x80 | 126, 0x00, 0x05, 1, 2, 3, 4};
+		const uint8_t l64[] = {0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0x01, 0x00, 1, 2, 3, 4};
+		const uint8_t top[] = {0x82, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 0x01, 1, 2, 3, 4};
 
 		assert_int_equal(parse_one(true, 1 << 20, l16, sizeof(l16)), -1002);
 		assert_int_equal(parse_one(true, 1 << 20, l64, sizeof(l64)), -1002);
@@ -399,7 +406,7 @@ static void test_limits(void **state)
 	assert_int_equal(parse_one(true, 100, b, n), -1009);
 	/* a header claiming 2^62 bytes does not allocate */
 	{
-		const uint8_t huge[] = { 0x82, 0x80 | 127, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4 };
+		const uint8_t huge[] = {0x82, 0x80 | 127, 0x40, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4};
 
 		assert_int_equal(parse_one(true, 1 << 20, huge, sizeof(huge)), -1009);
 	}
@@ -576,17 +583,12 @@ static void test_send_close(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_accept_key),
-		cmocka_unit_test(test_header_lengths),
-		cmocka_unit_test(test_mask_offsets),
-		cmocka_unit_test(test_rfc_examples),
-		cmocka_unit_test(test_split_everywhere),
-		cmocka_unit_test(test_split_every_header_byte),
-		cmocka_unit_test(test_violations),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_close_rules),
-		cmocka_unit_test(test_send),
-		cmocka_unit_test(test_send_close),
+	    cmocka_unit_test(test_accept_key),       cmocka_unit_test(test_header_lengths),
+	    cmocka_unit_test(test_mask_offsets),     cmocka_unit_test(test_rfc_examples),
+	    cmocka_unit_test(test_split_everywhere), cmocka_unit_test(test_split_every_header_byte),
+	    cmocka_unit_test(test_violations),       cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_close_rules),      cmocka_unit_test(test_send),
+	    cmocka_unit_test(test_send_close),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
