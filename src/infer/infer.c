@@ -1,0 +1,2048 @@
+/*
+ * infer: the fault -> infer -> map -> resume loop and the register models
+ * behind every inferred device (see infer.h for the boundary).
+ *
+ * A device is one 4 KiB page mapped with uc_mmio_map on the first access
+ * to it. Its registers are created on first touch, from the SVD when one
+ * matches, otherwise as plain registers that remember writes. What a
+ * register does beyond that is learned from the code that uses it:
+ *
+ *  - a read inside a load/test/branch loop is solved by running the loop
+ *    (thumb.c) with candidate values; the value that leaves the loop is
+ *    remembered per (PC, address);
+ *  - when the code that runs after leaving such a loop reads another
+ *    register of the same device, the polled bits are "data ready" for that
+ *    data register: they follow the session's input from then on, and the
+ *    data register takes bytes from the input;
+ *  - a register written with bytes next to a ready poll is a transmit
+ *    register once it has carried two bytes with text among them: its
+ *    bytes go to the console (the first ones are held until then);
+ *  - interrupts are raised for a device whose vector the firmware enabled
+ *    in the NVIC (the handler is found to reference the device), that the
+ *    firmware configured, and only when its event happened: input arrived,
+ *    transmit became empty after the firmware armed it.
+ *
+ * Threads: the uc callbacks, on_unmapped, on_block and tick run on the
+ * engine's owner thread. inf->lock guards every periph/reg and the MMIO
+ * ring, so the JSON views and ms_infer_patch may run on HTTP threads.
+ */
+#include "infer/infer.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "infer/llm.h"
+#include "infer/svd.h"
+#include "infer/thumb.h"
+
+#define PAGE 0x1000u
+#define RING 4096u
+#define DCACHE 4096u
+#define MAX_PERIPHS 1024
+#define LAT_SAMPLES 4096
+
+enum model {
+	RM_MEMORY = 0,
+	RM_STATUS,
+	RM_RX,
+	RM_TX,
+	RM_W1C,
+	RM_SET,
+	RM_CLR,
+	RM_BSRR,
+	RM_COUNTER,
+	RM_CONST,
+	RM__N
+};
+static const char *const model_names[RM__N] = {
+	"memory", "status", "rx", "tx", "w1c", "set", "clear", "bsrr", "counter", "const",
+};
+
+enum source { SRC_RULES = 0, SRC_SVD, SRC_LLM, SRC_USER, SRC__N };
+static const char *const source_names[SRC__N] = { "rules", "svd", "llm", "user" };
+
+enum pkind { PK_NONE = 0, PK_READY, PK_RX, PK_TX, PK_BRANCH, PK_STUCK, PK__N };
+static const char *const pkind_names[PK__N] = { "none", "ready", "rx", "tx", "branch", "stuck" };
+
+struct poll {
+	uint32_t pc;
+	uint8_t kind;
+	uint8_t source;
+	uint32_t mask, ready;
+};
+
+struct reg {
+	uint32_t off;
+	uint32_t value, reset;
+	uint8_t model;     /* enum model: how writes and reads behave */
+	uint8_t source;
+	uint8_t confidence;
+	bool rx, tx;       /* data register fed from input / sent to console */
+	bool tx_cand;      /* transmit candidate, bytes held in txbuf */
+	bool tx_reject;
+	bool user_category;
+	char category[16]; /* when set by hand or from the SVD */
+	uint8_t ntx;
+	uint8_t txbuf[8];
+	uint32_t alias;    /* RM_SET/CLR/BSRR: offset of the register acted on */
+	uint32_t w1c_mask;
+	uint32_t rx_mask, rx_ready, rx_notready;
+	int32_t rx_data;   /* offset of the data register the rx bits announce */
+	uint64_t reads, writes;
+	uint32_t written_or;
+	struct poll *polls;
+	int npolls, cappolls;
+	char name[40];
+	char reason[96];
+};
+
+struct periph {
+	struct ms_infer *inf;
+	uint32_t base;
+	uint8_t source;
+	int irq;
+	char name[32];
+	struct reg *regs;
+	int nregs, cap;
+	uint16_t index[PAGE / 4]; /* word offset -> reg index + 1 */
+	bool uart;
+	bool armed;        /* the firmware configured it (a non-data write) */
+	bool tx_irq_armed, tx_irq_event;
+	uint64_t rx_pend_consumed;
+	bool rx_pended;
+	int explore;       /* reads left in which event bits may take their other branch */
+	uint64_t reads, writes;
+	uint32_t extent;
+	bool mapped;
+	const struct ms__svd_periph *svdp[8];
+	int nsvdp;
+};
+
+struct dslot {
+	uint32_t addr;
+	uint8_t state; /* 0 unknown, 1 not a delay loop, 2 delay loop */
+	int8_t reg;
+	uint16_t insns;
+	uint32_t step;
+	bool reported;
+};
+
+struct mrec {
+	uint64_t seq;
+	uint32_t pc, addr, value;
+	uint8_t size;
+	bool write;
+};
+
+struct ms_infer {
+	uc_engine *uc;
+	struct ms_infer_host host;
+	enum ms_infer_mode mode;
+	uint64_t cpu_hz;
+	bool no_delay_skip;
+	pthread_mutex_t lock;
+	struct ms__dis *dis;
+
+	struct periph *p[MAX_PERIPHS];
+	int np;
+
+	uint32_t block_pc, cursor;
+	bool have_block;
+
+	struct dslot *dcache;
+
+	uint64_t consumed;
+	size_t last_avail;
+
+	struct mrec ring[RING];
+	uint64_t seq;
+
+	int irq_page[256];  /* page index+1 associated with irq, 0 none */
+	uint8_t irq_seen[256];
+	uint64_t ticks;
+
+	struct ms__svd **svd;
+	char **svd_path;
+	int nsvd;
+	int svd_pick;
+	int svd_score[16];
+
+	struct ms__llm *llm;
+	bool any_console; /* a transmit register reached the console */
+
+	/* stats */
+	uint64_t n_region, n_reg, n_poll, n_rx, n_tx, n_irq, n_delay, n_delay_insns, n_explore;
+	uint64_t n_llm, n_llm_rejected, n_import;
+	uint64_t lat[LAT_SAMPLES];
+	unsigned nlat;
+	uint64_t lat_max;
+};
+
+/* ---- helpers ---------------------------------------------------------- */
+
+static uint64_t host_now(struct ms_infer *inf)
+{
+	return inf->host.now_ns ? inf->host.now_ns(inf->host.ud) : 0;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static json_t *hex(uint64_t v)
+{
+	char b[24];
+	snprintf(b, sizeof(b), "0x%" PRIx64, v);
+	return json_string(b);
+}
+
+/* Accept 123, "123" or "0x7b". */
+static bool get_u32(json_t *j, uint32_t *out)
+{
+	if (json_is_integer(j)) {
+		json_int_t v = json_integer_value(j);
+		if (v < 0 || v > 0xffffffffll)
+			return false;
+		*out = (uint32_t)v;
+		return true;
+	}
+	if (json_is_string(j)) {
+		const char *s = json_string_value(j);
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(s, &end, 0);
+		if (errno || end == s || *end || v > 0xffffffffull)
+			return false;
+		*out = (uint32_t)v;
+		return true;
+	}
+	return false;
+}
+
+static void emit(struct ms_infer *inf, const char *type, json_t *data)
+{
+	if (inf->host.event)
+		inf->host.event(inf->host.ud, type, data);
+	json_decref(data);
+}
+
+bool ms_infer_is_peripheral_addr(uint64_t addr)
+{
+	if (addr >= 0x40000000ull && addr < 0x60000000ull)
+		return true;
+	if (addr >= 0xA0000000ull && addr < 0xA0001000ull)
+		return true;
+	if (addr >= 0xE0000000ull && addr < 0xE000E000ull)
+		return true;
+	if (addr >= 0xE000F000ull && addr < 0xE0100000ull)
+		return true;
+	if (addr >= 0xE0100000ull && addr <= 0xFFFFFFFFull)
+		return true;
+	return false;
+}
+
+static struct periph *periph_find(struct ms_infer *inf, uint32_t page)
+{
+	for (int i = 0; i < inf->np; i++)
+		if (inf->p[i]->base == page)
+			return inf->p[i];
+	return NULL;
+}
+
+static int periph_index(struct ms_infer *inf, struct periph *p)
+{
+	for (int i = 0; i < inf->np; i++)
+		if (inf->p[i] == p)
+			return i;
+	return -1;
+}
+
+static struct reg *reg_find(struct periph *p, uint32_t off)
+{
+	uint16_t i = p->index[(off & (PAGE - 1)) >> 2];
+	return i ? &p->regs[i - 1] : NULL;
+}
+
+/* The register at off, created (plain, remembering writes) if new. */
+static struct reg *reg_get(struct periph *p, uint32_t off)
+{
+	off &= (PAGE - 1) & ~3u;
+	struct reg *r = reg_find(p, off);
+	if (r)
+		return r;
+	if (p->nregs == p->cap) {
+		int nc = p->cap ? p->cap * 2 : 16;
+		struct reg *n = realloc(p->regs, (size_t)nc * sizeof(*n));
+		if (!n)
+			return NULL;
+		p->regs = n;
+		p->cap = nc;
+	}
+	r = &p->regs[p->nregs++];
+	memset(r, 0, sizeof(*r));
+	r->off = off;
+	r->rx_data = -1;
+	r->confidence = 50;
+	r->source = SRC_RULES;
+	snprintf(r->reason, sizeof(r->reason), "first access: remembers writes");
+	p->index[off >> 2] = (uint16_t)p->nregs;
+	p->inf->n_reg++;
+	return r;
+}
+
+static struct periph *periph_new(struct ms_infer *inf, uint32_t page, uint8_t source)
+{
+	if (inf->np >= MAX_PERIPHS)
+		return NULL;
+	struct periph *p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->inf = inf;
+	p->base = page;
+	p->source = source;
+	p->irq = -1;
+	snprintf(p->name, sizeof(p->name), "dev_%08x", page);
+	inf->p[inf->np++] = p;
+	return p;
+}
+
+static void periph_free(struct periph *p)
+{
+	for (int i = 0; i < p->nregs; i++)
+		free(p->regs[i].polls);
+	free(p->regs);
+	free(p);
+}
+
+static struct poll *poll_find(struct reg *r, uint32_t pc)
+{
+	for (int i = 0; i < r->npolls; i++)
+		if (r->polls[i].pc == pc)
+			return &r->polls[i];
+	return NULL;
+}
+
+static struct poll *poll_add(struct reg *r, uint32_t pc)
+{
+	if (r->npolls == r->cappolls) {
+		int nc = r->cappolls ? r->cappolls * 2 : 4;
+		struct poll *n = realloc(r->polls, (size_t)nc * sizeof(*n));
+		if (!n)
+			return NULL;
+		r->polls = n;
+		r->cappolls = nc;
+	}
+	struct poll *q = &r->polls[r->npolls++];
+	memset(q, 0, sizeof(*q));
+	q->pc = pc;
+	return q;
+}
+
+static void ring_add(struct ms_infer *inf, uint32_t pc, uint32_t addr, unsigned size, bool w,
+		     uint32_t value)
+{
+	struct mrec *m = &inf->ring[inf->seq % RING];
+	m->seq = inf->seq++;
+	m->pc = pc;
+	m->addr = addr;
+	m->size = (uint8_t)size;
+	m->write = w;
+	m->value = value;
+	if (inf->host.mmio)
+		inf->host.mmio(inf->host.ud, pc, addr, size, w, value);
+}
+
+/* ---- SVD -------------------------------------------------------------- */
+
+static bool name_ends(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+	return a >= b && strcasecmp(s + a - b, suffix) == 0;
+}
+
+/* Choose the SVD whose peripherals cover the pages touched so far. */
+static const struct ms__svd *svd_for(struct ms_infer *inf, uint32_t page)
+{
+	if (!inf->nsvd)
+		return NULL;
+	if (inf->svd_pick >= 0)
+		return inf->svd[inf->svd_pick];
+	int best = -1, bests = 0;
+	for (int i = 0; i < inf->nsvd && i < 16; i++) {
+		if (ms__svd_find(inf->svd[i], page) || ms__svd_find(inf->svd[i], page + 0x400) ||
+		    ms__svd_find(inf->svd[i], page + 0x800) || ms__svd_find(inf->svd[i], page + 0xc00))
+			inf->svd_score[i]++;
+		if (inf->svd_score[i] > bests) {
+			bests = inf->svd_score[i];
+			best = i;
+		}
+	}
+	if (best < 0)
+		return NULL;
+	/* Stick to a choice once it leads by two pages, or when it is the only file. */
+	int second = 0;
+	for (int i = 0; i < inf->nsvd && i < 16; i++)
+		if (i != best && inf->svd_score[i] > second)
+			second = inf->svd_score[i];
+	if (inf->nsvd == 1 || bests >= second + 2) {
+		inf->svd_pick = best;
+		json_t *ev = json_pack("{s:s,s:s,s:i}", "svd", inf->svd_path[best], "device",
+				       inf->svd[best]->device, "matching_pages", bests);
+		emit(inf, "infer.svd", ev);
+	}
+	return inf->svd[best];
+}
+
+/* Registers of the SVD peripherals in this page, with names, resets, W1C and aliases. */
+static void periph_apply_svd(struct ms_infer *inf, struct periph *p)
+{
+	const struct ms__svd *s = svd_for(inf, p->base);
+	if (!s)
+		return;
+	p->nsvdp = 0;
+	for (int i = 0; i < s->np && p->nsvdp < 8; i++) {
+		const struct ms__svd_periph *sp = &s->p[i];
+		if (sp->base + (sp->size ? sp->size : 4) <= p->base || sp->base >= p->base + PAGE)
+			continue;
+		p->svdp[p->nsvdp++] = sp;
+	}
+	if (!p->nsvdp)
+		return;
+	p->source = SRC_SVD;
+	snprintf(p->name, sizeof(p->name), "%s", p->svdp[0]->name);
+	for (int k = 0; k < p->nsvdp; k++) {
+		const struct ms__svd_periph *sp = p->svdp[k];
+		if (p->irq < 0 && sp->nirq > 0 && sp->irq[0] >= 0 && sp->irq[0] < 256)
+			p->irq = sp->irq[0];
+		for (int j = 0; j < sp->nregs; j++) {
+			const struct ms__svd_reg *sr = &sp->regs[j];
+			uint32_t a = sp->base + sr->off;
+			if (a < p->base || a >= p->base + PAGE)
+				continue;
+			struct reg *r = reg_get(p, a - p->base);
+			if (!r)
+				return;
+			uint32_t sh = (a & 3) * 8;
+			r->reset |= sr->reset << sh;
+			r->value = r->reset;
+			r->source = SRC_SVD;
+			r->confidence = 80;
+			if (!r->name[0])
+				snprintf(r->name, sizeof(r->name), "%s.%s", sp->name, sr->name);
+			for (int f = 0; f < sr->nfields; f++)
+				if (sr->fields[f].w1c) {
+					uint32_t m = sr->fields[f].width >= 32 ? 0xffffffffu
+						: ((1u << sr->fields[f].width) - 1) << sr->fields[f].lsb;
+					r->w1c_mask |= m << sh;
+				}
+			if (r->w1c_mask && r->model == RM_MEMORY)
+				r->model = RM_W1C;
+			if (sr->access == MS__SVD_RO)
+				snprintf(r->category, sizeof(r->category), "status");
+			snprintf(r->reason, sizeof(r->reason), "svd %s: reset 0x%x", s->device, sr->reset);
+		}
+		/* Set/clear alias pairs: XSET/XCLR (nRF INTENSET/INTENCLR), BSRR/BRR -> ODR. */
+		for (int j = 0; j < sp->nregs; j++) {
+			const struct ms__svd_reg *sr = &sp->regs[j];
+			uint32_t a = sp->base + sr->off;
+			if (a < p->base || a >= p->base + PAGE)
+				continue;
+			struct reg *r = reg_find(p, a - p->base);
+			if (!r)
+				continue;
+			char stem[40];
+			snprintf(stem, sizeof(stem), "%s", sr->name);
+			size_t n = strlen(stem);
+			const char *target = NULL;
+			uint8_t mode = RM_MEMORY;
+			if (name_ends(sr->name, "SET") && n > 3) {
+				stem[n - 3] = 0;
+				mode = RM_SET;
+			} else if (name_ends(sr->name, "CLR") && n > 3) {
+				stem[n - 3] = 0;
+				mode = RM_CLR;
+			} else if (strcasecmp(sr->name, "BSRR") == 0) {
+				target = "ODR";
+				mode = RM_BSRR;
+			} else if (strcasecmp(sr->name, "BRR") == 0) {
+				target = "ODR";
+				mode = RM_CLR;
+			} else {
+				continue;
+			}
+			if (!target)
+				target = stem;
+			/* The aliases act on the register named by the stem, else on the SET register. */
+			const struct ms__svd_reg *t = NULL;
+			for (int q = 0; q < sp->nregs; q++)
+				if (strcasecmp(sp->regs[q].name, target) == 0)
+					t = &sp->regs[q];
+			if (!t && mode == RM_CLR) {
+				char set[48];
+				snprintf(set, sizeof(set), "%sSET", stem);
+				for (int q = 0; q < sp->nregs; q++)
+					if (strcasecmp(sp->regs[q].name, set) == 0)
+						t = &sp->regs[q];
+			}
+			if (!t && mode == RM_SET)
+				continue; /* a SET register alone keeps its own value */
+			if (!t)
+				continue;
+			uint32_t ta = sp->base + t->off;
+			if (ta < p->base || ta >= p->base + PAGE || ta == a)
+				continue;
+			if (!reg_find(p, ta - p->base))
+				continue;
+			r->model = mode;
+			r->alias = ta - p->base;
+			snprintf(r->reason, sizeof(r->reason), "svd: %s acts on %s", sr->name, t->name);
+		}
+	}
+}
+
+/* ---- PC of the access --------------------------------------------------- */
+
+static uint32_t locate(struct ms_infer *inf, const struct ms__cpu *cpu, bool write, uint32_t addr,
+		       unsigned size, bool advance)
+{
+	uint32_t block = inf->have_block ? inf->block_pc : cpu->r[15];
+	uint32_t cur = inf->have_block ? inf->cursor : 0;
+	uint32_t pc;
+	if (ms__locate(inf->dis, cpu, block, &cur, write, addr, size, &pc)) {
+		if (advance && inf->have_block)
+			inf->cursor = cur;
+		return pc;
+	}
+	/* The block start known to Unicorn is stale in MMIO callbacks: try it too. */
+	if (inf->have_block && cpu->r[15] != block) {
+		cur = 0;
+		if (ms__locate(inf->dis, cpu, cpu->r[15], &cur, write, addr, size, &pc))
+			return pc;
+	}
+	return block;
+}
+
+/* ---- the status-poll solver ---------------------------------------------- */
+
+static unsigned popcount32(uint32_t x)
+{
+	return (unsigned)__builtin_popcount(x);
+}
+
+/* Candidate values for a polled register: flips of each bit and the loop's constants. */
+static int candidates(struct ms_infer *inf, uint32_t pc, uint32_t cur, uint32_t *c, int cap)
+{
+	int n = 0;
+#define ADD(v)                                                     \
+	do {                                                           \
+		uint32_t v_ = (v);                                         \
+		bool dup_ = false;                                         \
+		for (int k_ = 0; k_ < n; k_++)                             \
+			if (c[k_] == v_)                                       \
+				dup_ = true;                                       \
+		if (!dup_ && n < cap)                                      \
+			c[n++] = v_;                                           \
+	} while (0)
+	ADD(cur);
+	for (int b = 0; b < 32; b++)
+		ADD(cur ^ (1u << b));
+	ADD(0);
+	ADD(0xffffffffu);
+	ADD(1);
+	/* Multi-bit fields: constants compared against, placed under the masks used. */
+	uint32_t imms[16], shifts[8];
+	int ni = 0, ns = 0;
+	uint32_t a = pc;
+	for (int i = 0; i < 16; i++) {
+		const cs_insn *in = ms__dis_at(inf->dis, a);
+		if (!in)
+			break;
+		const cs_arm *ar = &in->detail->arm;
+		for (int k = 0; k < ar->op_count; k++) {
+			if (ar->operands[k].type != ARM_OP_IMM)
+				continue;
+			uint32_t v = (uint32_t)ar->operands[k].imm;
+			if (in->id == ARM_INS_LSL || in->id == ARM_INS_LSR || in->id == ARM_INS_UBFX) {
+				if (ns < 8)
+					shifts[ns++] = v & 31;
+			} else if (in->id == ARM_INS_CMP || in->id == ARM_INS_TST || in->id == ARM_INS_AND ||
+				   in->id == ARM_INS_CMN || in->id == ARM_INS_TEQ || in->id == ARM_INS_EOR) {
+				if (ni < 16)
+					imms[ni++] = v;
+			}
+		}
+		a += in->size;
+	}
+	for (int i = 0; i < ni; i++) {
+		ADD(imms[i]);
+		ADD(cur | imms[i]);
+		ADD(cur & ~imms[i]);
+		for (int j = 0; j < ni; j++)
+			ADD((cur & ~imms[j]) | (imms[i] & imms[j]));
+		for (int s = 0; s < ns; s++) {
+			ADD(imms[i] << shifts[s]);
+			ADD(cur | (imms[i] << shifts[s]));
+			for (int j = 0; j < ni; j++)
+				ADD((cur & ~(imms[j] << shifts[s])) | ((imms[i] & imms[j]) << shifts[s]));
+		}
+	}
+#undef ADD
+	return n;
+}
+
+static void mark_tx_candidate(struct ms_infer *inf, struct periph *p, struct reg *d,
+			      bool have_byte, uint32_t byte, uint32_t pc)
+{
+	if (d->tx || d->tx_reject || d->tx_cand)
+		return;
+	d->tx_cand = true;
+	d->ntx = 0;
+	if (have_byte && byte <= 0xff)
+		d->txbuf[d->ntx++] = (uint8_t)byte;
+	json_t *ev = json_pack("{s:o,s:o,s:s,s:s}", "addr", hex(p->base + d->off), "pc", hex(pc),
+			       "model", "tx-candidate", "reason",
+			       "byte-sized writes next to a ready poll of the same device");
+	emit(inf, "infer.register", ev);
+}
+
+static void tx_confirm(struct ms_infer *inf, struct periph *p, struct reg *d)
+{
+	d->tx = true;
+	d->tx_cand = false;
+	d->model = RM_TX;
+	d->confidence = 90;
+	snprintf(d->reason, sizeof(d->reason), "transmit: bytes with text, each next to a ready poll");
+	p->uart = true;
+	inf->any_console = true;
+	inf->n_tx++;
+	json_t *ev = json_pack("{s:o,s:s,s:s,s:i,s:s}", "addr", hex(p->base + d->off), "model", "tx",
+			       "category", "data", "confidence", 90, "reason", d->reason);
+	emit(inf, "infer.register", ev);
+	if (d->ntx && inf->host.console_out)
+		inf->host.console_out(inf->host.ud, d->txbuf, d->ntx);
+	d->ntx = 0;
+}
+
+static void link_rx(struct ms_infer *inf, struct periph *p, struct reg *s, uint32_t mask,
+		    uint32_t ready, uint32_t notready, uint32_t data_addr, uint32_t pc)
+{
+	struct reg *d = reg_get(p, data_addr - p->base);
+	s = reg_find(p, s->off); /* reg_get may have moved the array */
+	if (!d || !s)
+		return;
+	s->rx_mask = mask;
+	s->rx_ready = ready & mask;
+	s->rx_notready = notready & mask;
+	s->rx_data = (int32_t)d->off;
+	s->confidence = 85;
+	if (s->model == RM_MEMORY)
+		s->model = RM_STATUS;
+	snprintf(s->reason, sizeof(s->reason), "data-ready bits 0x%x follow the input (data at +0x%x)",
+		 mask, d->off);
+	d->rx = true;
+	d->model = RM_RX;
+	d->confidence = 85;
+	snprintf(d->reason, sizeof(d->reason), "receive data: read after its ready bits, from input");
+	inf->n_rx++;
+	json_t *ev = json_pack("{s:o,s:o,s:o,s:o,s:o,s:s,s:i,s:s}", "addr", hex(p->base + s->off),
+			       "pc", hex(pc), "mask", hex(mask), "ready", hex(ready & mask), "data",
+			       hex(data_addr), "model", "rx-ready", "confidence", 85, "reason", s->reason);
+	emit(inf, "infer.register", ev);
+}
+
+/* The most recent access to page p before now (skipping reads of skip_addr). */
+static const struct mrec *last_access(struct ms_infer *inf, uint32_t page, uint32_t skip_addr)
+{
+	for (uint64_t i = 0; i < 16 && i < inf->seq; i++) {
+		const struct mrec *m = &inf->ring[(inf->seq - 1 - i) % RING];
+		if ((m->addr & ~(PAGE - 1)) != page)
+			continue;
+		if (!m->write && m->addr == skip_addr)
+			continue;
+		return m;
+	}
+	return NULL;
+}
+
+static struct poll *ask_llm(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc,
+			    const struct ms__cpu *cpu, uint32_t addr, uint32_t cur);
+
+/*
+ * Analyse the read of register r at pc: is it a poll, what leaves it, what
+ * comes after. Creates and returns the memo for (pc, register).
+ */
+static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc,
+			  const struct ms__cpu *cpu, uint32_t addr, uint32_t cur)
+{
+	uint32_t c[256];
+	int n = candidates(inf, pc, cur, c, 256);
+	struct ms__run runs[256];
+	int stay = -1, leave = -1, nstay = 0, nleave = 0;
+	for (int i = 0; i < n; i++) {
+		ms__simulate(inf->dis, cpu, pc, addr, c[i], 96, &runs[i]);
+		if (runs[i].end == MS__STAY) {
+			nstay++;
+			if (stay < 0 || popcount32(c[i] ^ cur) < popcount32(c[stay] ^ cur))
+				stay = i;
+		} else if (runs[i].end == MS__LEAVE) {
+			nleave++;
+			if (leave < 0 || popcount32(c[i] ^ cur) < popcount32(c[leave] ^ cur))
+				leave = i;
+		}
+	}
+	uint32_t off = r->off;
+	struct poll *q = poll_add(r, pc);
+	if (!q)
+		return NULL;
+	char insn[64];
+	ms__dis_text(inf->dis, pc, insn, sizeof(insn));
+
+	if (nstay && nleave) {
+		/* A poll loop. */
+		uint32_t lv = c[leave], sv = c[stay];
+		uint32_t mask = lv ^ sv;
+		if (!mask)
+			mask = lv ^ cur;
+		q->mask = mask;
+		q->ready = lv & mask;
+		q->kind = PK_READY;
+		inf->n_poll++;
+		const struct ms__run *lr = &runs[leave];
+		const char *what = "ready";
+		if (lr->acc && (lr->acc_addr & ~(PAGE - 1)) == p->base && lr->acc_addr != addr &&
+		    !lr->acc_write && !r->rx_mask) {
+			q->kind = PK_RX;
+			link_rx(inf, p, r, mask, lv, sv, lr->acc_addr, pc);
+			r = reg_find(p, off);
+			q = poll_find(r, pc);
+			what = "rx-ready";
+		} else if (lr->acc && (lr->acc_addr & ~(PAGE - 1)) == p->base && lr->acc_write &&
+			   lr->acc_addr != addr) {
+			q->kind = PK_TX;
+			struct reg *d = reg_get(p, lr->acc_addr - p->base);
+			r = reg_find(p, off);
+			q = poll_find(r, pc);
+			if (d)
+				mark_tx_candidate(inf, p, d, false, 0, pc);
+			what = "tx-ready";
+		} else {
+			/* A write just before the poll (data, then wait until sent). */
+			const struct mrec *m = last_access(inf, p->base, addr);
+			if (m && m->write && m->addr != addr && m->value <= 0xff) {
+				struct reg *d = reg_get(p, (m->addr & ~3u) - p->base);
+				r = reg_find(p, off);
+				q = poll_find(r, pc);
+				if (d)
+					mark_tx_candidate(inf, p, d, true, m->value, pc);
+			}
+		}
+		if (r->model == RM_MEMORY)
+			r->model = RM_STATUS;
+		if (r->confidence < 85)
+			r->confidence = 85;
+		snprintf(r->reason, sizeof(r->reason), "poll at 0x%x leaves with bits 0x%x = 0x%x", pc,
+			 q->mask, q->ready);
+		json_t *ev = json_pack("{s:o,s:o,s:s,s:s,s:o,s:o,s:i,s:s,s:i,s:i}", "addr", hex(addr),
+				       "pc", hex(pc), "insn", insn, "model", what, "mask", hex(q->mask),
+				       "value", hex(q->ready), "confidence", 85, "reason",
+				       "value found by running the loop", "stay", nstay, "leave", nleave);
+		emit(inf, "infer.poll", ev);
+		return q;
+	}
+	if (nstay && !nleave) {
+		q->kind = PK_STUCK;
+		json_t *ev = json_pack("{s:o,s:o,s:s,s:s,s:i,s:s}", "addr", hex(addr), "pc", hex(pc),
+				       "insn", insn, "model", "stuck", "confidence", 20, "reason",
+				       "no value of this register leaves the loop");
+		emit(inf, "infer.poll", ev);
+		if (inf->llm) {
+			struct poll *a = ask_llm(inf, p, r, pc, cpu, addr, cur);
+			if (a)
+				return a;
+			r = reg_find(p, off);
+			q = poll_find(r, pc);
+		}
+		return q;
+	}
+	/* Not a loop: a branch on the value. Keep another path for exploration. */
+	int base_i = 0; /* c[0] == cur */
+	for (int i = 1; i < n; i++) {
+		if (runs[i].end == MS__UNKNOWN || runs[base_i].end == MS__UNKNOWN)
+			continue;
+		if (!runs[i].branched)
+			continue;
+		bool differ = runs[i].acc != runs[base_i].acc || runs[i].acc_addr != runs[base_i].acc_addr ||
+			      runs[i].ninsn != runs[base_i].ninsn;
+		if (differ) {
+			q->kind = PK_BRANCH;
+			q->mask = c[i] ^ cur;
+			q->ready = c[i] & q->mask;
+			break;
+		}
+	}
+	return q;
+}
+
+/* ---- register reads and writes ------------------------------------------- */
+
+static size_t input_avail(struct ms_infer *inf)
+{
+	return inf->host.input_avail ? inf->host.input_avail(inf->host.ud) : 0;
+}
+
+/*
+ * Whether p's receive side takes the session input: a console (its
+ * transmit register reached the console), or, while no console exists, a
+ * device whose receive data register is also written (one data register
+ * both ways, as on STM32 USARTs). Other receive paths (I2C, SPI, ADC) are
+ * transfer-driven: always ready, reading what was last written.
+ */
+static bool input_owner(struct ms_infer *inf, struct periph *p, const struct reg *data)
+{
+	if (p->uart)
+		return true;
+	return !inf->any_console && data && data->writes;
+}
+
+static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc,
+			 const struct ms__cpu *cpu, uint32_t addr)
+{
+	uint32_t off = r->off;
+	r->reads++;
+	if (r->model == RM_COUNTER) {
+		uint64_t hz = inf->cpu_hz ? inf->cpu_hz : 16000000ull;
+		return (uint32_t)((host_now(inf) * hz) / 1000000000ull);
+	}
+	if (r->rx) {
+		for (int i = 0; i < p->nregs; i++)
+			if (p->regs[i].tx_cand)
+				p->regs[i].ntx = 0;
+		if (!input_owner(inf, p, r))
+			return r->value;
+		int b = inf->host.input_get ? inf->host.input_get(inf->host.ud) : -1;
+		if (b >= 0) {
+			inf->consumed++;
+			p->explore = 0;
+			r->value = (uint32_t)b;
+		}
+		return r->value;
+	}
+	uint32_t v = r->value;
+	if (r->model == RM_SET || r->model == RM_CLR || r->model == RM_BSRR) {
+		struct reg *t = reg_find(p, r->alias);
+		if (t)
+			v = t->value;
+	}
+	if (r->rx_mask) {
+		struct reg *d = r->rx_data >= 0 ? reg_find(p, (uint32_t)r->rx_data) : NULL;
+		bool ready = input_owner(inf, p, d) ? input_avail(inf) > 0 : true;
+		v = (v & ~r->rx_mask) | (ready ? r->rx_ready : r->rx_notready);
+	}
+	struct poll *q = poll_find(r, pc);
+	if (!q) {
+		q = solve(inf, p, r, pc, cpu, addr, v);
+		r = reg_find(p, off);
+		if (!q)
+			return v;
+	}
+	switch (q->kind) {
+	case PK_READY:
+	case PK_TX:
+		v = (v & ~q->mask) | q->ready;
+		break;
+	case PK_BRANCH:
+		if (p->explore > 0 && !r->rx_mask && r->written_or == 0 && input_avail(inf)) {
+			v = (v & ~q->mask) | q->ready;
+			inf->n_explore++;
+		}
+		break;
+	default:
+		break;
+	}
+	if (p->explore > 0)
+		p->explore--;
+	return v;
+}
+
+static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t v,
+		      uint32_t wmask, uint32_t pc)
+{
+	r->writes++;
+	r->written_or |= v & wmask;
+	if (r->tx || r->tx_cand) {
+		uint8_t b = (uint8_t)v;
+		if (r->tx) {
+			if (inf->host.console_out)
+				inf->host.console_out(inf->host.ud, &b, 1);
+			if (p->tx_irq_armed)
+				p->tx_irq_event = true;
+		} else if ((v & wmask) > 0xff) {
+			r->tx_cand = false;
+			r->tx_reject = true;
+		} else if ((b >= 0x20 && b < 0x7f) || b == '\n' || b == '\r' || b == '\t') {
+			/*
+			 * Text, four bytes in a row with no receive in between: a
+			 * console. Bus transfers (I2C/SPI) read their data register
+			 * between writes, which restarts the count.
+			 */
+			if (r->ntx < sizeof(r->txbuf))
+				r->txbuf[r->ntx++] = b;
+			if (r->ntx >= 4)
+				tx_confirm(inf, p, r);
+		} else {
+			r->ntx = 0;
+		}
+		if (!r->rx)
+			r->value = v;
+		return;
+	}
+	uint32_t old = r->value;
+	switch (r->model) {
+	case RM_SET:
+	case RM_CLR:
+	case RM_BSRR: {
+		struct reg *t = reg_find(p, r->alias);
+		if (!t)
+			break;
+		if (r->model == RM_SET)
+			t->value |= v & wmask;
+		else if (r->model == RM_CLR)
+			t->value &= ~(v & wmask);
+		else
+			t->value = (t->value | (v & 0xffff)) & ~(v >> 16);
+		return;
+	}
+	case RM_W1C:
+		r->value = (old & ~(v & wmask & r->w1c_mask)) |
+			   (((old & ~wmask) | (v & wmask)) & ~r->w1c_mask);
+		break;
+	case RM_CONST:
+		return;
+	default:
+		r->value = (old & ~wmask) | (v & wmask);
+		break;
+	}
+	/* A configuration write: the device is set up; newly set bits may arm an interrupt. */
+	if (!r->rx_mask && (v & wmask)) {
+		p->armed = true;
+		if (p->uart && ((v & wmask) & ~old)) {
+			p->tx_irq_armed = true;
+			p->tx_irq_event = true;
+		}
+	}
+	if (p->uart && (old & ~r->value) && r->model != RM_W1C && !r->rx_mask && !poll_find(r, pc))
+		p->tx_irq_armed = false;
+}
+
+static uint64_t mmio_read_cb(uc_engine *uc, uint64_t offset, unsigned size, void *ud)
+{
+	struct periph *p = ud;
+	struct ms_infer *inf = p->inf;
+	pthread_mutex_lock(&inf->lock);
+	uint32_t addr = p->base + (uint32_t)offset;
+	struct ms__cpu cpu;
+	ms__cpu_read(uc, &cpu);
+	uint32_t pc = locate(inf, &cpu, false, addr, size, true);
+	uint32_t v = 0;
+	struct reg *r = reg_get(p, (uint32_t)offset);
+	if (r)
+		v = reg_read(inf, p, r, pc, &cpu, addr);
+	p->reads++;
+	if (offset + size > p->extent)
+		p->extent = (uint32_t)offset + size;
+	unsigned sh = (offset & 3) * 8;
+	v >>= sh;
+	if (size == 1)
+		v &= 0xff;
+	else if (size == 2)
+		v &= 0xffff;
+	ring_add(inf, pc, addr, size, false, v);
+	pthread_mutex_unlock(&inf->lock);
+	return v;
+}
+
+static void mmio_write_cb(uc_engine *uc, uint64_t offset, unsigned size, uint64_t value, void *ud)
+{
+	struct periph *p = ud;
+	struct ms_infer *inf = p->inf;
+	pthread_mutex_lock(&inf->lock);
+	uint32_t addr = p->base + (uint32_t)offset;
+	struct ms__cpu cpu;
+	ms__cpu_read(uc, &cpu);
+	uint32_t pc = locate(inf, &cpu, true, addr, size, true);
+	unsigned sh = (offset & 3) * 8;
+	uint32_t wmask = size >= 4 ? 0xffffffffu : (((1u << (size * 8)) - 1) << sh);
+	uint32_t v = (uint32_t)value << sh;
+	struct reg *r = reg_get(p, (uint32_t)offset);
+	if (r)
+		reg_write(inf, p, r, v, wmask, pc);
+	p->writes++;
+	if (offset + size > p->extent)
+		p->extent = (uint32_t)offset + size;
+	ring_add(inf, pc, addr, size, true, (uint32_t)value);
+	pthread_mutex_unlock(&inf->lock);
+}
+
+/* ---- regions ------------------------------------------------------------ */
+
+static bool periph_map(struct ms_infer *inf, struct periph *p)
+{
+	if (p->mapped)
+		return true;
+	if (uc_mmio_map(inf->uc, p->base, PAGE, mmio_read_cb, p, mmio_write_cb, p) != UC_ERR_OK)
+		return false;
+	p->mapped = true;
+	return true;
+}
+
+/* Registers that are known by their address on every Cortex-M part. */
+static void fact(struct periph *p, uint32_t off, uint32_t v, const char *name, const char *why)
+{
+	struct reg *r = reg_get(p, off);
+	if (!r)
+		return;
+	r->reset = r->value = v;
+	r->model = RM_CONST;
+	r->confidence = 80;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	snprintf(r->reason, sizeof(r->reason), "%s", why);
+}
+
+static void periph_apply_arch(struct ms_infer *inf, struct periph *p)
+{
+	if (p->base == 0x10000000u) {
+		/*
+		 * Nordic FICR (factory information), read-only: flash page size
+		 * and count size flash loops and file systems; zero would make
+		 * them spin. nRF52 parts have 4 KiB pages and at least 64 KiB of
+		 * RAM, nRF51 1 KiB pages: the initial stack pointer tells which.
+		 */
+		uint32_t vt = inf->host.vtor ? inf->host.vtor(inf->host.ud) : 0, sp = 0;
+		uc_mem_read(inf->uc, vt, &sp, 4);
+		bool n52 = sp > 0x20008000u;
+		fact(p, 0x010, n52 ? 4096 : 1024, "FICR.CODEPAGESIZE", "nordic ficr: flash page size");
+		fact(p, 0x014, n52 ? 128 : 256, "FICR.CODESIZE", "nordic ficr: flash pages");
+		fact(p, 0x028, 0xffffffffu, "FICR.CLENR0", "nordic ficr: no code region 0");
+		fact(p, 0x02c, 0xffffffffu, "FICR.PPFC", "nordic ficr: no pre-programmed code");
+		fact(p, 0x034, n52 ? 8 : 2, "FICR.NUMRAMBLOCK", "nordic ficr: ram blocks");
+		fact(p, 0x038, n52 ? 8192 : 8192, "FICR.SIZERAMBLOCKS", "nordic ficr: ram block size");
+		fact(p, 0x060, 0x4d534d53u, "FICR.DEVICEID0", "nordic ficr: a fixed device id");
+		fact(p, 0x064, 0x00000001u, "FICR.DEVICEID1", "nordic ficr: a fixed device id");
+		fact(p, 0x0a0, 0xffffffffu, "FICR.DEVICEADDRTYPE", "nordic ficr: random address");
+		fact(p, 0x0a4, 0x4d534d53u, "FICR.DEVICEADDR0", "nordic ficr: a fixed address");
+		fact(p, 0x0a8, 0x0000c0deu, "FICR.DEVICEADDR1", "nordic ficr: a fixed address");
+		snprintf(p->name, sizeof(p->name), "FICR");
+		p->source = SRC_RULES;
+	}
+	if (p->base == 0xE0001000u) {
+		struct reg *r = reg_get(p, 0x004); /* DWT CYCCNT */
+		if (r) {
+			r->model = RM_COUNTER;
+			r->confidence = 95;
+			snprintf(r->name, sizeof(r->name), "DWT.CYCCNT");
+			snprintf(r->reason, sizeof(r->reason), "architectural cycle counter");
+		}
+		snprintf(p->name, sizeof(p->name), "DWT");
+	}
+}
+
+bool ms_infer_on_unmapped(struct ms_infer *inf, int type, uint64_t addr, int size, int64_t value)
+{
+	if (type == UC_MEM_FETCH_UNMAPPED || type == UC_MEM_FETCH_PROT)
+		return false;
+	/* Nordic FICR: factory data the firmware only reads (a write means RAM, e.g. STM32 CCM). */
+	bool ficr = addr >= 0x10000000ull && addr < 0x10001000ull && type == UC_MEM_READ_UNMAPPED;
+	if (!ficr && !ms_infer_is_peripheral_addr(addr))
+		return false;
+	uint64_t t0 = mono_ns();
+	pthread_mutex_lock(&inf->lock);
+	uint32_t page = (uint32_t)addr & ~(PAGE - 1);
+	struct periph *p = periph_find(inf, page);
+	bool fresh = !p;
+	if (!p) {
+		p = periph_new(inf, page, SRC_RULES);
+		if (!p) {
+			pthread_mutex_unlock(&inf->lock);
+			return false;
+		}
+		inf->n_region++;
+		periph_apply_svd(inf, p);
+		periph_apply_arch(inf, p);
+		int pi = periph_index(inf, p);
+		for (int i = 0; i < 256; i++)
+			if (inf->irq_page[i] == pi + 1 && p->irq < 0)
+				p->irq = i;
+	}
+	bool ok = periph_map(inf, p);
+	struct ms__cpu cpu;
+	ms__cpu_read(inf->uc, &cpu);
+	uint32_t pc = locate(inf, &cpu, type == UC_MEM_WRITE_UNMAPPED, (uint32_t)addr,
+			     (unsigned)size, false);
+	uint64_t dt = mono_ns() - t0;
+	inf->lat[inf->nlat++ % LAT_SAMPLES] = dt;
+	if (dt > inf->lat_max)
+		inf->lat_max = dt;
+	if (fresh) {
+		char insn[64];
+		ms__dis_text(inf->dis, pc, insn, sizeof(insn));
+		json_t *regs = json_object();
+		static const char *const names[13] = { "r0", "r1", "r2",  "r3", "r4", "r5", "r6",
+						       "r7", "r8", "r9", "r10", "r11", "r12" };
+		for (int i = 0; i < 13; i++)
+			json_object_set_new(regs, names[i], hex(cpu.r[i]));
+		json_object_set_new(regs, "sp", hex(cpu.r[13]));
+		json_object_set_new(regs, "lr", hex(cpu.r[14]));
+		json_t *hist = json_array();
+		for (uint64_t i = inf->seq > 8 ? inf->seq - 8 : 0; i < inf->seq; i++) {
+			const struct mrec *m = &inf->ring[i % RING];
+			json_array_append_new(hist, json_pack("{s:o,s:o,s:s,s:o}", "pc", hex(m->pc), "addr",
+							      hex(m->addr), "dir", m->write ? "w" : "r",
+							      "value", hex(m->value)));
+		}
+		json_t *ev = json_pack(
+			"{s:o,s:o,s:s,s:s,s:o,s:i,s:s,s:s,s:i,s:s,s:o,s:o,s:I}", "addr", hex(addr), "pc",
+			hex(pc), "insn", insn, "access", type == UC_MEM_WRITE_UNMAPPED ? "write" : "read",
+			"base", hex(page), "size", (int)PAGE, "name", p->name, "source",
+			source_names[p->source], "confidence", p->source == SRC_SVD ? 90 : 60, "reason",
+			p->source == SRC_SVD ? "peripheral described by the SVD"
+					     : "unmapped peripheral window: a 4 KiB device page",
+			"registers", regs, "history", hist, "latency_ns", (json_int_t)dt);
+		json_object_set_new(ev, "model", json_string("device"));
+		if (!ok)
+			json_object_set_new(ev, "error", json_string("uc_mmio_map failed"));
+		emit(inf, "infer.region", ev);
+	}
+	(void)value;
+	pthread_mutex_unlock(&inf->lock);
+	return ok;
+}
+
+/* ---- delay loops -------------------------------------------------------- */
+
+uint64_t ms_infer_on_block(struct ms_infer *inf, uint64_t addr, uint32_t size)
+{
+	inf->block_pc = (uint32_t)addr;
+	inf->cursor = 0;
+	inf->have_block = true;
+	if (inf->no_delay_skip)
+		return 0;
+	struct dslot *d = &inf->dcache[((uint32_t)addr >> 1) & (DCACHE - 1)];
+	if (d->addr != (uint32_t)addr || d->state == 0) {
+		int reg;
+		uint32_t step, insns, end;
+		memset(d, 0, sizeof(*d));
+		d->addr = (uint32_t)addr;
+		d->state = 1;
+		if (ms__delay_loop(inf->dis, (uint32_t)addr, size, &reg, &step, &insns, &end)) {
+			d->state = 2;
+			d->reg = (int8_t)reg;
+			d->step = step;
+			d->insns = (uint16_t)insns;
+		}
+	}
+	if (d->state != 2)
+		return 0;
+	uint32_t v;
+	int id = ms__uc_reg(d->reg);
+	uc_reg_read(inf->uc, id, &v);
+	if (v <= d->step * 2 || v % d->step)
+		return 0;
+	uint64_t iters = v / d->step - 1;
+	uint32_t nv = d->step;
+	uc_reg_write(inf->uc, id, &nv);
+	uint64_t skipped = iters * d->insns;
+	pthread_mutex_lock(&inf->lock);
+	inf->n_delay++;
+	inf->n_delay_insns += skipped;
+	if (!d->reported) {
+		d->reported = true;
+		char insn[64];
+		ms__dis_text(inf->dis, (uint32_t)addr, insn, sizeof(insn));
+		json_t *ev = json_pack("{s:o,s:s,s:s,s:i,s:I,s:s}", "pc", hex(addr), "insn", insn,
+				       "model", "delay-loop", "confidence", 90, "skipped_insns",
+				       (json_int_t)skipped, "reason",
+				       "register-only countdown with no side effect");
+		emit(inf, "infer.delay", ev);
+	}
+	pthread_mutex_unlock(&inf->lock);
+	return skipped;
+}
+
+/* ---- interrupts ----------------------------------------------------------- */
+
+static void note_ref(struct ms_infer *inf, uint32_t v, int *hits, int weight)
+{
+	if (!ms_infer_is_peripheral_addr(v))
+		return;
+	struct periph *p = periph_find(inf, v & ~(PAGE - 1));
+	if (!p)
+		return;
+	hits[periph_index(inf, p)] += weight;
+}
+
+/* Walk a handler (and the functions it calls, two levels) for device addresses it uses. */
+static void scan_code(struct ms_infer *inf, uint32_t a, int depth, int *budget, int *hits)
+{
+	uint32_t movw[16] = { 0 };
+	for (int i = 0; i < 80 && *budget > 0; i++, (*budget)--) {
+		const cs_insn *in = ms__dis_at(inf->dis, a);
+		if (!in)
+			return;
+		const cs_arm *ar = &in->detail->arm;
+		if ((in->id == ARM_INS_LDR) && ar->op_count == 2 && ar->operands[1].type == ARM_OP_MEM &&
+		    ar->operands[1].mem.base == ARM_REG_PC) {
+			uint32_t lit = ((a + 4) & ~3u) + (uint32_t)ar->operands[1].mem.disp;
+			uint32_t v;
+			if (uc_mem_read(inf->uc, lit, &v, 4) == UC_ERR_OK) {
+				note_ref(inf, v, hits, 4);
+				/* A handle in RAM whose first words point at the device (HAL style). */
+				if (v >= 0x20000000u && v < 0x40000000u) {
+					uint32_t w[4];
+					if (uc_mem_read(inf->uc, v, w, sizeof(w)) == UC_ERR_OK)
+						for (int k = 0; k < 4; k++)
+							note_ref(inf, w[k], hits, 2);
+				}
+			}
+		} else if (in->id == ARM_INS_MOVW && ar->operands[0].type == ARM_OP_REG) {
+			int r = ar->operands[0].reg - ARM_REG_R0;
+			if (r >= 0 && r < 16)
+				movw[r] = (uint32_t)ar->operands[1].imm & 0xffff;
+		} else if (in->id == ARM_INS_MOVT && ar->operands[0].type == ARM_OP_REG) {
+			int r = ar->operands[0].reg - ARM_REG_R0;
+			if (r >= 0 && r < 16)
+				note_ref(inf, movw[r] | ((uint32_t)ar->operands[1].imm << 16), hits, 4);
+		} else if (in->id == ARM_INS_BL && depth < 2 && ar->operands[0].type == ARM_OP_IMM) {
+			scan_code(inf, (uint32_t)ar->operands[0].imm, depth + 1, budget, hits);
+		} else if (in->id == ARM_INS_B && ar->cc == ARM_CC_AL) {
+			uint32_t t = (uint32_t)ar->operands[0].imm;
+			if (t > a && t - a < 0x400) {
+				a = t;
+				continue;
+			}
+			if (depth < 2 && (t < a || t - a >= 0x400))
+				scan_code(inf, t, depth + 1, budget, hits); /* tail call */
+			return;
+		} else if (in->id == ARM_INS_BX || (in->id == ARM_INS_POP && ar->op_count &&
+						    ar->operands[ar->op_count - 1].reg == ARM_REG_PC)) {
+			return;
+		}
+		a += in->size;
+	}
+}
+
+static void associate_irq(struct ms_infer *inf, int irq)
+{
+	if (!inf->host.vtor)
+		return;
+	uint32_t vt = inf->host.vtor(inf->host.ud);
+	uint32_t h;
+	if (uc_mem_read(inf->uc, vt + 4u * (16u + (uint32_t)irq), &h, 4) != UC_ERR_OK || !h)
+		return;
+	int hits[MAX_PERIPHS];
+	memset(hits, 0, sizeof(int) * (size_t)inf->np);
+	int budget = 400;
+	scan_code(inf, h & ~1u, 0, &budget, hits);
+	int best = -1;
+	for (int i = 0; i < inf->np; i++)
+		if (hits[i] && (best < 0 || hits[i] > hits[best]))
+			best = i;
+	if (best < 0)
+		return;
+	struct periph *p = inf->p[best];
+	if (p->irq >= 0 && p->irq != irq && p->source == SRC_SVD)
+		return;
+	inf->irq_page[irq] = best + 1;
+	if (p->irq < 0)
+		p->irq = irq;
+	json_t *ev = json_pack("{s:i,s:o,s:o,s:s,s:i,s:s}", "irq", irq, "handler", hex(h), "base",
+			       hex(p->base), "model", "irq-line", "confidence", 75, "reason",
+			       "the enabled vector's handler uses this device");
+	emit(inf, "infer.irq", ev);
+}
+
+void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
+{
+	(void)now_ns;
+	pthread_mutex_lock(&inf->lock);
+	inf->ticks++;
+	/* Link enabled vectors to devices, once each, when the firmware enables them. */
+	if (inf->host.irq_enabled && (inf->ticks & 15) == 1) {
+		for (int irq = 0; irq < 128; irq++) {
+			if (inf->irq_seen[irq])
+				continue;
+			if (!inf->host.irq_enabled(inf->host.ud, irq))
+				continue;
+			inf->irq_seen[irq] = 1;
+			associate_irq(inf, irq);
+		}
+	}
+	size_t avail = input_avail(inf);
+	for (int i = 0; i < inf->np; i++) {
+		struct periph *p = inf->p[i];
+		if (p->irq < 0 || !inf->host.irq_set_pending || !inf->host.irq_enabled)
+			continue;
+		if (!p->uart || !p->armed)
+			continue;
+		if (!inf->host.irq_enabled(inf->host.ud, p->irq))
+			continue;
+		/* Input arrived: once per byte the firmware takes (level while unread is up to it). */
+		if (avail > 0 && (!p->rx_pended || inf->consumed != p->rx_pend_consumed ||
+				  inf->last_avail == 0)) {
+			p->rx_pended = true;
+			p->rx_pend_consumed = inf->consumed;
+			bool learned = false;
+			for (int k = 0; k < p->nregs; k++)
+				if (p->regs[k].rx_mask)
+					learned = true;
+			if (!learned)
+				p->explore = 64;
+			inf->host.irq_set_pending(inf->host.ud, p->irq);
+			inf->n_irq++;
+		} else if (p->tx_irq_event && p->tx_irq_armed) {
+			p->tx_irq_event = false;
+			inf->host.irq_set_pending(inf->host.ud, p->irq);
+			inf->n_irq++;
+		}
+	}
+	inf->last_avail = avail;
+	pthread_mutex_unlock(&inf->lock);
+}
+
+uint64_t ms_infer_next_event_ns(struct ms_infer *inf)
+{
+	(void)inf;
+	return UINT64_MAX;
+}
+
+/* ---- LLM --------------------------------------------------------------- */
+
+static struct poll *ask_llm(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc,
+			    const struct ms__cpu *cpu, uint32_t addr, uint32_t cur)
+{
+	uint32_t off = r->off;
+	json_t *loop = json_array();
+	uint32_t a = pc;
+	for (int i = 0; i < 12; i++) {
+		char t[80];
+		const cs_insn *in = ms__dis_at(inf->dis, a);
+		if (!in)
+			break;
+		snprintf(t, sizeof(t), "%08x: %s %s", a, in->mnemonic, in->op_str);
+		json_array_append_new(loop, json_string(t));
+		a += in->size;
+	}
+	json_t *ctx = json_pack("{s:o,s:o,s:o,s:o,s:s,s:o}", "address", hex(addr), "pc", hex(pc),
+				"current", hex(cur), "peripheral", hex(p->base), "rules",
+				"no value of this register leaves the loop", "code", loop);
+	json_t *ans = NULL;
+	int cached = 0;
+	char err[256];
+	int rc = ms__llm_ask(inf->llm, ctx, &ans, &cached, err, sizeof(err));
+	json_decref(ctx);
+	inf->n_llm++;
+	if (rc < 0) {
+		emit(inf, "infer.llm", json_pack("{s:o,s:o,s:s}", "addr", hex(addr), "pc", hex(pc),
+						 "error", err));
+		return NULL;
+	}
+	uint32_t v = 0, mask = 0xffffffffu;
+	get_u32(json_object_get(ans, "value"), &v);
+	get_u32(json_object_get(ans, "mask"), &mask);
+	uint32_t cand = (cur & ~mask) | (v & mask);
+	/* Check by replay: the proposed value must leave the loop. */
+	struct ms__run run;
+	ms__simulate(inf->dis, cpu, pc, addr, cand, 96, &run);
+	r = reg_find(p, off);
+	struct poll *q = poll_find(r, pc);
+	if (run.end != MS__LEAVE) {
+		inf->n_llm_rejected++;
+		emit(inf, "infer.llm", json_pack("{s:o,s:o,s:o,s:s,s:b}", "addr", hex(addr), "pc",
+						 hex(pc), "value", hex(cand), "reason",
+						 "rejected: replay stays in the loop", "cached", cached));
+		json_decref(ans);
+		return NULL;
+	}
+	q->kind = PK_READY;
+	q->source = SRC_LLM;
+	q->mask = cand ^ cur ? cand ^ cur : mask;
+	q->ready = cand & q->mask;
+	r->source = SRC_LLM;
+	r->confidence = 60;
+	snprintf(r->reason, sizeof(r->reason), "llm: %s",
+		 json_string_value(json_object_get(ans, "reason")) ?: "value leaves the loop");
+	emit(inf, "infer.llm", json_pack("{s:o,s:o,s:o,s:o,s:s,s:b,s:i}", "addr", hex(addr), "pc",
+					 hex(pc), "mask", hex(q->mask), "value", hex(q->ready),
+					 "reason", "accepted: replay leaves the loop", "cached", cached,
+					 "confidence", 60));
+	json_decref(ans);
+	return q;
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+static int load_models_file(struct ms_infer *inf, const char *path, struct ms_err *e)
+{
+	json_error_t je;
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return ms_fail(e, 400, "bad_models", "cannot open models file %s: %s", path,
+			       strerror(errno));
+	fseek(f, 0, SEEK_END);
+	long sz = ftell(f);
+	fclose(f);
+	if (sz > 64l * 1024 * 1024)
+		return ms_fail(e, 413, "bad_models", "models file %s is too large", path);
+	json_t *j = json_load_file(path, 0, &je);
+	if (!j)
+		return ms_fail(e, 400, "bad_models", "models file %s: line %d: %s", path, je.line,
+			       je.text);
+	int rc = ms_infer_import(inf, j, e);
+	json_decref(j);
+	return rc;
+}
+
+static bool is_our_page(void *ud, uint32_t addr)
+{
+	struct ms_infer *inf = ud;
+	return periph_find(inf, addr & ~(PAGE - 1)) != NULL;
+}
+
+struct ms_infer *ms_infer_new(uc_engine *uc, const struct ms_infer_host *host,
+			      const struct ms_infer_opts *opts, struct ms_err *e)
+{
+	struct ms_infer *inf = calloc(1, sizeof(*inf));
+	if (!inf) {
+		ms_fail(e, 500, "internal", "out of memory");
+		return NULL;
+	}
+	inf->uc = uc;
+	if (host)
+		inf->host = *host;
+	inf->mode = opts ? opts->mode : MS_INFER_RULES;
+	inf->cpu_hz = opts && opts->cpu_hz ? opts->cpu_hz : 16000000ull;
+	inf->no_delay_skip = opts && opts->no_delay_skip;
+	inf->svd_pick = -1;
+	pthread_mutex_init(&inf->lock, NULL);
+	inf->dis = ms__dis_new(uc);
+	if (inf->dis)
+		ms__dis_set_device_test(inf->dis, is_our_page, inf);
+	inf->dcache = calloc(DCACHE, sizeof(*inf->dcache));
+	if (!inf->dis || !inf->dcache) {
+		ms_fail(e, 500, "internal", "cannot open the disassembler");
+		ms_infer_free(inf);
+		return NULL;
+	}
+	if (opts && opts->n_svd) {
+		if (opts->n_svd > 16) {
+			ms_fail(e, 400, "bad_svd", "at most 16 svd files");
+			ms_infer_free(inf);
+			return NULL;
+		}
+		inf->svd = calloc(opts->n_svd, sizeof(*inf->svd));
+		inf->svd_path = calloc(opts->n_svd, sizeof(*inf->svd_path));
+		for (size_t i = 0; i < opts->n_svd; i++) {
+			char err[256];
+			struct ms__svd *s;
+			if (ms__svd_load(opts->svd_paths[i], &s, err, sizeof(err)) < 0) {
+				ms_fail(e, 400, "bad_svd", "%s: %s", opts->svd_paths[i], err);
+				ms_infer_free(inf);
+				return NULL;
+			}
+			inf->svd[inf->nsvd] = s;
+			inf->svd_path[inf->nsvd] = strdup(opts->svd_paths[i]);
+			inf->nsvd++;
+		}
+	} else if (opts && opts->mode == MS_INFER_SVD) {
+		ms_fail(e, 400, "bad_svd", "svd mode needs at least one svd file");
+		ms_infer_free(inf);
+		return NULL;
+	}
+	if (opts && opts->mode == MS_INFER_LLM) {
+		struct ms__llm_cfg c = {
+			.base_url = opts->llm_base_url,
+			.model = opts->llm_model,
+			.key = opts->llm_key,
+			.cache_dir = opts->llm_cache_dir,
+			.firmware_hash = opts->firmware_hash,
+			.timeout_ms = opts->llm_timeout_ms,
+			.budget = opts->llm_budget,
+		};
+		char err[256];
+		inf->llm = ms__llm_new(&c, err, sizeof(err));
+		if (!inf->llm) {
+			ms_fail(e, 400, "bad_llm", "%s", err);
+			ms_infer_free(inf);
+			return NULL;
+		}
+	}
+	if (opts && opts->models_path) {
+		if (load_models_file(inf, opts->models_path, e) < 0) {
+			ms_infer_free(inf);
+			return NULL;
+		}
+	}
+	return inf;
+}
+
+void ms_infer_free(struct ms_infer *inf)
+{
+	if (!inf)
+		return;
+	for (int i = 0; i < inf->np; i++)
+		periph_free(inf->p[i]);
+	for (int i = 0; i < inf->nsvd; i++) {
+		ms__svd_free(inf->svd[i]);
+		free(inf->svd_path[i]);
+	}
+	free(inf->svd);
+	free(inf->svd_path);
+	ms__llm_free(inf->llm);
+	ms__dis_free(inf->dis);
+	free(inf->dcache);
+	pthread_mutex_destroy(&inf->lock);
+	free(inf);
+}
+
+void ms_infer_reset(struct ms_infer *inf)
+{
+	pthread_mutex_lock(&inf->lock);
+	for (int i = 0; i < inf->np; i++) {
+		struct periph *p = inf->p[i];
+		for (int k = 0; k < p->nregs; k++) {
+			p->regs[k].value = p->regs[k].reset;
+			p->regs[k].ntx = 0;
+		}
+		p->armed = false;
+		p->tx_irq_armed = p->tx_irq_event = false;
+		p->rx_pended = false;
+		p->explore = 0;
+	}
+	inf->have_block = false;
+	pthread_mutex_unlock(&inf->lock);
+}
+
+/* ---- state, export, import ---------------------------------------------- */
+
+json_t *ms_infer_state_save(struct ms_infer *inf)
+{
+	pthread_mutex_lock(&inf->lock);
+	json_t *ps = json_array();
+	for (int i = 0; i < inf->np; i++) {
+		struct periph *p = inf->p[i];
+		json_t *vals = json_array();
+		for (int k = 0; k < p->nregs; k++)
+			json_array_append_new(vals, json_pack("[I,I,i]", (json_int_t)p->regs[k].off,
+							      (json_int_t)p->regs[k].value, p->regs[k].ntx));
+		json_array_append_new(ps, json_pack("{s:I,s:b,s:b,s:b,s:b,s:I,s:i,s:o}", "base",
+						    (json_int_t)p->base, "armed", p->armed, "tx_armed",
+						    p->tx_irq_armed, "tx_event", p->tx_irq_event,
+						    "rx_pended", p->rx_pended, "rx_mark",
+						    (json_int_t)p->rx_pend_consumed, "explore", p->explore,
+						    "regs", vals));
+	}
+	json_t *st = json_pack("{s:i,s:I,s:I,s:o}", "version", 1, "consumed",
+			       (json_int_t)inf->consumed, "last_avail", (json_int_t)inf->last_avail,
+			       "periphs", ps);
+	pthread_mutex_unlock(&inf->lock);
+	return st;
+}
+
+int ms_infer_state_load(struct ms_infer *inf, json_t *state, struct ms_err *e)
+{
+	json_t *ps = json_object_get(state, "periphs");
+	if (!json_is_object(state) || json_integer_value(json_object_get(state, "version")) != 1 ||
+	    !json_is_array(ps))
+		return ms_fail(e, 400, "bad_state", "inference state: wrong shape or version");
+	/* Validate completely before changing anything. */
+	size_t i;
+	json_t *pj;
+	json_array_foreach(ps, i, pj) {
+		if (!json_is_integer(json_object_get(pj, "base")) ||
+		    !json_is_array(json_object_get(pj, "regs")))
+			return ms_fail(e, 400, "bad_state", "inference state: peripheral %zu malformed", i);
+	}
+	pthread_mutex_lock(&inf->lock);
+	for (int k = 0; k < inf->np; k++) {
+		struct periph *p = inf->p[k];
+		for (int q = 0; q < p->nregs; q++) {
+			p->regs[q].value = p->regs[q].reset;
+			p->regs[q].ntx = 0;
+		}
+		p->armed = p->tx_irq_armed = p->tx_irq_event = p->rx_pended = false;
+		p->explore = 0;
+	}
+	inf->consumed = (uint64_t)json_integer_value(json_object_get(state, "consumed"));
+	inf->last_avail = (size_t)json_integer_value(json_object_get(state, "last_avail"));
+	json_array_foreach(ps, i, pj) {
+		uint32_t base = (uint32_t)json_integer_value(json_object_get(pj, "base"));
+		struct periph *p = periph_find(inf, base);
+		if (!p)
+			continue; /* inferred after the snapshot was taken: cannot exist in it */
+		p->armed = json_is_true(json_object_get(pj, "armed"));
+		p->tx_irq_armed = json_is_true(json_object_get(pj, "tx_armed"));
+		p->tx_irq_event = json_is_true(json_object_get(pj, "tx_event"));
+		p->rx_pended = json_is_true(json_object_get(pj, "rx_pended"));
+		p->rx_pend_consumed = (uint64_t)json_integer_value(json_object_get(pj, "rx_mark"));
+		p->explore = (int)json_integer_value(json_object_get(pj, "explore"));
+		size_t k;
+		json_t *rv;
+		json_array_foreach(json_object_get(pj, "regs"), k, rv) {
+			struct reg *r = reg_get(p, (uint32_t)json_integer_value(json_array_get(rv, 0)));
+			if (!r)
+				continue;
+			r->value = (uint32_t)json_integer_value(json_array_get(rv, 1));
+			r->ntx = (uint8_t)json_integer_value(json_array_get(rv, 2));
+		}
+	}
+	pthread_mutex_unlock(&inf->lock);
+	return 0;
+}
+
+static const char *reg_category(const struct reg *r)
+{
+	if (r->category[0])
+		return r->category;
+	if (r->rx || r->tx)
+		return "data";
+	bool polled = r->rx_mask != 0;
+	for (int i = 0; i < r->npolls; i++)
+		if (r->polls[i].kind == PK_READY || r->polls[i].kind == PK_RX ||
+		    r->polls[i].kind == PK_TX || r->polls[i].kind == PK_STUCK)
+			polled = true;
+	if (r->model == RM_COUNTER)
+		return "status";
+	if (polled && r->written_or)
+		return "control+status";
+	if (polled)
+		return "status";
+	if (r->writes)
+		return "control";
+	if (r->reads)
+		return "status";
+	return "unknown";
+}
+
+static json_t *reg_json(const struct periph *p, const struct reg *r, bool full)
+{
+	json_t *o = json_pack("{s:o,s:o,s:s,s:s,s:s,s:o,s:o,s:i,s:I,s:I,s:s,s:s}", "offset",
+			      hex(r->off), "addr", hex(p->base + r->off), "name", r->name, "category",
+			      reg_category(r), "model", model_names[r->model], "value", hex(r->value),
+			      "reset", hex(r->reset), "confidence", r->confidence, "reads",
+			      (json_int_t)r->reads, "writes", (json_int_t)r->writes, "source",
+			      source_names[r->source], "reason", r->reason);
+	if (r->rx_mask) {
+		json_object_set_new(o, "rx_mask", hex(r->rx_mask));
+		json_object_set_new(o, "rx_ready", hex(r->rx_ready));
+		json_object_set_new(o, "rx_notready", hex(r->rx_notready));
+		json_object_set_new(o, "rx_data", hex((uint32_t)r->rx_data));
+	}
+	if (r->w1c_mask)
+		json_object_set_new(o, "w1c_mask", hex(r->w1c_mask));
+	if (r->model == RM_SET || r->model == RM_CLR || r->model == RM_BSRR)
+		json_object_set_new(o, "alias_of", hex(r->alias));
+	if (r->rx)
+		json_object_set_new(o, "rx", json_true());
+	if (r->tx)
+		json_object_set_new(o, "tx", json_true());
+	if (full || r->npolls) {
+		json_t *pa = json_array();
+		for (int i = 0; i < r->npolls; i++)
+			json_array_append_new(pa, json_pack("{s:o,s:s,s:o,s:o,s:s}", "pc",
+							    hex(r->polls[i].pc), "kind",
+							    pkind_names[r->polls[i].kind], "mask",
+							    hex(r->polls[i].mask), "value",
+							    hex(r->polls[i].ready), "source",
+							    source_names[r->polls[i].source]));
+		json_object_set_new(o, "polls", pa);
+	}
+	return o;
+}
+
+static uint32_t periph_size(const struct periph *p)
+{
+	uint32_t s = 0x400;
+	while (s < p->extent && s < PAGE)
+		s <<= 1;
+	return s;
+}
+
+static json_t *periph_json(const struct periph *p, bool full)
+{
+	json_t *regs = json_array();
+	for (int i = 0; i < p->nregs; i++)
+		json_array_append_new(regs, reg_json(p, &p->regs[i], full));
+	json_t *o = json_pack("{s:o,s:i,s:i,s:s,s:s,s:b,s:I,s:I,s:o}", "base", hex(p->base), "size",
+			      (int)periph_size(p), "map_size", (int)PAGE, "name", p->name, "source",
+			      source_names[p->source], "uart", p->uart, "reads", (json_int_t)p->reads,
+			      "writes", (json_int_t)p->writes, "registers", regs);
+	json_object_set_new(o, "irq", p->irq >= 0 ? json_integer(p->irq) : json_null());
+	return o;
+}
+
+json_t *ms_infer_peripherals(struct ms_infer *inf)
+{
+	pthread_mutex_lock(&inf->lock);
+	json_t *a = json_array();
+	for (int i = 0; i < inf->np; i++)
+		json_array_append_new(a, periph_json(inf->p[i], false));
+	pthread_mutex_unlock(&inf->lock);
+	return a;
+}
+
+json_t *ms_infer_export(struct ms_infer *inf)
+{
+	pthread_mutex_lock(&inf->lock);
+	json_t *a = json_array();
+	for (int i = 0; i < inf->np; i++)
+		json_array_append_new(a, periph_json(inf->p[i], true));
+	json_t *o = json_pack("{s:s,s:i,s:o}", "format", "machineserver-device-map", "version", 1,
+			      "peripherals", a);
+	pthread_mutex_unlock(&inf->lock);
+	return o;
+}
+
+static int model_from_name(const char *s)
+{
+	for (int i = 0; i < RM__N; i++)
+		if (s && strcmp(s, model_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static int pkind_from_name(const char *s)
+{
+	for (int i = 0; i < PK__N; i++)
+		if (s && strcmp(s, pkind_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static int source_from_name(const char *s)
+{
+	for (int i = 0; i < SRC__N; i++)
+		if (s && strcmp(s, source_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* Check one register entry of a device map; message names what is wrong. */
+static int check_reg(json_t *rj, char *err, size_t cap)
+{
+	uint32_t v;
+	if (!json_is_object(rj)) {
+		snprintf(err, cap, "register is not an object");
+		return -1;
+	}
+	if (!get_u32(json_object_get(rj, "offset"), &v) || v >= PAGE) {
+		snprintf(err, cap, "register offset missing or outside the page");
+		return -1;
+	}
+	json_t *m = json_object_get(rj, "model");
+	if (m && model_from_name(json_string_value(m)) < 0) {
+		snprintf(err, cap, "unknown model at offset 0x%x", v);
+		return -1;
+	}
+	static const char *const nums[] = { "value", "reset", "rx_mask", "rx_ready", "rx_notready",
+					    "rx_data", "w1c_mask", "alias_of" };
+	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+		json_t *x = json_object_get(rj, nums[i]);
+		uint32_t t;
+		if (x && !get_u32(x, &t)) {
+			snprintf(err, cap, "%s at offset 0x%x is not a 32-bit number", nums[i], v);
+			return -1;
+		}
+	}
+	json_t *pl = json_object_get(rj, "polls");
+	if (pl && !json_is_array(pl)) {
+		snprintf(err, cap, "polls at offset 0x%x is not an array", v);
+		return -1;
+	}
+	size_t i;
+	json_t *q;
+	json_array_foreach(pl, i, q) {
+		uint32_t t;
+		if (!json_is_object(q) || !get_u32(json_object_get(q, "pc"), &t) ||
+		    !get_u32(json_object_get(q, "mask"), &t) || !get_u32(json_object_get(q, "value"), &t) ||
+		    pkind_from_name(json_string_value(json_object_get(q, "kind"))) < 0) {
+			snprintf(err, cap, "poll %zu at offset 0x%x malformed", i, v);
+			return -1;
+		}
+	}
+	json_t *nm = json_object_get(rj, "name");
+	if (nm && (!json_is_string(nm) || strlen(json_string_value(nm)) >= 40)) {
+		snprintf(err, cap, "name at offset 0x%x is not a short string", v);
+		return -1;
+	}
+	return 0;
+}
+
+int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
+{
+	char err[160];
+	json_t *ps = json_object_get(map, "peripherals");
+	if (!json_is_object(map) ||
+	    strcmp(json_string_value(json_object_get(map, "format")) ?: "", "machineserver-device-map") ||
+	    json_integer_value(json_object_get(map, "version")) != 1 || !json_is_array(ps))
+		return ms_fail(e, 400, "bad_models",
+			       "device map: expected {\"format\":\"machineserver-device-map\",\"version\":1,"
+			       "\"peripherals\":[...]}");
+	if (json_array_size(ps) > MAX_PERIPHS)
+		return ms_fail(e, 413, "bad_models", "device map: more than %d peripherals", MAX_PERIPHS);
+	size_t i;
+	json_t *pj;
+	json_array_foreach(ps, i, pj) {
+		uint32_t base;
+		if (!json_is_object(pj) || !get_u32(json_object_get(pj, "base"), &base) ||
+		    (base & (PAGE - 1)) || !ms_infer_is_peripheral_addr(base))
+			return ms_fail(e, 400, "bad_models",
+				       "device map: peripheral %zu: base missing, unaligned or outside the "
+				       "peripheral windows", i);
+		json_t *regs = json_object_get(pj, "registers");
+		if (!json_is_array(regs) || json_array_size(regs) > PAGE / 4)
+			return ms_fail(e, 400, "bad_models", "device map: peripheral %zu: bad registers", i);
+		json_t *irq = json_object_get(pj, "irq");
+		if (irq && !json_is_null(irq) &&
+		    (!json_is_integer(irq) || json_integer_value(irq) < 0 || json_integer_value(irq) > 255))
+			return ms_fail(e, 400, "bad_models", "device map: peripheral %zu: bad irq", i);
+		size_t k;
+		json_t *rj;
+		json_array_foreach(regs, k, rj) {
+			if (check_reg(rj, err, sizeof(err)) < 0)
+				return ms_fail(e, 400, "bad_models", "device map: peripheral %zu: %s", i, err);
+		}
+		for (size_t j = 0; j < i; j++) {
+			uint32_t b2;
+			get_u32(json_object_get(json_array_get(ps, j), "base"), &b2);
+			if (b2 == base)
+				return ms_fail(e, 400, "bad_models", "device map: base 0x%x twice", base);
+		}
+	}
+	pthread_mutex_lock(&inf->lock);
+	json_array_foreach(ps, i, pj) {
+		uint32_t base;
+		get_u32(json_object_get(pj, "base"), &base);
+		struct periph *p = periph_find(inf, base);
+		if (!p)
+			p = periph_new(inf, base, SRC_USER);
+		if (!p)
+			break;
+		int src = source_from_name(json_string_value(json_object_get(pj, "source")));
+		p->source = src >= 0 ? (uint8_t)src : SRC_USER;
+		const char *nm = json_string_value(json_object_get(pj, "name"));
+		if (nm)
+			snprintf(p->name, sizeof(p->name), "%s", nm);
+		json_t *irq = json_object_get(pj, "irq");
+		p->irq = json_is_integer(irq) ? (int)json_integer_value(irq) : -1;
+		p->uart = json_is_true(json_object_get(pj, "uart"));
+		size_t k;
+		json_t *rj;
+		json_array_foreach(json_object_get(pj, "registers"), k, rj) {
+			uint32_t off, t;
+			get_u32(json_object_get(rj, "offset"), &off);
+			struct reg *r = reg_get(p, off);
+			if (!r)
+				break;
+			int m = model_from_name(json_string_value(json_object_get(rj, "model")));
+			if (m >= 0)
+				r->model = (uint8_t)m;
+			if (get_u32(json_object_get(rj, "reset"), &t))
+				r->reset = t;
+			r->value = r->reset;
+			if (get_u32(json_object_get(rj, "w1c_mask"), &t))
+				r->w1c_mask = t;
+			if (get_u32(json_object_get(rj, "alias_of"), &t))
+				r->alias = t & (PAGE - 4);
+			if (get_u32(json_object_get(rj, "rx_mask"), &t))
+				r->rx_mask = t;
+			if (get_u32(json_object_get(rj, "rx_ready"), &t))
+				r->rx_ready = t;
+			if (get_u32(json_object_get(rj, "rx_notready"), &t))
+				r->rx_notready = t;
+			if (get_u32(json_object_get(rj, "rx_data"), &t))
+				r->rx_data = (int32_t)(t & (PAGE - 4));
+			r->rx = json_is_true(json_object_get(rj, "rx"));
+			r->tx = json_is_true(json_object_get(rj, "tx"));
+			if (r->tx)
+				r->model = RM_TX;
+			if (r->rx)
+				r->model = RM_RX;
+			const char *rn = json_string_value(json_object_get(rj, "name"));
+			if (rn)
+				snprintf(r->name, sizeof(r->name), "%s", rn);
+			int rs = source_from_name(json_string_value(json_object_get(rj, "source")));
+			r->source = rs >= 0 ? (uint8_t)rs : SRC_USER;
+			json_int_t cf = json_integer_value(json_object_get(rj, "confidence"));
+			r->confidence = cf > 0 && cf <= 100 ? (uint8_t)cf : 70;
+			snprintf(r->reason, sizeof(r->reason), "imported from a device map");
+			size_t qi;
+			json_t *qj;
+			json_array_foreach(json_object_get(rj, "polls"), qi, qj) {
+				uint32_t pc;
+				get_u32(json_object_get(qj, "pc"), &pc);
+				struct poll *q = poll_find(r, pc);
+				if (!q)
+					q = poll_add(r, pc);
+				if (!q)
+					break;
+				q->kind = (uint8_t)pkind_from_name(json_string_value(json_object_get(qj, "kind")));
+				get_u32(json_object_get(qj, "mask"), &q->mask);
+				get_u32(json_object_get(qj, "value"), &q->ready);
+				q->ready &= q->mask;
+				int qs = source_from_name(json_string_value(json_object_get(qj, "source")));
+				q->source = qs >= 0 ? (uint8_t)qs : SRC_USER;
+			}
+		}
+		inf->n_import++;
+		if (inf->uc)
+			periph_map(inf, p);
+	}
+	pthread_mutex_unlock(&inf->lock);
+	emit(inf, "infer.import", json_pack("{s:i}", "peripherals", (int)json_array_size(ps)));
+	return 0;
+}
+
+int ms_infer_patch(struct ms_infer *inf, json_t *patch, struct ms_err *e)
+{
+	uint32_t addr;
+	if (!json_is_object(patch) || !get_u32(json_object_get(patch, "addr"), &addr))
+		return ms_fail(e, 400, "bad_patch", "patch needs \"addr\" (a number)");
+	const char *model = json_string_value(json_object_get(patch, "model"));
+	json_t *mj = json_object_get(patch, "model");
+	if (mj && model_from_name(model) < 0)
+		return ms_fail(e, 400, "bad_patch", "unknown model (one of memory, status, rx, tx, w1c, "
+						      "set, clear, bsrr, counter, const)");
+	static const char *const nums[] = { "reset", "value", "ready_mask", "ready_value", "w1c_mask" };
+	uint32_t nv[5];
+	bool has[5];
+	for (int i = 0; i < 5; i++) {
+		json_t *x = json_object_get(patch, nums[i]);
+		has[i] = x != NULL;
+		if (x && !get_u32(x, &nv[i]))
+			return ms_fail(e, 400, "bad_patch", "%s is not a 32-bit number", nums[i]);
+	}
+	json_t *cj = json_object_get(patch, "category");
+	const char *cat = json_string_value(cj);
+	if (cj && (!cat || (strcmp(cat, "control") && strcmp(cat, "status") && strcmp(cat, "data") &&
+			    strcmp(cat, "control+status"))))
+		return ms_fail(e, 400, "bad_patch", "category is one of control, status, data, "
+						      "control+status");
+	json_t *nj = json_object_get(patch, "name");
+	if (nj && (!json_is_string(nj) || strlen(json_string_value(nj)) >= 40))
+		return ms_fail(e, 400, "bad_patch", "name must be a string under 40 bytes");
+	pthread_mutex_lock(&inf->lock);
+	struct periph *p = periph_find(inf, addr & ~(PAGE - 1));
+	struct reg *r = p ? reg_find(p, addr & (PAGE - 4)) : NULL;
+	if (!r) {
+		pthread_mutex_unlock(&inf->lock);
+		return ms_fail(e, 404, "register_not_found", "no inferred register at 0x%x", addr);
+	}
+	if (mj) {
+		r->model = (uint8_t)model_from_name(model);
+		r->rx = r->model == RM_RX;
+		r->tx = r->model == RM_TX;
+		if (r->tx)
+			p->uart = true;
+	}
+	if (has[0])
+		r->reset = nv[0];
+	if (has[1])
+		r->value = nv[1];
+	if (has[4])
+		r->w1c_mask = nv[4];
+	if (has[2] || has[3]) {
+		/* A hand-given ready answer applies to every poll of this register. */
+		uint32_t m = has[2] ? nv[2] : 0xffffffffu;
+		uint32_t v = has[3] ? nv[3] : m;
+		for (int i = 0; i < r->npolls; i++) {
+			r->polls[i].kind = PK_READY;
+			r->polls[i].mask = m;
+			r->polls[i].ready = v & m;
+			r->polls[i].source = SRC_USER;
+		}
+		r->value = (r->value & ~m) | (v & m);
+		r->reset = (r->reset & ~m) | (v & m);
+	}
+	if (cat)
+		snprintf(r->category, sizeof(r->category), "%s", cat);
+	if (nj)
+		snprintf(r->name, sizeof(r->name), "%s", json_string_value(nj));
+	r->source = SRC_USER;
+	r->confidence = 100;
+	snprintf(r->reason, sizeof(r->reason), "set by hand");
+	pthread_mutex_unlock(&inf->lock);
+	emit(inf, "infer.patch", json_pack("{s:o}", "addr", hex(addr)));
+	return 0;
+}
+
+json_t *ms_infer_mmio_recent(struct ms_infer *inf, uint64_t from, size_t limit)
+{
+	pthread_mutex_lock(&inf->lock);
+	uint64_t first = inf->seq > RING ? inf->seq - RING : 0;
+	if (from < first)
+		from = first;
+	if (limit > RING)
+		limit = RING;
+	json_t *a = json_array();
+	uint64_t s = from;
+	for (; s < inf->seq && json_array_size(a) < limit; s++) {
+		const struct mrec *m = &inf->ring[s % RING];
+		json_array_append_new(a, json_pack("{s:I,s:o,s:o,s:i,s:s,s:o}", "seq", (json_int_t)m->seq,
+						   "pc", hex(m->pc), "addr", hex(m->addr), "size",
+						   m->size, "dir", m->write ? "w" : "r", "value",
+						   hex(m->value)));
+	}
+	json_t *o = json_pack("{s:I,s:I,s:o}", "next", (json_int_t)s, "first", (json_int_t)first,
+			      "entries", a);
+	pthread_mutex_unlock(&inf->lock);
+	return o;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+json_t *ms_infer_stats(struct ms_infer *inf)
+{
+	pthread_mutex_lock(&inf->lock);
+	unsigned n = inf->nlat < LAT_SAMPLES ? inf->nlat : LAT_SAMPLES;
+	uint64_t med = 0;
+	if (n) {
+		uint64_t *tmp = malloc(n * sizeof(*tmp));
+		if (tmp) {
+			memcpy(tmp, inf->lat, n * sizeof(*tmp));
+			qsort(tmp, n, sizeof(*tmp), cmp_u64);
+			med = tmp[n / 2];
+			free(tmp);
+		}
+	}
+	int nregs = 0;
+	for (int i = 0; i < inf->np; i++)
+		nregs += inf->p[i]->nregs;
+	json_t *o = json_pack(
+		"{s:i,s:i,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:i},s:I}",
+		"peripherals", inf->np, "registers", nregs, "decisions", "region",
+		(json_int_t)inf->n_region, "poll", (json_int_t)inf->n_poll, "rx",
+		(json_int_t)inf->n_rx, "tx", (json_int_t)inf->n_tx, "irq", (json_int_t)inf->n_irq,
+		"delay", (json_int_t)inf->n_delay, "explore", (json_int_t)inf->n_explore, "llm",
+		(json_int_t)inf->n_llm, "llm_rejected", (json_int_t)inf->n_llm_rejected, "import",
+		(json_int_t)inf->n_import, "fault_to_resume_ns", "median", (json_int_t)med, "max",
+		(json_int_t)inf->lat_max, "samples", (int)n, "delay_insns_skipped",
+		(json_int_t)inf->n_delay_insns);
+	if (inf->llm)
+		json_object_set_new(o, "llm", ms__llm_stats(inf->llm));
+	if (inf->svd_pick >= 0)
+		json_object_set_new(o, "svd", json_string(inf->svd_path[inf->svd_pick]));
+	pthread_mutex_unlock(&inf->lock);
+	return o;
+}

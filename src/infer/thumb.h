@@ -1,0 +1,106 @@
+/*
+ * thumb: instruction-level analysis of Thumb code for peripheral inference.
+ *
+ * Decoding goes through Capstone (with a per-address cache); on top of it
+ * sits a small concrete interpreter for the instructions that appear in
+ * status-poll loops, delay loops and interrupt handlers (moves, ALU,
+ * shifts, bit-field extracts, compares, loads from RAM/flash, branches,
+ * returns). Given the register file at a peripheral load and a candidate
+ * value for that load, it runs the code that follows and reports whether
+ * execution comes back to the loop (stay) or goes on (leave), and which
+ * peripheral access comes next. That is how the status-poll solver reads
+ * "the loop's own instructions".
+ *
+ * Threads: an ms__dis belongs to one ms_infer and is used only on the
+ * engine's owner thread.
+ */
+#ifndef MS_INFER_THUMB_H
+#define MS_INFER_THUMB_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <capstone/capstone.h>
+#include <unicorn/unicorn.h>
+
+struct ms__dis;
+
+/* Register file for the interpreter: r[13] sp, r[14] lr, r[15] pc. */
+struct ms__cpu {
+	uint32_t r[16];
+	bool n, z, c, v;
+};
+
+enum ms__end {
+	MS__UNKNOWN = 0, /* hit something we do not interpret before any decision */
+	MS__STAY,        /* came back into the loop */
+	MS__LEAVE,       /* went on past the loop */
+};
+
+struct ms__run {
+	enum ms__end end;
+	unsigned ninsn;
+	bool branched;          /* a conditional branch was evaluated */
+	bool acc;               /* a peripheral access followed (after leaving) */
+	bool acc_write;
+	uint32_t acc_addr;
+	unsigned acc_size;
+	uint32_t acc_pc;
+};
+
+/* Open a decoder reading code through uc. NULL when Capstone fails. */
+struct ms__dis *ms__dis_new(uc_engine *uc);
+void ms__dis_free(struct ms__dis *d);
+
+/* Decoded instruction at addr (Thumb bit ignored) or NULL; owned by the cache. */
+const cs_insn *ms__dis_at(struct ms__dis *d, uint32_t addr);
+
+/* "ldr r2, [r3, #8]" into buf. */
+void ms__dis_text(struct ms__dis *d, uint32_t addr, char *buf, size_t cap);
+
+/* Read the live register file from Unicorn. */
+void ms__cpu_read(uc_engine *uc, struct ms__cpu *cpu);
+
+/*
+ * Find the instruction that performs a data access to addr (is_write,
+ * size bytes) in the block that starts at block_pc, starting the search at
+ * *cursor (an address inside the block, or 0 for the block start) and
+ * evaluating effective addresses with the live registers. On success
+ * stores its address in *pc, moves *cursor past it and returns true.
+ */
+bool ms__locate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t block_pc,
+		uint32_t *cursor, bool is_write, uint32_t addr, unsigned size, uint32_t *pc);
+
+/*
+ * Run from the load at load_pc (which reads addr) with the load returning
+ * value, on a copy of cpu. Peripheral accesses other than stores to addr
+ * itself end the run. max_insns bounds the work.
+ */
+void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
+		  uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out);
+
+/*
+ * Delay loop test for the block at addr: a block that branches back to its
+ * own start, only touches registers (no loads, stores or calls) and counts
+ * one register down (subs rX, #k ... bne / cmp). On success stores the
+ * counter register index, the step, the number of instructions per
+ * iteration and the value at which the loop ends (usually 0), and returns
+ * true.
+ */
+bool ms__delay_loop(struct ms__dis *d, uint32_t addr, uint32_t size, int *reg,
+		    uint32_t *step, uint32_t *insns, uint32_t *end);
+
+/* Whether the interpreter treats addr as a device (not RAM/flash). */
+bool ms__is_device_addr(uint32_t addr);
+
+/*
+ * Add a test for device addresses outside the fixed windows (pages the
+ * owner mapped with uc_mmio_map): the interpreter must never uc_mem_read
+ * them, their callbacks would run inside the analysis.
+ */
+void ms__dis_set_device_test(struct ms__dis *d, bool (*is_dev)(void *ud, uint32_t addr), void *ud);
+
+/* Unicorn register id for interpreter index 0..15. */
+int ms__uc_reg(int i);
+
+#endif
