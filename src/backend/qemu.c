@@ -80,6 +80,9 @@ static size_t n_bins;
 static json_t *caps;            /* the cached capability object */
 static json_t *all_boards;      /* sorted names over every binary */
 static char qemu_img[PATH_MAX];
+/* An empty qcow2 made once by qemu-img at init; copied into each session. */
+static char *qcow2_template;
+static size_t qcow2_template_len;
 
 /*
  * Names the seed's README uses that QEMU 7.2 renamed; accepted so that the
@@ -333,11 +336,11 @@ static void last_stderr_line(const char *tail, size_t len, char *buf, size_t cap
 		n = j - i;
 		while (n > 0 && (tail[i + n - 1] == '\r' || tail[i + n - 1] == ' '))
 			n--;
-		if (n > 0) {
+		/* Warnings ("nic ... has no peer") never explain a death. */
+		if (n > 0 && !memmem(tail + i, n, "warning:", 8)) {
 			last = tail + i;
 			last_len = n;
-			if (strncmp(tail + i, "qemu", 4) == 0 &&
-			    !(n > 9 && memmem(tail + i, n, "warning:", 8))) {
+			if (strncmp(tail + i, "qemu", 4) == 0) {
 				best = tail + i;
 				best_len = n;
 			}
@@ -457,6 +460,7 @@ json_t *ms__qemu_parse_devices(const char *text)
 		const char *eol = strchr(p, '\n');
 		size_t n = eol ? (size_t)(eol - p) : strlen(p);
 		char line[512], name[96], bus[64];
+		int used = 0;
 
 		if (n > 0 && n < sizeof(line)) {
 			memcpy(line, p, n);
@@ -470,7 +474,7 @@ json_t *ms__qemu_parse_devices(const char *text)
 					k++;
 				}
 				category[k] = '\0';
-			} else if (sscanf(line, "name \"%95[^\"]\"", name) == 1) {
+			} else if (sscanf(line, "name \"%95[^\"]\"%n", name, &used) == 1 && used > 0) {
 				const char *b = strstr(line, ", bus ");
 				json_t *d = json_pack("{s:s,s:s}", "name", name, "category",
 						      category[0] ? category : "uncategorized");
@@ -814,6 +818,55 @@ static json_t *build_caps(void)
 	return c;
 }
 
+/*
+ * Make the empty qcow2 template with qemu-img (argv, no shell) in a
+ * private temporary directory and keep its bytes: copying them into a new
+ * session is far cheaper than running qemu-img per session.
+ */
+static int make_qcow2_template(struct ms_err *e)
+{
+	char dir[] = "/tmp/ms-qcow2-XXXXXX";
+	char path[64];
+	char *argv[] = { qemu_img, "create", "-q", "-f", "qcow2", path, "64M", NULL };
+	char *out = NULL;
+	int st = 0, rc = 0;
+	FILE *f;
+
+	if (!mkdtemp(dir))
+		return ms_fail(e, 500, "host_failure", "mkdtemp: %s", strerror(errno));
+	snprintf(path, sizeof(path), "%s/t.qcow2", dir);
+	if (run_capture(argv, true, 10000, &out, &st) != 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
+		char line[300];
+
+		last_stderr_line(out ? out : "", out ? strlen(out) : 0, line, sizeof(line));
+		rc = ms_fail(e, 500, "qemu_broken", "qemu-img cannot create a qcow2 file: %s",
+			     line[0] ? line : "failed");
+	}
+	free(out);
+	f = rc ? NULL : fopen(path, "rb");
+	if (f) {
+		long n;
+
+		fseek(f, 0, SEEK_END);
+		n = ftell(f);
+		fseek(f, 0, SEEK_SET);
+		qcow2_template = n > 0 && n < (16 << 20) ? malloc((size_t)n) : NULL;
+		if (qcow2_template && fread(qcow2_template, 1, (size_t)n, f) == (size_t)n) {
+			qcow2_template_len = (size_t)n;
+		} else {
+			free(qcow2_template);
+			qcow2_template = NULL;
+			rc = ms_fail(e, 500, "qemu_broken", "cannot read the qcow2 template");
+		}
+		fclose(f);
+	} else if (!rc) {
+		rc = ms_fail(e, 500, "qemu_broken", "qemu-img made no qcow2 file");
+	}
+	unlink(path);
+	rmdir(dir);
+	return rc;
+}
+
 static void qemu_fini(void)
 {
 	for (size_t i = 0; i < n_bins; i++) {
@@ -827,6 +880,9 @@ static void qemu_fini(void)
 	caps = NULL;
 	json_decref(all_boards);
 	all_boards = NULL;
+	free(qcow2_template);
+	qcow2_template = NULL;
+	qcow2_template_len = 0;
 }
 
 static int qemu_init(const struct ms_config *cfg, struct ms_err *e)
@@ -860,6 +916,11 @@ static int qemu_init(const struct ms_config *cfg, struct ms_err *e)
 	if (find_in_path("qemu-img", qemu_img, sizeof(qemu_img)) != 0) {
 		qemu_fini();
 		return ms_fail(e, 500, "qemu_missing", "cannot find qemu-img (needed for snapshots)");
+	}
+	rc = make_qcow2_template(e);
+	if (rc != 0) {
+		qemu_fini();
+		return rc;
 	}
 	caps = build_caps();
 	ms_info("qemu: %zu binaries, %zu boards", n_bins, json_array_size(all_boards));
@@ -1340,7 +1401,7 @@ static void inst_end(struct inst *in, bool graceful)
 	if (in->thr_started) {
 		if (graceful && q && inst_alive(in))
 			ms_qmp_execute(q, "quit", NULL, QUIT_TIMEOUT_MS, NULL, NULL);
-		if (!wait_exit(in, graceful ? QUIT_TIMEOUT_MS : 10)) {
+		if (!graceful || !wait_exit(in, QUIT_TIMEOUT_MS)) {
 			if (in->pidfd >= 0 && pidfd_kill(in->pidfd, SIGKILL) < 0 && in->pid > 0)
 				kill(in->pid, SIGKILL);
 			wait_exit(in, 10000);
@@ -1379,26 +1440,35 @@ static struct inst *take_inst(struct qsess *qs)
 static int ensure_snapshot_drive(struct ms_session *s, struct qsess *qs, struct ms_err *e)
 {
 	char path[PATH_MAX];
-	char *argv[] = { qemu_img, "create", "-q", "-f", "qcow2", path, "64M", NULL };
-	char *out = NULL;
-	int st = 0;
 	struct stat sb;
+	size_t off = 0;
+	int fd;
 
 	snprintf(path, sizeof(path), "%s/snap.qcow2", s->dir);
 	if (qs->snap_ready || stat(path, &sb) == 0) {
 		qs->snap_ready = true;
 		return 0;
 	}
-	if (run_capture(argv, true, 10000, &out, &st) != 0 || !WIFEXITED(st) || WEXITSTATUS(st)) {
-		char line[300];
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return ms_fail(e, 503, "host_failure", "cannot create the snapshot drive: %s",
+			       strerror(errno));
+	while (off < qcow2_template_len) {
+		ssize_t n = write(fd, qcow2_template + off, qcow2_template_len - off);
 
-		last_stderr_line(out ? out : "", out ? strlen(out) : 0, line, sizeof(line));
-		free(out);
-		return ms_fail(e, 502, "emulator_failed", "cannot create the snapshot drive: %s",
-			       line[0] ? line : "qemu-img failed");
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			int err = errno;
+
+			close(fd);
+			unlink(path);
+			return ms_fail(e, 503, "host_failure", "cannot write the snapshot drive: %s",
+				       strerror(err));
+		}
+		off += (size_t)n;
 	}
-	free(out);
-	chmod(path, 0600);
+	close(fd);
 	qs->snap_ready = true;
 	return 0;
 }
@@ -1695,7 +1765,8 @@ static int spawn(struct ms_session *s, struct qsess *qs, struct ms_err *e)
 {
 	int rc = 0;
 
-	if ((rc = ensure_snapshot_drive(s, qs, e)) != 0)
+	rc = ensure_snapshot_drive(s, qs, e);
+	if (rc != 0)
 		return rc;
 	for (int attempt = 0; attempt < 3; attempt++) {
 		bool busy = false;
@@ -1872,7 +1943,8 @@ static int qemu_power_on(struct ms_session *s, struct ms_err *e)
 		return ms_fail(e, 409, "no_program",
 			       "load a program first: a %s without firmware locks up at once", qs->machine);
 	if (!in) {
-		if ((rc = spawn(s, qs, e)) != 0)
+		rc = spawn(s, qs, e);
+		if (rc != 0)
 			return rc;
 		in = live(qs);
 		if (!in)
@@ -2079,7 +2151,8 @@ static int qemu_snapshot_save(struct ms_session *s, const char *name, uint64_t *
 
 	if (!ms_valid_name(name))
 		return ms_fail(e, 400, "bad_name", "invalid snapshot name");
-	if ((rc = need_live(s, &in, "snapshot", e)) != 0)
+	rc = need_live(s, &in, "snapshot", e);
+	if (rc != 0)
 		return rc;
 	if (max_snapshot_bytes) {
 		char path[PATH_MAX];
@@ -2117,7 +2190,8 @@ static int qemu_snapshot_load(struct ms_session *s, const char *name, struct ms_
 			       qs->machine);
 	if (!ms_valid_name(name))
 		return ms_fail(e, 400, "bad_name", "invalid snapshot name");
-	if ((rc = need_live(s, &in, "restore", e)) != 0)
+	rc = need_live(s, &in, "restore", e);
+	if (rc != 0)
 		return rc;
 	quiet(in, 1);
 	rc = run_job(in, "snapshot-load",
@@ -2225,6 +2299,14 @@ static int qemu_console_write(struct ms_session *s, const void *data, size_t len
 		rc = -EPIPE;
 		break;
 	}
+	/*
+	 * QEMU's main loop stops watching a chardev socket while the guest
+	 * UART cannot receive (e.g. before the firmware enables RX) and is not
+	 * woken when it becomes able to: the bytes would sit unread. Any
+	 * monitor command makes the loop re-check, so poke it once.
+	 */
+	if (rc == 0 && qs->inst->qmp)
+		ms_qmp_execute(qs->inst->qmp, "query-status", NULL, 1000, NULL, NULL);
 	pthread_mutex_unlock(&qs->lock);
 	return rc;
 }
