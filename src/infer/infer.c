@@ -75,6 +75,7 @@ struct poll {
 	uint8_t kind;
 	uint8_t source;
 	uint32_t mask, ready;
+	int32_t data; /* PK_BRANCH: the other path reads this register next (-1: none) */
 };
 
 struct reg {
@@ -344,6 +345,7 @@ static struct poll *poll_add(struct reg *r, uint32_t pc)
 	struct poll *q = &r->polls[r->npolls++];
 	memset(q, 0, sizeof(*q));
 	q->pc = pc;
+	q->data = -1;
 	return q;
 }
 
@@ -786,6 +788,9 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 			q->kind = PK_BRANCH;
 			q->mask = c[i] ^ cur;
 			q->ready = c[i] & q->mask;
+			if (runs[i].acc && !runs[i].acc_write && runs[i].acc_addr != addr &&
+			    (runs[i].acc_addr & ~(PAGE - 1)) == p->base)
+				q->data = (int32_t)(runs[i].acc_addr - p->base);
 			break;
 		}
 	}
@@ -863,6 +868,15 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 		if (p->explore > 0 && !r->rx_mask && r->written_or == 0 && input_avail(inf)) {
 			v = (v & ~q->mask) | q->ready;
 			inf->n_explore++;
+			/*
+			 * Raised for input, and the other path reads a register of
+			 * this device next: these bits announce received data.
+			 */
+			if (q->data >= 0 && (uint32_t)q->data != off) {
+				uint32_t mask = q->mask, ready = q->ready, notready = r->value & q->mask;
+				link_rx(inf, p, r, mask, ready, notready, p->base + (uint32_t)q->data, pc);
+				r = reg_find(p, off);
+			}
 		}
 		break;
 	default:
@@ -872,6 +886,8 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 		p->explore--;
 	return v;
 }
+
+static bool handler_transmits(struct ms_infer *inf, struct periph *p);
 
 static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t v,
 		      uint32_t wmask, uint32_t pc)
@@ -934,7 +950,7 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 	/* A configuration write: the device is set up; newly set bits may arm an interrupt. */
 	if (!r->rx_mask && (v & wmask)) {
 		p->armed = true;
-		if (p->uart && ((v & wmask) & ~old)) {
+		if (p->uart && ((v & wmask) & ~old) && handler_transmits(inf, p)) {
 			p->tx_irq_armed = true;
 			p->tx_irq_event = true;
 		}
@@ -1190,7 +1206,8 @@ static void note_ref(struct ms_infer *inf, uint32_t v, int *hits, int weight)
 }
 
 /* Walk a handler (and the functions it calls, two levels) for device addresses it uses. */
-static void scan_code(struct ms_infer *inf, uint32_t a, int depth, int *budget, int *hits)
+static void scan_code(struct ms_infer *inf, uint32_t a, int depth, int *budget, int *hits,
+		      int32_t store_off, bool *stores)
 {
 	uint32_t movw[16] = { 0 };
 	for (int i = 0; i < 80 && *budget > 0; i++, (*budget)--) {
@@ -1198,6 +1215,11 @@ static void scan_code(struct ms_infer *inf, uint32_t a, int depth, int *budget, 
 		if (!in)
 			return;
 		const cs_arm *ar = &in->detail->arm;
+		if (stores && (in->id == ARM_INS_STR || in->id == ARM_INS_STRB || in->id == ARM_INS_STRH) &&
+		    ar->op_count >= 2 && ar->operands[1].type == ARM_OP_MEM &&
+		    ar->operands[1].mem.index == ARM_REG_INVALID &&
+		    ar->operands[1].mem.disp == store_off)
+			*stores = true;
 		if ((in->id == ARM_INS_LDR) && ar->op_count == 2 && ar->operands[1].type == ARM_OP_MEM &&
 		    ar->operands[1].mem.base == ARM_REG_PC) {
 			uint32_t lit = ((a + 4) & ~3u) + (uint32_t)ar->operands[1].mem.disp;
@@ -1221,7 +1243,8 @@ static void scan_code(struct ms_infer *inf, uint32_t a, int depth, int *budget, 
 			if (r >= 0 && r < 16)
 				note_ref(inf, movw[r] | ((uint32_t)ar->operands[1].imm << 16), hits, 4);
 		} else if (in->id == ARM_INS_BL && depth < 2 && ar->operands[0].type == ARM_OP_IMM) {
-			scan_code(inf, (uint32_t)ar->operands[0].imm, depth + 1, budget, hits);
+			scan_code(inf, (uint32_t)ar->operands[0].imm, depth + 1, budget, hits, store_off,
+				  stores);
 		} else if (in->id == ARM_INS_B && ar->cc == ARM_CC_AL) {
 			uint32_t t = (uint32_t)ar->operands[0].imm;
 			if (t > a && t - a < 0x400) {
@@ -1229,7 +1252,7 @@ static void scan_code(struct ms_infer *inf, uint32_t a, int depth, int *budget, 
 				continue;
 			}
 			if (depth < 2 && (t < a || t - a >= 0x400))
-				scan_code(inf, t, depth + 1, budget, hits); /* tail call */
+				scan_code(inf, t, depth + 1, budget, hits, store_off, stores); /* tail call */
 			return;
 		} else if (in->id == ARM_INS_BX || (in->id == ARM_INS_POP && ar->op_count &&
 						    ar->operands[ar->op_count - 1].reg == ARM_REG_PC)) {
@@ -1237,6 +1260,46 @@ static void scan_code(struct ms_infer *inf, uint32_t a, int depth, int *budget, 
 		}
 		a += in->size;
 	}
+}
+
+/*
+ * Whether the interrupt handler of p stores to its transmit data register
+ * (an interrupt-driven transmitter): only then does arming the device
+ * count as a "transmit empty" event.
+ */
+static bool handler_transmits(struct ms_infer *inf, struct periph *p)
+{
+	if (p->irq < 0 || !inf->host.vtor)
+		return false;
+	int32_t tx = -1;
+	for (int i = 0; i < p->nregs; i++)
+		if (p->regs[i].tx)
+			tx = (int32_t)p->regs[i].off;
+	if (tx < 0)
+		return false;
+	uint32_t h;
+	uint32_t vt = inf->host.vtor(inf->host.ud);
+	if (uc_mem_read(inf->uc, vt + 4u * (16u + (uint32_t)p->irq), &h, 4) != UC_ERR_OK || !h)
+		return false;
+	int hits[MAX_PERIPHS];
+	memset(hits, 0, sizeof(int) * (size_t)inf->np);
+	int budget = 400;
+	bool stores = false;
+	/*
+	 * Devices smaller than a page sit at an offset in it (STM32: 0x400
+	 * blocks): when every register touched lies in one 1 KiB block, the
+	 * handler addresses the data register relative to that block.
+	 */
+	uint32_t lo = PAGE, hi = 0;
+	for (int i = 0; i < p->nregs; i++) {
+		if (p->regs[i].off < lo)
+			lo = p->regs[i].off;
+		if (p->regs[i].off > hi)
+			hi = p->regs[i].off;
+	}
+	int32_t off = (lo >> 10) == (hi >> 10) ? (tx & 0x3ff) : tx;
+	scan_code(inf, h & ~1u, 0, &budget, hits, off, &stores);
+	return stores;
 }
 
 static void associate_irq(struct ms_infer *inf, int irq)
@@ -1250,7 +1313,7 @@ static void associate_irq(struct ms_infer *inf, int irq)
 	int hits[MAX_PERIPHS];
 	memset(hits, 0, sizeof(int) * (size_t)inf->np);
 	int budget = 400;
-	scan_code(inf, h & ~1u, 0, &budget, hits);
+	scan_code(inf, h & ~1u, 0, &budget, hits, -1, NULL);
 	int best = -1;
 	for (int i = 0; i < inf->np; i++)
 		if (hits[i] && (best < 0 || hits[i] > hits[best]))
