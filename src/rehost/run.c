@@ -1,0 +1,749 @@
+/*
+ * run: "machineserver run", the one-shot runner for CI pipelines — run a
+ * firmware on the rehost engine (or a QEMU child), feed it input, watch its
+ * console for an expected or a failure text, and exit with a verdict.
+ *
+ * Exit codes: 0 expected text seen (or, without --expect, the run reached
+ * its limit without failure); 1 failure text seen or the firmware crashed;
+ * 3 timeout or instruction limit before the expected text; 4 bad file,
+ * bad option or another infrastructure error.
+ *
+ * On rehost, --timeout counts virtual seconds (instructions / cpu_hz), so
+ * a verdict is the same on a loaded CI machine as on an idle one; a
+ * firmware idle in WFI with no input left and nothing scheduled has
+ * reached its end of time at once.
+ *
+ * Threads: the calling thread only (the machine's owner).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/image.h"
+#include "core/log.h"
+#include "rehost/coverage.h"
+#include "rehost/gdb.h"
+#include "rehost/machine.h"
+#include "rehost/run.h"
+
+#define EXIT_PASS 0
+#define EXIT_FAIL 1
+#define EXIT_TIMEOUT 3
+#define EXIT_INFRA 4
+
+struct run_opts {
+	const char *backend;
+	const char *board;
+	const char *cpu;
+	const char *svd[16];
+	size_t n_svd;
+	const char *models;
+	const char *input_file;
+	char *input_text;
+	size_t input_text_len;
+	char *expect;
+	size_t expect_len;
+	char *fail;
+	size_t fail_len;
+	double timeout;
+	uint64_t max_insns;
+	uint64_t cpu_hz;
+	const char *bb_out;
+	const char *lcov_out;
+	const char *mmio_log;
+	int gdb_port;
+	bool no_infer;
+	const char *firmware;
+	uint64_t load_addr;
+	bool has_load_addr;
+};
+
+/* Console text seen so far, for --expect / --fail-text. */
+struct watch {
+	char *buf;
+	size_t len, cap;
+	const struct run_opts *o;
+	struct ms_rh_machine *m;
+	int verdict;            /* -1 undecided, EXIT_PASS or EXIT_FAIL */
+};
+
+static void usage(FILE *to)
+{
+	fprintf(to,
+		"usage: machineserver run [options] FIRMWARE\n"
+		"\n"
+		"Runs FIRMWARE (ELF, Intel HEX, or raw binary with --load-addr) once and exits with\n"
+		"a verdict. Console output goes to standard output as it happens; diagnostics to\n"
+		"standard error.\n"
+		"\n"
+		"  --backend rehost|qemu   engine (default rehost)\n"
+		"  --board NAME            board file boards/NAME.yaml (e.g. mps2-an385)\n"
+		"  --cpu NAME              cortex-m0|m0plus|m3|m4|m7|m33 (no board: memory from the image)\n"
+		"  --cpu-hz N              CPU clock for virtual time (default: the board's, or 25 MHz)\n"
+		"  --svd FILE              SVD file(s) for peripheral inference (repeatable)\n"
+		"  --models FILE           device map from an earlier run (no inference needed)\n"
+		"  --no-infer              do not infer peripherals (unknown accesses fault)\n"
+		"  --input FILE            bytes for the console UART's receive side\n"
+		"  --input-text TEXT       same, from TEXT (C escapes: \\r \\n \\t \\\\ \\xNN)\n"
+		"  --expect TEXT           pass when TEXT appears on the console (C escapes)\n"
+		"  --fail-text TEXT        fail when TEXT appears on the console (C escapes)\n"
+		"  --timeout SECONDS       limit (virtual seconds on rehost, wall on qemu; default 10)\n"
+		"  --max-insns N           instruction limit (rehost)\n"
+		"  --bb-out FILE           executed basic blocks, one 0x%%08x per line, first-execution order\n"
+		"  --lcov-out FILE         LCOV line coverage from the ELF's DWARF (genhtml makes HTML)\n"
+		"  --mmio-log FILE         every peripheral access and inference decision, JSON lines\n"
+		"  --gdb PORT              wait for gdb on 127.0.0.1:PORT before running\n"
+		"  --load-addr ADDR        where a raw binary goes (default 0)\n"
+		"\n"
+		"exit codes: 0 expected text seen (without --expect: limit reached, no failure)\n"
+		"            1 failure text seen, or the firmware crashed (lockup, unhandled fault)\n"
+		"            3 timeout or instruction limit before the expected text\n"
+		"            4 infrastructure error (bad file, bad option)\n");
+}
+
+/* Decode C escapes in place into a new buffer. Returns NULL on a bad escape. */
+char *ms_run_unescape(const char *s, size_t *out_len)
+{
+	size_t n = strlen(s), i, o = 0;
+	char *r = malloc(n + 1);
+
+	if (r == NULL)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c != '\\') {
+			r[o++] = c;
+			continue;
+		}
+		if (++i >= n)
+			goto bad;
+		switch (s[i]) {
+		case 'r':
+			r[o++] = '\r';
+			break;
+		case 'n':
+			r[o++] = '\n';
+			break;
+		case 't':
+			r[o++] = '\t';
+			break;
+		case '0':
+			r[o++] = 0;
+			break;
+		case '\\':
+			r[o++] = '\\';
+			break;
+		case '"':
+			r[o++] = '"';
+			break;
+		case '\'':
+			r[o++] = '\'';
+			break;
+		case 'x': {
+			int v = 0, k;
+
+			for (k = 0; k < 2; k++) {
+				char h = s[i + 1];
+
+				if (h >= '0' && h <= '9')
+					v = v * 16 + (h - '0');
+				else if (h >= 'a' && h <= 'f')
+					v = v * 16 + (h - 'a' + 10);
+				else if (h >= 'A' && h <= 'F')
+					v = v * 16 + (h - 'A' + 10);
+				else
+					goto bad;
+				i++;
+			}
+			r[o++] = (char)v;
+			break;
+		}
+		default:
+			goto bad;
+		}
+	}
+	r[o] = 0;
+	*out_len = o;
+	return r;
+bad:
+	free(r);
+	return NULL;
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s == NULL || *s == 0 || *s == '-')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno != 0 || *end != 0)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int parse_opts(int argc, char **argv, struct run_opts *o)
+{
+	enum {
+		O_BACKEND = 256, O_BOARD, O_CPU, O_SVD, O_INPUT, O_INPUT_TEXT, O_EXPECT, O_FAIL,
+		O_TIMEOUT, O_MAX_INSNS, O_BB, O_LCOV, O_MMIO, O_GDB, O_HELP, O_MODELS, O_NO_INFER,
+		O_CPU_HZ, O_LOAD_ADDR,
+	};
+	static const struct option lo[] = {
+		{"backend", required_argument, 0, O_BACKEND},
+		{"board", required_argument, 0, O_BOARD},
+		{"cpu", required_argument, 0, O_CPU},
+		{"cpu-hz", required_argument, 0, O_CPU_HZ},
+		{"svd", required_argument, 0, O_SVD},
+		{"models", required_argument, 0, O_MODELS},
+		{"no-infer", no_argument, 0, O_NO_INFER},
+		{"input", required_argument, 0, O_INPUT},
+		{"input-text", required_argument, 0, O_INPUT_TEXT},
+		{"expect", required_argument, 0, O_EXPECT},
+		{"fail-text", required_argument, 0, O_FAIL},
+		{"timeout", required_argument, 0, O_TIMEOUT},
+		{"max-insns", required_argument, 0, O_MAX_INSNS},
+		{"bb-out", required_argument, 0, O_BB},
+		{"lcov-out", required_argument, 0, O_LCOV},
+		{"mmio-log", required_argument, 0, O_MMIO},
+		{"gdb", required_argument, 0, O_GDB},
+		{"load-addr", required_argument, 0, O_LOAD_ADDR},
+		{"help", no_argument, 0, O_HELP},
+		{0, 0, 0, 0},
+	};
+	uint64_t u;
+	char *end;
+	int c;
+
+	memset(o, 0, sizeof(*o));
+	o->backend = "rehost";
+	o->timeout = 10;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (c) {
+		case O_BACKEND:
+			if (strcmp(optarg, "rehost") != 0 && strcmp(optarg, "qemu") != 0) {
+				fprintf(stderr, "run: unknown backend %s (rehost or qemu)\n", optarg);
+				return -1;
+			}
+			o->backend = optarg;
+			break;
+		case O_BOARD:
+			o->board = optarg;
+			break;
+		case O_CPU:
+			o->cpu = optarg;
+			break;
+		case O_CPU_HZ:
+			if (!parse_u64(optarg, &o->cpu_hz) || o->cpu_hz < 1000 ||
+			    o->cpu_hz > 10000000000ull) {
+				fprintf(stderr, "run: bad --cpu-hz %s\n", optarg);
+				return -1;
+			}
+			break;
+		case O_SVD:
+			if (o->n_svd >= 16) {
+				fprintf(stderr, "run: at most 16 --svd files\n");
+				return -1;
+			}
+			o->svd[o->n_svd++] = optarg;
+			break;
+		case O_MODELS:
+			o->models = optarg;
+			break;
+		case O_NO_INFER:
+			o->no_infer = true;
+			break;
+		case O_INPUT:
+			o->input_file = optarg;
+			break;
+		case O_INPUT_TEXT:
+			free(o->input_text);
+			o->input_text = ms_run_unescape(optarg, &o->input_text_len);
+			if (o->input_text == NULL) {
+				fprintf(stderr, "run: bad escape in --input-text\n");
+				return -1;
+			}
+			break;
+		case O_EXPECT:
+			free(o->expect);
+			o->expect = ms_run_unescape(optarg, &o->expect_len);
+			if (o->expect == NULL || o->expect_len == 0) {
+				fprintf(stderr, "run: bad or empty --expect\n");
+				return -1;
+			}
+			break;
+		case O_FAIL:
+			free(o->fail);
+			o->fail = ms_run_unescape(optarg, &o->fail_len);
+			if (o->fail == NULL || o->fail_len == 0) {
+				fprintf(stderr, "run: bad or empty --fail-text\n");
+				return -1;
+			}
+			break;
+		case O_TIMEOUT:
+			errno = 0;
+			o->timeout = strtod(optarg, &end);
+			if (errno != 0 || *end != 0 || !(o->timeout > 0) || o->timeout > 1e6) {
+				fprintf(stderr, "run: bad --timeout %s (seconds, > 0)\n", optarg);
+				return -1;
+			}
+			break;
+		case O_MAX_INSNS:
+			if (!parse_u64(optarg, &o->max_insns) || o->max_insns == 0) {
+				fprintf(stderr, "run: bad --max-insns %s\n", optarg);
+				return -1;
+			}
+			break;
+		case O_BB:
+			o->bb_out = optarg;
+			break;
+		case O_LCOV:
+			o->lcov_out = optarg;
+			break;
+		case O_MMIO:
+			o->mmio_log = optarg;
+			break;
+		case O_GDB:
+			if (!parse_u64(optarg, &u) || u == 0 || u > 65535) {
+				fprintf(stderr, "run: bad --gdb port %s\n", optarg);
+				return -1;
+			}
+			o->gdb_port = (int)u;
+			break;
+		case O_LOAD_ADDR:
+			if (!parse_u64(optarg, &o->load_addr) || o->load_addr > 0xffffffffull) {
+				fprintf(stderr, "run: bad --load-addr %s\n", optarg);
+				return -1;
+			}
+			o->has_load_addr = true;
+			break;
+		case O_HELP:
+		case 'h':
+			usage(stdout);
+			return 1;
+		default:
+			fprintf(stderr, "run: unknown or incomplete option %s\n", argv[optind - 1]);
+			return -1;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "run: exactly one FIRMWARE file expected (see --help)\n");
+		return -1;
+	}
+	o->firmware = argv[optind];
+	if (o->board != NULL && o->cpu != NULL) {
+		fprintf(stderr, "run: give --board or --cpu, not both\n");
+		return -1;
+	}
+	return 0;
+}
+
+static bool read_file(const char *path, char **out, size_t *len, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	size_t n = 0, cap = 0;
+
+	if (f == NULL)
+		return false;
+	for (;;) {
+		size_t r;
+
+		if (n == cap) {
+			char *nb;
+
+			cap = cap ? cap * 2 : 4096;
+			if (cap > max + 1)
+				cap = max + 1;
+			nb = realloc(buf, cap);
+			if (nb == NULL || n == cap) {
+				free(nb ? nb : buf);
+				fclose(f);
+				return false;
+			}
+			buf = nb;
+		}
+		r = fread(buf + n, 1, cap - n, f);
+		if (r == 0)
+			break;
+		n += r;
+		if (n > max) {
+			free(buf);
+			fclose(f);
+			return false;
+		}
+	}
+	fclose(f);
+	*out = buf;
+	*len = n;
+	return true;
+}
+
+/* ---- watching the console ---- */
+
+static bool contains_new(struct watch *w, const char *pat, size_t plen, size_t before)
+{
+	size_t from = before >= plen ? before - plen + 1 : 0;
+
+	return plen > 0 && w->len >= plen && memmem(w->buf + from, w->len - from, pat, plen) != NULL;
+}
+
+static void watch_console(void *ud, const uint8_t *b, size_t n)
+{
+	struct watch *w = ud;
+	size_t before = w->len;
+
+	fwrite(b, 1, n, stdout);
+	if (w->len + n > w->cap) {
+		size_t cap = w->cap ? w->cap * 2 : 4096;
+		char *nb;
+
+		while (cap < w->len + n)
+			cap *= 2;
+		nb = realloc(w->buf, cap);
+		if (nb == NULL)
+			return;
+		w->buf = nb;
+		w->cap = cap;
+	}
+	memcpy(w->buf + w->len, b, n);
+	w->len += n;
+	if (w->verdict >= 0)
+		return;
+	if (w->o->fail != NULL && contains_new(w, w->o->fail, w->o->fail_len, before))
+		w->verdict = EXIT_FAIL;
+	else if (w->o->expect != NULL && contains_new(w, w->o->expect, w->o->expect_len, before))
+		w->verdict = EXIT_PASS;
+	if (w->verdict >= 0 && w->m != NULL)
+		ms_rh_machine_request_stop(w->m);
+}
+
+static void watch_event(void *ud, const char *type, json_t *data)
+{
+	(void)ud;
+	(void)type;
+	(void)data;
+}
+
+/* ---- rehost ---- */
+
+static int run_rehost(const struct run_opts *o)
+{
+	struct ms_rh_opts mo = {0};
+	struct ms_rh_machine *m = NULL;
+	struct watch w = {.o = o, .verdict = -1};
+	struct ms_image img;
+	struct ms_err e;
+	FILE *mmio = NULL;
+	uint64_t limit, budget;
+	int rc = EXIT_INFRA;
+	bool have_img = false;
+	char *in = NULL;
+	size_t in_len = 0;
+
+	ms_err_clear(&e);
+	if (ms_image_load_file(o->firmware, o->load_addr, 256u << 20, &img, &e) != 0) {
+		fprintf(stderr, "run: %s: %s\n", o->firmware, e.message);
+		return EXIT_INFRA;
+	}
+	have_img = true;
+	if (img.format == MS_IMAGE_BIN && !o->has_load_addr)
+		fprintf(stderr, "run: %s is a raw binary: loading it at 0x00000000\n", o->firmware);
+	if (o->mmio_log != NULL) {
+		mmio = fopen(o->mmio_log, "w");
+		if (mmio == NULL) {
+			fprintf(stderr, "run: cannot write %s: %s\n", o->mmio_log, strerror(errno));
+			goto out;
+		}
+	}
+	if (o->input_file != NULL && !read_file(o->input_file, &in, &in_len, 64u << 20)) {
+		fprintf(stderr, "run: cannot read input file %s\n", o->input_file);
+		goto out;
+	}
+	mo.board = o->board;
+	mo.cpu = o->cpu;
+	mo.cpu_hz = o->cpu_hz;
+	mo.no_infer = o->no_infer;
+	mo.svd_paths = o->svd;
+	mo.n_svd = o->n_svd;
+	mo.models_path = o->models;
+	mo.console = watch_console;
+	mo.event = watch_event;
+	mo.ud = &w;
+	mo.mmio_log = mmio;
+	if (ms_rh_machine_new(&mo, &m, &e) != 0) {
+		fprintf(stderr, "run: %s\n", e.message);
+		goto out;
+	}
+	w.m = m;
+	if (o->bb_out != NULL || o->lcov_out != NULL) {
+		m->cov = ms_rh_cov_new();
+		if (m->cov == NULL) {
+			fprintf(stderr, "run: out of memory\n");
+			goto out;
+		}
+	}
+	if (ms_rh_machine_load(m, &img, &e) != 0) {
+		fprintf(stderr, "run: %s: %s\n", o->firmware, e.message);
+		goto out;
+	}
+	if (in != NULL)
+		ms_rh_machine_input_push(m, in, in_len);
+	if (o->input_text != NULL)
+		ms_rh_machine_input_push(m, o->input_text, o->input_text_len);
+	if (o->gdb_port != 0) {
+		if (ms_rh_gdb_new(m, o->gdb_port, &m->gdb, &e) != 0) {
+			fprintf(stderr, "run: %s\n", e.message);
+			goto out;
+		}
+		fprintf(stderr, "run: waiting for gdb on 127.0.0.1:%d\n", o->gdb_port);
+		if (ms_rh_gdb_serve(m->gdb, -1) == 1) {
+			fprintf(stderr, "run: killed by gdb\n");
+			rc = EXIT_FAIL;
+			goto report;
+		}
+	}
+	limit = (uint64_t)(o->timeout * (double)m->cpu_hz);
+	if (o->max_insns != 0 && o->max_insns < limit)
+		limit = o->max_insns;
+	for (;;) {
+		enum ms_rh_stop st;
+
+		if (m->icount >= limit) {
+			rc = o->expect != NULL ? EXIT_TIMEOUT : EXIT_PASS;
+			fprintf(stderr, "run: %s reached (%" PRIu64 " instructions, %.6f virtual s)\n",
+				o->max_insns != 0 && limit == o->max_insns ? "instruction limit"
+									 : "timeout",
+				m->icount, (double)ms_rh_machine_now_ns(m) / 1e9);
+			break;
+		}
+		budget = limit - m->icount;
+		if (m->gdb != NULL && budget > 1000000)
+			budget = 1000000;
+		st = ms_rh_machine_run(m, budget);
+		fflush(stdout);
+		if (w.verdict >= 0) {
+			rc = w.verdict;
+			if (rc == EXIT_FAIL)
+				fprintf(stderr, "run: failure text seen\n");
+			break;
+		}
+		if (st == MS_RH_STOP_LOCKUP || st == MS_RH_STOP_HOST_ERROR) {
+			fprintf(stderr, "run: firmware crashed: %s\n", m->crash);
+			rc = EXIT_FAIL;
+			break;
+		}
+		if (st == MS_RH_STOP_IDLE) {
+			if (m->gdb != NULL && ms_rh_gdb_attached(m->gdb)) {
+				if (ms_rh_gdb_poll(m->gdb)) {
+					ms_rh_gdb_note_stop(m->gdb, 2, NULL);
+					if (ms_rh_gdb_serve(m->gdb, -1) == 1)
+						break;
+				}
+				usleep(1000);
+				continue;
+			}
+			/* Asleep with no input left and nothing scheduled: time runs out. */
+			fprintf(stderr, "run: firmware idle with no input left and nothing scheduled\n");
+			m->icount = limit;
+			continue;
+		}
+		if (m->gdb != NULL) {
+			if (st == MS_RH_STOP_BREAK || ms_rh_gdb_poll(m->gdb)) {
+				if (st != MS_RH_STOP_BREAK)
+					ms_rh_gdb_note_stop(m->gdb, 2, NULL);
+				if (ms_rh_gdb_serve(m->gdb, -1) == 1) {
+					fprintf(stderr, "run: killed by gdb\n");
+					rc = EXIT_FAIL;
+					goto report;
+				}
+			}
+		}
+	}
+report:
+	if (m->cov != NULL && o->bb_out != NULL && ms_rh_cov_write_bb(m->cov, o->bb_out, &e) != 0) {
+		fprintf(stderr, "run: %s\n", e.message);
+		rc = EXIT_INFRA;
+	}
+	if (m->cov != NULL && o->lcov_out != NULL &&
+	    ms_rh_cov_write_lcov(m->cov, o->firmware, o->lcov_out, &e) != 0) {
+		fprintf(stderr, "run: %s\n", e.message);
+		rc = EXIT_INFRA;
+	}
+out:
+	fflush(stdout);
+	ms_rh_machine_free(m);
+	if (mmio != NULL)
+		fclose(mmio);
+	if (have_img)
+		ms_image_free(&img);
+	free(in);
+	free(w.buf);
+	return rc;
+}
+
+/* ---- qemu ---- */
+
+static int run_qemu(const struct run_opts *o)
+{
+	struct watch w = {.o = o, .verdict = -1};
+	const char *machine = o->board != NULL ? o->board : "mps2-an385";
+	char gdbarg[32];
+	const char *argv[20];
+	int in_pipe[2], out_pipe[2], argc = 0, status, rc = EXIT_INFRA;
+	struct timespec t0, t1;
+	char *in = NULL;
+	size_t in_len = 0, in_off = 0;
+	pid_t pid;
+
+	if (o->bb_out || o->lcov_out || o->mmio_log || o->max_insns || o->n_svd || o->models) {
+		fprintf(stderr, "run: --bb-out, --lcov-out, --mmio-log, --max-insns, --svd and "
+				"--models need --backend rehost\n");
+		return EXIT_INFRA;
+	}
+	if (o->cpu != NULL && o->board == NULL) {
+		fprintf(stderr, "run: --backend qemu needs --board (a QEMU machine name)\n");
+		return EXIT_INFRA;
+	}
+	if (access(o->firmware, R_OK) != 0) {
+		fprintf(stderr, "run: cannot read %s\n", o->firmware);
+		return EXIT_INFRA;
+	}
+	if (o->input_file != NULL && !read_file(o->input_file, &in, &in_len, 64u << 20)) {
+		fprintf(stderr, "run: cannot read input file %s\n", o->input_file);
+		return EXIT_INFRA;
+	}
+	if (o->input_text != NULL) {
+		char *nb = realloc(in, in_len + o->input_text_len + 1);
+
+		if (nb == NULL) {
+			free(in);
+			return EXIT_INFRA;
+		}
+		in = nb;
+		memcpy(in + in_len, o->input_text, o->input_text_len);
+		in_len += o->input_text_len;
+	}
+	argv[argc++] = "qemu-system-arm";
+	argv[argc++] = "-M";
+	argv[argc++] = machine;
+	argv[argc++] = "-nographic";
+	argv[argc++] = "-monitor";
+	argv[argc++] = "none";
+	argv[argc++] = "-serial";
+	argv[argc++] = "stdio";
+	argv[argc++] = "-kernel";
+	argv[argc++] = o->firmware;
+	if (o->gdb_port) {
+		snprintf(gdbarg, sizeof(gdbarg), "tcp:127.0.0.1:%d", o->gdb_port);
+		argv[argc++] = "-gdb";
+		argv[argc++] = gdbarg;
+		argv[argc++] = "-S";
+	}
+	argv[argc] = NULL;
+	if (pipe(in_pipe) != 0 || pipe(out_pipe) != 0) {
+		free(in);
+		return EXIT_INFRA;
+	}
+	pid = fork();
+	if (pid < 0) {
+		free(in);
+		return EXIT_INFRA;
+	}
+	if (pid == 0) {
+		dup2(in_pipe[0], 0);
+		dup2(out_pipe[1], 1);
+		close(in_pipe[1]);
+		close(out_pipe[0]);
+		execvp(argv[0], (char *const *)argv);
+		fprintf(stderr, "run: cannot start qemu-system-arm: %s\n", strerror(errno));
+		_exit(127);
+	}
+	close(in_pipe[0]);
+	close(out_pipe[1]);
+	fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		struct pollfd p[2] = {{.fd = out_pipe[0], .events = POLLIN},
+				      {.fd = in_pipe[1], .events = POLLOUT}};
+		double el;
+		int np = in_off < in_len ? 2 : 1;
+
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		el = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		if (el >= o->timeout) {
+			rc = o->expect != NULL ? EXIT_TIMEOUT : EXIT_PASS;
+			fprintf(stderr, "run: timeout reached (%.1f s)\n", o->timeout);
+			break;
+		}
+		if (poll(p, (nfds_t)np, 50) < 0 && errno != EINTR)
+			break;
+		if (np == 2 && (p[1].revents & POLLOUT)) {
+			ssize_t k = write(in_pipe[1], in + in_off, in_len - in_off);
+
+			if (k > 0)
+				in_off += (size_t)k;
+		}
+		if (p[0].revents & (POLLIN | POLLHUP)) {
+			char buf[4096];
+			ssize_t k = read(out_pipe[0], buf, sizeof(buf));
+
+			if (k <= 0) {
+				fprintf(stderr, "run: qemu exited\n");
+				rc = o->expect != NULL ? EXIT_FAIL : EXIT_PASS;
+				break;
+			}
+			watch_console(&w, (const uint8_t *)buf, (size_t)k);
+			fflush(stdout);
+			if (w.verdict >= 0) {
+				rc = w.verdict;
+				break;
+			}
+		}
+	}
+	kill(pid, SIGTERM);
+	waitpid(pid, &status, 0);
+	close(in_pipe[1]);
+	close(out_pipe[0]);
+	free(in);
+	free(w.buf);
+	return rc;
+}
+
+int ms_run_main(int argc, char **argv)
+{
+	struct run_opts o;
+	int rc = parse_opts(argc, argv, &o);
+
+	if (rc != 0) {
+		if (rc < 0)
+			fprintf(stderr, "run: see machineserver run --help\n");
+		free(o.input_text);
+		free(o.expect);
+		free(o.fail);
+		return rc > 0 ? 0 : EXIT_INFRA;
+	}
+	if (strcmp(o.backend, "qemu") == 0)
+		rc = run_qemu(&o);
+	else
+		rc = run_rehost(&o);
+	free(o.input_text);
+	free(o.expect);
+	free(o.fail);
+	return rc;
+}
