@@ -315,6 +315,15 @@ static void describe_status(int wstatus, bool known, char *buf, size_t cap)
 		snprintf(buf, cap, "qemu ended (wait status 0x%x)", wstatus);
 }
 
+static bool is_warning(const char *line, size_t n)
+{
+	for (size_t k = 0; k + 8 <= n; k++) {
+		if (memcmp(line + k, "warning:", 8) == 0)
+			return true;
+	}
+	return false;
+}
+
 /*
  * The stderr line that explains a death: the last one QEMU itself wrote
  * ("qemu-system-arm: ..." or "qemu: fatal: ..."), not the register dump that
@@ -327,6 +336,8 @@ static void last_stderr_line(const char *tail, size_t len, char *buf, size_t cap
 	size_t i = 0;
 
 	buf[0] = '\0';
+	if (!tail)
+		return;
 	while (i < len) {
 		size_t j = i;
 		size_t n;
@@ -337,7 +348,7 @@ static void last_stderr_line(const char *tail, size_t len, char *buf, size_t cap
 		while (n > 0 && (tail[i + n - 1] == '\r' || tail[i + n - 1] == ' '))
 			n--;
 		/* Warnings ("nic ... has no peer") never explain a death. */
-		if (n > 0 && !memmem(tail + i, n, "warning:", 8)) {
+		if (n > 0 && !is_warning(tail + i, n)) {
 			last = tail + i;
 			last_len = n;
 			if (strncmp(tail + i, "qemu", 4) == 0) {
@@ -1402,7 +1413,8 @@ static void inst_end(struct inst *in, bool graceful)
 		if (graceful && q && inst_alive(in))
 			ms_qmp_execute(q, "quit", NULL, QUIT_TIMEOUT_MS, NULL, NULL);
 		if (!graceful || !wait_exit(in, QUIT_TIMEOUT_MS)) {
-			if (in->pidfd >= 0 && pidfd_kill(in->pidfd, SIGKILL) < 0 && in->pid > 0)
+			/* A reattached QEMU is not our child: without its pidfd its pid may be reused. */
+			if (in->pidfd >= 0 && pidfd_kill(in->pidfd, SIGKILL) < 0 && in->is_child)
 				kill(in->pid, SIGKILL);
 			wait_exit(in, 10000);
 		}
@@ -2338,6 +2350,29 @@ static int qemu_device_map(struct ms_session *s, json_t **out, struct ms_err *e)
 	return 0;
 }
 
+/* Whether process pid's command line mentions dir (it is this session's QEMU). */
+static bool pid_runs_in(pid_t pid, const char *dir)
+{
+	char path[64], buf[8192];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	}
+	buf[n] = '\0';
+	return strstr(buf, dir) != NULL;
+}
+
 /*
  * After a daemon restart: if the QMP socket still answers, adopt the QEMU
  * behind it. It is no longer our child, so its exit status is unknown and
@@ -2353,6 +2388,7 @@ static int qemu_reattach(struct ms_session *s)
 	int fd, port;
 	pid_t pid;
 
+	ms_err_clear(&e);
 	snprintf(path, sizeof(path), "%s/qemu.json", s->dir);
 	st = json_load_file(path, 0, NULL);
 	if (!st)
@@ -2360,7 +2396,7 @@ static int qemu_reattach(struct ms_session *s)
 	pid = (pid_t)json_integer_value(json_object_get(st, "pid"));
 	port = (int)json_integer_value(json_object_get(st, "gdb_port"));
 	json_decref(st);
-	if (pid <= 0)
+	if (pid <= 0 || !pid_runs_in(pid, s->dir))
 		return -ESRCH;
 	snprintf(path, sizeof(path), "%s/qmp.sock", s->dir);
 	fd = ms_qmp_connect_unix(path);
@@ -2409,16 +2445,11 @@ static int qemu_reattach(struct ms_session *s)
 			     NULL);
 	return 0;
 fail:
-	/* Not ours to kill: only stop watching it. */
-	pthread_mutex_lock(&in->lock);
-	in->expect_exit = true;
-	pthread_mutex_unlock(&in->lock);
-	if (in->thr_started) {
-		pthread_cancel(in->thr);
-		pthread_join(in->thr, NULL);
-		in->thr_started = false;
-	}
-	in->pid = 0;
+	/*
+	 * It answers but cannot be driven: the session is going to say
+	 * "stopped", which means no process, so end it (through its pidfd).
+	 */
+	ms_warn("session %s: cannot reattach qemu pid %d: %s", s->id, (int)pid, e.message);
 	inst_end(in, false);
 	free_qsess(qs);
 	return -ESRCH;
