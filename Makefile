@@ -8,6 +8,8 @@
 #   make format     clang-format in place;  make format-check  for CI
 
 CC ?= gcc
+# Debian's interpreter, which has python3-pytest and python3-websocket (a pyenv python3 earlier on PATH would not).
+PYTHON ?= /usr/bin/python3
 BUILD ?= build
 PKGS := libmicrohttpd jansson libcyaml yaml-0.1 sqlite3 libcrypto unicorn capstone \
 	libelf libdw libxml-2.0 libcurl hiredis
@@ -60,7 +62,7 @@ firmware:
 	$(MAKE) -C firmware BUILD=$(abspath $(BUILD))/firmware
 
 integration: all firmware
-	MS_BUILD=$(abspath $(BUILD)) python3 -m pytest -q tests/integration
+	MS_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration
 
 test: all unit firmware integration
 
