@@ -68,17 +68,17 @@ extern char **environ;
 
 struct qbin {
 	char path[PATH_MAX];
-	char arch[32];          /* suffix of qemu-system-<arch> */
-	json_t *machines;       /* [{name, description, alias_of?}] */
-	json_t *machine_names;  /* [name] incl. aliases */
-	json_t *cpus;           /* [name] */
-	json_t *devices;        /* {peripherals, bus_types} */
+	char arch[32]; /* suffix of qemu-system-<arch> */
+	json_t *machines; /* [{name, description, alias_of?}] */
+	json_t *machine_names; /* [name] incl. aliases */
+	json_t *cpus; /* [name] */
+	json_t *devices; /* {peripherals, bus_types} */
 };
 
 static struct qbin bins[MAX_BINS];
 static size_t n_bins;
-static json_t *caps;            /* the cached capability object */
-static json_t *all_boards;      /* sorted names over every binary */
+static json_t *caps; /* the cached capability object */
+static json_t *all_boards; /* sorted names over every binary */
 static char qemu_img[PATH_MAX];
 /* An empty qcow2 made once by qemu-img at init; copied into each session. */
 static char *qcow2_template;
@@ -89,12 +89,12 @@ static size_t qcow2_template_len;
  * seed's example bodies work verbatim.
  */
 static const char *const board_aliases[][2] = {
-	{ "raspi2", "raspi2b" },
-	{ "raspi3", "raspi3b" },
+    {"raspi2", "raspi2b"},
+    {"raspi3", "raspi3b"},
 };
 
 /* Boards where QEMU 7.2 aborts on loadvm (EMULATORS.md §1.3). */
-static const char *const no_restore_boards[] = { "lm3s6965evb", "lm3s811evb" };
+static const char *const no_restore_boards[] = {"lm3s6965evb", "lm3s811evb"};
 
 /* ---- per-session state ------------------------------------------------ */
 
@@ -102,12 +102,12 @@ struct inst {
 	struct ms_session *s;
 	pid_t pid;
 	int pidfd;
-	bool is_child;          /* false after a daemon restart (reattached) */
-	int wake_fd;            /* eventfd: re-read the fd set */
+	bool is_child; /* false after a daemon restart (reattached) */
+	int wake_fd; /* eventfd: re-read the fd set */
 	pthread_t thr;
 	bool thr_started;
 
-	pthread_mutex_t lock;   /* guards everything below */
+	pthread_mutex_t lock; /* guards everything below */
 	pthread_cond_t cond;
 	struct ms_qmp *qmp;
 	int uart_fd;
@@ -115,8 +115,8 @@ struct inst {
 	bool exited;
 	int wstatus;
 	bool status_known;
-	bool expect_exit;       /* we asked it to go: not an error */
-	int quiet;              /* >0: our own operation; don't follow STOP/RESUME */
+	bool expect_exit; /* we asked it to go: not an error */
+	int quiet; /* >0: our own operation; don't follow STOP/RESUME */
 	bool guest_shutdown;
 	char job_id[32];
 	char job_status[32];
@@ -125,7 +125,7 @@ struct inst {
 };
 
 struct qsess {
-	pthread_mutex_t lock;   /* guards inst for console_write */
+	pthread_mutex_t lock; /* guards inst for console_write */
 	struct inst *inst;
 
 	/* Below: touched only under s->op_lock (control calls). */
@@ -160,7 +160,7 @@ static int64_t mono_ms(void)
 
 static void sleep_ms(int ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
@@ -170,7 +170,8 @@ static bool json_array_has(json_t *arr, const char *name)
 	size_t i;
 	json_t *v;
 
-	json_array_foreach(arr, i, v) {
+	json_array_foreach(arr, i, v)
+	{
 		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
 			return true;
 	}
@@ -229,7 +230,7 @@ static int opt_path(char *dst, size_t cap, const char *prefix, const char *path)
  * (standard error too when with_stderr) into a NUL-terminated heap buffer.
  */
 static int run_capture(char *const argv[], bool with_stderr, int timeout_ms, char **out,
-		       int *wstatus)
+                       int *wstatus)
 {
 	posix_spawn_file_actions_t fa;
 	int p[2];
@@ -262,7 +263,7 @@ static int run_capture(char *const argv[], bool with_stderr, int timeout_ms, cha
 		return -rc;
 	}
 	for (;;) {
-		struct pollfd pf = { .fd = p[0], .events = POLLIN };
+		struct pollfd pf = {.fd = p[0], .events = POLLIN};
 		int left = (int)(deadline - mono_ms());
 		ssize_t n;
 
@@ -310,7 +311,7 @@ static void describe_status(int wstatus, bool known, char *buf, size_t cap)
 		snprintf(buf, cap, "qemu exited with status %d", WEXITSTATUS(wstatus));
 	else if (WIFSIGNALED(wstatus))
 		snprintf(buf, cap, "qemu killed by signal %d (%s)", WTERMSIG(wstatus),
-			 strsignal(WTERMSIG(wstatus)));
+		         strsignal(WTERMSIG(wstatus)));
 	else
 		snprintf(buf, cap, "qemu ended (wait status 0x%x)", wstatus);
 }
@@ -415,7 +416,7 @@ json_t *ms__qemu_parse_machines(const char *text)
 			}
 			json_array_append_new(arr, m);
 		}
-next:
+	next:
 		p = eol ? eol + 1 : NULL;
 	}
 	return arr;
@@ -448,7 +449,8 @@ json_t *ms__qemu_parse_cpus(const char *text)
 					bool ok = true;
 
 					for (const char *c = tok; *c; c++) {
-						if (!isalnum((unsigned char)*c) && !strchr("-_.", *c))
+						if (!isalnum((unsigned char)*c) &&
+						    !strchr("-_.", *c))
 							ok = false;
 					}
 					if (ok && !json_array_has(arr, tok))
@@ -480,15 +482,17 @@ json_t *ms__qemu_parse_devices(const char *text)
 				/* "Storage devices:" -> "storage" */
 				size_t k = 0;
 
-				while (line[k] && line[k] != ' ' && line[k] != ':' && k < sizeof(category) - 1) {
+				while (line[k] && line[k] != ' ' && line[k] != ':' &&
+				       k < sizeof(category) - 1) {
 					category[k] = (char)tolower((unsigned char)line[k]);
 					k++;
 				}
 				category[k] = '\0';
-			} else if (sscanf(line, "name \"%95[^\"]\"%n", name, &used) == 1 && used > 0) {
+			} else if (sscanf(line, "name \"%95[^\"]\"%n", name, &used) == 1 &&
+			           used > 0) {
 				const char *b = strstr(line, ", bus ");
 				json_t *d = json_pack("{s:s,s:s}", "name", name, "category",
-						      category[0] ? category : "uncategorized");
+				                      category[0] ? category : "uncategorized");
 
 				if (b && sscanf(b, ", bus %63[^,]", bus) == 1) {
 					char lower[64];
@@ -563,8 +567,9 @@ json_t *ms__qemu_parse_mtree(const char *text)
 			const char *kind;
 			json_t *last;
 
-			if (sscanf(line, " %" SCNx64 "-%" SCNx64 " (prio %d, %63[^)]): %n", &a, &b, &prio,
-				   type, &used) != 4 || used == 0 || b < a)
+			if (sscanf(line, " %" SCNx64 "-%" SCNx64 " (prio %d, %63[^)]): %n", &a, &b,
+			           &prio, type, &used) != 4 ||
+			    used == 0 || b < a)
 				goto next;
 			name = line + used;
 			snprintf(clean, sizeof(clean), "%s", name);
@@ -581,11 +586,13 @@ json_t *ms__qemu_parse_mtree(const char *text)
 					clean[cl - 18] = '\0';
 			}
 			kind = region_kind(type, prio);
-			last = json_array_size(arr) ? json_array_get(arr, json_array_size(arr) - 1) : NULL;
+			last = json_array_size(arr) ? json_array_get(arr, json_array_size(arr) - 1)
+			                            : NULL;
 			if (last && prev_end + 1 == a &&
 			    strcmp(json_string_value(json_object_get(last, "name")), clean) == 0 &&
 			    strcmp(json_string_value(json_object_get(last, "kind")), kind) == 0) {
-				uint64_t base = strtoull(json_string_value(json_object_get(last, "base")), NULL, 16);
+				uint64_t base = strtoull(
+				    json_string_value(json_object_get(last, "base")), NULL, 16);
 				char sz[24];
 
 				snprintf(sz, sizeof(sz), "0x%" PRIx64, b - base + 1);
@@ -595,12 +602,14 @@ json_t *ms__qemu_parse_mtree(const char *text)
 
 				snprintf(bs, sizeof(bs), "0x%" PRIx64, a);
 				snprintf(sz, sizeof(sz), "0x%" PRIx64, b - a + 1);
-				json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:s}", "name", clean,
-								     "base", bs, "size", sz, "kind", kind));
+				json_array_append_new(arr,
+				                      json_pack("{s:s,s:s,s:s,s:s}", "name", clean,
+				                                "base", bs, "size", sz, "kind",
+				                                kind));
 			}
 			prev_end = b;
 		}
-next:
+	next:
 		p = eol ? eol + 1 : NULL;
 	}
 	return arr;
@@ -621,8 +630,8 @@ static size_t edit_distance(const char *a, const char *b)
 		row[0] = i;
 		for (size_t j = 1; j <= lb; j++) {
 			size_t up = row[j];
-			size_t best = diag + (tolower((unsigned char)a[i - 1]) !=
-					      tolower((unsigned char)b[j - 1]));
+			size_t best = diag +
+			    (tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]));
 
 			if (row[j - 1] + 1 < best)
 				best = row[j - 1] + 1;
@@ -664,8 +673,8 @@ void ms__qemu_closest(const char *word, json_t *names, size_t max, char *buf, si
 		if (best == SIZE_MAX)
 			break;
 		used += (size_t)snprintf(buf + used, used < cap ? cap - used : 0, "%s%s",
-					 used ? ", " : "",
-					 json_string_value(json_array_get(names, bi)));
+		                         used ? ", " : "",
+		                         json_string_value(json_array_get(names, bi)));
 		if (used >= cap)
 			break;
 		score[bi] = SIZE_MAX;
@@ -719,7 +728,7 @@ static int probe_binary(const char *path)
 	snprintf(b->path, sizeof(b->path), "%s", path);
 	base = base ? base + 1 : path;
 	snprintf(b->arch, sizeof(b->arch), "%s",
-		 strncmp(base, "qemu-system-", 12) == 0 ? base + 12 : base);
+	         strncmp(base, "qemu-system-", 12) == 0 ? base + 12 : base);
 
 	argv[0] = b->path;
 	argv[1] = "-machine";
@@ -752,7 +761,7 @@ static int probe_binary(const char *path)
 		json_t *m;
 
 		json_array_foreach(b->machines, i, m)
-			json_array_append(b->machine_names, json_object_get(m, "name"));
+		    json_array_append(b->machine_names, json_object_get(m, "name"));
 	}
 	if (json_array_size(b->machines) == 0) {
 		json_decref(b->machines);
@@ -788,7 +797,7 @@ static int scan_dir_binaries(const char *dir)
 static json_t *build_caps(void)
 {
 	json_t *c, *boards = json_array(), *cpus = json_array(), *per = json_array(),
-		   *buses = json_array(), *bl = json_array(), *aliases = json_object();
+	           *buses = json_array(), *bl = json_array(), *aliases = json_object();
 	json_t *seen_dev = json_object();
 
 	for (size_t i = 0; i < n_bins; i++) {
@@ -796,12 +805,13 @@ static json_t *build_caps(void)
 		json_t *v;
 
 		json_array_foreach(bins[i].machine_names, k, v)
-			sorted_insert_unique(boards, json_string_value(v));
+		    sorted_insert_unique(boards, json_string_value(v));
 		json_array_foreach(bins[i].cpus, k, v)
-			sorted_insert_unique(cpus, json_string_value(v));
+		    sorted_insert_unique(cpus, json_string_value(v));
 		json_array_foreach(json_object_get(bins[i].devices, "bus_types"), k, v)
-			sorted_insert_unique(buses, json_string_value(v));
-		json_array_foreach(json_object_get(bins[i].devices, "peripherals"), k, v) {
+		    sorted_insert_unique(buses, json_string_value(v));
+		json_array_foreach(json_object_get(bins[i].devices, "peripherals"), k, v)
+		{
 			const char *name = json_string_value(json_object_get(v, "name"));
 
 			if (!json_object_get(seen_dev, name)) {
@@ -809,23 +819,24 @@ static json_t *build_caps(void)
 				sorted_insert_unique(per, name);
 			}
 		}
-		json_array_append_new(bl, json_pack("{s:s,s:s,s:I,s:I}", "path", bins[i].path, "arch",
-						    bins[i].arch, "boards",
-						    (json_int_t)json_array_size(bins[i].machines),
-						    "processors",
-						    (json_int_t)json_array_size(bins[i].cpus)));
+		json_array_append_new(
+		    bl,
+		    json_pack("{s:s,s:s,s:I,s:I}", "path", bins[i].path, "arch", bins[i].arch,
+		              "boards", (json_int_t)json_array_size(bins[i].machines), "processors",
+		              (json_int_t)json_array_size(bins[i].cpus)));
 	}
 	for (size_t i = 0; i < sizeof(board_aliases) / sizeof(board_aliases[0]); i++) {
 		if (json_array_has(boards, board_aliases[i][1]))
-			json_object_set_new(aliases, board_aliases[i][0], json_string(board_aliases[i][1]));
+			json_object_set_new(aliases, board_aliases[i][0],
+			                    json_string(board_aliases[i][1]));
 	}
 	json_decref(seen_dev);
 	all_boards = json_incref(boards);
 	c = json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:[s,s]}", "backend", "qemu", "boards",
-		      boards, "processors", cpus, "peripherals", per, "bus_types", buses,
-		      "operations", ms_backend_operations(&ms_backend_qemu), "binaries", bl,
-		      "board_aliases", aliases, "snapshot_restore_unsupported", no_restore_boards[0],
-		      no_restore_boards[1]);
+	              boards, "processors", cpus, "peripherals", per, "bus_types", buses,
+	              "operations", ms_backend_operations(&ms_backend_qemu), "binaries", bl,
+	              "board_aliases", aliases, "snapshot_restore_unsupported",
+	              no_restore_boards[0], no_restore_boards[1]);
 	return c;
 }
 
@@ -838,7 +849,7 @@ static int make_qcow2_template(struct ms_err *e)
 {
 	char dir[] = "/tmp/ms-qcow2-XXXXXX";
 	char path[64];
-	char *argv[] = { qemu_img, "create", "-q", "-f", "qcow2", path, "64M", NULL };
+	char *argv[] = {qemu_img, "create", "-q", "-f", "qcow2", path, "64M", NULL};
 	char *out = NULL;
 	int st = 0, rc = 0;
 	FILE *f;
@@ -851,7 +862,7 @@ static int make_qcow2_template(struct ms_err *e)
 
 		last_stderr_line(out ? out : "", out ? strlen(out) : 0, line, sizeof(line));
 		rc = ms_fail(e, 500, "qemu_broken", "qemu-img cannot create a qcow2 file: %s",
-			     line[0] ? line : "failed");
+		             line[0] ? line : "failed");
 	}
 	free(out);
 	f = rc ? NULL : fopen(path, "rb");
@@ -898,7 +909,8 @@ static void qemu_fini(void)
 
 static int qemu_init(const struct ms_config *cfg, struct ms_err *e)
 {
-	const char *want = cfg->backends.qemu.binary ? cfg->backends.qemu.binary : "qemu-system-arm";
+	const char *want =
+	    cfg->backends.qemu.binary ? cfg->backends.qemu.binary : "qemu-system-arm";
 	char path[PATH_MAX];
 	int rc;
 
@@ -907,7 +919,7 @@ static int qemu_init(const struct ms_config *cfg, struct ms_err *e)
 	rc = find_in_path(want, path, sizeof(path));
 	if (rc != 0)
 		return ms_fail(e, 500, "qemu_missing", "cannot find qemu binary %s: %s", want,
-			       ms_strerror(rc));
+		               ms_strerror(rc));
 	if (probe_binary(path) != 0)
 		return ms_fail(e, 500, "qemu_broken", "%s does not answer -machine help", path);
 	/* Other architectures' binaries (aarch64-only boards such as raspi3b). */
@@ -926,7 +938,8 @@ static int qemu_init(const struct ms_config *cfg, struct ms_err *e)
 	}
 	if (find_in_path("qemu-img", qemu_img, sizeof(qemu_img)) != 0) {
 		qemu_fini();
-		return ms_fail(e, 500, "qemu_missing", "cannot find qemu-img (needed for snapshots)");
+		return ms_fail(e, 500, "qemu_missing",
+		               "cannot find qemu-img (needed for snapshots)");
 	}
 	rc = make_qcow2_template(e);
 	if (rc != 0) {
@@ -968,7 +981,8 @@ static json_t *machine_of(const struct qbin *b, const char *name)
 	size_t i;
 	json_t *m;
 
-	json_array_foreach(b->machines, i, m) {
+	json_array_foreach(b->machines, i, m)
+	{
 		if (strcmp(json_string_value(json_object_get(m, "name")), name) == 0)
 			return m;
 	}
@@ -1001,12 +1015,14 @@ static int resolve(json_t *bc, const char *prog_arch, struct resolved *r, struct
 	jb = json_object_get(bc, "board");
 	if (!json_is_string(jb) || json_string_length(jb) == 0)
 		return ms_fail(e, 400, "bad_board_config",
-			       "board_config.board is required for the qemu backend (see GET /api/v1/capabilities)");
+		               "board_config.board is required for the qemu backend (see GET "
+		               "/api/v1/capabilities)");
 	board = alias_target(json_string_value(jb));
 	jc = json_object_get(bc, "cpu");
 	if (jc && !json_is_null(jc)) {
 		if (!json_is_string(jc))
-			return ms_fail(e, 400, "bad_board_config", "board_config.cpu must be a string");
+			return ms_fail(e, 400, "bad_board_config",
+			               "board_config.cpu must be a string");
 		cpu = json_string_value(jc);
 	}
 	{
@@ -1031,14 +1047,16 @@ static int resolve(json_t *bc, const char *prog_arch, struct resolved *r, struct
 			char near[256];
 
 			ms__qemu_closest(json_string_value(jb), all_boards, 3, near, sizeof(near));
-			return ms_fail(e, 400, "unknown_board", "unknown board \"%.64s\" for qemu; closest: %s",
-				       json_string_value(jb), near);
+			return ms_fail(e, 400, "unknown_board",
+			               "unknown board \"%.64s\" for qemu; closest: %s",
+			               json_string_value(jb), near);
 		}
 		if (!r->bin && cpu[0]) {
 			bool any = false;
 
 			for (size_t i = 0; i < n_bins; i++) {
-				if (machine_of(&bins[i], board) && json_array_has(bins[i].cpus, cpu))
+				if (machine_of(&bins[i], board) &&
+				    json_array_has(bins[i].cpus, cpu))
 					any = true;
 			}
 			if (!any) {
@@ -1046,20 +1064,20 @@ static int resolve(json_t *bc, const char *prog_arch, struct resolved *r, struct
 
 				ms__qemu_closest(cpu, cpu_hint->cpus, 3, near, sizeof(near));
 				return ms_fail(e, 400, "unknown_cpu",
-					       "unknown cpu \"%.64s\" for board %s; closest: %s", cpu, board,
-					       near);
+				               "unknown cpu \"%.64s\" for board %s; closest: %s",
+				               cpu, board, near);
 			}
 		}
 		if (!r->bin)
 			return ms_fail(e, 400, "incompatible_program",
-				       "no installed qemu runs %s programs on board %s%s%s", prog_arch,
-				       board, cpu[0] ? " with cpu " : "", cpu);
+			               "no installed qemu runs %s programs on board %s%s%s",
+			               prog_arch, board, cpu[0] ? " with cpu " : "", cpu);
 	}
 	snprintf(r->machine, sizeof(r->machine), "%s", board);
 	snprintf(r->cpu, sizeof(r->cpu), "%s", cpu);
 	{
-		const char *desc = json_string_value(
-			json_object_get(machine_of(r->bin, board), "description"));
+		const char *desc =
+		    json_string_value(json_object_get(machine_of(r->bin, board), "description"));
 
 		r->m_profile = desc && strstr(desc, "Cortex-M");
 	}
@@ -1070,7 +1088,7 @@ static int resolve(json_t *bc, const char *prog_arch, struct resolved *r, struct
 
 			if (mb < 1 || mb > 65536)
 				return ms_fail(e, 400, "bad_board_config",
-					       "board_config.memory is in MiB, 1..65536");
+				               "board_config.memory is in MiB, 1..65536");
 			snprintf(r->memory, sizeof(r->memory), "%lldM", (long long)mb);
 		} else if (json_is_string(jm)) {
 			const char *m = json_string_value(jm);
@@ -1082,26 +1100,31 @@ static int resolve(json_t *bc, const char *prog_arch, struct resolved *r, struct
 				digits++;
 			if (digits == 0 || digits > 7 || n > digits + 2 ||
 			    (n == digits + 1 && !strchr("KMGkmg", m[digits])) ||
-			    (n == digits + 2 && (!strchr("KMGkmg", m[digits]) || toupper((unsigned char)m[digits + 1]) != 'B')))
+			    (n == digits + 2 &&
+			     (!strchr("KMGkmg", m[digits]) ||
+			      toupper((unsigned char)m[digits + 1]) != 'B')))
 				return ms_fail(e, 400, "bad_board_config",
-					       "board_config.memory must look like 256M, 1G or a number of MiB");
+				               "board_config.memory must look like 256M, 1G or a "
+				               "number of MiB");
 			v = strtoull(m, NULL, 10);
 			if (n > digits)
 				unit = (char)toupper((unsigned char)m[digits]);
 			if (v == 0 || (unit == 'G' && v > 64) || (unit == 'M' && v > 65536) ||
 			    (unit == 'K' && v > 67108864ULL))
 				return ms_fail(e, 400, "bad_board_config",
-					       "board_config.memory is out of range (at most 64G)");
+				               "board_config.memory is out of range (at most 64G)");
 			snprintf(r->memory, sizeof(r->memory), "%llu%c", v, unit);
 		} else {
-			return ms_fail(e, 400, "bad_board_config",
-				       "board_config.memory must be a number of MiB or a string like 256M");
+			return ms_fail(
+			    e, 400, "bad_board_config",
+			    "board_config.memory must be a number of MiB or a string like 256M");
 		}
 	}
 	jn = json_object_get(bc, "network");
 	if (jn && !json_is_null(jn)) {
 		if (!json_is_boolean(jn))
-			return ms_fail(e, 400, "bad_board_config", "board_config.network must be true or false");
+			return ms_fail(e, 400, "bad_board_config",
+			               "board_config.network must be true or false");
 		r->network = json_is_true(jn);
 	}
 	return 0;
@@ -1161,7 +1184,7 @@ static void on_event(void *ud, const char *name, json_t *data)
 		return;
 	}
 	ms_session_event(s, "emulator",
-			 json_pack("{s:s,s:O}", "event", name, "data", data ? data : json_null()));
+	                 json_pack("{s:s,s:O}", "event", name, "data", data ? data : json_null()));
 }
 
 static void read_stderr(struct inst *in, int fd)
@@ -1258,9 +1281,10 @@ static void child_exited(struct inst *in)
 	pthread_mutex_unlock(&s->lock);
 	if (port > 0)
 		ms_port_free(port);
-	ms_session_event(s, "emulator_exit", json_pack("{s:s,s:b}", "reason", reason, "guest_shutdown",
-						      guest_off));
-	if (guest_off && in->status_known && WIFEXITED(in->wstatus) && WEXITSTATUS(in->wstatus) == 0)
+	ms_session_event(s, "emulator_exit",
+	                 json_pack("{s:s,s:b}", "reason", reason, "guest_shutdown", guest_off));
+	if (guest_off && in->status_known && WIFEXITED(in->wstatus) &&
+	    WEXITSTATUS(in->wstatus) == 0)
 		ms_session_set_state(s, MS_STATE_STOPPED, NULL);
 	else
 		ms_session_set_state(s, MS_STATE_ERROR, reason);
@@ -1283,20 +1307,20 @@ static void *supervisor_main(void *arg)
 		efd = in->err_fd;
 		pthread_mutex_unlock(&in->lock);
 		ip = n;
-		pf[n++] = (struct pollfd){ .fd = in->pidfd, .events = POLLIN };
+		pf[n++] = (struct pollfd){.fd = in->pidfd, .events = POLLIN};
 		iw = n;
-		pf[n++] = (struct pollfd){ .fd = in->wake_fd, .events = POLLIN };
+		pf[n++] = (struct pollfd){.fd = in->wake_fd, .events = POLLIN};
 		if (q && qmp_live) {
 			iq = n;
-			pf[n++] = (struct pollfd){ .fd = ms_qmp_fd(q), .events = POLLIN };
+			pf[n++] = (struct pollfd){.fd = ms_qmp_fd(q), .events = POLLIN};
 		}
 		if (ufd >= 0 && uart_live) {
 			iu = n;
-			pf[n++] = (struct pollfd){ .fd = ufd, .events = POLLIN };
+			pf[n++] = (struct pollfd){.fd = ufd, .events = POLLIN};
 		}
 		if (efd >= 0 && err_live) {
 			ie = n;
-			pf[n++] = (struct pollfd){ .fd = efd, .events = POLLIN };
+			pf[n++] = (struct pollfd){.fd = efd, .events = POLLIN};
 		}
 		if (poll(pf, (nfds_t)n, -1) < 0) {
 			if (errno == EINTR)
@@ -1464,7 +1488,7 @@ static int ensure_snapshot_drive(struct ms_session *s, struct qsess *qs, struct 
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return ms_fail(e, 503, "host_failure", "cannot create the snapshot drive: %s",
-			       strerror(errno));
+		               strerror(errno));
 	while (off < qcow2_template_len) {
 		ssize_t n = write(fd, qcow2_template + off, qcow2_template_len - off);
 
@@ -1475,8 +1499,8 @@ static int ensure_snapshot_drive(struct ms_session *s, struct qsess *qs, struct 
 
 			close(fd);
 			unlink(path);
-			return ms_fail(e, 503, "host_failure", "cannot write the snapshot drive: %s",
-				       strerror(err));
+			return ms_fail(e, 503, "host_failure",
+			               "cannot write the snapshot drive: %s", strerror(err));
 		}
 		off += (size_t)n;
 	}
@@ -1518,7 +1542,7 @@ static int build_argv(struct ms_session *s, struct qsess *qs, int gdb_port, stru
 		av_add(a, "-cpu");
 		av_add(a, qs->cpu);
 	} else if (qs->have_prog && strcmp(qs->prog_arch, "aarch64") == 0 &&
-		   strncmp(qs->machine, "virt", 4) == 0) {
+	           strncmp(qs->machine, "virt", 4) == 0) {
 		/* virt defaults to a 32-bit cortex-a15, which cannot run a 64-bit program. */
 		av_add(a, "-cpu");
 		av_add(a, "max");
@@ -1575,7 +1599,8 @@ static int build_argv(struct ms_session *s, struct qsess *qs, int gdb_port, stru
 
 	o = av_slot(a);
 	snprintf(tmp, sizeof(tmp), "%s/snap.qcow2", s->dir);
-	if (opt_path(o, PATH_MAX + 96, "if=none,id=snapdrv,node-name=snapnode,format=qcow2,file=", tmp))
+	if (opt_path(o, PATH_MAX + 96,
+	             "if=none,id=snapdrv,node-name=snapnode,format=qcow2,file=", tmp))
 		return -ENAMETOOLONG;
 	av_add(a, "-drive");
 	av_add(a, o);
@@ -1595,7 +1620,7 @@ static int build_argv(struct ms_session *s, struct qsess *qs, int gdb_port, stru
 				char ad[64];
 
 				snprintf(ad, sizeof(ad), ",addr=0x%" PRIx64 ",force-raw=on",
-					 qs->prog_has_addr ? qs->prog_addr : 0);
+				         qs->prog_has_addr ? qs->prog_addr : 0);
 				strcat(o, ad);
 			}
 			/* On A-profile the loader sets PC only with cpu-num; on M it breaks boot. */
@@ -1611,8 +1636,8 @@ static int build_argv(struct ms_session *s, struct qsess *qs, int gdb_port, stru
 static void write_state_file(struct ms_session *s, struct qsess *qs, struct inst *in, int port)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
-	json_t *j = json_pack("{s:I,s:i,s:s}", "pid", (json_int_t)in->pid, "gdb_port", port, "binary",
-			      qs->bin->path);
+	json_t *j = json_pack("{s:I,s:i,s:s}", "pid", (json_int_t)in->pid, "gdb_port", port,
+	                      "binary", qs->bin->path);
 
 	if (qs->have_prog)
 		json_object_set_new(j, "program_path", json_string(qs->prog_path));
@@ -1653,7 +1678,7 @@ static int connect_while_alive(struct inst *in, const char *path, int64_t deadli
  * start the supervisor. On success qs->inst is the new instance.
  */
 static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *port_busy,
-		      struct ms_err *e)
+                      struct ms_err *e)
 {
 	struct argv_buf a;
 	posix_spawn_file_actions_t fa;
@@ -1689,7 +1714,8 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 	posix_spawnattr_setsigmask(&at, &none);
 	posix_spawnattr_setsigdefault(&at, &all);
 	/* Own session: a Ctrl-C on the daemon's terminal must not kill QEMU behind our back. */
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
+	posix_spawnattr_setflags(
+	    &at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
 	rc = posix_spawn(&in->pid, a.v[0], &fa, &at, a.v, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
@@ -1698,7 +1724,8 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 		close(errp[0]);
 		in->pid = 0;
 		inst_end(in, false);
-		return ms_fail(e, 502, "emulator_failed", "cannot start %s: %s", a.v[0], strerror(rc));
+		return ms_fail(e, 502, "emulator_failed", "cannot start %s: %s", a.v[0],
+		               strerror(rc));
 	}
 	in->is_child = true;
 	in->err_fd = errp[0];
@@ -1726,8 +1753,8 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 			in->qmp = q;
 			pthread_mutex_unlock(&in->lock);
 			inst_wake(in);
-			rc = ms_qmp_handshake(q, (int)(deadline - mono_ms() > 0 ? deadline - mono_ms() : 1),
-					      NULL, e);
+			rc = ms_qmp_handshake(
+			    q, (int)(deadline - mono_ms() > 0 ? deadline - mono_ms() : 1), NULL, e);
 			if (rc != 0)
 				fd = -EPROTO;
 		}
@@ -1756,16 +1783,16 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 		inst_end(in, false);
 		if (dead)
 			return ms_fail(e, 502, "emulator_failed", "cannot start qemu: %s",
-				       line[0] ? line : status);
+			               line[0] ? line : status);
 		return ms_fail(e, 502, "emulator_failed", "cannot start qemu: %s%s%s",
-			       fd == -ETIMEDOUT ? "no monitor socket in time" : strerror(-fd),
-			       line[0] ? ": " : "", line);
+		               fd == -ETIMEDOUT ? "no monitor socket in time" : strerror(-fd),
+		               line[0] ? ": " : "", line);
 	}
 	write_state_file(s, qs, in, port);
 	ms_session_set_extra(s, "emulator_stderr", NULL);
-	ms_session_set_extra(s, "qemu", json_pack("{s:s,s:s,s:s,s:I}", "binary", qs->bin->path,
-						  "machine", qs->machine, "cpu", qs->cpu, "pid",
-						  (json_int_t)in->pid));
+	ms_session_set_extra(s, "qemu",
+	                     json_pack("{s:s,s:s,s:s,s:I}", "binary", qs->bin->path, "machine",
+	                               qs->machine, "cpu", qs->cpu, "pid", (json_int_t)in->pid));
 	pthread_mutex_lock(&qs->lock);
 	qs->inst = in;
 	pthread_mutex_unlock(&qs->lock);
@@ -1790,7 +1817,8 @@ static int spawn(struct ms_session *s, struct qsess *qs, struct ms_err *e)
 		if (port <= 0) {
 			port = ms_port_alloc();
 			if (port < 0)
-				return ms_fail(e, 429, "no_gdb_port", "no free gdb port in the configured range");
+				return ms_fail(e, 429, "no_gdb_port",
+				               "no free gdb port in the configured range");
 			pthread_mutex_lock(&s->lock);
 			s->gdb_port = port;
 			pthread_mutex_unlock(&s->lock);
@@ -1953,14 +1981,16 @@ static int qemu_power_on(struct ms_session *s, struct ms_err *e)
 	recall_program(s, qs);
 	if (!qs->have_prog && qs->m_profile)
 		return ms_fail(e, 409, "no_program",
-			       "load a program first: a %s without firmware locks up at once", qs->machine);
+		               "load a program first: a %s without firmware locks up at once",
+		               qs->machine);
 	if (!in) {
 		rc = spawn(s, qs, e);
 		if (rc != 0)
 			return rc;
 		in = live(qs);
 		if (!in)
-			return ms_fail(e, 502, "emulator_failed", "qemu exited right after starting");
+			return ms_fail(e, 502, "emulator_failed",
+			               "qemu exited right after starting");
 	}
 	return qmp_run(in, "cont", NULL, NULL, e);
 }
@@ -1979,8 +2009,8 @@ static int need_live(struct ms_session *s, struct inst **out, const char *op, st
 	struct inst *in = live(qsess_of(s));
 
 	if (!in)
-		return ms_fail(e, 409, "invalid_state", "cannot %s session %s: qemu is not running", op,
-			       s->id);
+		return ms_fail(e, 409, "invalid_state", "cannot %s session %s: qemu is not running",
+		               op, s->id);
 	*out = in;
 	return 0;
 }
@@ -2002,7 +2032,7 @@ static int qemu_reset(struct ms_session *s, struct ms_err *e)
 }
 
 static int qemu_load_program(struct ms_session *s, const struct ms_program *p, bool has_addr,
-			     uint64_t addr, struct ms_err *e)
+                             uint64_t addr, struct ms_err *e)
 {
 	struct qsess *qs = qsess_of(s);
 	struct qsess saved = *qs;
@@ -2015,8 +2045,8 @@ static int qemu_load_program(struct ms_session *s, const struct ms_program *p, b
 		return ms_fail(e, 400, "bad_image", "program %s has no loadable format", p->id);
 	if (p->arch[0] && strcmp(p->arch, "arm") != 0 && strcmp(p->arch, "aarch64") != 0 &&
 	    !bin_fits_arch(qs->bin, p->arch))
-		return ms_fail(e, 400, "incompatible_program", "a %s program cannot run on board %s",
-			       p->arch, qs->machine);
+		return ms_fail(e, 400, "incompatible_program",
+		               "a %s program cannot run on board %s", p->arch, qs->machine);
 	rc = resolve(s->board_config, p->arch, &r, e);
 	if (rc)
 		return rc;
@@ -2053,7 +2083,8 @@ static int qemu_load_program(struct ms_session *s, const struct ms_program *p, b
 	if (st == MS_STATE_RUNNING) {
 		in = live(qs);
 		if (!in)
-			return ms_fail(e, 502, "emulator_failed", "qemu exited after loading the program");
+			return ms_fail(e, 502, "emulator_failed",
+			               "qemu exited after loading the program");
 		return qmp_run(in, "cont", NULL, NULL, e);
 	}
 	return 0;
@@ -2099,13 +2130,15 @@ static int run_job(struct inst *in, const char *cmd, json_t *args, struct ms_err
 	pthread_mutex_unlock(&in->lock);
 	if (!concluded) {
 		rc = ms_fail(e, 502, "emulator_failed", "%s: %s", cmd,
-			     inst_alive(in) ? "the job did not conclude in time" : "qemu exited during the job");
+		             inst_alive(in) ? "the job did not conclude in time"
+		                            : "qemu exited during the job");
 		goto out;
 	}
 	rc = qmp_run(in, "query-jobs", NULL, &jobs, e);
 	if (rc)
 		goto out;
-	json_array_foreach(jobs, i, j) {
+	json_array_foreach(jobs, i, j)
+	{
 		const char *jid = json_string_value(json_object_get(j, "id"));
 		const char *je = json_string_value(json_object_get(j, "error"));
 
@@ -2139,16 +2172,19 @@ static uint64_t snapshot_size(struct inst *in, const char *name)
 
 	if (qmp_run(in, "query-named-block-nodes", json_pack("{s:b}", "flat", 1), &nodes, NULL))
 		return 0;
-	json_array_foreach(nodes, i, n) {
+	json_array_foreach(nodes, i, n)
+	{
 		const char *nn = json_string_value(json_object_get(n, "node-name"));
 
 		if (!nn || strcmp(nn, "snapnode") != 0)
 			continue;
-		json_array_foreach(json_object_get(json_object_get(n, "image"), "snapshots"), k, sn) {
+		json_array_foreach(json_object_get(json_object_get(n, "image"), "snapshots"), k, sn)
+		{
 			const char *sname = json_string_value(json_object_get(sn, "name"));
 
 			if (sname && strcmp(sname, name) == 0)
-				size = (uint64_t)json_integer_value(json_object_get(sn, "vm-state-size"));
+				size = (uint64_t)json_integer_value(
+				    json_object_get(sn, "vm-state-size"));
 		}
 	}
 	json_decref(nodes);
@@ -2156,7 +2192,7 @@ static uint64_t snapshot_size(struct inst *in, const char *name)
 }
 
 static int qemu_snapshot_save(struct ms_session *s, const char *name, uint64_t *size,
-			      struct ms_err *e)
+                              struct ms_err *e)
 {
 	struct inst *in = NULL;
 	int rc;
@@ -2173,15 +2209,15 @@ static int qemu_snapshot_save(struct ms_session *s, const char *name, uint64_t *
 		snprintf(path, sizeof(path), "%s/snap.qcow2", s->dir);
 		if (stat(path, &sb) == 0 && (uint64_t)sb.st_blocks * 512 >= max_snapshot_bytes)
 			return ms_fail(e, 429, "quota_exceeded",
-				       "session %s uses %llu snapshot bytes, the limit is %llu", s->id,
-				       (unsigned long long)sb.st_blocks * 512,
-				       (unsigned long long)max_snapshot_bytes);
+			               "session %s uses %llu snapshot bytes, the limit is %llu",
+			               s->id, (unsigned long long)sb.st_blocks * 512,
+			               (unsigned long long)max_snapshot_bytes);
 	}
 	quiet(in, 1);
-	rc = run_job(in, "snapshot-save",
-		     json_pack("{s:s,s:s,s:[s]}", "tag", name, "vmstate", "snapnode", "devices",
-			       "snapnode"),
-		     e);
+	rc = run_job(
+	    in, "snapshot-save",
+	    json_pack("{s:s,s:s,s:[s]}", "tag", name, "vmstate", "snapnode", "devices", "snapnode"),
+	    e);
 	quiet(in, -1);
 	if (rc == 0 && size)
 		*size = snapshot_size(in, name);
@@ -2198,18 +2234,19 @@ static int qemu_snapshot_load(struct ms_session *s, const char *name, struct ms_
 
 	if (qs->no_restore)
 		return ms_fail(e, 501, "not_supported",
-			       "qemu 7.2 aborts when restoring a snapshot on %s; restore is disabled for this board",
-			       qs->machine);
+		               "qemu 7.2 aborts when restoring a snapshot on %s; restore is "
+		               "disabled for this board",
+		               qs->machine);
 	if (!ms_valid_name(name))
 		return ms_fail(e, 400, "bad_name", "invalid snapshot name");
 	rc = need_live(s, &in, "restore", e);
 	if (rc != 0)
 		return rc;
 	quiet(in, 1);
-	rc = run_job(in, "snapshot-load",
-		     json_pack("{s:s,s:s,s:[s]}", "tag", name, "vmstate", "snapnode", "devices",
-			       "snapnode"),
-		     e);
+	rc = run_job(
+	    in, "snapshot-load",
+	    json_pack("{s:s,s:s,s:[s]}", "tag", name, "vmstate", "snapnode", "devices", "snapnode"),
+	    e);
 	quiet(in, -1);
 	if (!inst_alive(in))
 		return rc ? rc : ms_fail(e, 502, "emulator_failed", "qemu exited while restoring");
@@ -2224,7 +2261,7 @@ static int qemu_snapshot_load(struct ms_session *s, const char *name, struct ms_
 			return rc;
 		ms_session_set_state(s, MS_STATE_PAUSED, NULL);
 		return ms_fail(e, 502, "emulator_failed",
-			       "%s; the machine is left paused (poweron resumes it)", msg);
+		               "%s; the machine is left paused (poweron resumes it)", msg);
 	}
 	if (strcmp(status, "running") == 0)
 		ms_session_set_state(s, MS_STATE_RUNNING, NULL);
@@ -2243,7 +2280,7 @@ static int qemu_snapshot_delete(struct ms_session *s, const char *name, struct m
 	if (in) {
 		quiet(in, 1);
 		rc = run_job(in, "snapshot-delete",
-			     json_pack("{s:s,s:[s]}", "tag", name, "devices", "snapnode"), e);
+		             json_pack("{s:s,s:[s]}", "tag", name, "devices", "snapnode"), e);
 		quiet(in, -1);
 		return rc;
 	}
@@ -2251,7 +2288,7 @@ static int qemu_snapshot_delete(struct ms_session *s, const char *name, struct m
 	{
 		char path[PATH_MAX];
 		char nm[80];
-		char *argv[] = { qemu_img, "snapshot", "-d", nm, path, NULL };
+		char *argv[] = {qemu_img, "snapshot", "-d", nm, path, NULL};
 		char *out = NULL;
 		int st = 0;
 		struct stat sb;
@@ -2259,7 +2296,8 @@ static int qemu_snapshot_delete(struct ms_session *s, const char *name, struct m
 		snprintf(path, sizeof(path), "%s/snap.qcow2", s->dir);
 		snprintf(nm, sizeof(nm), "%s", name);
 		if (stat(path, &sb) != 0)
-			return ms_fail(e, 404, "snapshot_not_found", "no snapshot drive for %s", s->id);
+			return ms_fail(e, 404, "snapshot_not_found", "no snapshot drive for %s",
+			               s->id);
 		if (run_capture(argv, true, 30000, &out, &st) != 0 || !WIFEXITED(st) ||
 		    WEXITSTATUS(st) != 0) {
 			char line[300];
@@ -2267,7 +2305,7 @@ static int qemu_snapshot_delete(struct ms_session *s, const char *name, struct m
 			last_stderr_line(out ? out : "", out ? strlen(out) : 0, line, sizeof(line));
 			free(out);
 			return ms_fail(e, 502, "emulator_failed", "qemu-img snapshot -d: %s",
-				       line[0] ? line : "failed");
+			               line[0] ? line : "failed");
 		}
 		free(out);
 		return 0;
@@ -2291,7 +2329,8 @@ static int qemu_console_write(struct ms_session *s, const void *data, size_t len
 		return MS_ESTATE;
 	}
 	while (off < len) {
-		ssize_t n = send(qs->inst->uart_fd, p + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n =
+		    send(qs->inst->uart_fd, p + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n > 0) {
 			off += (size_t)n;
@@ -2301,7 +2340,7 @@ static int qemu_console_write(struct ms_session *s, const void *data, size_t len
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* The guest is not draining its RX; give up after a while. */
-			struct pollfd pf = { .fd = qs->inst->uart_fd, .events = POLLOUT };
+			struct pollfd pf = {.fd = qs->inst->uart_fd, .events = POLLOUT};
 
 			if (poll(&pf, 1, 1000) > 0)
 				continue;
@@ -2332,8 +2371,8 @@ static int qemu_device_map(struct ms_session *s, json_t **out, struct ms_err *e)
 	if (rc)
 		return rc;
 	/* A fixed command string: no user text reaches the monitor. */
-	rc = qmp_run(in, "human-monitor-command", json_pack("{s:s}", "command-line", "info mtree -f"),
-		     &r, e);
+	rc = qmp_run(in, "human-monitor-command",
+	             json_pack("{s:s}", "command-line", "info mtree -f"), &r, e);
 	if (rc)
 		return rc;
 	if (!json_is_string(r)) {
@@ -2438,11 +2477,12 @@ static int qemu_reattach(struct ms_session *s)
 		s->gdb_port = port;
 		pthread_mutex_unlock(&s->lock);
 	}
-	ms_session_set_extra(s, "qemu", json_pack("{s:s,s:s,s:s,s:I,s:b}", "binary", qs->bin->path,
-						  "machine", qs->machine, "cpu", qs->cpu, "pid",
-						  (json_int_t)pid, "reattached", 1));
+	ms_session_set_extra(s, "qemu",
+	                     json_pack("{s:s,s:s,s:s,s:I,s:b}", "binary", qs->bin->path, "machine",
+	                               qs->machine, "cpu", qs->cpu, "pid", (json_int_t)pid,
+	                               "reattached", 1));
 	ms_session_set_state(s, strcmp(status, "running") == 0 ? MS_STATE_RUNNING : MS_STATE_PAUSED,
-			     NULL);
+	                     NULL);
 	return 0;
 fail:
 	/*
@@ -2456,22 +2496,22 @@ fail:
 }
 
 const struct ms_backend ms_backend_qemu = {
-	.name = "qemu",
-	.init = qemu_init,
-	.fini = qemu_fini,
-	.capabilities = qemu_capabilities,
-	.validate = qemu_validate,
-	.create = qemu_create,
-	.reattach = qemu_reattach,
-	.destroy = qemu_destroy,
-	.power_on = qemu_power_on,
-	.power_off = qemu_power_off,
-	.pause = qemu_pause,
-	.reset = qemu_reset,
-	.load_program = qemu_load_program,
-	.snapshot_save = qemu_snapshot_save,
-	.snapshot_load = qemu_snapshot_load,
-	.snapshot_delete = qemu_snapshot_delete,
-	.console_write = qemu_console_write,
-	.device_map = qemu_device_map,
+    .name = "qemu",
+    .init = qemu_init,
+    .fini = qemu_fini,
+    .capabilities = qemu_capabilities,
+    .validate = qemu_validate,
+    .create = qemu_create,
+    .reattach = qemu_reattach,
+    .destroy = qemu_destroy,
+    .power_on = qemu_power_on,
+    .power_off = qemu_power_off,
+    .pause = qemu_pause,
+    .reset = qemu_reset,
+    .load_program = qemu_load_program,
+    .snapshot_save = qemu_snapshot_save,
+    .snapshot_load = qemu_snapshot_load,
+    .snapshot_delete = qemu_snapshot_delete,
+    .console_write = qemu_console_write,
+    .device_map = qemu_device_map,
 };

@@ -27,7 +27,7 @@
 /* One command waiting for its reply; lives on the waiting thread's stack. */
 struct waiter {
 	char id[32];
-	json_t *reply;          /* the whole reply object, once it arrived */
+	json_t *reply; /* the whole reply object, once it arrived */
 	struct waiter *next;
 };
 
@@ -37,9 +37,9 @@ struct ms_qmp {
 	void *ud;
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;    /* signalled on a reply, the greeting, or death */
+	pthread_cond_t cond; /* signalled on a reply, the greeting, or death */
 	struct waiter *waiters;
-	json_t *greeting;       /* the "QMP" object, once seen */
+	json_t *greeting; /* the "QMP" object, once seen */
 	bool dead;
 	unsigned long next_id;
 	unsigned long dropped;
@@ -51,7 +51,7 @@ struct ms_qmp {
 	char *buf;
 	size_t len;
 	size_t cap;
-	bool discarding;        /* inside an oversized line: skip to its newline */
+	bool discarding; /* inside an oversized line: skip to its newline */
 };
 
 struct ms_qmp *ms_qmp_new(int fd, ms_qmp_event_cb cb, void *ud)
@@ -182,7 +182,8 @@ static void handle_line(struct ms_qmp *q, const char *line, size_t len)
 
 		if (q->cb)
 			q->cb(q->ud, json_string_value(ev), data);
-	} else if (json_object_get(msg, "return") || json_is_object(json_object_get(msg, "error"))) {
+	} else if (json_object_get(msg, "return") ||
+	           json_is_object(json_object_get(msg, "error"))) {
 		if (!deliver_reply(q, msg))
 			count_dropped(q, "reply nobody waits for", line, len);
 	} else if (json_is_object(json_object_get(msg, "QMP"))) {
@@ -280,7 +281,7 @@ static int send_all(struct ms_qmp *q, const char *data, size_t len, int timeout_
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			struct pollfd p = { .fd = q->fd, .events = POLLOUT };
+			struct pollfd p = {.fd = q->fd, .events = POLLOUT};
 
 			if (poll(&p, 1, timeout_ms) > 0)
 				continue;
@@ -307,7 +308,8 @@ int ms_qmp_handshake(struct ms_qmp *q, int timeout_ms, json_t **greeting, struct
 		pthread_mutex_unlock(&q->lock);
 		if (dead)
 			return ms_fail(e, 502, "emulator_gone", "qmp closed before its greeting");
-		return ms_fail(e, 502, "emulator_timeout", "no qmp greeting within %d ms", timeout_ms);
+		return ms_fail(e, 502, "emulator_timeout", "no qmp greeting within %d ms",
+		               timeout_ms);
 	}
 	if (greeting)
 		*greeting = json_incref(q->greeting);
@@ -333,7 +335,7 @@ static void unlink_waiter(struct ms_qmp *q, struct waiter *w)
 }
 
 static int reply_result(struct ms_qmp *q, const char *cmd, json_t *reply, json_t **ret,
-			struct ms_err *e)
+                        struct ms_err *e)
 {
 	json_t *err = json_object_get(reply, "error");
 
@@ -345,15 +347,15 @@ static int reply_result(struct ms_qmp *q, const char *cmd, json_t *reply, json_t
 		snprintf(q->last_class, sizeof(q->last_class), "%s", cls ? cls : "");
 		pthread_mutex_unlock(&q->lock);
 		return ms_fail(e, 502, "emulator_failed", "%s: %s", cmd,
-			       desc ? desc : "qemu reported an error without a description");
+		               desc ? desc : "qemu reported an error without a description");
 	}
 	if (ret)
 		*ret = json_incref(json_object_get(reply, "return"));
 	return 0;
 }
 
-int ms_qmp_execute(struct ms_qmp *q, const char *cmd, json_t *args, int timeout_ms,
-		   json_t **ret, struct ms_err *e)
+int ms_qmp_execute(struct ms_qmp *q, const char *cmd, json_t *args, int timeout_ms, json_t **ret,
+                   struct ms_err *e)
 {
 	struct waiter w;
 	struct timespec dl;
@@ -373,7 +375,8 @@ int ms_qmp_execute(struct ms_qmp *q, const char *cmd, json_t *args, int timeout_
 	if (q->dead) {
 		pthread_mutex_unlock(&q->lock);
 		json_decref(msg);
-		return ms_fail(e, 502, "emulator_gone", "%s: qemu monitor connection is closed", cmd);
+		return ms_fail(e, 502, "emulator_gone", "%s: qemu monitor connection is closed",
+		               cmd);
 	}
 	snprintf(w.id, sizeof(w.id), "ms-%lu", ++q->next_id);
 	w.next = q->waiters;
@@ -411,10 +414,11 @@ int ms_qmp_execute(struct ms_qmp *q, const char *cmd, json_t *args, int timeout_
 	if (w.reply)
 		rc = reply_result(q, cmd, w.reply, ret, e);
 	else if (q->dead)
-		rc = ms_fail(e, 502, "emulator_gone", "%s: qemu closed its monitor before replying", cmd);
+		rc = ms_fail(e, 502, "emulator_gone", "%s: qemu closed its monitor before replying",
+		             cmd);
 	else
 		rc = ms_fail(e, 502, "emulator_timeout", "%s: no reply from qemu within %d ms", cmd,
-			     timeout_ms);
+		             timeout_ms);
 out:
 	pthread_mutex_lock(&q->lock);
 	unlink_waiter(q, &w);

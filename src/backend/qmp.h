@@ -77,8 +77,8 @@ int ms_qmp_handshake(struct ms_qmp *q, int timeout_ms, json_t **greeting, struct
  * (502 "emulator_failed", message "CMD: <QEMU's desc>"), timeout (502
  * "emulator_timeout"), connection closed (502 "emulator_gone").
  */
-int ms_qmp_execute(struct ms_qmp *q, const char *cmd, json_t *args, int timeout_ms,
-		   json_t **ret, struct ms_err *e);
+int ms_qmp_execute(struct ms_qmp *q, const char *cmd, json_t *args, int timeout_ms, json_t **ret,
+                   struct ms_err *e);
 
 /*
  * Error class of the last QEMU error reply seen by this client, e.g.

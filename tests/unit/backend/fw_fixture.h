@@ -23,34 +23,33 @@
 extern char **environ;
 
 static const char fw_source[] =
-	"#define UART ((volatile unsigned *)0x40004000)\n"
-	"static volatile char last;\n"
-	"static void put(char c) { while (UART[1] & 1) ; UART[0] = c; }\n"
-	"static void puts_(const char *s) { while (*s) put(*s++); }\n"
-	"void reset_handler(void)\n"
-	"{\n"
-	"	UART[4] = 16; UART[2] = 3; last = '-';\n"
-	"	puts_(\"BOOT\\n\");\n"
-	"	for (;;) {\n"
-	"		if (UART[1] & 2) {\n"
-	"			char c = (char)UART[0];\n"
-	"			if (c == '?') { puts_(\"last=\"); put(last); put('\\n'); }\n"
-	"			else if (c == '!') { ((void (*)(void))0xfffffff0u)(); }\n"
-	"			else { last = c; put(c); }\n"
-	"		}\n"
-	"	}\n"
-	"}\n"
-	"void fault(void) { for (;;) ; }\n"
-	"__attribute__((section(\".vectors\"), used)) void *const vectors[] = {\n"
-	"	(void *)0x20010000, (void *)reset_handler, (void *)0, (void *)0 };\n";
+    "#define UART ((volatile unsigned *)0x40004000)\n"
+    "static volatile char last;\n"
+    "static void put(char c) { while (UART[1] & 1) ; UART[0] = c; }\n"
+    "static void puts_(const char *s) { while (*s) put(*s++); }\n"
+    "void reset_handler(void)\n"
+    "{\n"
+    "	UART[4] = 16; UART[2] = 3; last = '-';\n"
+    "	puts_(\"BOOT\\n\");\n"
+    "	for (;;) {\n"
+    "		if (UART[1] & 2) {\n"
+    "			char c = (char)UART[0];\n"
+    "			if (c == '?') { puts_(\"last=\"); put(last); put('\\n'); }\n"
+    "			else if (c == '!') { ((void (*)(void))0xfffffff0u)(); }\n"
+    "			else { last = c; put(c); }\n"
+    "		}\n"
+    "	}\n"
+    "}\n"
+    "void fault(void) { for (;;) ; }\n"
+    "__attribute__((section(\".vectors\"), used)) void *const vectors[] = {\n"
+    "	(void *)0x20010000, (void *)reset_handler, (void *)0, (void *)0 };\n";
 
 /* HardFault vector left 0: a fault escalates to lockup, which QEMU 7.2 treats as fatal. */
-static const char fw_ld[] =
-	"ENTRY(reset_handler)\n"
-	"SECTIONS {\n"
-	"  .text 0x0 : { KEEP(*(.vectors)) *(.text*) *(.rodata*) }\n"
-	"  .bss 0x20000000 (NOLOAD) : { *(.bss*) *(COMMON) }\n"
-	"}\n";
+static const char fw_ld[] = "ENTRY(reset_handler)\n"
+                            "SECTIONS {\n"
+                            "  .text 0x0 : { KEEP(*(.vectors)) *(.text*) *(.rodata*) }\n"
+                            "  .bss 0x20000000 (NOLOAD) : { *(.bss*) *(COMMON) }\n"
+                            "}\n";
 
 static int fw_run(char *const argv[])
 {
@@ -86,20 +85,30 @@ static int fw_build(const char *dir)
 	fputs(fw_ld, f);
 	fclose(f);
 	{
-		char *argv[] = { "arm-none-eabi-gcc", "-mcpu=cortex-m3", "-mthumb", "-Os",
-				 "-nostdlib", "-ffreestanding", "-T", ld, "-o", elf, c, NULL };
+		char *argv[] = {"arm-none-eabi-gcc",
+		                "-mcpu=cortex-m3",
+		                "-mthumb",
+		                "-Os",
+		                "-nostdlib",
+		                "-ffreestanding",
+		                "-T",
+		                ld,
+		                "-o",
+		                elf,
+		                c,
+		                NULL};
 
 		if (fw_run(argv))
 			return -1;
 	}
 	{
-		char *argv[] = { "arm-none-eabi-objcopy", "-O", "binary", elf, bin, NULL };
+		char *argv[] = {"arm-none-eabi-objcopy", "-O", "binary", elf, bin, NULL};
 
 		if (fw_run(argv))
 			return -1;
 	}
 	{
-		char *argv[] = { "arm-none-eabi-objcopy", "-O", "ihex", elf, hex, NULL };
+		char *argv[] = {"arm-none-eabi-objcopy", "-O", "ihex", elf, hex, NULL};
 
 		if (fw_run(argv))
 			return -1;

@@ -34,9 +34,9 @@ struct pump {
 	struct ms_qmp *q;
 	pthread_t thr;
 	int stop_fd[2];
-	int result;             /* what on_readable returned last */
+	int result; /* what on_readable returned last */
 	pthread_mutex_t lock;
-	char events[64][32];    /* names in arrival order */
+	char events[64][32]; /* names in arrival order */
 	int n_events;
 	int event_before_reply; /* index of the first event seen before a reply woke us */
 };
@@ -57,8 +57,8 @@ static void *pump_main(void *arg)
 	struct pump *p = arg;
 
 	for (;;) {
-		struct pollfd pf[2] = { { .fd = ms_qmp_fd(p->q), .events = POLLIN },
-					{ .fd = p->stop_fd[0], .events = POLLIN } };
+		struct pollfd pf[2] = {{.fd = ms_qmp_fd(p->q), .events = POLLIN},
+		                       {.fd = p->stop_fd[0], .events = POLLIN}};
 
 		if (poll(pf, 2, -1) < 0)
 			continue;
@@ -140,7 +140,7 @@ static void peer_sendf(int fd, const char *fmt, ...)
 
 static void msleep(int ms)
 {
-	struct timespec ts = { 0, (long)ms * 1000000L };
+	struct timespec ts = {0, (long)ms * 1000000L};
 
 	nanosleep(&ts, NULL);
 }
@@ -178,25 +178,31 @@ static void *peer_main(void *arg)
 	if (pe->send_greeting) {
 		/* Noise before the greeting must not matter. */
 		peer_send(pe->fd, "garbage that is not json\r\n");
-		peer_send(pe->fd, "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, "
-				  "\"major\": 7}}, \"capabilities\": [\"oob\"]}}\r\n");
+		peer_send(pe->fd,
+		          "{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 22, \"minor\": 2, "
+		          "\"major\": 7}}, \"capabilities\": [\"oob\"]}}\r\n");
 	}
 	while ((cmd = peer_read_cmd(pe->fd)) != NULL) {
 		const char *ex = json_string_value(json_object_get(cmd, "execute"));
 		const char *id = json_string_value(json_object_get(cmd, "id"));
-		char *args = json_dumps(json_object_get(cmd, "arguments"), JSON_COMPACT | JSON_ENCODE_ANY);
+		char *args =
+		    json_dumps(json_object_get(cmd, "arguments"), JSON_COMPACT | JSON_ENCODE_ANY);
 
 		if (!ex || !id) {
-			peer_send(pe->fd, "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no id\"}}\r\n");
+			peer_send(
+			    pe->fd,
+			    "{\"error\": {\"class\": \"GenericError\", \"desc\": \"no id\"}}\r\n");
 		} else if (strcmp(ex, "qmp_capabilities") == 0) {
 			peer_sendf(pe->fd, "{\"return\": {}, \"id\": \"%s\"}\r\n", id);
 		} else if (strcmp(ex, "echo") == 0) {
 			/* The event this command causes arrives before its reply, then noise. */
-			peer_send(pe->fd, "{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, "
-					  "\"event\": \"STOP\"}\r\n");
+			peer_send(pe->fd,
+			          "{\"timestamp\": {\"seconds\": 1, \"microseconds\": 2}, "
+			          "\"event\": \"STOP\"}\r\n");
 			peer_send(pe->fd, "}{ not json\r\n");
 			peer_send(pe->fd, "[1, 2, 3]\r\n");
-			peer_send(pe->fd, "{\"return\": 42, \"id\": \"nobody-waits-for-this\"}\r\n");
+			peer_send(pe->fd,
+			          "{\"return\": 42, \"id\": \"nobody-waits-for-this\"}\r\n");
 			peer_send(pe->fd, "{\"something\": \"else\"}\r\n");
 			peer_send(pe->fd, "\r\n");
 			/* The reply split over three writes, cut mid-token. */
@@ -206,8 +212,10 @@ static void *peer_main(void *arg)
 			msleep(20);
 			peer_sendf(pe->fd, "d\": \"%s\"}\r\n{\"event\": \"RESUME\"}\r\n", id);
 		} else if (strcmp(ex, "fail") == 0) {
-			peer_sendf(pe->fd, "{\"id\": \"%s\", \"error\": {\"class\": \"GenericError\", "
-					   "\"desc\": \"it broke \\\"badly\\\"\"}}\r\n", id);
+			peer_sendf(pe->fd,
+			           "{\"id\": \"%s\", \"error\": {\"class\": \"GenericError\", "
+			           "\"desc\": \"it broke \\\"badly\\\"\"}}\r\n",
+			           id);
 		} else if (strcmp(ex, "errnodesc") == 0) {
 			peer_sendf(pe->fd, "{\"id\": \"%s\", \"error\": {\"class\": 7}}\r\n", id);
 		} else if (strcmp(ex, "silent") == 0) {
@@ -223,7 +231,8 @@ static void *peer_main(void *arg)
 				size_t off = 0;
 
 				while (off < chunk) {
-					ssize_t n = send(pe->fd, junk + off, chunk - off, MSG_NOSIGNAL);
+					ssize_t n =
+					    send(pe->fd, junk + off, chunk - off, MSG_NOSIGNAL);
 
 					if (n <= 0)
 						break;
@@ -238,8 +247,10 @@ static void *peer_main(void *arg)
 			shutdown(pe->fd, SHUT_RDWR);
 			return NULL;
 		} else {
-			peer_sendf(pe->fd, "{\"id\": \"%s\", \"error\": {\"class\": \"CommandNotFound\", "
-					   "\"desc\": \"The command %s has not been found\"}}\r\n", id, ex);
+			peer_sendf(pe->fd,
+			           "{\"id\": \"%s\", \"error\": {\"class\": \"CommandNotFound\", "
+			           "\"desc\": \"The command %s has not been found\"}}\r\n",
+			           id, ex);
 		}
 		free(args);
 		json_decref(cmd);
@@ -278,14 +289,15 @@ static void test_handshake_and_demux(void **state)
 	(void)state;
 	peer_start(&pe, &p, true);
 	assert_int_equal(ms_qmp_handshake(p.q, 2000, &greeting, &e), 0);
-	assert_int_equal(json_integer_value(json_object_get(
-				 json_object_get(json_object_get(greeting, "version"), "qemu"), "major")),
-			 7);
+	assert_int_equal(
+	    json_integer_value(json_object_get(
+	        json_object_get(json_object_get(greeting, "version"), "qemu"), "major")),
+	    7);
 	json_decref(greeting);
 
-	assert_int_equal(ms_qmp_execute(p.q, "echo", json_pack("{s:s,s:i}", "a", "b", "n", 5), 2000,
-					&ret, &e),
-			 0);
+	assert_int_equal(
+	    ms_qmp_execute(p.q, "echo", json_pack("{s:s,s:i}", "a", "b", "n", 5), 2000, &ret, &e),
+	    0);
 	assert_string_equal(json_string_value(json_object_get(ret, "a")), "b");
 	assert_int_equal(json_integer_value(json_object_get(ret, "n")), 5);
 	json_decref(ret);
@@ -403,7 +415,7 @@ static void test_connect_errors(void **state)
 /* ---- real QEMU ----------------------------------------------------------- */
 
 static char tmpdir[256];
-static pid_t qemu_pid;  /* killed in teardown if a failed assertion left it running */
+static pid_t qemu_pid; /* killed in teardown if a failed assertion left it running */
 
 static int setup_tmp(void **state)
 {
@@ -416,7 +428,7 @@ static int setup_tmp(void **state)
 
 static int teardown_tmp(void **state)
 {
-	char *argv[] = { "rm", "-rf", tmpdir, NULL };
+	char *argv[] = {"rm", "-rf", tmpdir, NULL};
 
 	(void)state;
 	if (qemu_pid > 0 && waitpid(qemu_pid, NULL, WNOHANG) == 0) {
@@ -431,9 +443,9 @@ static int teardown_tmp(void **state)
 static void test_real_qemu(void **state)
 {
 	char sock[300], qmpopt[400], elf[300];
-	char *argv[] = { "qemu-system-arm", "-M", "mps2-an385", "-S", "-display", "none",
-			 "-monitor", "none", "-nic", "none", "-serial", "null", "-kernel", elf,
-			 "-qmp", qmpopt, NULL };
+	char *argv[] = {"qemu-system-arm", "-M",   "mps2-an385", "-S",   "-display", "none",
+	                "-monitor",        "none", "-nic",       "none", "-serial",  "null",
+	                "-kernel",         elf,    "-qmp",       qmpopt, NULL};
 	struct pump p;
 	struct ms_err e;
 	json_t *ret = NULL, *greeting = NULL;
@@ -474,11 +486,11 @@ static void test_real_qemu(void **state)
 	assert_int_not_equal(ms_qmp_execute(p.q, "no-such-command", NULL, 5000, NULL, &e), 0);
 	assert_int_equal(e.status, 502);
 	assert_non_null(strstr(e.message, "no-such-command"));
-	assert_int_not_equal(ms_qmp_execute(p.q, "qom-get",
-					    json_pack("{s:s,s:s}", "path", "/no/such/object", "property",
-						      "type"),
-					    5000, NULL, &e),
-			     0);
+	assert_int_not_equal(
+	    ms_qmp_execute(p.q, "qom-get",
+	                   json_pack("{s:s,s:s}", "path", "/no/such/object", "property", "type"),
+	                   5000, NULL, &e),
+	    0);
 	assert_int_equal(e.status, 502);
 	assert_non_null(strstr(e.message, "/no/such/object"));
 
@@ -501,11 +513,11 @@ static void test_real_qemu(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_handshake_and_demux),
-		cmocka_unit_test(test_errors_and_timeouts),
-		cmocka_unit_test(test_no_or_truncated_greeting),
-		cmocka_unit_test(test_connect_errors),
-		cmocka_unit_test_setup_teardown(test_real_qemu, setup_tmp, teardown_tmp),
+	    cmocka_unit_test(test_handshake_and_demux),
+	    cmocka_unit_test(test_errors_and_timeouts),
+	    cmocka_unit_test(test_no_or_truncated_greeting),
+	    cmocka_unit_test(test_connect_errors),
+	    cmocka_unit_test_setup_teardown(test_real_qemu, setup_tmp, teardown_tmp),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
