@@ -371,43 +371,49 @@ static bool name_ends(const char *s, const char *suffix)
 	return a >= b && strcasecmp(s + a - b, suffix) == 0;
 }
 
-/* Choose the SVD whose peripherals cover the pages touched so far. */
-static const struct ms__svd *svd_for(struct ms_infer *inf, uint32_t page)
+/*
+ * Choose the SVD whose peripherals match what the firmware touches: an
+ * access that hits a register the file describes scores 2, one that only
+ * falls in a described peripheral 1. The choice sticks once the leader
+ * has matched a register and is ahead (or when only one file was given).
+ */
+static const struct ms__svd *svd_for(struct ms_infer *inf, uint32_t addr)
 {
 	if (!inf->nsvd)
 		return NULL;
 	if (inf->svd_pick >= 0)
 		return inf->svd[inf->svd_pick];
-	int best = -1, bests = 0;
+	int best = -1, bests = 0, second = 0;
 	for (int i = 0; i < inf->nsvd && i < 16; i++) {
-		if (ms__svd_find(inf->svd[i], page) || ms__svd_find(inf->svd[i], page + 0x400) ||
-		    ms__svd_find(inf->svd[i], page + 0x800) || ms__svd_find(inf->svd[i], page + 0xc00))
-			inf->svd_score[i]++;
+		const struct ms__svd_periph *sp = ms__svd_find(inf->svd[i], addr);
+		if (sp)
+			inf->svd_score[i] += ms__svd_reg_at(sp, addr - sp->base) ? 2 : 1;
+	}
+	for (int i = 0; i < inf->nsvd && i < 16; i++) {
 		if (inf->svd_score[i] > bests) {
+			second = bests;
 			bests = inf->svd_score[i];
 			best = i;
+		} else if (inf->svd_score[i] > second) {
+			second = inf->svd_score[i];
 		}
 	}
 	if (best < 0)
 		return NULL;
-	/* Stick to a choice once it leads by two pages, or when it is the only file. */
-	int second = 0;
-	for (int i = 0; i < inf->nsvd && i < 16; i++)
-		if (i != best && inf->svd_score[i] > second)
-			second = inf->svd_score[i];
-	if (inf->nsvd == 1 || bests >= second + 2) {
+	if (inf->nsvd == 1 || (bests >= 2 && bests > second)) {
 		inf->svd_pick = best;
-		json_t *ev = json_pack("{s:s,s:s,s:i}", "svd", inf->svd_path[best], "device",
-				       inf->svd[best]->device, "matching_pages", bests);
+		json_t *ev = json_pack("{s:s,s:s,s:i,s:s}", "svd", inf->svd_path[best], "device",
+				       inf->svd[best]->device, "score", bests, "reason",
+				       "its peripherals match the addresses the firmware touches");
 		emit(inf, "infer.svd", ev);
 	}
 	return inf->svd[best];
 }
 
 /* Registers of the SVD peripherals in this page, with names, resets, W1C and aliases. */
-static void periph_apply_svd(struct ms_infer *inf, struct periph *p)
+static void periph_apply_svd(struct ms_infer *inf, struct periph *p, uint32_t addr)
 {
-	const struct ms__svd *s = svd_for(inf, p->base);
+	const struct ms__svd *s = svd_for(inf, addr);
 	if (!s)
 		return;
 	p->nsvdp = 0;
@@ -420,7 +426,13 @@ static void periph_apply_svd(struct ms_infer *inf, struct periph *p)
 	if (!p->nsvdp)
 		return;
 	p->source = SRC_SVD;
-	snprintf(p->name, sizeof(p->name), "%s", p->svdp[0]->name);
+	/* Name and interrupt of the peripheral the firmware touched first. */
+	const struct ms__svd_periph *first = ms__svd_find(s, addr);
+	if (!first || first->base + first->size <= p->base || first->base >= p->base + PAGE)
+		first = p->svdp[0];
+	snprintf(p->name, sizeof(p->name), "%s", first->name);
+	if (first->nirq > 0 && first->irq[0] >= 0 && first->irq[0] < 256)
+		p->irq = first->irq[0];
 	for (int k = 0; k < p->nsvdp; k++) {
 		const struct ms__svd_periph *sp = p->svdp[k];
 		if (p->irq < 0 && sp->nirq > 0 && sp->irq[0] >= 0 && sp->irq[0] < 256)
@@ -1091,7 +1103,7 @@ bool ms_infer_on_unmapped(struct ms_infer *inf, int type, uint64_t addr, int siz
 			return false;
 		}
 		inf->n_region++;
-		periph_apply_svd(inf, p);
+		periph_apply_svd(inf, p, (uint32_t)addr);
 		periph_apply_arch(inf, p);
 		int pi = periph_index(inf, p);
 		for (int i = 0; i < 256; i++)
@@ -1865,7 +1877,7 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 	json_array_foreach(ps, i, pj) {
 		uint32_t base;
 		if (!json_is_object(pj) || !get_u32(json_object_get(pj, "base"), &base) ||
-		    (base & (PAGE - 1)) || !ms_infer_is_peripheral_addr(base))
+		    (base & (PAGE - 1)) || (!ms_infer_is_peripheral_addr(base) && base != 0x10000000u))
 			return ms_fail(e, 400, "bad_models",
 				       "device map: peripheral %zu: base missing, unaligned or outside the "
 				       "peripheral windows", i);
