@@ -50,13 +50,18 @@ static char *xstrdup(const char *s)
 	return p;
 }
 
+static char *absolute_path(const char *path);
+
 void ms_config_defaults(struct ms_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->server.port = 8080;
 	c->server.mode = xstrdup("release");
 	c->server.bind = xstrdup("127.0.0.1");
-	c->server.data_dir = xstrdup("./data");
+	/* Absolute already, so a daemon run without a config file gets one too. */
+	c->server.data_dir = absolute_path("./data");
+	if (c->server.data_dir == NULL)
+		c->server.data_dir = xstrdup("./data");
 	c->server.threads = 2;
 	c->auth.enabled = false;
 	c->backends.qemu.enabled = true;

@@ -60,13 +60,22 @@ struct ms_config {
 	} monitoring;
 };
 
-/* Fill *c with the defaults above. Strings are heap copies. */
+/*
+ * Fill *c with the defaults above. Strings are heap copies; data_dir is
+ * already made absolute against the working directory.
+ */
 void ms_config_defaults(struct ms_config *c);
 
 /*
  * Load YAML from path into *c (defaults first, then the file's keys).
  * On error returns MS_EBADINPUT (or -errno for I/O) and e->message holds
- * "FILE:LINE:COL: what is wrong".
+ * "FILE:LINE:COL: what is wrong"; *c is then left empty (all NULL/0, so
+ * ms_config_free on it is harmless). Typing is strict YAML 1.2 core:
+ * booleans are plain true/false, integers plain numbers (a quoted "8080" is
+ * refused), sizes are integers in bytes or strings such as "64MiB"
+ * (K/M/G/T and KiB..TiB = 1024^n, kB/MB/GB/TB = 1000^n). A relative
+ * data_dir is taken against the working directory. Files over 1 MiB are
+ * refused.
  */
 int ms_config_load(const char *path, struct ms_config *c, struct ms_err *e);
 
@@ -77,7 +86,9 @@ int ms_config_load_string(const char *yaml, size_t len, const char *name,
 /*
  * Cross-field checks done after loading: port range, gdb port range,
  * refuse a non-loopback bind with auth disabled, auth enabled with no key
- * and no secret, etc.
+ * and no secret, a jwt_secret shorter than 16 bytes, server.bind that is
+ * not an IP literal or "localhost", server.port inside the GDB range,
+ * a relative data_dir. Fills e (400 "bad_config") and returns MS_EBADINPUT.
  */
 int ms_config_validate(const struct ms_config *c, struct ms_err *e);
 

@@ -51,7 +51,10 @@ const char *ms_image_format_name(enum ms_image_format f);
 /*
  * Detect the format from content: ELF magic; Intel HEX when the text is
  * ':'-records only (CR/LF allowed); otherwise raw binary. Empty input is
- * MS_IMAGE_UNKNOWN.
+ * MS_IMAGE_UNKNOWN. Precisely: text whose first non-blank byte is ':' is
+ * HEX (and later rejected if it is not valid HEX), as is a file whose first
+ * line is ':' plus hex digits even if binary follows; a binary that merely
+ * starts with 0x3a is raw binary.
  */
 enum ms_image_format ms_image_detect(const uint8_t *data, size_t len);
 
@@ -64,7 +67,11 @@ enum ms_image_format ms_image_detect(const uint8_t *data, size_t len);
 int ms_image_parse(const uint8_t *data, size_t len, uint64_t bin_base,
 		   struct ms_image *img, struct ms_err *e);
 
-/* Read a whole file (at most max_len bytes) and parse it. */
+/*
+ * Read a whole file (at most max_len bytes; 0 means no limit beyond 8 GiB)
+ * and parse it. Besides the parse errors: 404 "file_not_found",
+ * 403/500 "file_unreadable", 413 "too_large", 400 for a non-regular file.
+ */
 int ms_image_load_file(const char *path, uint64_t bin_base, size_t max_len,
 		       struct ms_image *img, struct ms_err *e);
 

@@ -57,6 +57,8 @@ int ms_programs_get(const char *id, struct ms_program *out, struct ms_err *e);
  * Resolve the seed's "program_path": accepted only when its real path
  * (symlinks resolved) lies inside the upload directory and names a stored
  * program: 403 "path_forbidden" otherwise, 404 when inside but unknown.
+ * A relative path is taken relative to the upload directory; an empty one
+ * is 400 "bad_program_path".
  */
 int ms_programs_find_path(const char *path, struct ms_program *out, struct ms_err *e);
 

@@ -62,6 +62,14 @@ int ms_store_audit_add(const struct ms_audit_entry *a);
  * Newest first. Entries with id < before (before <= 0: from the newest),
  * at most limit (1..1000). *page is an object
  * {"entries":[{id,time,subject,client,method,path,status}...],"next_before":N|null}.
+ * time is RFC 3339 UTC with milliseconds; each entry also carries time_ms.
+ * -EINVAL for a limit out of range.
+ *
+ * All functions return -EBADF before ms_store_open, -EINVAL for a bad
+ * table or NULL argument, MS_EINTERNAL when SQLite fails (logged).
+ * ms_store_audit_add: time_ms <= 0 means now, subject NULL is stored as
+ * "anonymous"; text fields are stored as valid UTF-8 without control
+ * characters (others become '?'), at most 2048 bytes each.
  */
 int ms_store_audit_list(int64_t before, int limit, json_t **page);
 

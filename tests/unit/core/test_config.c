@@ -369,6 +369,15 @@ static void test_validate(void **state)
 	struct ms_err e;
 	size_t i;
 
+	/* The bare defaults (a daemon without --config) are valid, data_dir absolute. */
+	ms_config_defaults(&c);
+	assert_int_equal(c.server.data_dir[0], '/');
+	validate_expect(&c, NULL);
+	free(c.server.data_dir);
+	c.server.data_dir = strdup("relative/dir");
+	validate_expect(&c, "absolute");
+	ms_config_free(&c);
+
 	assert_int_equal(load("", &c, &e), 0);
 	validate_expect(&c, NULL);
 	for (i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
