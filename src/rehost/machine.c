@@ -800,6 +800,7 @@ int ms_rh_machine_reset(struct ms_rh_machine *m, struct ms_err *e)
 	m->scs.vtor = m->boot_vtor;
 	m->icount = 0;
 	m->locked_up = false;
+	m->sleeping = false;
 	m->crash[0] = 0;
 	m->halted_for_debug = false;
 	/* CPU registers: zero, then handler mode off, MSP selected, SP and PC from the vectors. */
@@ -971,9 +972,9 @@ static void fault_from_error(struct ms_rh_machine *m, uc_err err, uint32_t pc)
 
 enum ms_rh_stop ms_rh_machine_run(struct ms_rh_machine *m, uint64_t max_insns)
 {
-	bool sleeping = false;
-
 	m->slice_end = max_insns > UINT64_MAX - m->icount ? UINT64_MAX : m->icount + max_insns;
+	/* Input may have arrived from another thread since the last slice. */
+	ms__rh_input_notify(m);
 	for (;;) {
 		uint32_t pc, start_pc;
 		uc_err err;
@@ -984,7 +985,7 @@ enum ms_rh_stop ms_rh_machine_run(struct ms_rh_machine *m, uint64_t max_insns)
 			return stop_with(m, MS_RH_STOP_REQUEST);
 		if (m->reset_request) {
 			m->reset_request = false;
-			sleeping = false;
+			m->sleeping = false;
 			if (ms_rh_machine_reset(m, NULL) != 0)
 				ms__rh_lockup(m, "reset failed");
 			continue;
@@ -995,12 +996,12 @@ enum ms_rh_stop ms_rh_machine_run(struct ms_rh_machine *m, uint64_t max_insns)
 		}
 		run_events(m);
 		if (ms__rh_take_pending(m))
-			sleeping = false;
+			m->sleeping = false;
 		if (m->locked_up)
 			continue;
 		if (m->icount >= m->slice_end)
 			return stop_with(m, MS_RH_STOP_LIMIT);
-		if (sleeping) {
+		if (m->sleeping) {
 			uint64_t t;
 
 			if (ms__rh_pending_takeable(m))
@@ -1022,7 +1023,7 @@ enum ms_rh_stop ms_rh_machine_run(struct ms_rh_machine *m, uint64_t max_insns)
 		if (err == UC_ERR_OK) {
 			if (pc != start_pc && after_wfi(m, pc) && !m->halted_for_debug &&
 			    !m->locked_up && m->icount < m->deadline)
-				sleeping = true;
+				m->sleeping = true;
 			continue;
 		}
 		if (err == UC_ERR_INSN_INVALID && pc != start_pc) {
@@ -1033,7 +1034,7 @@ enum ms_rh_stop ms_rh_machine_run(struct ms_rh_machine *m, uint64_t max_insns)
 				if (m->scs.event_reg)
 					m->scs.event_reg = false;
 				else
-					sleeping = true;
+					m->sleeping = true;
 				continue;
 			}
 			if (prev == 0xbf10)

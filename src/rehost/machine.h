@@ -181,6 +181,7 @@ struct ms_rh_machine {
 	char crash[1024];
 	enum ms_rh_stop last_stop;
 	bool locked_up;
+	bool sleeping;                /* in WFI/WFE, waiting for an event */
 	bool reset_request;           /* AIRCR.SYSRESETREQ: reset at the next boundary */
 	uint32_t fault_addr;          /* address of the last failed access */
 	bool halted_for_debug;        /* BKPT/watch: reason in gdb */

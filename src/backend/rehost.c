@@ -1,0 +1,579 @@
+/*
+ * rehost backend: sessions on our in-process Cortex-M engine (src/rehost/).
+ *
+ * Each session owns one engine thread, which owns the machine: it runs the
+ * guest in slices of instructions and, between slices, executes control
+ * commands posted by the API threads (load, reset, snapshot...), serves
+ * gdb, and paces virtual time to wall time so an idle firmware does not
+ * spin a host core. UART output goes to s->console as it is produced.
+ *
+ * Threads and locks: control functions run on API threads under
+ * s->op_lock (backend.h); they post a command to the engine thread and
+ * wait for it. struct rsess's lock guards cmd*, want_run, quit; the
+ * engine thread is the only one that touches the machine (except
+ * ms_rh_machine_input_push / request_stop, which are thread-safe).
+ * A crashed guest (lockup) puts the session in error with the registers;
+ * it never takes the daemon down.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "core/image.h"
+#include "core/log.h"
+#include "core/ports.h"
+#include "core/program.h"
+#include "core/session.h"
+#include "core/stream.h"
+#include "rehost/board.h"
+#include "rehost/coverage.h"
+#include "rehost/gdb.h"
+#include "rehost/machine.h"
+
+/* Instructions per slice between looks at commands, gdb and the clock. */
+#define SLICE 200000
+
+struct rsess;
+typedef int (*cmd_fn)(struct rsess *rs, void *arg, struct ms_err *e);
+
+struct rsess {
+	struct ms_session *s;
+	struct ms_rh_machine *m;
+	pthread_t thr;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	cmd_fn cmd;
+	void *cmd_arg;
+	struct ms_err *cmd_err;
+	int cmd_rc;
+	bool cmd_done;
+	bool want_run;
+	bool quit;
+	bool has_program;
+	/* Pacing: wall-clock origin for the current run stretch. */
+	struct timespec t0;
+	uint64_t ns0;
+};
+
+static int64_t mono_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000000ll + t.tv_nsec;
+}
+
+static void console_cb(void *ud, const uint8_t *b, size_t n)
+{
+	struct rsess *rs = ud;
+
+	ms_stream_write(rs->s->console, b, n);
+}
+
+static void event_cb(void *ud, const char *type, json_t *data)
+{
+	struct rsess *rs = ud;
+
+	ms_session_event(rs->s, type, data != NULL ? json_deep_copy(data) : NULL);
+}
+
+/* ---- engine thread ---- */
+
+static void pace_reset(struct rsess *rs)
+{
+	rs->ns0 = ms_rh_machine_now_ns(rs->m);
+	clock_gettime(CLOCK_MONOTONIC, &rs->t0);
+}
+
+/* Wait until cond is signalled or ns pass. Called with rs->lock held. */
+static void wait_ns(struct rsess *rs, int64_t ns)
+{
+	struct timespec t;
+	int64_t at;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	at = (int64_t)t.tv_sec * 1000000000ll + t.tv_nsec + ns;
+	t.tv_sec = at / 1000000000ll;
+	t.tv_nsec = at % 1000000000ll;
+	pthread_cond_timedwait(&rs->cond, &rs->lock, &t);
+}
+
+static void *engine_main(void *arg)
+{
+	struct rsess *rs = arg;
+	struct ms_rh_machine *m = rs->m;
+
+	pthread_mutex_lock(&rs->lock);
+	while (!rs->quit) {
+		enum ms_rh_stop st;
+		int64_t ahead;
+
+		if (rs->cmd != NULL && !rs->cmd_done) {
+			rs->cmd_rc = rs->cmd(rs, rs->cmd_arg, rs->cmd_err);
+			rs->cmd_done = true;
+			pace_reset(rs);
+			pthread_cond_broadcast(&rs->cond);
+			continue;
+		}
+		if (!rs->want_run || !rs->has_program) {
+			pthread_cond_wait(&rs->cond, &rs->lock);
+			continue;
+		}
+		pthread_mutex_unlock(&rs->lock);
+		st = ms_rh_machine_run(m, SLICE);
+		if (m->gdb != NULL && (st == MS_RH_STOP_BREAK || ms_rh_gdb_poll(m->gdb))) {
+			if (st != MS_RH_STOP_BREAK)
+				ms_rh_gdb_note_stop(m->gdb, 2, NULL);
+			ms_session_set_state(rs->s, MS_STATE_PAUSED, "halted by gdb");
+			if (ms_rh_gdb_serve(m->gdb, -1) == 1) {
+				pthread_mutex_lock(&rs->lock);
+				rs->want_run = false;
+				continue;
+			}
+			ms_session_set_state(rs->s, MS_STATE_RUNNING, NULL);
+			pace_reset(rs);
+		}
+		pthread_mutex_lock(&rs->lock);
+		if (st == MS_RH_STOP_LOCKUP || st == MS_RH_STOP_HOST_ERROR) {
+			rs->want_run = false;
+			pthread_mutex_unlock(&rs->lock);
+			ms_session_event(rs->s, "guest_crashed", json_pack("{s:s}", "report", m->crash));
+			ms_session_set_state(rs->s, MS_STATE_ERROR, m->crash);
+			pthread_mutex_lock(&rs->lock);
+			continue;
+		}
+		if (st == MS_RH_STOP_IDLE) {
+			/* Asleep until input arrives (console_write signals the condition). */
+			if (rs->cmd == NULL || rs->cmd_done)
+				wait_ns(rs, m->gdb != NULL ? 20000000 : 200000000);
+			pace_reset(rs);
+			continue;
+		}
+		/* Keep virtual time from running ahead of wall time by more than 20 ms. */
+		ahead = (int64_t)(ms_rh_machine_now_ns(m) - rs->ns0) -
+			(mono_ns() - ((int64_t)rs->t0.tv_sec * 1000000000ll + rs->t0.tv_nsec));
+		if (ahead > 20000000 && (rs->cmd == NULL || rs->cmd_done))
+			wait_ns(rs, ahead);
+	}
+	pthread_mutex_unlock(&rs->lock);
+	return NULL;
+}
+
+/* Run fn on the engine thread and wait for it. Called with s->op_lock held. */
+static int post(struct rsess *rs, cmd_fn fn, void *arg, struct ms_err *e)
+{
+	int rc;
+
+	pthread_mutex_lock(&rs->lock);
+	rs->cmd = fn;
+	rs->cmd_arg = arg;
+	rs->cmd_err = e;
+	rs->cmd_done = false;
+	ms_rh_machine_request_stop(rs->m);
+	pthread_cond_broadcast(&rs->cond);
+	while (!rs->cmd_done)
+		pthread_cond_wait(&rs->cond, &rs->lock);
+	rc = rs->cmd_rc;
+	rs->cmd = NULL;
+	pthread_mutex_unlock(&rs->lock);
+	/* The stop request may not have been consumed if the guest was not running. */
+	__atomic_store_n(&rs->m->stop_request, 0, __ATOMIC_SEQ_CST);
+	return rc;
+}
+
+static void set_run(struct rsess *rs, bool run)
+{
+	pthread_mutex_lock(&rs->lock);
+	rs->want_run = run;
+	pthread_cond_broadcast(&rs->cond);
+	pthread_mutex_unlock(&rs->lock);
+}
+
+/* ---- backend functions ---- */
+
+static int rh_init(const struct ms_config *cfg, struct ms_err *e)
+{
+	uc_engine *uc;
+
+	if (uc_open(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS, &uc) != UC_ERR_OK)
+		return ms_fail(e, 500, "unicorn_failed", "unicorn cannot open an ARM M-profile engine");
+	uc_close(uc);
+	return 0;
+}
+
+static void rh_fini(void)
+{
+}
+
+static json_t *rh_capabilities(void)
+{
+	extern const struct ms_backend ms_backend_rehost;
+	json_t *cpus = json_array();
+	size_t i;
+
+	for (i = 0; ms_rh_cpus[i] != NULL; i++)
+		json_array_append_new(cpus, json_string(ms_rh_cpus[i]));
+	return json_pack("{s:s, s:o, s:o, s:[s,s,s], s:[s], s:o, s:s}", "backend", "rehost",
+			 "boards", ms_rh_board_list(), "processors", cpus, "peripherals",
+			 "cmsdk-uart", "cmsdk-timer", "inferred", "bus_types", "mmio",
+			 "operations", ms_backend_operations(&ms_backend_rehost), "notes",
+			 "Cortex-M33 runs without TrustZone; FP lazy stacking is done eagerly");
+}
+
+static int rh_validate(json_t *bc, struct ms_err *e)
+{
+	const char *board = json_string_value(json_object_get(bc, "board"));
+	const char *cpu = json_string_value(json_object_get(bc, "cpu"));
+	json_t *mm = json_object_get(bc, "memory_map");
+	struct ms_rh_board b;
+
+	if (!json_is_object(bc))
+		return ms_fail(e, 400, "bad_board_config", "board_config must be an object");
+	if (board == NULL && cpu == NULL)
+		return ms_fail(e, 400, "bad_board_config",
+			       "rehost needs board_config.board or board_config.cpu");
+	if (board != NULL && ms_rh_board_load(board, &b, e) != 0)
+		return e->status == 404 ? ms_fail(e, 400, "unknown_board", "unknown board %s", board)
+					: MS_EBADINPUT;
+	if (cpu != NULL && ms_rh_cpu_model(cpu, NULL, NULL) < 0)
+		return ms_fail(e, 400, "unknown_cpu", "unknown cpu %s for rehost", cpu);
+	if (mm != NULL && !json_is_array(mm))
+		return ms_fail(e, 400, "bad_board_config", "memory_map must be an array");
+	return 0;
+}
+
+static int rh_create(struct ms_session *s, struct ms_err *e)
+{
+	struct rsess *rs = calloc(1, sizeof(*rs));
+	struct ms_rh_opts o = {0};
+	const char *svd = json_string_value(json_object_get(s->board_config, "svd"));
+	int rc;
+
+	if (rs == NULL)
+		return ms_fail(e, 500, "internal", "out of memory");
+	rs->s = s;
+	o.board = s->board[0] ? s->board : NULL;
+	o.cpu = s->cpu[0] ? s->cpu : NULL;
+	o.memory_map = json_object_get(s->board_config, "memory_map");
+	o.svd_paths = svd != NULL ? &svd : NULL;
+	o.n_svd = svd != NULL ? 1 : 0;
+	o.console = console_cb;
+	o.event = event_cb;
+	o.ud = rs;
+	if ((rc = ms_rh_machine_new(&o, &rs->m, e)) != 0) {
+		free(rs);
+		return rc;
+	}
+	pthread_mutex_init(&rs->lock, NULL);
+	pthread_cond_init(&rs->cond, NULL);
+	if (pthread_create(&rs->thr, NULL, engine_main, rs) != 0) {
+		ms_rh_machine_free(rs->m);
+		free(rs);
+		return ms_fail(e, 500, "internal", "cannot start the engine thread");
+	}
+	s->bdata = rs;
+	ms_session_set_state(s, MS_STATE_CREATED, NULL);
+	return 0;
+}
+
+static void rh_destroy(struct ms_session *s)
+{
+	struct rsess *rs = s->bdata;
+
+	if (rs == NULL)
+		return;
+	pthread_mutex_lock(&rs->lock);
+	rs->quit = true;
+	ms_rh_machine_request_stop(rs->m);
+	pthread_cond_broadcast(&rs->cond);
+	pthread_mutex_unlock(&rs->lock);
+	pthread_join(rs->thr, NULL);
+	if (s->gdb_port != 0) {
+		ms_port_free(s->gdb_port);
+		s->gdb_port = 0;
+	}
+	ms_rh_machine_free(rs->m);
+	pthread_mutex_destroy(&rs->lock);
+	pthread_cond_destroy(&rs->cond);
+	free(rs);
+	s->bdata = NULL;
+}
+
+static int do_reset(struct rsess *rs, void *arg, struct ms_err *e)
+{
+	return ms_rh_machine_reset(rs->m, e);
+}
+
+static int do_gdb(struct rsess *rs, void *arg, struct ms_err *e)
+{
+	int port = *(int *)arg;
+
+	if (rs->m->gdb != NULL)
+		return 0;
+	return ms_rh_gdb_new(rs->m, port, &rs->m->gdb, e);
+}
+
+static int rh_power_on(struct ms_session *s, struct ms_err *e)
+{
+	struct rsess *rs = s->bdata;
+	enum ms_state st = ms_session_state(s);
+	int rc, port;
+
+	if (!rs->has_program)
+		return ms_fail(e, 409, "no_program", "load a program before powering on");
+	if (st == MS_STATE_STOPPED || st == MS_STATE_ERROR) {
+		if ((rc = post(rs, do_reset, NULL, e)) != 0)
+			return rc;
+	}
+	pthread_mutex_lock(&rs->s->lock);
+	port = s->gdb_port;
+	pthread_mutex_unlock(&rs->s->lock);
+	if (port == 0) {
+		port = ms_port_alloc();
+		if (port > 0) {
+			if (post(rs, do_gdb, &port, e) == 0) {
+				pthread_mutex_lock(&s->lock);
+				s->gdb_port = port;
+				pthread_mutex_unlock(&s->lock);
+			} else {
+				ms_port_free(port);
+				ms_warn("session %s: no gdb server: %s", s->id, e->message);
+				ms_err_clear(e);
+			}
+		}
+	}
+	set_run(rs, true);
+	ms_session_set_state(s, MS_STATE_RUNNING, NULL);
+	return 0;
+}
+
+static int rh_power_off(struct ms_session *s, struct ms_err *e)
+{
+	struct rsess *rs = s->bdata;
+
+	set_run(rs, false);
+	ms_rh_machine_request_stop(rs->m);
+	ms_session_set_state(s, MS_STATE_STOPPED, NULL);
+	return 0;
+}
+
+static int rh_pause(struct ms_session *s, struct ms_err *e)
+{
+	struct rsess *rs = s->bdata;
+
+	set_run(rs, false);
+	ms_rh_machine_request_stop(rs->m);
+	ms_session_set_state(s, MS_STATE_PAUSED, NULL);
+	return 0;
+}
+
+static int rh_reset(struct ms_session *s, struct ms_err *e)
+{
+	struct rsess *rs = s->bdata;
+	int rc;
+
+	if (!rs->has_program)
+		return ms_fail(e, 409, "no_program", "no program loaded");
+	if ((rc = post(rs, do_reset, NULL, e)) != 0)
+		return rc;
+	if (ms_session_state(s) == MS_STATE_ERROR) {
+		set_run(rs, true);
+		ms_session_set_state(s, MS_STATE_RUNNING, NULL);
+	}
+	return 0;
+}
+
+struct load_arg {
+	const char *path;
+	uint64_t addr;
+};
+
+static int do_load(struct rsess *rs, void *arg, struct ms_err *e)
+{
+	struct load_arg *la = arg;
+	struct ms_image img;
+	int rc;
+
+	if ((rc = ms_image_load_file(la->path, la->addr, 256u << 20, &img, e)) != 0)
+		return rc;
+	rc = ms_rh_machine_load(rs->m, &img, e);
+	ms_image_free(&img);
+	if (rc == 0)
+		rs->has_program = true;
+	return rc;
+}
+
+static int rh_load_program(struct ms_session *s, const struct ms_program *p, bool has_addr,
+			   uint64_t addr, struct ms_err *e)
+{
+	struct rsess *rs = s->bdata;
+	struct load_arg la = {.path = p->path, .addr = has_addr ? addr : 0};
+
+	if (p->format == MS_IMAGE_ELF && (p->elf_class != 32 || strcmp(p->arch, "arm") != 0))
+		return ms_fail(e, 400, "incompatible_program",
+			       "rehost runs 32-bit ARM Cortex-M programs, this one is %s",
+			       p->arch[0] ? p->arch : "of unknown architecture");
+	return post(rs, do_load, &la, e);
+}
+
+struct snap_arg {
+	char path[1100];
+	uint64_t size;
+};
+
+static void snap_path(struct ms_session *s, const char *name, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/rehost-snap-%s.bin", s->dir, name);
+}
+
+static int do_snap_save(struct rsess *rs, void *arg, struct ms_err *e)
+{
+	struct snap_arg *sa = arg;
+	struct ms_rh_snapshot *snap = ms_rh_snapshot_take(rs->m);
+	int rc;
+
+	if (snap == NULL)
+		return ms_fail(e, 500, "internal", "out of memory for the snapshot");
+	rc = ms_rh_snapshot_write(snap, sa->path, e);
+	sa->size = ms_rh_snapshot_size(snap);
+	ms_rh_snapshot_free(snap);
+	return rc;
+}
+
+static int do_snap_load(struct rsess *rs, void *arg, struct ms_err *e)
+{
+	struct snap_arg *sa = arg;
+	struct ms_rh_snapshot *snap;
+	int rc;
+
+	if ((rc = ms_rh_snapshot_read(rs->m, sa->path, &snap, e)) != 0)
+		return rc;
+	rc = ms_rh_snapshot_restore(rs->m, snap, e);
+	ms_rh_snapshot_free(snap);
+	return rc;
+}
+
+static int rh_snapshot_save(struct ms_session *s, const char *name, uint64_t *size, struct ms_err *e)
+{
+	struct rsess *rs = s->bdata;
+	struct snap_arg sa;
+	int rc;
+
+	if (!rs->has_program)
+		return ms_fail(e, 409, "no_program", "nothing to snapshot: no program loaded");
+	snap_path(s, name, sa.path, sizeof(sa.path));
+	rc = post(rs, do_snap_save, &sa, e);
+	if (rc == 0)
+		*size = sa.size;
+	return rc;
+}
+
+static int rh_snapshot_load(struct ms_session *s, const char *name, struct ms_err *e)
+{
+	struct rsess *rs = s->bdata;
+	struct snap_arg sa;
+
+	snap_path(s, name, sa.path, sizeof(sa.path));
+	return post(rs, do_snap_load, &sa, e);
+}
+
+static int rh_snapshot_delete(struct ms_session *s, const char *name, struct ms_err *e)
+{
+	char path[1100];
+
+	snap_path(s, name, path, sizeof(path));
+	if (unlink(path) != 0 && errno != ENOENT)
+		return ms_fail(e, 500, "io_error", "cannot delete snapshot %s: %s", name,
+			       strerror(errno));
+	return 0;
+}
+
+static int rh_console_write(struct ms_session *s, const void *data, size_t len)
+{
+	struct rsess *rs = s->bdata;
+
+	ms_rh_machine_input_push(rs->m, data, len);
+	pthread_mutex_lock(&rs->lock);
+	pthread_cond_broadcast(&rs->cond);
+	pthread_mutex_unlock(&rs->lock);
+	return 0;
+}
+
+struct map_arg {
+	json_t *out;
+};
+
+static int do_map(struct rsess *rs, void *arg, struct ms_err *e)
+{
+	((struct map_arg *)arg)->out = ms_rh_machine_device_map(rs->m);
+	return 0;
+}
+
+static int rh_device_map(struct ms_session *s, json_t **out, struct ms_err *e)
+{
+	struct rsess *rs = s->bdata;
+	struct map_arg ma = {0};
+	int rc = post(rs, do_map, &ma, e);
+
+	*out = ma.out;
+	return rc;
+}
+
+static int do_cov_start(struct rsess *rs, void *arg, struct ms_err *e)
+{
+	if (rs->m->cov == NULL) {
+		rs->m->cov = ms_rh_cov_new();
+		if (rs->m->cov == NULL)
+			return ms_fail(e, 500, "internal", "out of memory");
+	} else {
+		ms_rh_cov_reset(rs->m->cov);
+	}
+	return 0;
+}
+
+static int do_cov_stop(struct rsess *rs, void *arg, struct ms_err *e)
+{
+	if (rs->m->cov == NULL)
+		return ms_fail(e, 409, "coverage_not_started", "coverage was not started");
+	*(json_t **)arg = ms_rh_cov_json(rs->m->cov, 100000);
+	ms_rh_cov_free(rs->m->cov);
+	rs->m->cov = NULL;
+	return 0;
+}
+
+static int rh_coverage_start(struct ms_session *s, struct ms_err *e)
+{
+	return post(s->bdata, do_cov_start, NULL, e);
+}
+
+static int rh_coverage_stop(struct ms_session *s, json_t **report, struct ms_err *e)
+{
+	*report = NULL;
+	return post(s->bdata, do_cov_stop, report, e);
+}
+
+const struct ms_backend ms_backend_rehost = {
+	.name = "rehost",
+	.init = rh_init,
+	.fini = rh_fini,
+	.capabilities = rh_capabilities,
+	.validate = rh_validate,
+	.create = rh_create,
+	.destroy = rh_destroy,
+	.power_on = rh_power_on,
+	.power_off = rh_power_off,
+	.pause = rh_pause,
+	.reset = rh_reset,
+	.load_program = rh_load_program,
+	.snapshot_save = rh_snapshot_save,
+	.snapshot_load = rh_snapshot_load,
+	.snapshot_delete = rh_snapshot_delete,
+	.console_write = rh_console_write,
+	.device_map = rh_device_map,
+	.coverage_start = rh_coverage_start,
+	.coverage_stop = rh_coverage_stop,
+};
