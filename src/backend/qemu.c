@@ -62,7 +62,7 @@ extern char **environ;
 #define QUIT_TIMEOUT_MS 3000
 #define JOB_TIMEOUT_MS 300000
 #define ERR_TAIL 4096
-#define MAX_BINS 16
+#define MAX_BINS 48
 
 /* ---- capability cache ------------------------------------------------- */
 
@@ -111,7 +111,6 @@ struct inst {
 	pthread_cond_t cond;
 	struct ms_qmp *qmp;
 	int uart_fd;
-	int err_fd;
 	bool exited;
 	int wstatus;
 	bool status_known;
@@ -122,6 +121,16 @@ struct inst {
 	char job_status[32];
 	char errtail[ERR_TAIL];
 	size_t errlen;
+};
+
+/* The program a session runs: given to QEMU at every (re)start. */
+struct qprog {
+	bool have;
+	char path[PATH_MAX];
+	enum ms_image_format fmt;
+	char arch[24];
+	bool has_addr;
+	uint64_t addr;
 };
 
 struct qsess {
@@ -136,12 +145,7 @@ struct qsess {
 	bool network;
 	bool m_profile;
 	bool no_restore;
-	bool have_prog;
-	char prog_path[PATH_MAX];
-	enum ms_image_format prog_fmt;
-	char prog_arch[24];
-	bool prog_has_addr;
-	uint64_t prog_addr;
+	struct qprog prog;
 	bool snap_ready;
 	uint64_t max_snapshot_bytes;
 };
@@ -1187,34 +1191,32 @@ static void on_event(void *ud, const char *name, json_t *data)
 	                 json_pack("{s:s,s:O}", "event", name, "data", data ? data : json_null()));
 }
 
-static void read_stderr(struct inst *in, int fd)
+/*
+ * QEMU's stderr goes to <dir>/qemu-stderr.log rather than a pipe, so that
+ * it survives a daemon restart; only its end matters (why QEMU died).
+ */
+static void load_stderr(struct inst *in)
 {
-	char buf[4096];
+	char path[PATH_MAX];
+	char buf[ERR_TAIL];
+	ssize_t n = 0;
+	off_t size;
+	int fd;
 
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return;
-		pthread_mutex_lock(&in->lock);
-		if ((size_t)n >= ERR_TAIL) {
-			memcpy(in->errtail, buf + n - ERR_TAIL, ERR_TAIL);
-			in->errlen = ERR_TAIL;
-		} else {
-			if (in->errlen + (size_t)n > ERR_TAIL) {
-				size_t drop = in->errlen + (size_t)n - ERR_TAIL;
-
-				memmove(in->errtail, in->errtail + drop, in->errlen - drop);
-				in->errlen -= drop;
-			}
-			memcpy(in->errtail + in->errlen, buf, (size_t)n);
-			in->errlen += (size_t)n;
-		}
-		pthread_mutex_unlock(&in->lock);
-		ms_debug("session %s: qemu stderr: %.*s", in->s->id, (int)n, buf);
-	}
+	snprintf(path, sizeof(path), "%s/qemu-stderr.log", in->s->dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	size = lseek(fd, 0, SEEK_END);
+	if (size > 0 && lseek(fd, size > ERR_TAIL ? size - ERR_TAIL : 0, SEEK_SET) >= 0)
+		n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n < 0)
+		n = 0;
+	pthread_mutex_lock(&in->lock);
+	memcpy(in->errtail, buf, (size_t)n);
+	in->errlen = (size_t)n;
+	pthread_mutex_unlock(&in->lock);
 }
 
 static void read_uart(struct inst *in, int fd)
@@ -1248,8 +1250,7 @@ static void child_exited(struct inst *in)
 		in->wstatus = st;
 		in->status_known = true;
 	}
-	if (in->err_fd >= 0)
-		read_stderr(in, in->err_fd);
+	load_stderr(in);
 	pthread_mutex_lock(&in->lock);
 	if (in->uart_fd >= 0)
 		read_uart(in, in->uart_fd);
@@ -1293,18 +1294,17 @@ static void child_exited(struct inst *in)
 static void *supervisor_main(void *arg)
 {
 	struct inst *in = arg;
-	bool qmp_live = true, uart_live = true, err_live = true;
+	bool qmp_live = true, uart_live = true;
 
 	for (;;) {
 		struct pollfd pf[5];
-		int n = 0, iq = -1, iu = -1, ie = -1, ip, iw;
+		int n = 0, iq = -1, iu = -1, ip, iw;
 		struct ms_qmp *q;
-		int ufd, efd;
+		int ufd;
 
 		pthread_mutex_lock(&in->lock);
 		q = in->qmp;
 		ufd = in->uart_fd;
-		efd = in->err_fd;
 		pthread_mutex_unlock(&in->lock);
 		ip = n;
 		pf[n++] = (struct pollfd){.fd = in->pidfd, .events = POLLIN};
@@ -1317,10 +1317,6 @@ static void *supervisor_main(void *arg)
 		if (ufd >= 0 && uart_live) {
 			iu = n;
 			pf[n++] = (struct pollfd){.fd = ufd, .events = POLLIN};
-		}
-		if (efd >= 0 && err_live) {
-			ie = n;
-			pf[n++] = (struct pollfd){.fd = efd, .events = POLLIN};
 		}
 		if (poll(pf, (nfds_t)n, -1) < 0) {
 			if (errno == EINTR)
@@ -1346,11 +1342,6 @@ static void *supervisor_main(void *arg)
 			if (r == 0 || (pf[iu].revents & (POLLHUP | POLLERR)))
 				uart_live = false;
 		}
-		if (ie >= 0 && pf[ie].revents) {
-			read_stderr(in, efd);
-			if (pf[ie].revents & (POLLHUP | POLLERR))
-				err_live = false;
-		}
 		if (pf[ip].revents) {
 			child_exited(in);
 			return NULL;
@@ -1370,7 +1361,6 @@ static struct inst *inst_new(struct ms_session *s)
 	in->s = s;
 	in->pidfd = -1;
 	in->uart_fd = -1;
-	in->err_fd = -1;
 	in->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (in->wake_fd < 0) {
 		free(in);
@@ -1451,8 +1441,6 @@ static void inst_end(struct inst *in, bool graceful)
 		ms_qmp_free(in->qmp);
 	if (in->uart_fd >= 0)
 		close(in->uart_fd);
-	if (in->err_fd >= 0)
-		close(in->err_fd);
 	if (in->pidfd >= 0)
 		close(in->pidfd);
 	close(in->wake_fd);
@@ -1541,7 +1529,7 @@ static int build_argv(struct ms_session *s, struct qsess *qs, int gdb_port, stru
 	if (qs->cpu[0]) {
 		av_add(a, "-cpu");
 		av_add(a, qs->cpu);
-	} else if (qs->have_prog && strcmp(qs->prog_arch, "aarch64") == 0 &&
+	} else if (qs->prog.have && strcmp(qs->prog.arch, "aarch64") == 0 &&
 	           strncmp(qs->machine, "virt", 4) == 0) {
 		/* virt defaults to a 32-bit cortex-a15, which cannot run a 64-bit program. */
 		av_add(a, "-cpu");
@@ -1592,12 +1580,6 @@ static int build_argv(struct ms_session *s, struct qsess *qs, int gdb_port, stru
 	av_add(a, o);
 
 	o = av_slot(a);
-	snprintf(tmp, sizeof(tmp), "%s/qemu.pid", s->dir);
-	snprintf(o, PATH_MAX + 96, "%s", tmp);
-	av_add(a, "-pidfile");
-	av_add(a, o);
-
-	o = av_slot(a);
 	snprintf(tmp, sizeof(tmp), "%s/snap.qcow2", s->dir);
 	if (opt_path(o, PATH_MAX + 96,
 	             "if=none,id=snapdrv,node-name=snapnode,format=qcow2,file=", tmp))
@@ -1605,22 +1587,22 @@ static int build_argv(struct ms_session *s, struct qsess *qs, int gdb_port, stru
 	av_add(a, "-drive");
 	av_add(a, o);
 
-	if (qs->have_prog) {
+	if (qs->prog.have) {
 		o = av_slot(a);
-		if (qs->prog_fmt == MS_IMAGE_ELF) {
+		if (qs->prog.fmt == MS_IMAGE_ELF) {
 			/* -kernel sets PC from the ELF entry on A-profile and the vector table on M. */
-			snprintf(o, PATH_MAX + 96, "%s", qs->prog_path);
+			snprintf(o, PATH_MAX + 96, "%s", qs->prog.path);
 			av_add(a, "-kernel");
 			av_add(a, o);
 		} else {
 			/* -kernel would load a HEX file's text raw (EMULATORS.md §1.5). */
-			if (opt_path(o, PATH_MAX + 96, "loader,file=", qs->prog_path))
+			if (opt_path(o, PATH_MAX + 96, "loader,file=", qs->prog.path))
 				return -ENAMETOOLONG;
-			if (qs->prog_fmt == MS_IMAGE_BIN) {
+			if (qs->prog.fmt == MS_IMAGE_BIN) {
 				char ad[64];
 
 				snprintf(ad, sizeof(ad), ",addr=0x%" PRIx64 ",force-raw=on",
-				         qs->prog_has_addr ? qs->prog_addr : 0);
+				         qs->prog.has_addr ? qs->prog.addr : 0);
 				strcat(o, ad);
 			}
 			/* On A-profile the loader sets PC only with cpu-num; on M it breaks boot. */
@@ -1639,8 +1621,8 @@ static void write_state_file(struct ms_session *s, struct qsess *qs, struct inst
 	json_t *j = json_pack("{s:I,s:i,s:s}", "pid", (json_int_t)in->pid, "gdb_port", port,
 	                      "binary", qs->bin->path);
 
-	if (qs->have_prog)
-		json_object_set_new(j, "program_path", json_string(qs->prog_path));
+	if (qs->prog.have)
+		json_object_set_new(j, "program_path", json_string(qs->prog.path));
 	snprintf(path, sizeof(path), "%s/qemu.json", s->dir);
 	snprintf(tmp, sizeof(tmp), "%s/qemu.json.tmp", s->dir);
 	if (json_dump_file(j, tmp, JSON_COMPACT) == 0)
@@ -1650,6 +1632,7 @@ static void write_state_file(struct ms_session *s, struct qsess *qs, struct inst
 
 static void inst_error_line(struct inst *in, char *buf, size_t cap)
 {
+	load_stderr(in);
 	pthread_mutex_lock(&in->lock);
 	last_stderr_line(in->errtail, in->errlen, buf, cap);
 	pthread_mutex_unlock(&in->lock);
@@ -1684,13 +1667,19 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none, all;
-	int errp[2];
+	int errfd;
 	struct inst *in = NULL;
 	char path[PATH_MAX];
 	int64_t deadline = mono_ms() + START_TIMEOUT_MS;
 	int rc, fd;
 
 	*port_busy = false;
+	/* sun_path holds 108 bytes; QEMU would refuse a longer socket path. */
+	if (strlen(s->dir) + sizeof("/uart.sock") > 108)
+		return ms_fail(
+		    e, 500, "path_too_long",
+		    "run directory %s is too long for unix sockets; use a shorter data_dir",
+		    s->dir);
 	if (build_argv(s, qs, port, &a) != 0)
 		return ms_fail(e, 500, "path_too_long", "run directory path is too long for qemu");
 	in = inst_new(s);
@@ -1700,14 +1689,17 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/uart.sock", s->dir);
 	unlink(path);
-	if (pipe2(errp, O_CLOEXEC) < 0) {
+	snprintf(path, sizeof(path), "%s/qemu-stderr.log", s->dir);
+	errfd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	if (errfd < 0) {
 		inst_end(in, false);
-		return ms_fail(e, 503, "host_failure", "pipe: %s", strerror(errno));
+		return ms_fail(e, 503, "host_failure", "cannot create %s: %s", path,
+		               strerror(errno));
 	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, errp[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, errp[1], 2);
+	posix_spawn_file_actions_adddup2(&fa, errfd, 1);
+	posix_spawn_file_actions_adddup2(&fa, errfd, 2);
 	posix_spawnattr_init(&at);
 	sigemptyset(&none);
 	sigfillset(&all);
@@ -1719,17 +1711,14 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 	rc = posix_spawn(&in->pid, a.v[0], &fa, &at, a.v, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
-	close(errp[1]);
+	close(errfd);
 	if (rc != 0) {
-		close(errp[0]);
 		in->pid = 0;
 		inst_end(in, false);
 		return ms_fail(e, 502, "emulator_failed", "cannot start %s: %s", a.v[0],
 		               strerror(rc));
 	}
 	in->is_child = true;
-	in->err_fd = errp[0];
-	fcntl(in->err_fd, F_SETFL, O_NONBLOCK);
 	in->pidfd = pidfd_open_(in->pid);
 	if (in->pidfd < 0) {
 		inst_end(in, false);
@@ -1799,6 +1788,18 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 	return 0;
 }
 
+static void release_port(struct ms_session *s)
+{
+	int port;
+
+	pthread_mutex_lock(&s->lock);
+	port = s->gdb_port;
+	s->gdb_port = 0;
+	pthread_mutex_unlock(&s->lock);
+	if (port > 0)
+		ms_port_free(port);
+}
+
 /* Spawn with the session's GDB port, taking a fresh one if it is busy. */
 static int spawn(struct ms_session *s, struct qsess *qs, struct ms_err *e)
 {
@@ -1824,8 +1825,10 @@ static int spawn(struct ms_session *s, struct qsess *qs, struct ms_err *e)
 			pthread_mutex_unlock(&s->lock);
 		}
 		rc = spawn_once(s, qs, port, &busy, e);
-		if (rc == 0 || !busy)
-			return rc;
+		if (rc == 0)
+			return 0;
+		if (!busy)
+			break;
 		/* Another program took the port between our test bind and QEMU's. */
 		ms_warn("session %s: gdb port %d is busy, taking another", s->id, port);
 		pthread_mutex_lock(&s->lock);
@@ -1833,19 +1836,9 @@ static int spawn(struct ms_session *s, struct qsess *qs, struct ms_err *e)
 		pthread_mutex_unlock(&s->lock);
 		ms_port_free(port);
 	}
+	/* No process: no port to advertise. */
+	release_port(s);
 	return rc;
-}
-
-static void release_port(struct ms_session *s)
-{
-	int port;
-
-	pthread_mutex_lock(&s->lock);
-	port = s->gdb_port;
-	s->gdb_port = 0;
-	pthread_mutex_unlock(&s->lock);
-	if (port > 0)
-		ms_port_free(port);
 }
 
 /* The live instance, or NULL after cleaning up a dead one. */
@@ -1957,19 +1950,19 @@ static void recall_program(struct ms_session *s, struct qsess *qs)
 	struct ms_program p;
 	char id[40];
 
-	if (qs->have_prog)
+	if (qs->prog.have)
 		return;
 	pthread_mutex_lock(&s->lock);
 	snprintf(id, sizeof(id), "%s", s->program_id);
-	qs->prog_has_addr = s->has_load_addr;
-	qs->prog_addr = s->load_addr;
+	qs->prog.has_addr = s->has_load_addr;
+	qs->prog.addr = s->load_addr;
 	pthread_mutex_unlock(&s->lock);
 	if (!id[0] || ms_programs_get(id, &p, NULL) != 0)
 		return;
-	snprintf(qs->prog_path, sizeof(qs->prog_path), "%s", p.path);
-	snprintf(qs->prog_arch, sizeof(qs->prog_arch), "%s", p.arch);
-	qs->prog_fmt = p.format;
-	qs->have_prog = true;
+	snprintf(qs->prog.path, sizeof(qs->prog.path), "%s", p.path);
+	snprintf(qs->prog.arch, sizeof(qs->prog.arch), "%s", p.arch);
+	qs->prog.fmt = p.format;
+	qs->prog.have = true;
 }
 
 static int qemu_power_on(struct ms_session *s, struct ms_err *e)
@@ -1979,7 +1972,7 @@ static int qemu_power_on(struct ms_session *s, struct ms_err *e)
 	int rc;
 
 	recall_program(s, qs);
-	if (!qs->have_prog && qs->m_profile)
+	if (!qs->prog.have && qs->m_profile)
 		return ms_fail(e, 409, "no_program",
 		               "load a program first: a %s without firmware locks up at once",
 		               qs->machine);
@@ -2035,7 +2028,8 @@ static int qemu_load_program(struct ms_session *s, const struct ms_program *p, b
                              uint64_t addr, struct ms_err *e)
 {
 	struct qsess *qs = qsess_of(s);
-	struct qsess saved = *qs;
+	struct qprog old_prog = qs->prog;
+	const struct qbin *old_bin = qs->bin;
 	struct inst *in = NULL;
 	enum ms_state st;
 	struct resolved r;
@@ -2047,16 +2041,20 @@ static int qemu_load_program(struct ms_session *s, const struct ms_program *p, b
 	    !bin_fits_arch(qs->bin, p->arch))
 		return ms_fail(e, 400, "incompatible_program",
 		               "a %s program cannot run on board %s", p->arch, qs->machine);
+	if (qs->m_profile && p->elf_class == 64)
+		return ms_fail(e, 400, "incompatible_program",
+		               "a 64-bit %s program cannot run on the cortex-m board %s", p->arch,
+		               qs->machine);
 	rc = resolve(s->board_config, p->arch, &r, e);
 	if (rc)
 		return rc;
 	qs->bin = r.bin;
-	snprintf(qs->prog_path, sizeof(qs->prog_path), "%s", p->path);
-	snprintf(qs->prog_arch, sizeof(qs->prog_arch), "%s", p->arch);
-	qs->prog_fmt = p->format;
-	qs->prog_has_addr = has_addr;
-	qs->prog_addr = addr;
-	qs->have_prog = true;
+	snprintf(qs->prog.path, sizeof(qs->prog.path), "%s", p->path);
+	snprintf(qs->prog.arch, sizeof(qs->prog.arch), "%s", p->arch);
+	qs->prog.fmt = p->format;
+	qs->prog.has_addr = has_addr;
+	qs->prog.addr = addr;
+	qs->prog.have = true;
 
 	st = ms_session_state(s);
 	in = live(qs);
@@ -2073,9 +2071,8 @@ static int qemu_load_program(struct ms_session *s, const struct ms_program *p, b
 
 		/* Keep the old program recorded: the new one would not start. */
 		snprintf(msg, sizeof(msg), "%s", e ? e->message : "");
-		saved.lock = qs->lock;
-		saved.inst = NULL;
-		*qs = saved;
+		qs->prog = old_prog;
+		qs->bin = old_bin;
 		release_port(s);
 		ms_session_set_state(s, MS_STATE_STOPPED, NULL);
 		return ms_fail(e, 502, "emulator_failed", "%s; the session is stopped", msg);
