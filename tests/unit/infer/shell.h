@@ -310,6 +310,12 @@ static void sh_free(struct shell *s)
 	json_decref(s->events);
 }
 
+/* Whether the console output (which may hold NUL bytes) contains needle. */
+static bool sh_out_has(const struct shell *s, const char *needle)
+{
+	return memmem(s->out, s->nout, needle, strlen(needle)) != NULL;
+}
+
 /* Number of events of this type. */
 static int sh_count(struct shell *s, const char *type)
 {
