@@ -258,6 +258,7 @@ static int run_capture(char *const argv[], bool with_stderr, int timeout_ms, cha
 		posix_spawn_file_actions_adddup2(&fa, p[1], 2);
 	else
 		posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	close(p[1]);
@@ -1700,6 +1701,8 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, errfd, 1);
 	posix_spawn_file_actions_adddup2(&fa, errfd, 2);
+	/* The daemon's sockets and database must not leak into a long-lived child. */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	posix_spawnattr_init(&at);
 	sigemptyset(&none);
 	sigfillset(&all);
