@@ -526,13 +526,16 @@ static const char *region_kind(const char *type, int prio)
 		return "rom";
 	if (strstr(type, "ram"))
 		return "ram";
-	/* create_unimplemented_device() maps its i/o region at priority -1000. */
-	if (prio < 0)
+	/*
+	 * create_unimplemented_device() maps its i/o region at priority -1000;
+	 * small negative priorities are real background devices (nvic-default).
+	 */
+	if (prio <= -1000)
 		return "unimplemented";
 	return "io";
 }
 
-json_t *ms__qemu_parse_mtree(const char *text)
+static json_t *parse_view(const char *text, const char *as_line)
 {
 	json_t *arr = json_array();
 	const char *p = text;
@@ -558,7 +561,7 @@ json_t *ms__qemu_parse_mtree(const char *text)
 		}
 		if (!in_view)
 			goto next;
-		if (strstr(line, "AS \"memory\"")) {
+		if (strstr(line, as_line)) {
 			seen_memory = true;
 			goto next;
 		}
@@ -618,6 +621,17 @@ json_t *ms__qemu_parse_mtree(const char *text)
 		p = eol ? eol + 1 : NULL;
 	}
 	return arr;
+}
+
+json_t *ms__qemu_parse_mtree(const char *text)
+{
+	/* What the first CPU sees (an M-profile SoC container), else system memory. */
+	json_t *arr = parse_view(text, "AS \"cpu-memory-0\"");
+
+	if (json_array_size(arr) > 0)
+		return arr;
+	json_decref(arr);
+	return parse_view(text, "AS \"memory\"");
 }
 
 static size_t edit_distance(const char *a, const char *b)

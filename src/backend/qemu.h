@@ -17,8 +17,9 @@
 extern const struct ms_backend ms_backend_qemu;
 
 /*
- * Parse the output of HMP "info mtree -f": the flat view of the system
- * address space ("memory") into a new array of
+ * Parse the output of HMP "info mtree -f": the flat view of the first CPU's
+ * address space ("cpu-memory-0"), or of system memory ("memory") when there
+ * is none, into a new array of
  * {name, base, size, kind} where base and size are "0x..." strings and kind
  * is ram, rom, io or unimplemented (QEMU's unimplemented-device regions are
  * i/o regions at negative priority). Adjacent pieces of one region are

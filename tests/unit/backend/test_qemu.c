@@ -166,7 +166,7 @@ static void test_parse_mtree(void **state)
 	                   "  0000000008000000-0000000008003fff (prio 0, romd): flash\r\n"
 	                   "\r\n"
 	                   "FlatView #2\r\n"
-	                   " AS \"cpu-memory-0\", root: system\r\n"
+	                   " AS \"cpu-memory-1\", root: system\r\n"
 	                   "  0000000000000000-00000000003fffff (prio 0, ram): other-view\r\n";
 	json_t *m = ms__qemu_parse_mtree(text);
 	json_t *r;
@@ -190,6 +190,25 @@ static void test_parse_mtree(void **state)
 	assert_string_equal(json_string_value(json_object_get(r, "kind")), "io");
 	assert_string_equal(json_string_value(json_object_get(json_array_get(m, 4), "kind")),
 	                    "rom");
+	json_decref(m);
+
+	/* The first CPU's view wins over system memory (M-profile SoC containers). */
+	m = ms__qemu_parse_mtree(
+	    "FlatView #0\n AS \"memory\", root: system\n"
+	    "  0000000040000000-0000000040000fff (prio 0, i/o): sys-only\n"
+	    "FlatView #1\n AS \"cpu-memory-0\", root: armv7m-container\n"
+	    "  0000000000000000-000000000003ffff (prio 0, romd): nrf51_soc.flash\n"
+	    "  0000000040000000-0000000040000fff (prio -1, i/o): nrf51_soc.clock\n"
+	    "  0000000040001000-0000000040001fff (prio -1000, i/o): nrf51_soc.io "
+	    "@0000000000001000\n");
+	assert_int_equal(json_array_size(m), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(m, 0), "kind")),
+	                    "rom");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(m, 1), "kind")), "io");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(m, 2), "name")),
+	                    "nrf51_soc.io");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(m, 2), "kind")),
+	                    "unimplemented");
 	json_decref(m);
 
 	m = ms__qemu_parse_mtree("FlatView #0\n AS \"memory\"\n  (prio\n-\n:\n");
@@ -762,6 +781,25 @@ static void test_microbit_micropython(void **state)
 	assert_true(wait_console(s, ">>> ", 20000));
 	assert_int_equal(ms_session_console_write(s, "print(1+2)\r", 11), 0);
 	assert_true(wait_console(s, "print(1+2)\r\n3\r\n", 20000));
+	/* The SoC's own map (flash, sram, uart), not the empty system container. */
+	{
+		json_t *devs = NULL, *d;
+		size_t i;
+		bool uart = false, flash = false;
+
+		assert_int_equal(ms_session_devices(s, &devs, &e), 0);
+		json_array_foreach(devs, i, d)
+		{
+			const char *base = json_string_value(json_object_get(d, "base"));
+			const char *kind = json_string_value(json_object_get(d, "kind"));
+
+			uart = uart || (strcmp(base, "0x40002000") == 0 && strcmp(kind, "io") == 0);
+			flash = flash || (strcmp(base, "0x0") == 0 && strcmp(kind, "rom") == 0);
+		}
+		json_decref(devs);
+		assert_true(uart);
+		assert_true(flash);
+	}
 	del_session(s);
 }
 
