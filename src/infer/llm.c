@@ -271,6 +271,8 @@ int ms__llm_ask(struct ms__llm *l, json_t *context, json_t **answer, int *from_c
 		return -EIO;
 	}
 	struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
+	/* No "Expect: 100-continue" round trip: send the body at once. */
+	hd = curl_slist_append(hd, "Expect:");
 	char auth[1100];
 	if (l->key) {
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", l->key);
