@@ -747,6 +747,13 @@ static void scs_write32(struct ms_rh_machine *m, uint32_t off, uint32_t v)
 		if (m->scs.syst_csr & 1)
 			syst_start(m, 0);
 		break;
+	default:
+		break;
+	}
+	/* SysTick changes move the next timed event: the run loop must stop for it. */
+	if (off >= 0x010 && off <= 0x018)
+		ms__rh_recompute_deadline(m);
+	switch (off) {
 	case 0xd04:
 		if (v & (1u << 31))
 			ms__rh_scs_set_pending(m, EXC_NMI);

@@ -69,6 +69,11 @@ void reset_handler(void)
 	uint32_t *src = &_sidata;
 	uint32_t *dst;
 
+#ifdef __ARM_FP
+	/* Full access to CP10/CP11 before any compiled code may use the FPU. */
+	SCB_CPACR |= 0xfu << 20;
+	__asm__ volatile("dsb\nisb");
+#endif
 	for (dst = &_sdata; dst < &_edata; dst++)
 		*dst = *src++;
 	for (dst = &_sbss; dst < &_ebss; dst++)
