@@ -1863,6 +1863,8 @@ static struct inst *live(struct qsess *qs)
 {
 	struct inst *in = NULL;
 
+	if (!qs)
+		return NULL;
 	pthread_mutex_lock(&qs->lock);
 	in = qs->inst;
 	pthread_mutex_unlock(&qs->lock);
@@ -1926,6 +1928,26 @@ static int setup_qsess(struct ms_session *s, struct qsess **out, struct ms_err *
 	return 0;
 }
 
+/*
+ * The backend state of a session. A session reloaded after a daemon
+ * restart whose QEMU was gone never went through create: set it up now.
+ */
+static int qs_ensure(struct ms_session *s, struct qsess **out, struct ms_err *e)
+{
+	int rc;
+
+	if (!s->bdata) {
+		struct qsess *qs = NULL;
+
+		rc = setup_qsess(s, &qs, e);
+		if (rc)
+			return rc;
+		s->bdata = qs;
+	}
+	*out = s->bdata;
+	return 0;
+}
+
 static void free_qsess(struct qsess *qs)
 {
 	pthread_mutex_destroy(&qs->lock);
@@ -1984,10 +2006,13 @@ static void recall_program(struct ms_session *s, struct qsess *qs)
 
 static int qemu_power_on(struct ms_session *s, struct ms_err *e)
 {
-	struct qsess *qs = qsess_of(s);
-	struct inst *in = live(qs);
-	int rc;
+	struct qsess *qs = NULL;
+	struct inst *in;
+	int rc = qs_ensure(s, &qs, e);
 
+	if (rc)
+		return rc;
+	in = live(qs);
 	recall_program(s, qs);
 	if (!qs->prog.have && qs->m_profile)
 		return ms_fail(e, 409, "no_program",
@@ -2009,7 +2034,8 @@ static int qemu_power_off(struct ms_session *s, struct ms_err *e)
 {
 	struct qsess *qs = qsess_of(s);
 
-	inst_end(take_inst(qs), true);
+	if (qs)
+		inst_end(take_inst(qs), true);
 	release_port(s);
 	return 0;
 }
@@ -2044,13 +2070,18 @@ static int qemu_reset(struct ms_session *s, struct ms_err *e)
 static int qemu_load_program(struct ms_session *s, const struct ms_program *p, bool has_addr,
                              uint64_t addr, struct ms_err *e)
 {
-	struct qsess *qs = qsess_of(s);
-	struct qprog old_prog = qs->prog;
-	const struct qbin *old_bin = qs->bin;
+	struct qsess *qs = NULL;
+	struct qprog old_prog;
+	const struct qbin *old_bin;
 	struct inst *in = NULL;
 	enum ms_state st;
 	struct resolved r;
-	int rc;
+	int rc = qs_ensure(s, &qs, e);
+
+	if (rc)
+		return rc;
+	old_prog = qs->prog;
+	old_bin = qs->bin;
 
 	if (p->format != MS_IMAGE_ELF && p->format != MS_IMAGE_IHEX && p->format != MS_IMAGE_BIN)
 		return ms_fail(e, 400, "bad_image", "program %s has no loadable format", p->id);
@@ -2240,11 +2271,14 @@ static int qemu_snapshot_save(struct ms_session *s, const char *name, uint64_t *
 
 static int qemu_snapshot_load(struct ms_session *s, const char *name, struct ms_err *e)
 {
-	struct qsess *qs = qsess_of(s);
+	struct qsess *qs = NULL;
 	struct inst *in = NULL;
 	char status[32] = "";
 	enum ms_state before = ms_session_state(s);
-	int rc;
+	int rc = qs_ensure(s, &qs, e);
+
+	if (rc)
+		return rc;
 
 	if (qs->no_restore)
 		return ms_fail(e, 501, "not_supported",

@@ -968,6 +968,28 @@ static void test_reattach(void **state)
 	free_fake(s);
 }
 
+/* A session reloaded as stopped (its QEMU was gone) powers on with its recorded program. */
+static void test_reloaded_stopped_session(void **state)
+{
+	struct ms_session *s = fake_reloaded("reloaded");
+	struct ms_err e;
+
+	(void)state;
+	snprintf(s->program_id, sizeof(s->program_id), "%s", prog_elf.id);
+	assert_null(s->bdata);
+	pthread_mutex_lock(&s->op_lock);
+	assert_int_equal(ms_backend_qemu.power_on(s, &e), 0);
+	pthread_mutex_unlock(&s->op_lock);
+	assert_true(wait_console(s, "BOOT\n", 10000));
+	assert_true(gdb_port_of(s) > 0);
+	pthread_mutex_lock(&s->op_lock);
+	assert_int_equal(ms_backend_qemu.power_off(s, &e), 0);
+	pthread_mutex_unlock(&s->op_lock);
+	assert_int_equal(gdb_port_of(s), 0);
+	ms_backend_qemu.destroy(s);
+	free_fake(s);
+}
+
 /*
  * Figures for the report (printed, not asserted): QEMU's own spawn-to-greeting
  * time and the backend's create + load + poweron until running.
@@ -1060,6 +1082,7 @@ int main(void)
 	    cmocka_unit_test(test_microbit_micropython),
 	    cmocka_unit_test(test_virt_uboot),
 	    cmocka_unit_test(test_reattach),
+	    cmocka_unit_test(test_reloaded_stopped_session),
 	    cmocka_unit_test(test_latency_figures),
 	};
 	int rc = cmocka_run_group_tests_name("qemu parsers", parsers, NULL, NULL);
