@@ -449,9 +449,14 @@ static int run_watch(struct run *r, struct mctl_ws *ws)
 				break;
 			}
 			if (strcmp(st, "error") == 0) {
-				mctl_err("run: the emulator failed: %s",
+				/*
+				 * After a successful power-on this is almost always the
+				 * firmware's doing (a lockup, a fatal fault), so it is the
+				 * run's verdict, not an infrastructure failure.
+				 */
+				mctl_err("run: the machine failed: %s",
 				         reason[0] ? reason : "(no reason given)");
-				rc = MCTL_INFRA;
+				rc = MCTL_FAIL;
 				break;
 			}
 			if (strcmp(st, "stopped") == 0) {
@@ -588,8 +593,12 @@ int mctl_cmd_run(int argc, char **argv)
 	catch_signals();
 
 	rc = run_prepare(&r, &a, file);
-	if (rc != 0)
+	if (rc != 0) {
+		/* Exit code 1 is kept for the firmware's verdict: a refused set-up is not one. */
+		if (rc == MCTL_FAIL)
+			rc = MCTL_INFRA;
 		goto out;
+	}
 	if (interrupted) {
 		rc = MCTL_INTERRUPTED;
 		goto out;
