@@ -593,12 +593,8 @@ int mctl_cmd_run(int argc, char **argv)
 	catch_signals();
 
 	rc = run_prepare(&r, &a, file);
-	if (rc != 0) {
-		/* Exit code 1 is kept for the firmware's verdict: a refused set-up is not one. */
-		if (rc == MCTL_FAIL)
-			rc = MCTL_INFRA;
-		goto out;
-	}
+	if (rc != 0)
+		goto out; /* a refusal (unknown board ...) is 1, as for every command */
 	if (interrupted) {
 		rc = MCTL_INTERRUPTED;
 		goto out;

@@ -60,13 +60,12 @@ static const char usage_text[] =
     "\n"
     "Exit codes:\n"
     "  0  success; run: the expected text appeared (or, without --expect, the machine stopped)\n"
-    "  1  the server refused the request (its message is printed);\n"
+    "  1  the server refused the request (its message is printed), run included;\n"
     "     run: the failure text appeared, or the machine stopped or failed (a lockup, an\n"
     "     emulator error after power-on) before the expected text\n"
     "  2  bad command line or unreadable local file\n"
     "  3  run: timeout\n"
-    "  4  infrastructure: server unreachable, malformed reply, server failure (5xx);\n"
-    "     run: also any refused set-up step (upload, create, load, power on)\n"
+    "  4  infrastructure: server unreachable, malformed reply, server failure (5xx)\n"
     "  130 interrupted\n";
 
 void mctl_err(const char *fmt, ...)
