@@ -76,6 +76,7 @@ struct poll {
 	uint8_t source;
 	uint32_t mask, ready;
 	int32_t data; /* PK_BRANCH: the other path reads this register next (-1: none) */
+	uint32_t episode; /* PK_BRANCH: the interrupt episode that last took the other path */
 };
 
 struct reg {
@@ -118,6 +119,12 @@ struct periph {
 	uint64_t rx_pend_consumed;
 	bool rx_pended;
 	int explore;       /* reads left in which event bits may take their other branch */
+	bool explore_timer; /* the exploration is for a timer period, not for input */
+	uint32_t episode;   /* counts the interrupts we raised for this device */
+	bool timer;         /* raises its interrupt every period_ns */
+	uint8_t timer_source;
+	uint64_t period_ns, next_ns;
+	char timer_reason[80];
 	uint64_t reads, writes;
 	uint32_t extent;
 	bool mapped;
@@ -877,14 +884,24 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 		v = (v & ~q->mask) | q->ready;
 		break;
 	case PK_BRANCH:
-		if (p->explore > 0 && !r->rx_mask && r->written_or == 0 && input_avail(inf)) {
+		/*
+		 * While an interrupt we raised is being handled, each branch on
+		 * event bits takes its other path once: that is the event the
+		 * interrupt stands for. For input, only registers the firmware
+		 * never wrote (pure event/status registers); for a timer period,
+		 * bits the firmware never set itself (flags it clears by writing).
+		 */
+		if (p->explore > 0 && !r->rx_mask && q->episode != p->episode &&
+		    (p->explore_timer ? !(q->mask & r->written_or)
+				      : (r->written_or == 0 && input_avail(inf)))) {
+			q->episode = p->episode;
 			v = (v & ~q->mask) | q->ready;
 			inf->n_explore++;
 			/*
 			 * Raised for input, and the other path reads a register of
 			 * this device next: these bits announce received data.
 			 */
-			if (q->data >= 0 && (uint32_t)q->data != off) {
+			if (!p->explore_timer && q->data >= 0 && (uint32_t)q->data != off) {
 				uint32_t mask = q->mask, ready = q->ready, notready = r->value & q->mask;
 				link_rx(inf, p, r, mask, ready, notready, p->base + (uint32_t)q->data, pc);
 				r = reg_find(p, off);
@@ -1246,6 +1263,9 @@ static void scan_code(struct ms_infer *inf, uint32_t a, int depth, int *budget, 
 							note_ref(inf, w[k], hits, 2);
 				}
 			}
+		} else if (in->id == ARM_INS_MOV && ar->op_count == 2 && ar->operands[1].type == ARM_OP_IMM) {
+			/* mov.w rX, #0x40000000: a modified immediate holding a base. */
+			note_ref(inf, (uint32_t)ar->operands[1].imm, hits, 4);
 		} else if (in->id == ARM_INS_MOVW && ar->operands[0].type == ARM_OP_REG) {
 			int r = ar->operands[0].reg - ARM_REG_R0;
 			if (r >= 0 && r < 16)
@@ -1344,6 +1364,101 @@ static void associate_irq(struct ms_infer *inf, int irq)
 	emit(inf, "infer.irq", ev);
 }
 
+static const struct reg *reg_named(const struct periph *p, const char *suffix)
+{
+	for (int i = 0; i < p->nregs; i++) {
+		const char *n = p->regs[i].name;
+		const char *dot = strrchr(n, '.');
+		if (strcasecmp(dot ? dot + 1 : n, suffix) == 0)
+			return &p->regs[i];
+	}
+	return NULL;
+}
+
+static bool svd_is_timer(const struct periph *p)
+{
+	static const char *const kinds[] = { "TIM", "TIMER", "RTC", "LPTIM", "TC", "PIT", "GPT" };
+	for (int k = 0; k < p->nsvdp; k++)
+		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+			size_t n = strlen(kinds[i]);
+			if (strncasecmp(p->svdp[k]->group, kinds[i], n) == 0 ||
+			    strncasecmp(p->svdp[k]->name, kinds[i], n) == 0)
+				return p->svdp[k]->name[n] == 0 || (p->svdp[k]->name[n] >= '0' &&
+								    p->svdp[k]->name[n] <= '9') ||
+				       strncasecmp(p->svdp[k]->group, kinds[i], n) == 0;
+		}
+	return false;
+}
+
+/*
+ * A timer: a configured device whose interrupt the firmware enabled, that
+ * is neither a console nor a bus, with a period we can read. With an SVD,
+ * the peripheral is a timer by name and its period comes from PSC/ARR
+ * (STM32) or PRESCALER/CC[0] (Nordic); without one, a device that was
+ * written a start value of 1 and a count between 100 and 2^24 is taken as
+ * a timer counting that many CPU cycles (confidence 40).
+ */
+static void timer_detect(struct ms_infer *inf, struct periph *p, uint64_t now_ns)
+{
+	if (p->uart || p->irq < 0 || !p->armed || !inf->host.irq_enabled ||
+	    !inf->host.irq_enabled(inf->host.ud, p->irq))
+		return;
+	for (int i = 0; i < p->nregs; i++)
+		if (p->regs[i].rx || p->regs[i].tx || p->regs[i].rx_mask)
+			return;
+	uint64_t hz = inf->cpu_hz ? inf->cpu_hz : 16000000ull;
+	uint64_t cycles = 0;
+	int conf = 40;
+	const char *why = NULL;
+	if (p->nsvdp) {
+		if (!svd_is_timer(p))
+			return;
+		const struct reg *arr = reg_named(p, "ARR"), *psc = reg_named(p, "PSC");
+		const struct reg *pre = reg_named(p, "PRESCALER");
+		const struct reg *cc = reg_named(p, "CC0");
+		if (!cc)
+			cc = reg_named(p, "CC[0]");
+		if (arr && arr->value) {
+			cycles = (uint64_t)(arr->value + 1) * ((psc ? psc->value : 0) + 1);
+			why = "svd: (PSC+1)*(ARR+1) timer clock cycles";
+		} else if (cc && cc->value) {
+			bool rtc = strncasecmp(p->name, "RTC", 3) == 0;
+			uint64_t tick_hz = rtc ? 32768 / ((pre ? pre->value : 0) + 1)
+					       : 16000000ull >> ((pre ? pre->value : 0) & 15);
+			cycles = cc->value * hz / (tick_hz ? tick_hz : 1);
+			why = "svd: CC[0] ticks of the prescaled timer clock";
+		}
+		conf = 80;
+	} else {
+		bool started = false;
+		uint32_t count = 0;
+		for (int i = 0; i < p->nregs; i++) {
+			if (p->regs[i].value == 1 && p->regs[i].writes)
+				started = true;
+			if (p->regs[i].writes && p->regs[i].value >= 100 && p->regs[i].value < (1u << 24) &&
+			    p->regs[i].value > count)
+				count = p->regs[i].value;
+		}
+		if (started && count) {
+			cycles = count;
+			why = "rules: a start write and a count: a timer of that many cycles";
+		}
+	}
+	if (!cycles)
+		return;
+	p->period_ns = cycles * 1000000000ull / hz;
+	if (p->period_ns < 10000)
+		p->period_ns = 10000; /* not faster than 100 kHz of interrupts */
+	p->timer = true;
+	p->timer_source = p->nsvdp ? SRC_SVD : SRC_RULES;
+	p->next_ns = now_ns + p->period_ns;
+	snprintf(p->timer_reason, sizeof(p->timer_reason), "%s", why);
+	json_t *ev = json_pack("{s:o,s:i,s:s,s:I,s:i,s:s}", "base", hex(p->base), "irq", p->irq,
+			       "model", "timer", "period_ns", (json_int_t)p->period_ns, "confidence",
+			       conf, "reason", why);
+	emit(inf, "infer.timer", ev);
+}
+
 void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 {
 	(void)now_ns;
@@ -1378,8 +1493,11 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 			for (int k = 0; k < p->nregs; k++)
 				if (p->regs[k].rx_mask)
 					learned = true;
-			if (!learned)
+			if (!learned) {
 				p->explore = 64;
+				p->explore_timer = false;
+				p->episode++;
+			}
 			inf->host.irq_set_pending(inf->host.ud, p->irq);
 			inf->n_irq++;
 		} else if (p->tx_irq_event && p->tx_irq_armed) {
@@ -1389,13 +1507,36 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 		}
 	}
 	inf->last_avail = avail;
+	for (int i = 0; i < inf->np; i++) {
+		struct periph *p = inf->p[i];
+		if (!p->timer && !(inf->ticks & 15))
+			timer_detect(inf, p, now_ns);
+		if (!p->timer || p->irq < 0 || !inf->host.irq_set_pending || !inf->host.irq_enabled)
+			continue;
+		if (now_ns < p->next_ns)
+			continue;
+		/* Late ticks are not replayed in a burst: one event, then the next period. */
+		p->next_ns = now_ns - (now_ns - p->next_ns) % p->period_ns + p->period_ns;
+		if (!inf->host.irq_enabled(inf->host.ud, p->irq))
+			continue;
+		p->episode++;
+		p->explore = 64;
+		p->explore_timer = true;
+		inf->host.irq_set_pending(inf->host.ud, p->irq);
+		inf->n_irq++;
+	}
 	pthread_mutex_unlock(&inf->lock);
 }
 
 uint64_t ms_infer_next_event_ns(struct ms_infer *inf)
 {
-	(void)inf;
-	return UINT64_MAX;
+	uint64_t t = UINT64_MAX;
+	pthread_mutex_lock(&inf->lock);
+	for (int i = 0; i < inf->np; i++)
+		if (inf->p[i]->timer && inf->p[i]->next_ns < t)
+			t = inf->p[i]->next_ns;
+	pthread_mutex_unlock(&inf->lock);
+	return t;
 }
 
 /* ---- LLM --------------------------------------------------------------- */

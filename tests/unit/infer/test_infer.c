@@ -630,6 +630,115 @@ static void test_irq_needs_event(void **state)
 	sh_free(&s);
 }
 
+
+/* STM32F1 TIM2 (IRQ 28): PSC, ARR, DIER.UIE, CR1.CEN; the handler counts update events. */
+static const char *TIM2_IRQ =
+	".word 0x20008000\n"
+	".word reset + 1\n"
+	".rept 14\n.word 0\n.endr\n"
+	".rept 28\n.word 0\n.endr\n"
+	".word handler + 1\n" /* IRQ 28 */
+	".rept 3\n.word 0\n.endr\n"
+	"reset: ldr r4, =0x40000000\n"
+	"ldr r5, =0x20000000\n"
+	"movs r0, #0\n"
+	"str r0, [r5]\n"
+	"movs r0, #15\n"
+	"str r0, [r4, #0x28]\n" /* PSC */
+	"ldr r0, =999\n"
+	"str r0, [r4, #0x2c]\n" /* ARR */
+	"movs r0, #1\n"
+	"str r0, [r4, #0x0c]\n" /* DIER = UIE */
+	"str r0, [r4, #0x00]\n" /* CR1 = CEN */
+	"ldr r3, =0x20000010\n"
+	"ldr r7, [r3]\n"
+	"cmp r7, #0\n"
+	"beq 1f\n"
+	"ldr r2, =0xE000E100\n"
+	"ldr r0, =0x10000000\n"
+	"str r0, [r2]\n" /* ISER0 bit 28 */
+	"1: wfi\n"
+	"ldr r0, [r5]\n"
+	"cmp r0, #5\n"
+	"blo 1b\n"
+	"bkpt\n"
+	"handler: ldr r4, =0x40000000\n"
+	"ldr r1, [r4, #0x10]\n" /* SR */
+	"lsls r1, r1, #31\n"
+	"beq 2f\n"
+	"ldr r1, =0xfffffffe\n"
+	"str r1, [r4, #0x10]\n" /* clear UIF (rc_w0) */
+	"ldr r5, =0x20000000\n"
+	"ldr r0, [r5]\n"
+	"adds r0, #1\n"
+	"str r0, [r5]\n"
+	"2: bx lr\n"
+	".ltorg\n";
+
+static void timer_machine(struct shell *s, bool nvic, const char *svd)
+{
+	size_t len = 0;
+	uint8_t *bin = sh_asm(TIM2_IRQ, "cortex-m3", &len);
+	assert_non_null(bin);
+	struct ms_err e;
+	const char *paths[] = { svd };
+	struct ms_infer_opts o = { .mode = svd ? MS_INFER_SVD : MS_INFER_RULES,
+				   .svd_paths = paths, .n_svd = svd ? 1 : 0 };
+	assert_int_equal(sh_init(s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	uint32_t flag = nvic;
+	uc_mem_write(s->uc, 0x20000010, &flag, 4);
+}
+
+static void test_timer_irq(void **state)
+{
+	struct shell s;
+	timer_machine(&s, true, NULL);
+	uc_err er = sh_boot(&s, 3000000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	uint32_t ticks = 0;
+	uc_mem_read(s.uc, 0x20000000, &ticks, 4);
+	assert_int_equal(ticks, 5);
+	json_t *t = sh_find(&s, "infer.timer", "timer");
+	assert_non_null(t);
+	assert_int_equal(json_integer_value(json_object_get(t, "irq")), 28);
+	/* One interrupt per period: each one found its update flag set exactly once. */
+	assert_true(s.irqs_taken >= 5 && s.irqs_taken <= 6);
+	/* The timer period sets the next event (what WFI may jump to). */
+	assert_true(ms_infer_next_event_ns(s.inf) != UINT64_MAX);
+	sh_free(&s);
+}
+
+static void test_timer_needs_nvic(void **state)
+{
+	struct shell s;
+	timer_machine(&s, false, NULL);
+	uc_err er = sh_boot(&s, 300000);
+	assert_int_equal(er, UC_ERR_OK);
+	assert_int_equal(s.irqs_taken, 0);
+	assert_null(sh_find(&s, "infer.timer", NULL));
+	assert_int_equal(ms_infer_next_event_ns(s.inf), UINT64_MAX);
+	sh_free(&s);
+}
+
+static void test_timer_svd_period(void **state)
+{
+	const char *svd = "/work/shared/svd/STMicro/STM32F103xx.svd";
+	if (access(svd, R_OK) != 0) {
+		fprintf(stderr, "SKIP: %s absent\n", svd);
+		skip();
+	}
+	struct shell s;
+	timer_machine(&s, true, svd);
+	uc_err er = sh_boot(&s, 3000000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	json_t *t = sh_find(&s, "infer.timer", "timer");
+	assert_non_null(t);
+	/* (PSC+1)*(ARR+1) = 16000 cycles at 16 MHz: 1 ms. */
+	assert_int_equal(json_integer_value(json_object_get(t, "period_ns")), 1000000);
+	sh_free(&s);
+}
+
 static void test_stats(void **state)
 {
 	struct shell s;
@@ -673,6 +782,9 @@ int main(void)
 		cmocka_unit_test(test_irq_event_driven),
 		cmocka_unit_test(test_irq_needs_nvic),
 		cmocka_unit_test(test_irq_needs_event),
+		cmocka_unit_test(test_timer_irq),
+		cmocka_unit_test(test_timer_needs_nvic),
+		cmocka_unit_test(test_timer_svd_period),
 		cmocka_unit_test(test_stats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
