@@ -147,7 +147,10 @@ class WS:
             if not d:
                 raise RuntimeError("websocket refused")
             buf += d
-        head, _, self.buf = buf.partition(b"\r\n\r\n")
+        head, _, rest = buf.partition(b"\r\n\r\n")
+        self.buf = bytearray(rest)
+        self.off = 0
+        self.frames = 0
         if b" 101 " not in head.split(b"\r\n")[0]:
             raise RuntimeError(head.decode("latin-1"))
 
@@ -159,7 +162,12 @@ class WS:
         self.sock.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
 
     def _need(self, n):
-        while len(self.buf) < n:
+        # self.buf[self.off:] is unread; compact only when the read part is large,
+        # so many small frames cost linear time, not quadratic.
+        while len(self.buf) - self.off < n:
+            if self.off > (1 << 16):
+                del self.buf[:self.off]
+                self.off = 0
             d = self.sock.recv(1 << 20)
             if not d:
                 raise EOFError
@@ -169,18 +177,24 @@ class WS:
         """Payload of the next data frame (control frames skipped)."""
         while True:
             self._need(2)
-            b0, b1 = self.buf[0], self.buf[1]
-            n, off = b1 & 0x7F, 2
+            o = self.off
+            b0, b1 = self.buf[o], self.buf[o + 1]
+            n, hl = b1 & 0x7F, 2
             if n == 126:
                 self._need(4)
-                n, off = struct.unpack("!H", self.buf[2:4])[0], 4
+                o = self.off
+                n, hl = struct.unpack("!H", self.buf[o + 2:o + 4])[0], 4
             elif n == 127:
                 self._need(10)
-                n, off = struct.unpack("!Q", self.buf[2:10])[0], 10
-            self._need(off + n)
-            payload, self.buf = self.buf[off:off + n], self.buf[off + n:]
+                o = self.off
+                n, hl = struct.unpack("!Q", self.buf[o + 2:o + 10])[0], 10
+            self._need(hl + n)
+            o = self.off
+            payload = bytes(self.buf[o + hl:o + hl + n])
+            self.off = o + hl + n
             op = b0 & 0x0F
             if op in (1, 2):
+                self.frames += 1
                 return payload
             if op == 8:
                 raise EOFError

@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import Daemon, boot, build_firmware, machine, median, percentile
+from benchlib import Daemon, build_firmware, machine, median, percentile
 
 
 def qemu_alone(elf, tmp, i):
@@ -49,23 +49,37 @@ def main():
     try:
         prog = d.upload(elf)
         alone, full = [], []
+        steps = {"create": [], "load": [], "poweron": []}
         for i in range(rounds + 2):
             a = qemu_alone(elf, tmp, i)
             t0 = time.perf_counter()
-            sid, j = boot(d, prog["id"])
+            st, s = d.req("POST", "/api/v1/sessions",
+                          {"backend": "qemu", "board_config": {"board": "mps2-an385"}})
+            assert st == 201, (st, s)
+            sid = s["id"]
+            t1 = time.perf_counter()
+            st, j = d.req("POST", "/api/v1/sessions/%s/program" % sid, {"program_id": prog["id"]})
+            assert st == 200, (st, j)
+            t2 = time.perf_counter()
+            st, j = d.req("POST", "/api/v1/sessions/%s/poweron" % sid)
+            assert st == 200, (st, j)
             while j["state"] != "running":
                 st, j = d.req("GET", "/api/v1/sessions/" + sid)
-            f = time.perf_counter() - t0
+            t3 = time.perf_counter()
             d.req("DELETE", "/api/v1/sessions/" + sid)
             if i >= 2:  # the first rounds warm caches
                 alone.append(a)
-                full.append(f)
+                full.append(t3 - t0)
+                steps["create"].append(t1 - t0)
+                steps["load"].append(t2 - t1)
+                steps["poweron"].append(t3 - t2)
         print("machine: %s" % machine())
         print("rounds: %d (after 2 warm-up rounds)" % rounds)
         print("qemu alone, spawn -> QMP greeting:   median %.1f ms  p90 %.1f ms"
               % (median(alone) * 1e3, percentile(alone, 90) * 1e3))
         print("daemon, create+load+poweron->running: median %.1f ms  p90 %.1f ms"
               % (median(full) * 1e3, percentile(full, 90) * 1e3))
+        print("  steps (medians): " + ", ".join("%s %.1f ms" % (k, median(v) * 1e3) for k, v in steps.items()))
         print("ratio of medians: %.2fx (target <= 2.5x)" % (median(full) / median(alone)))
     finally:
         d.stop()
