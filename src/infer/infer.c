@@ -247,6 +247,8 @@ bool ms_infer_is_peripheral_addr(uint64_t addr)
 {
 	if (addr >= 0x40000000ull && addr < 0x60000000ull)
 		return true;
+	if (addr >= 0x10000000ull && addr < 0x10001000ull)
+		return true; /* Nordic FICR (or, written first, RAM such as STM32F4 CCM) */
 	if (addr >= 0xA0000000ull && addr < 0xA0001000ull)
 		return true;
 	if (addr >= 0xE0000000ull && addr < 0xE000E000ull)
@@ -643,6 +645,7 @@ static void tx_confirm(struct ms_infer *inf, struct periph *p, struct reg *d)
 	d->confidence = 90;
 	snprintf(d->reason, sizeof(d->reason), "transmit: bytes with text, each next to a ready poll");
 	p->uart = true;
+	p->timer = false; /* a console after all */
 	inf->any_console = true;
 	inf->n_tx++;
 	json_t *ev = json_pack("{s:o,s:s,s:s,s:i,s:s}", "addr", hex(p->base + d->off), "model", "tx",
@@ -671,6 +674,7 @@ static void link_rx(struct ms_infer *inf, struct periph *p, struct reg *s, uint3
 		 mask, d->off);
 	d->rx = true;
 	d->model = RM_RX;
+	p->timer = false;
 	d->confidence = 85;
 	snprintf(d->reason, sizeof(d->reason), "receive data: read after its ready bits, from input");
 	inf->n_rx++;
@@ -860,6 +864,8 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 		}
 		return r->value;
 	}
+	if (r->model == RM_CONST)
+		return r->value;
 	uint32_t v = r->value;
 	if (r->model == RM_SET || r->model == RM_CLR || r->model == RM_BSRR) {
 		struct reg *t = reg_find(p, r->alias);
@@ -1104,10 +1110,24 @@ bool ms_infer_on_unmapped(struct ms_infer *inf, int type, uint64_t addr, int siz
 {
 	if (type == UC_MEM_FETCH_UNMAPPED || type == UC_MEM_FETCH_PROT)
 		return false;
-	/* Nordic FICR: factory data the firmware only reads (a write means RAM, e.g. STM32 CCM). */
-	bool ficr = addr >= 0x10000000ull && addr < 0x10001000ull && type == UC_MEM_READ_UNMAPPED;
-	if (!ficr && !ms_infer_is_peripheral_addr(addr))
+	if (!ms_infer_is_peripheral_addr(addr))
 		return false;
+	/*
+	 * Nordic FICR: factory data the firmware only reads. A first access
+	 * that writes means RAM instead (STM32F4 CCM at the same address):
+	 * map it as memory, as undeclared memory is elsewhere.
+	 */
+	if (addr >= 0x10000000ull && addr < 0x10001000ull && type != UC_MEM_READ_UNMAPPED) {
+		if (uc_mem_map(inf->uc, 0x10000000ull, PAGE, UC_PROT_ALL) != UC_ERR_OK)
+			return false;
+		pthread_mutex_lock(&inf->lock);
+		emit(inf, "infer.memory",
+		     json_pack("{s:o,s:o,s:i,s:s,s:s}", "addr", hex(addr), "base", hex(0x10000000u),
+			       "size", (int)PAGE, "model", "memory", "reason",
+			       "written before read: memory, not factory information"));
+		pthread_mutex_unlock(&inf->lock);
+		return true;
+	}
 	uint64_t t0 = mono_ns();
 	pthread_mutex_lock(&inf->lock);
 	uint32_t page = (uint32_t)addr & ~(PAGE - 1);
@@ -1403,9 +1423,15 @@ static void timer_detect(struct ms_infer *inf, struct periph *p, uint64_t now_ns
 	if (p->uart || p->irq < 0 || !p->armed || !inf->host.irq_enabled ||
 	    !inf->host.irq_enabled(inf->host.ud, p->irq))
 		return;
-	for (int i = 0; i < p->nregs; i++)
-		if (p->regs[i].rx || p->regs[i].tx || p->regs[i].rx_mask)
+	/* Consoles and buses (data registers, data-ready polls) are not timers. */
+	for (int i = 0; i < p->nregs; i++) {
+		const struct reg *r = &p->regs[i];
+		if (r->rx || r->tx || r->rx_mask || r->tx_cand)
 			return;
+		for (int k = 0; k < r->npolls; k++)
+			if (r->polls[k].kind == PK_TX || r->polls[k].kind == PK_RX)
+				return;
+	}
 	uint64_t hz = inf->cpu_hz ? inf->cpu_hz : 16000000ull;
 	uint64_t cycles = 0;
 	int conf = 40;
@@ -1465,7 +1491,7 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 	pthread_mutex_lock(&inf->lock);
 	inf->ticks++;
 	/* Link enabled vectors to devices, once each, when the firmware enables them. */
-	if (inf->host.irq_enabled && (inf->ticks & 15) == 1) {
+	if (inf->host.irq_enabled) {
 		for (int irq = 0; irq < 128; irq++) {
 			if (inf->irq_seen[irq])
 				continue;
@@ -1509,7 +1535,7 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 	inf->last_avail = avail;
 	for (int i = 0; i < inf->np; i++) {
 		struct periph *p = inf->p[i];
-		if (!p->timer && !(inf->ticks & 15))
+		if (!p->timer)
 			timer_detect(inf, p, now_ns);
 		if (!p->timer || p->irq < 0 || !inf->host.irq_set_pending || !inf->host.irq_enabled)
 			continue;
@@ -2018,7 +2044,7 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 	json_array_foreach(ps, i, pj) {
 		uint32_t base;
 		if (!json_is_object(pj) || !get_u32(json_object_get(pj, "base"), &base) ||
-		    (base & (PAGE - 1)) || (!ms_infer_is_peripheral_addr(base) && base != 0x10000000u))
+		    (base & (PAGE - 1)) || !ms_infer_is_peripheral_addr(base))
 			return ms_fail(e, 400, "bad_models",
 				       "device map: peripheral %zu: base missing, unaligned or outside the "
 				       "peripheral windows", i);

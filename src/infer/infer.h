@@ -158,8 +158,10 @@ void ms_infer_free(struct ms_infer *inf);
 /*
  * True if addr lies in a window this module serves: 0x40000000-0x5FFFFFFF,
  * the PPB outside the SCS (0xE0000000-0xE000DFFF, 0xE000F000-0xE00FFFFF),
- * vendor system space 0xE0100000-0xFFFFFFFF, and external controller
- * register space such as 0xA0000000-0xA0000FFF (FSMC/FMC registers).
+ * vendor system space 0xE0100000-0xFFFFFFFF, external controller
+ * register space such as 0xA0000000-0xA0000FFF (FSMC/FMC registers), and
+ * the page at 0x10000000 (Nordic FICR when read first; mapped as plain
+ * memory when written first, e.g. STM32F4 CCM).
  */
 bool ms_infer_is_peripheral_addr(uint64_t addr);
 

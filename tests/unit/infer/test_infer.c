@@ -47,6 +47,8 @@ static void test_windows(void **state)
 	assert_false(ms_infer_is_peripheral_addr(0x20000000));
 	assert_false(ms_infer_is_peripheral_addr(0x60000000)); /* external RAM: memory */
 	assert_false(ms_infer_is_peripheral_addr(0x08000000));
+	assert_true(ms_infer_is_peripheral_addr(0x10000010)); /* FICR */
+	assert_false(ms_infer_is_peripheral_addr(0x10001000)); /* UICR: flash, loaded from the image */
 }
 
 static void test_poll_tst_beq(void **state)
@@ -739,6 +741,43 @@ static void test_timer_svd_period(void **state)
 	sh_free(&s);
 }
 
+/* CCM RAM at 0x10000000 (written first) is memory; FICR (read first) is factory data. */
+static void test_ficr_or_ram(void **state)
+{
+	struct shell s;
+	uc_err er = run_snippet(&s,
+				"ldr r1, =0x10000000\n"
+				"ldr r2, =0xcafe\n"
+				"str r2, [r1, #0x20]\n"
+				"ldr r3, [r1, #0x20]\n"
+				"ldr r4, [r1, #0x10]\n"
+				"bkpt\n",
+				"cortex-m4", UC_CPU_ARM_CORTEX_M4, NULL, 1000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_int_equal(reg(&s, UC_ARM_REG_R3), 0xcafe);
+	assert_int_equal(reg(&s, UC_ARM_REG_R4), 0);
+	assert_non_null(sh_find(&s, "infer.memory", "memory"));
+	sh_free(&s);
+	/* A vector table whose initial SP says 16 KiB of RAM, then the code at 8. */
+	size_t len = 0;
+	uint8_t *bin = sh_asm(".word 0x20004000\n"
+			      ".word 9\n"
+			      "ldr r1, =0x10000000\n"
+			      "ldr r4, [r1, #0x10]\n"
+			      "ldr r5, [r1, #0x14]\n"
+			      "bkpt\n",
+			      "cortex-m0", &len);
+	struct ms_err e;
+	struct ms_infer_opts o = { 0 };
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M0, bin, len, 0, &o, &e), 0);
+	free(bin);
+	er = sh_boot(&s, 1000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_int_equal(reg(&s, UC_ARM_REG_R4), 1024); /* CODEPAGESIZE of an nRF51 (16 KiB RAM) */
+	assert_int_equal(reg(&s, UC_ARM_REG_R5), 256);
+	sh_free(&s);
+}
+
 static void test_stats(void **state)
 {
 	struct shell s;
@@ -785,6 +824,7 @@ int main(void)
 		cmocka_unit_test(test_timer_irq),
 		cmocka_unit_test(test_timer_needs_nvic),
 		cmocka_unit_test(test_timer_svd_period),
+		cmocka_unit_test(test_ficr_or_ram),
 		cmocka_unit_test(test_stats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
