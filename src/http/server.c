@@ -518,6 +518,44 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Percent-decoding for paths and query values, in place. Paths are used as
+ * C strings from here on, so a decoded NUL would silently cut them short
+ * ("DELETE /sessions/<id>%00junk" would delete <id>). "%00" is therefore
+ * left as it is: it then matches no route and no identifier.
+ */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	char *w = s;
+
+	(void)cls;
+	(void)c;
+	for (const char *r = s; *r != '\0';) {
+		int hi, lo;
+
+		if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
+		    (hi | lo) != 0) {
+			*w++ = (char)(hi * 16 + lo);
+			r += 3;
+		} else {
+			*w++ = *r++;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
@@ -567,6 +605,7 @@ int ms_http_start(const struct ms_config *cfg, struct ms_err *e)
 				    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
 				    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
 				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+				    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 				    MHD_OPTION_END);
 	if (daemon_h == NULL)
 		return ms_fail(e, 500, "listen_failed", "cannot listen on %s:%d: %s", cfg->server.bind,
