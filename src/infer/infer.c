@@ -702,6 +702,43 @@ static struct poll *ask_llm(struct ms_infer *inf, struct periph *p, struct reg *
 			    const struct ms__cpu *cpu, uint32_t addr, uint32_t cur);
 
 /*
+ * Whether the load at pc is the first half of a read-modify-write: a store
+ * through the same base register and offset follows within a few
+ * instructions, before any branch. Configuration registers are read that
+ * way after a ready poll (PLLRDY, then CFGR |= SW); data registers are not.
+ */
+static bool read_modify_write(struct ms_infer *inf, uint32_t pc)
+{
+	const cs_insn *ld = ms__dis_at(inf->dis, pc);
+	if (!ld)
+		return false;
+	const cs_arm *la = &ld->detail->arm;
+	if (la->op_count < 2 || la->operands[1].type != ARM_OP_MEM)
+		return false;
+	arm_op_mem m = la->operands[1].mem;
+	uint32_t a = pc + ld->size;
+	for (int i = 0; i < 8; i++) {
+		const cs_insn *in = ms__dis_at(inf->dis, a);
+		if (!in || in->id == ARM_INS_B ||
+		    in->id == ARM_INS_BL || in->id == ARM_INS_BX || in->id == ARM_INS_CBZ ||
+		    in->id == ARM_INS_CBNZ || in->id == ARM_INS_POP)
+			return false;
+		const cs_arm *ia = &in->detail->arm;
+		if ((in->id == ARM_INS_STR || in->id == ARM_INS_STRH || in->id == ARM_INS_STRB) &&
+		    ia->op_count >= 2 && ia->operands[1].type == ARM_OP_MEM &&
+		    ia->operands[1].mem.base == m.base && ia->operands[1].mem.index == m.index &&
+		    ia->operands[1].mem.disp == m.disp)
+			return true;
+		/* The base register changed: the store (if any) is somewhere else. */
+		if (ia->op_count > 0 && ia->operands[0].type == ARM_OP_REG &&
+		    ia->operands[0].reg == (int)m.base && (ia->operands[0].access & CS_AC_WRITE))
+			return false;
+		a += in->size;
+	}
+	return false;
+}
+
+/*
  * Analyse the read of register r at pc: is it a poll, what leaves it, what
  * comes after. Creates and returns the memo for (pc, register).
  */
@@ -744,7 +781,7 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 		const struct ms__run *lr = &runs[leave];
 		const char *what = "ready";
 		if (lr->acc && (lr->acc_addr & ~(PAGE - 1)) == p->base && lr->acc_addr != addr &&
-		    !lr->acc_write && !r->rx_mask) {
+		    !lr->acc_write && !r->rx_mask && !read_modify_write(inf, lr->acc_pc)) {
 			q->kind = PK_RX;
 			link_rx(inf, p, r, mask, lv, sv, lr->acc_addr, pc);
 			r = reg_find(p, off);
@@ -812,7 +849,8 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 			q->mask = c[i] ^ cur;
 			q->ready = c[i] & q->mask;
 			if (runs[i].acc && !runs[i].acc_write && runs[i].acc_addr != addr &&
-			    (runs[i].acc_addr & ~(PAGE - 1)) == p->base)
+			    (runs[i].acc_addr & ~(PAGE - 1)) == p->base &&
+			    !read_modify_write(inf, runs[i].acc_pc))
 				q->data = (int32_t)(runs[i].acc_addr - p->base);
 			break;
 		}
