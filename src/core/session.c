@@ -831,6 +831,37 @@ int ms_session_devices(struct ms_session *s, json_t **out, struct ms_err *e)
 	return rc;
 }
 
+int ms_session_coverage_start(struct ms_session *s, struct ms_err *e)
+{
+	int rc;
+	enum ms_state st;
+
+	pthread_mutex_lock(&s->op_lock);
+	st = ms_session_state(s);
+	if (!alive(st))
+		rc = wrong_state(s, st, "collect coverage of", e);
+	else if (s->backend->coverage_start == NULL)
+		rc = unsupported(s, "coverage", e);
+	else if ((rc = s->backend->coverage_start(s, e)) == 0)
+		ms_session_event(s, "coverage_started", NULL);
+	pthread_mutex_unlock(&s->op_lock);
+	return rc;
+}
+
+int ms_session_coverage_stop(struct ms_session *s, json_t **report, struct ms_err *e)
+{
+	int rc;
+
+	*report = NULL;
+	pthread_mutex_lock(&s->op_lock);
+	if (s->backend->coverage_stop == NULL)
+		rc = unsupported(s, "coverage", e);
+	else if ((rc = s->backend->coverage_stop(s, report, e)) == 0)
+		ms_session_event(s, "coverage_stopped", NULL);
+	pthread_mutex_unlock(&s->op_lock);
+	return rc;
+}
+
 int ms_session_console_write(struct ms_session *s, const void *data, size_t len)
 {
 	/*

@@ -110,6 +110,9 @@ int ms_session_snapshot_restore(struct ms_session *s, const char *name_or_id, st
 int ms_session_snapshot_delete(struct ms_session *s, const char *name_or_id, struct ms_err *e);
 json_t *ms_session_snapshots_json(struct ms_session *s);
 int ms_session_devices(struct ms_session *s, json_t **out, struct ms_err *e);
+int ms_session_coverage_start(struct ms_session *s, struct ms_err *e);
+/* Stop collecting; *report is the backend's report object (new reference). */
+int ms_session_coverage_stop(struct ms_session *s, json_t **report, struct ms_err *e);
 int ms_session_console_write(struct ms_session *s, const void *data, size_t len);
 
 /*

@@ -28,6 +28,8 @@ void ms_api_session_pause(struct ms_req *req, struct ms_resp *resp);
 void ms_api_session_reset(struct ms_req *req, struct ms_resp *resp);
 void ms_api_session_program(struct ms_req *req, struct ms_resp *resp);
 void ms_api_session_devices(struct ms_req *req, struct ms_resp *resp);
+void ms_api_coverage_start(struct ms_req *req, struct ms_resp *resp);
+void ms_api_coverage_stop(struct ms_req *req, struct ms_resp *resp);
 void ms_api_snapshots_create(struct ms_req *req, struct ms_resp *resp);
 void ms_api_snapshots_list(struct ms_req *req, struct ms_resp *resp);
 void ms_api_snapshot_restore(struct ms_req *req, struct ms_resp *resp);

@@ -209,6 +209,28 @@ void ms_api_session_devices(struct ms_req *req, struct ms_resp *resp)
 	ms_session_put(s);
 }
 
+void ms_api_coverage_start(struct ms_req *req, struct ms_resp *resp)
+{
+	control(req, resp, ms_session_coverage_start);
+}
+
+void ms_api_coverage_stop(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s = path_session(req, resp);
+	struct ms_err e;
+	json_t *report = NULL;
+
+	if (s == NULL)
+		return;
+	ms_err_clear(&e);
+	if (ms_session_coverage_stop(s, &report, &e) != 0)
+		ms_resp_error(resp, &e);
+	else
+		ms_resp_json(resp, 200, json_pack("{s:s,s:o}", "session_id", s->id, "coverage",
+						  report != NULL ? report : json_object()));
+	ms_session_put(s);
+}
+
 void ms_api_snapshots_create(struct ms_req *req, struct ms_resp *resp)
 {
 	struct ms_session *s;
