@@ -1,0 +1,188 @@
+/*
+ * The inference corpus (firmware/infer): builds it with arm-none-eabi-gcc
+ * (make -C firmware/infer) and runs every image on the test shell, zero-
+ * config and with its vendor SVD, checking its pass criterion (the EXPECT
+ * line of its build.mk on the console, given its INPUT). The same images
+ * run through `machineserver run` on the rehost engine in the integration
+ * tests; here nothing but Unicorn and this module is involved.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include "shell.h"
+
+#define SVD_DIR "/work/shared/svd"
+
+static char build_dir[128];
+
+static int setup(void **state)
+{
+	snprintf(build_dir, sizeof(build_dir), "/tmp/ms-infer-corpus-XXXXXX");
+	if (!mkdtemp(build_dir))
+		return -1;
+	char cmd[512];
+	snprintf(cmd, sizeof(cmd), "make -s -C firmware/infer BUILD=%s >/dev/null", build_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	char cmd[256];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", build_dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* C escapes of build.mk text (\r \n) into bytes. */
+static void unescape(const char *in, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (; *in && n + 1 < cap; in++) {
+		if (in[0] == '\\' && in[1] == 'r') {
+			out[n++] = '\r';
+			in++;
+		} else if (in[0] == '\\' && in[1] == 'n') {
+			out[n++] = '\n';
+			in++;
+		} else {
+			out[n++] = *in;
+		}
+	}
+	out[n] = 0;
+}
+
+struct fw {
+	char name[64];
+	char svd[128];
+	char input[128];
+	char expect[256];
+	uint32_t flash;
+	int cpu;
+};
+
+static bool read_fw(const char *name, struct fw *f)
+{
+	char path[256], line[512];
+	snprintf(path, sizeof(path), "firmware/infer/%s/build.mk", name);
+	FILE *fp = fopen(path, "r");
+	if (!fp)
+		return false;
+	memset(f, 0, sizeof(*f));
+	snprintf(f->name, sizeof(f->name), "%s", name);
+	f->cpu = UC_CPU_ARM_CORTEX_M3;
+	while (fgets(line, sizeof(line), fp)) {
+		line[strcspn(line, "\n")] = 0;
+		if (!strncmp(line, "# FW_SVD: ", 10))
+			snprintf(f->svd, sizeof(f->svd), "%s/%s", SVD_DIR, line + 10);
+		else if (!strncmp(line, "# INPUT:", 8))
+			unescape(line + 8 + (line[8] == ' '), f->input, sizeof(f->input));
+		else if (!strncmp(line, "# EXPECT: ", 10))
+			unescape(line + 10, f->expect, sizeof(f->expect));
+		else if (!strncmp(line, "FW_FLASH := ", 12))
+			f->flash = (uint32_t)strtoul(line + 12, NULL, 0);
+		else if (strstr(line, "FW_CPU") && strstr(line, "cortex-m0"))
+			f->cpu = UC_CPU_ARM_CORTEX_M0;
+		else if (strstr(line, "FW_CPU") && strstr(line, "cortex-m4"))
+			f->cpu = UC_CPU_ARM_CORTEX_M4;
+	}
+	fclose(fp);
+	return f->expect[0] != 0;
+}
+
+static uint8_t *read_bin(const char *name, size_t *len)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/infer-%s.bin", build_dir, name);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	uint8_t *b = malloc((size_t)n);
+	if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+		free(b);
+		b = NULL;
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return b;
+}
+
+/* Run one image; returns whether EXPECT appeared. */
+static bool run_fw(const struct fw *f, bool svd, json_t **stats)
+{
+	size_t len = 0;
+	uint8_t *img = read_bin(f->name, &len);
+	assert_non_null(img);
+	struct shell s;
+	struct ms_err e;
+	const char *paths[] = { f->svd };
+	struct ms_infer_opts o = { .mode = svd ? MS_INFER_SVD : MS_INFER_RULES,
+				   .svd_paths = paths, .n_svd = svd ? 1 : 0 };
+	assert_int_equal(sh_init(&s, f->cpu, img, len, f->flash, &o, &e), 0);
+	free(img);
+	sh_input(&s, f->input);
+	uint32_t v[2];
+	uc_mem_read(s.uc, f->flash, v, 8);
+	sh_run(&s, v[1], v[0], 20000000);
+	bool ok = sh_out_has(&s, f->expect);
+	if (!ok)
+		fprintf(stderr, "%s (%s): console [%.*s]\n", f->name, svd ? "svd" : "zero-config",
+			(int)s.nout, s.out);
+	if (stats)
+		*stats = ms_infer_stats(s.inf);
+	sh_free(&s);
+	return ok;
+}
+
+static void test_corpus(void **state)
+{
+	DIR *d = opendir("firmware/infer");
+	assert_non_null(d);
+	struct dirent *de;
+	int n = 0, pass = 0, svd_runs = 0, svd_pass = 0;
+	bool have_svd = access(SVD_DIR, R_OK) == 0;
+	if (!have_svd)
+		fprintf(stderr, "SKIP (svd mode): %s absent\n", SVD_DIR);
+	while ((de = readdir(d))) {
+		struct fw f;
+		if (de->d_name[0] == '.' || !read_fw(de->d_name, &f))
+			continue;
+		n++;
+		json_t *st = NULL;
+		bool ok = run_fw(&f, false, &st);
+		pass += ok;
+		json_t *dec = json_object_get(st, "decisions");
+		fprintf(stderr, "%-24s zero-config %s  peripherals %lld registers %lld polls %lld\n",
+			f.name, ok ? "PASS" : "FAIL",
+			(long long)json_integer_value(json_object_get(st, "peripherals")),
+			(long long)json_integer_value(json_object_get(st, "registers")),
+			(long long)json_integer_value(json_object_get(dec, "poll")));
+		json_decref(st);
+		if (have_svd && f.svd[0]) {
+			svd_runs++;
+			ok = run_fw(&f, true, NULL);
+			svd_pass += ok;
+			fprintf(stderr, "%-24s svd         %s\n", f.name, ok ? "PASS" : "FAIL");
+		}
+	}
+	closedir(d);
+	assert_true(n >= 6);
+	assert_int_equal(pass, n);
+	assert_int_equal(svd_pass, svd_runs);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_corpus),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
