@@ -11,6 +11,7 @@
 
 usage: sessions100.py [N] [WRK_SECONDS]
 """
+import json
 import os
 import re
 import subprocess
@@ -50,6 +51,7 @@ def main():
     try:
         time.sleep(0.5)
         avail0 = kib("/proc/meminfo", "MemAvailable")
+        wrk(d.port, "/health", 2)  # warm-up: worker threads, caches
         cmd, rps, lat, errs, sock = wrk(d.port, "/health", secs)
         empty = "wrk /health with no session: %.0f req/s, p50 %s, p99 %s, non-2xx %d, socket errors %s" % (
             rps, lat["50"], lat["99"], errs, sock)
@@ -94,7 +96,8 @@ def main():
                   % (path, rps, lat["50"], lat["99"], errs, sock))
             print("  command: " + cmd)
         st, body = d.req("GET", "/api/v1/sessions")
-        print("GET /api/v1/sessions body: %d sessions" % len(body if isinstance(body, list) else body["sessions"]))
+        print("GET /api/v1/sessions body: %d sessions, %d bytes of JSON"
+              % (len(body if isinstance(body, list) else body["sessions"]), len(json.dumps(body, separators=(",", ":")))))
         print("daemon RSS after wrk: %.1f MiB" % (kib("/proc/%d/status" % d.proc.pid, "VmRSS") / 1024))
     finally:
         d.stop()
