@@ -98,6 +98,7 @@ struct reg {
 	int32_t rx_data;   /* offset of the data register the rx bits announce */
 	uint64_t reads, writes;
 	uint32_t written_or;
+	uint32_t sparse_or; /* OR of writes that are neither 0 nor "all but a flag" (~flag) */
 	struct poll *polls;
 	int npolls, cappolls;
 	char name[40];
@@ -702,6 +703,49 @@ static struct poll *ask_llm(struct ms_infer *inf, struct periph *p, struct reg *
 			    const struct ms__cpu *cpu, uint32_t addr, uint32_t cur);
 
 /*
+ * Whether the value loaded at pc is used: a later instruction reads its
+ * destination register before anything overwrites it. A discarded read
+ * (`(void)I2C->SR2`, done for its side effect) is not received data.
+ */
+static bool value_used(struct ms_infer *inf, uint32_t pc)
+{
+	const cs_insn *ld = ms__dis_at(inf->dis, pc);
+	if (!ld || ld->detail->arm.op_count < 1 || ld->detail->arm.operands[0].type != ARM_OP_REG)
+		return true;
+	int rt = ld->detail->arm.operands[0].reg;
+	uint32_t a = pc + ld->size;
+	for (int i = 0; i < 8; i++) {
+		const cs_insn *in = ms__dis_at(inf->dis, a);
+		if (!in)
+			return true;
+		const cs_arm *ia = &in->detail->arm;
+		bool reads = false, writes = false;
+		for (int k = 0; k < ia->op_count; k++) {
+			const cs_arm_op *o = &ia->operands[k];
+			if (o->type == ARM_OP_REG && o->reg == rt) {
+				if (o->access & CS_AC_READ)
+					reads = true;
+				if (o->access & CS_AC_WRITE)
+					writes = true;
+			} else if (o->type == ARM_OP_MEM && ((int)o->mem.base == rt || (int)o->mem.index == rt)) {
+				reads = true;
+			}
+		}
+		if (reads)
+			return true;
+		if (writes)
+			return false;
+		/* Leaving the straight line: a returned or passed value counts as used. */
+		if (in->id == ARM_INS_B || in->id == ARM_INS_BL || in->id == ARM_INS_BLX ||
+		    in->id == ARM_INS_BX || in->id == ARM_INS_POP || in->id == ARM_INS_CBZ ||
+		    in->id == ARM_INS_CBNZ)
+			return rt >= ARM_REG_R0 && rt <= ARM_REG_R3;
+		a += in->size;
+	}
+	return true;
+}
+
+/*
  * Whether the load at pc is the first half of a read-modify-write: a store
  * through the same base register and offset follows within a few
  * instructions, before any branch. Configuration registers are read that
@@ -781,7 +825,8 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 		const struct ms__run *lr = &runs[leave];
 		const char *what = "ready";
 		if (lr->acc && (lr->acc_addr & ~(PAGE - 1)) == p->base && lr->acc_addr != addr &&
-		    !lr->acc_write && !r->rx_mask && !read_modify_write(inf, lr->acc_pc)) {
+		    !lr->acc_write && !r->rx_mask && !read_modify_write(inf, lr->acc_pc) &&
+		    value_used(inf, lr->acc_pc)) {
 			q->kind = PK_RX;
 			link_rx(inf, p, r, mask, lv, sv, lr->acc_addr, pc);
 			r = reg_find(p, off);
@@ -850,7 +895,7 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 			q->ready = c[i] & q->mask;
 			if (runs[i].acc && !runs[i].acc_write && runs[i].acc_addr != addr &&
 			    (runs[i].acc_addr & ~(PAGE - 1)) == p->base &&
-			    !read_modify_write(inf, runs[i].acc_pc))
+			    !read_modify_write(inf, runs[i].acc_pc) && value_used(inf, runs[i].acc_pc))
 				q->data = (int32_t)(runs[i].acc_addr - p->base);
 			break;
 		}
@@ -967,6 +1012,8 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 {
 	r->writes++;
 	r->written_or |= v & wmask;
+	if ((v & wmask) && popcount32(v & wmask) < 24)
+		r->sparse_or |= v & wmask;
 	if (r->tx || r->tx_cand) {
 		uint8_t b = (uint8_t)v;
 		if (r->tx) {
@@ -1891,19 +1938,22 @@ static const char *reg_category(const struct reg *r)
 {
 	if (r->category[0])
 		return r->category;
-	if (r->rx || r->tx)
+	if (r->rx || r->tx || r->tx_cand)
 		return "data";
 	bool polled = r->rx_mask != 0;
+	uint32_t tested = r->rx_mask; /* bits the code branches on */
 	for (int i = 0; i < r->npolls; i++)
-		if (r->polls[i].kind == PK_READY || r->polls[i].kind == PK_RX ||
-		    r->polls[i].kind == PK_TX || r->polls[i].kind == PK_STUCK)
+		if (r->polls[i].kind != PK_NONE) {
 			polled = true;
-	if (r->model == RM_COUNTER)
+			tested |= r->polls[i].mask;
+		}
+	if (r->model == RM_COUNTER || r->model == RM_CONST)
 		return "status";
-	if (polled && r->written_or)
-		return "control+status";
+	/* Flags the firmware only acknowledges (0, ~flag or the flag itself): status. */
+	if (polled && (r->sparse_or & ~tested) == 0)
+		return "status";
 	if (polled)
-		return "status";
+		return "control+status";
 	if (r->writes)
 		return "control";
 	if (r->reads)

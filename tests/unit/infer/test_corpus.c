@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
+#include "infer/svd.h"
 #include "shell.h"
 
 #define SVD_DIR "/work/shared/svd"
@@ -179,10 +180,97 @@ static void test_corpus(void **state)
 	assert_int_equal(svd_pass, svd_runs);
 }
 
+
+/*
+ * The SVD's own description of a register, reduced to our categories:
+ * data registers by their names (DR, DATA, RXD, TXD, RDR, TDR, VALUE,
+ * RXDATA, TXDATA); status for read-only registers, status registers by name
+ * (..SR, ..SRn, STATE, STATUS) and Nordic EVENTS_*; control otherwise.
+ */
+static const char *svd_category(const struct ms__svd_reg *r)
+{
+	static const char *const data[] = { "DR",  "DATA",   "RXD",    "TXD", "RDR",
+					    "TDR", "VALUE", "RXDATA", "TXDATA", NULL };
+	const char *n = r->name;
+	size_t l = strlen(n);
+	for (int i = 0; data[i]; i++)
+		if (!strcasecmp(n, data[i]))
+			return "data";
+	bool sr = (l >= 2 && !strcasecmp(n + l - 2, "SR")) ||
+		  (l >= 3 && !strncasecmp(n + l - 3, "SR", 2) && n[l - 1] >= '0' && n[l - 1] <= '9');
+	if (!strncasecmp(n, "EVENTS_", 7) || sr || !strcasecmp(n, "STATE") ||
+	    !strcasecmp(n, "STATUS") || r->access == MS__SVD_RO)
+		return "status";
+	return "control";
+}
+
+/* Register classification of zero-config runs against the SVD: at least 95% exact. */
+static void test_classification_accuracy(void **state)
+{
+	if (access(SVD_DIR, R_OK) != 0) {
+		fprintf(stderr, "SKIP: %s absent\n", SVD_DIR);
+		skip();
+	}
+	DIR *d = opendir("firmware/infer");
+	assert_non_null(d);
+	struct dirent *de;
+	int total = 0, exact = 0, compatible = 0;
+	while ((de = readdir(d))) {
+		struct fw f;
+		if (de->d_name[0] == '.' || !read_fw(de->d_name, &f) || !f.svd[0])
+			continue;
+		size_t len = 0;
+		uint8_t *img = read_bin(f.name, &len);
+		assert_non_null(img);
+		struct shell s;
+		struct ms_err e;
+		struct ms_infer_opts o = { 0 };
+		assert_int_equal(sh_init(&s, f.cpu, img, len, f.flash, &o, &e), 0);
+		free(img);
+		sh_input(&s, f.input);
+		uint32_t v[2];
+		uc_mem_read(s.uc, f.flash, v, 8);
+		sh_run(&s, v[1], v[0], 20000000);
+		struct ms__svd *svd;
+		char err[256];
+		assert_int_equal(ms__svd_load(f.svd, &svd, err, sizeof(err)), 0);
+		json_t *ps = ms_infer_peripherals(s.inf);
+		size_t i, k;
+		json_t *p, *r;
+		json_array_foreach(ps, i, p) json_array_foreach(json_object_get(p, "registers"), k, r)
+		{
+			uint32_t a = (uint32_t)strtoul(json_string_value(json_object_get(r, "addr")), NULL, 0);
+			const struct ms__svd_periph *sp = ms__svd_find(svd, a);
+			const struct ms__svd_reg *sr = sp ? ms__svd_reg_at(sp, a - sp->base) : NULL;
+			if (!sr)
+				continue;
+			const char *truth = svd_category(sr);
+			const char *ours = json_string_value(json_object_get(r, "category"));
+			bool ex = !strcmp(truth, ours);
+			bool cp = ex || (!strcmp(ours, "control+status") && strcmp(truth, "data"));
+			total++;
+			exact += ex;
+			compatible += cp;
+			if (!ex)
+				fprintf(stderr, "  %-22s %-16s svd %-8s inferred %s\n", f.name, sr->name, truth,
+					ours);
+		}
+		json_decref(ps);
+		ms__svd_free(svd);
+		sh_free(&s);
+	}
+	closedir(d);
+	fprintf(stderr, "classification: %d registers, %d exact (%.1f%%), %d compatible (%.1f%%)\n",
+		total, exact, 100.0 * exact / total, compatible, 100.0 * compatible / total);
+	assert_true(total >= 50);
+	assert_true(exact * 100 >= total * 95);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_corpus),
+		cmocka_unit_test(test_classification_accuracy),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
