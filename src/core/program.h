@@ -65,7 +65,7 @@ int ms_programs_find_path(const char *path, struct ms_program *out, struct ms_er
 /* 404 when absent. The file is removed too. */
 int ms_programs_delete(const char *id, struct ms_err *e);
 
-/* New array of program objects, oldest first. */
+/* New array of program objects, oldest first; NULL when the store fails. */
 json_t *ms_programs_list_json(void);
 
 /*

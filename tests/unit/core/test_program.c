@@ -276,6 +276,12 @@ static void test_get_delete_list(void **state)
 	assert_int_equal(json_array_size(list), 1);
 	json_decref(list);
 
+	/* A record whose file vanished behind our back gets its file back on re-upload. */
+	assert_int_equal(unlink(b.path), 0);
+	assert_int_equal(ms_programs_add((const uint8_t *)"BBBB", 4, "b.bin", &p, &e), 0);
+	assert_string_equal(p.id, b.id);
+	assert_int_equal(access(b.path, R_OK), 0);
+
 	/* Uploading again after delete brings the file back. */
 	assert_int_equal(ms_programs_add((const uint8_t *)"AAAA", 4, "a.bin", &p, &e), 0);
 	assert_string_equal(p.id, a.id);
