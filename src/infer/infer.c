@@ -149,6 +149,18 @@ struct mrec {
 	bool write;
 };
 
+/*
+ * One uc_mmio_map'ed span of a peripheral window: the largest gap around
+ * the first faulting address that nothing else occupies. Devices (pages)
+ * inside it are created on their first access, without another fault.
+ */
+struct window {
+	struct ms_infer *inf;
+	uint64_t base, size;
+};
+
+#define MAX_WINDOWS 32
+
 struct ms_infer {
 	uc_engine *uc;
 	struct ms_infer_host host;
@@ -160,6 +172,10 @@ struct ms_infer {
 
 	struct periph *p[MAX_PERIPHS];
 	int np;
+	struct periph *last; /* the device of the previous access */
+	struct window win[MAX_WINDOWS];
+	int nwin;
+	uint64_t pending_map_ns; /* uc_mmio_map time of the fault that created a window */
 
 	uint32_t block_pc, cursor;
 	bool have_block;
@@ -1079,23 +1095,30 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 		p->tx_irq_armed = false;
 }
 
+static struct periph *periph_touch(struct ms_infer *inf, uint32_t addr, bool write,
+				   const struct ms__cpu *cpu, uint32_t pc);
+
 static uint64_t mmio_read_cb(uc_engine *uc, uint64_t offset, unsigned size, void *ud)
 {
-	struct periph *p = ud;
-	struct ms_infer *inf = p->inf;
+	struct window *w = ud;
+	struct ms_infer *inf = w->inf;
 	pthread_mutex_lock(&inf->lock);
-	uint32_t addr = p->base + (uint32_t)offset;
+	uint32_t addr = (uint32_t)(w->base + offset);
 	struct ms__cpu cpu;
 	ms__cpu_read(uc, &cpu);
 	uint32_t pc = locate(inf, &cpu, false, addr, size, true);
 	uint32_t v = 0;
-	struct reg *r = reg_get(p, (uint32_t)offset);
+	struct periph *p = periph_touch(inf, addr, false, &cpu, pc);
+	uint32_t off = addr & (PAGE - 1);
+	struct reg *r = p ? reg_get(p, off) : NULL;
 	if (r)
 		v = reg_read(inf, p, r, pc, &cpu, addr);
-	p->reads++;
-	if (offset + size > p->extent)
-		p->extent = (uint32_t)offset + size;
-	unsigned sh = (offset & 3) * 8;
+	if (p) {
+		p->reads++;
+		if (off + size > p->extent)
+			p->extent = off + size;
+	}
+	unsigned sh = (addr & 3) * 8;
 	v >>= sh;
 	if (size == 1)
 		v &= 0xff;
@@ -1108,36 +1131,108 @@ static uint64_t mmio_read_cb(uc_engine *uc, uint64_t offset, unsigned size, void
 
 static void mmio_write_cb(uc_engine *uc, uint64_t offset, unsigned size, uint64_t value, void *ud)
 {
-	struct periph *p = ud;
-	struct ms_infer *inf = p->inf;
+	struct window *w = ud;
+	struct ms_infer *inf = w->inf;
 	pthread_mutex_lock(&inf->lock);
-	uint32_t addr = p->base + (uint32_t)offset;
+	uint32_t addr = (uint32_t)(w->base + offset);
 	struct ms__cpu cpu;
 	ms__cpu_read(uc, &cpu);
 	uint32_t pc = locate(inf, &cpu, true, addr, size, true);
-	unsigned sh = (offset & 3) * 8;
+	unsigned sh = (addr & 3) * 8;
 	uint32_t wmask = size >= 4 ? 0xffffffffu : (((1u << (size * 8)) - 1) << sh);
 	uint32_t v = (uint32_t)value << sh;
-	struct reg *r = reg_get(p, (uint32_t)offset);
+	struct periph *p = periph_touch(inf, addr, true, &cpu, pc);
+	uint32_t off = addr & (PAGE - 1);
+	struct reg *r = p ? reg_get(p, off) : NULL;
 	if (r)
 		reg_write(inf, p, r, v, wmask, pc);
-	p->writes++;
-	if (offset + size > p->extent)
-		p->extent = (uint32_t)offset + size;
+	if (p) {
+		p->writes++;
+		if (off + size > p->extent)
+			p->extent = off + size;
+	}
 	ring_add(inf, pc, addr, size, true, (uint32_t)value);
 	pthread_mutex_unlock(&inf->lock);
 }
 
 /* ---- regions ------------------------------------------------------------ */
 
+/* The window [lo, hi) of the served address space that holds addr. */
+static bool window_bounds(uint64_t addr, uint64_t *lo, uint64_t *hi)
+{
+	static const uint64_t spans[][2] = {
+		{ 0x10000000ull, 0x10001000ull }, { 0x40000000ull, 0x60000000ull },
+		{ 0xA0000000ull, 0xA0001000ull }, { 0xE0000000ull, 0xE000E000ull },
+		{ 0xE000F000ull, 0xE0100000ull }, { 0xE0100000ull, 0xFFFF0000ull },
+		{ 0xFFFF0000ull, 0x100000000ull },
+	};
+	for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++)
+		if (addr >= spans[i][0] && addr < spans[i][1]) {
+			*lo = spans[i][0];
+			*hi = spans[i][1];
+			return true;
+		}
+	return false;
+}
+
+static bool window_covers(const struct ms_infer *inf, uint64_t addr)
+{
+	for (int i = 0; i < inf->nwin; i++)
+		if (addr >= inf->win[i].base && addr - inf->win[i].base < inf->win[i].size)
+			return true;
+	return false;
+}
+
+/*
+ * Map the largest free span of addr's window around addr as one MMIO
+ * region: one uc_mmio_map per window instead of one per device, so that
+ * later devices in it cost no fault at all. Spans the engine mapped itself
+ * (its own device models, RAM) are left alone.
+ */
+static bool window_map(struct ms_infer *inf, uint64_t addr)
+{
+	if (window_covers(inf, addr))
+		return true;
+	uint64_t lo, hi;
+	if (!window_bounds(addr, &lo, &hi) || inf->nwin >= MAX_WINDOWS)
+		return false;
+	uc_mem_region *rs = NULL;
+	uint32_t n = 0;
+	if (uc_mem_regions(inf->uc, &rs, &n) == UC_ERR_OK) {
+		for (uint32_t i = 0; i < n; i++) {
+			uint64_t b = rs[i].begin, e = rs[i].end + 1;
+			if (e <= lo || b >= hi)
+				continue;
+			if (b <= addr && addr < e) {
+				uc_free(rs);
+				return false; /* mapped already: not ours */
+			}
+			if (e <= addr && e > lo)
+				lo = e;
+			if (b > addr && b < hi)
+				hi = b;
+		}
+		uc_free(rs);
+	}
+	lo = (lo + PAGE - 1) & ~(uint64_t)(PAGE - 1);
+	hi &= ~(uint64_t)(PAGE - 1);
+	if (hi <= lo)
+		return false;
+	struct window *w = &inf->win[inf->nwin];
+	w->inf = inf;
+	w->base = lo;
+	w->size = hi - lo;
+	if (uc_mmio_map(inf->uc, lo, (size_t)(hi - lo), mmio_read_cb, w, mmio_write_cb, w) != UC_ERR_OK)
+		return false;
+	inf->nwin++;
+	return true;
+}
+
 static bool periph_map(struct ms_infer *inf, struct periph *p)
 {
-	if (p->mapped)
-		return true;
-	if (uc_mmio_map(inf->uc, p->base, PAGE, mmio_read_cb, p, mmio_write_cb, p) != UC_ERR_OK)
-		return false;
-	p->mapped = true;
-	return true;
+	if (!p->mapped && inf->uc)
+		p->mapped = window_map(inf, p->base);
+	return p->mapped;
 }
 
 /* Registers that are known by their address on every Cortex-M part. */
@@ -1191,8 +1286,76 @@ static void periph_apply_arch(struct ms_infer *inf, struct periph *p)
 	}
 }
 
+/*
+ * The device of addr, created on its first access: region choice (a page,
+ * with the SVD's peripherals or the architecture's known registers), and
+ * the decision event with the fault context (PC, instruction, registers,
+ * recent MMIO history). Called with inf->lock held.
+ */
+static struct periph *periph_touch(struct ms_infer *inf, uint32_t addr, bool write,
+				   const struct ms__cpu *cpu, uint32_t pc)
+{
+	uint32_t page = addr & ~(PAGE - 1);
+	if (inf->last && inf->last->base == page)
+		return inf->last;
+	struct periph *p = periph_find(inf, page);
+	if (p) {
+		inf->last = p;
+		return p;
+	}
+	uint64_t t0 = mono_ns();
+	p = periph_new(inf, page, SRC_RULES);
+	if (!p)
+		return NULL;
+	p->mapped = true;
+	inf->n_region++;
+	periph_apply_svd(inf, p, addr);
+	periph_apply_arch(inf, p);
+	int pi = periph_index(inf, p);
+	for (int i = 0; i < 256; i++)
+		if (inf->irq_page[i] == pi + 1 && p->irq < 0)
+			p->irq = i;
+	inf->last = p;
+	/* Fault to resume: the window mapping (when this access faulted) plus the choice. */
+	uint64_t dt = mono_ns() - t0 + inf->pending_map_ns;
+	uint64_t map_ns = inf->pending_map_ns;
+	inf->pending_map_ns = 0;
+	inf->lat[inf->nlat++ % LAT_SAMPLES] = dt;
+	if (dt > inf->lat_max)
+		inf->lat_max = dt;
+	char insn[64];
+	ms__dis_text(inf->dis, pc, insn, sizeof(insn));
+	json_t *regs = json_object();
+	static const char *const names[13] = { "r0", "r1", "r2", "r3",  "r4",  "r5", "r6",
+					       "r7", "r8", "r9", "r10", "r11", "r12" };
+	for (int i = 0; i < 13; i++)
+		json_object_set_new(regs, names[i], hex(cpu->r[i]));
+	json_object_set_new(regs, "sp", hex(cpu->r[13]));
+	json_object_set_new(regs, "lr", hex(cpu->r[14]));
+	json_t *hist = json_array();
+	for (uint64_t i = inf->seq > 8 ? inf->seq - 8 : 0; i < inf->seq; i++) {
+		const struct mrec *m = &inf->ring[i % RING];
+		json_array_append_new(hist, json_pack("{s:o,s:o,s:s,s:o}", "pc", hex(m->pc), "addr",
+						      hex(m->addr), "dir", m->write ? "w" : "r", "value",
+						      hex(m->value)));
+	}
+	json_t *ev = json_pack(
+		"{s:o,s:o,s:s,s:s,s:o,s:i,s:s,s:s,s:s,s:i,s:s,s:o,s:o,s:I,s:I}", "addr", hex(addr),
+		"pc", hex(pc), "insn", insn, "access", write ? "write" : "read", "base", hex(page),
+		"size", (int)PAGE, "name", p->name, "source", source_names[p->source], "model",
+		"device", "confidence", p->source == SRC_SVD ? 90 : 60, "reason",
+		p->source == SRC_SVD ? "peripheral described by the SVD"
+				     : "unmodelled peripheral window: a 4 KiB device page",
+		"registers", regs, "history", hist, "latency_ns", (json_int_t)dt, "map_ns",
+		(json_int_t)map_ns);
+	emit(inf, "infer.region", ev);
+	return p;
+}
+
 bool ms_infer_on_unmapped(struct ms_infer *inf, int type, uint64_t addr, int size, int64_t value)
 {
+	(void)size;
+	(void)value;
 	if (type == UC_MEM_FETCH_UNMAPPED || type == UC_MEM_FETCH_PROT)
 		return false;
 	if (!ms_infer_is_peripheral_addr(addr))
@@ -1215,63 +1378,9 @@ bool ms_infer_on_unmapped(struct ms_infer *inf, int type, uint64_t addr, int siz
 	}
 	uint64_t t0 = mono_ns();
 	pthread_mutex_lock(&inf->lock);
-	uint32_t page = (uint32_t)addr & ~(PAGE - 1);
-	struct periph *p = periph_find(inf, page);
-	bool fresh = !p;
-	if (!p) {
-		p = periph_new(inf, page, SRC_RULES);
-		if (!p) {
-			pthread_mutex_unlock(&inf->lock);
-			return false;
-		}
-		inf->n_region++;
-		periph_apply_svd(inf, p, (uint32_t)addr);
-		periph_apply_arch(inf, p);
-		int pi = periph_index(inf, p);
-		for (int i = 0; i < 256; i++)
-			if (inf->irq_page[i] == pi + 1 && p->irq < 0)
-				p->irq = i;
-	}
-	bool ok = periph_map(inf, p);
-	struct ms__cpu cpu;
-	ms__cpu_read(inf->uc, &cpu);
-	uint32_t pc = locate(inf, &cpu, type == UC_MEM_WRITE_UNMAPPED, (uint32_t)addr,
-			     (unsigned)size, false);
-	uint64_t dt = mono_ns() - t0;
-	inf->lat[inf->nlat++ % LAT_SAMPLES] = dt;
-	if (dt > inf->lat_max)
-		inf->lat_max = dt;
-	if (fresh) {
-		char insn[64];
-		ms__dis_text(inf->dis, pc, insn, sizeof(insn));
-		json_t *regs = json_object();
-		static const char *const names[13] = { "r0", "r1", "r2",  "r3", "r4", "r5", "r6",
-						       "r7", "r8", "r9", "r10", "r11", "r12" };
-		for (int i = 0; i < 13; i++)
-			json_object_set_new(regs, names[i], hex(cpu.r[i]));
-		json_object_set_new(regs, "sp", hex(cpu.r[13]));
-		json_object_set_new(regs, "lr", hex(cpu.r[14]));
-		json_t *hist = json_array();
-		for (uint64_t i = inf->seq > 8 ? inf->seq - 8 : 0; i < inf->seq; i++) {
-			const struct mrec *m = &inf->ring[i % RING];
-			json_array_append_new(hist, json_pack("{s:o,s:o,s:s,s:o}", "pc", hex(m->pc), "addr",
-							      hex(m->addr), "dir", m->write ? "w" : "r",
-							      "value", hex(m->value)));
-		}
-		json_t *ev = json_pack(
-			"{s:o,s:o,s:s,s:s,s:o,s:i,s:s,s:s,s:i,s:s,s:o,s:o,s:I}", "addr", hex(addr), "pc",
-			hex(pc), "insn", insn, "access", type == UC_MEM_WRITE_UNMAPPED ? "write" : "read",
-			"base", hex(page), "size", (int)PAGE, "name", p->name, "source",
-			source_names[p->source], "confidence", p->source == SRC_SVD ? 90 : 60, "reason",
-			p->source == SRC_SVD ? "peripheral described by the SVD"
-					     : "unmapped peripheral window: a 4 KiB device page",
-			"registers", regs, "history", hist, "latency_ns", (json_int_t)dt);
-		json_object_set_new(ev, "model", json_string("device"));
-		if (!ok)
-			json_object_set_new(ev, "error", json_string("uc_mmio_map failed"));
-		emit(inf, "infer.region", ev);
-	}
-	(void)value;
+	bool ok = window_map(inf, addr);
+	/* The device itself is chosen by the retried access, in the callback. */
+	inf->pending_map_ns = mono_ns() - t0;
 	pthread_mutex_unlock(&inf->lock);
 	return ok;
 }
@@ -1740,7 +1849,7 @@ static int load_models_file(struct ms_infer *inf, const char *path, struct ms_er
 static bool is_our_page(void *ud, uint32_t addr)
 {
 	struct ms_infer *inf = ud;
-	return periph_find(inf, addr & ~(PAGE - 1)) != NULL;
+	return window_covers(inf, addr) || periph_find(inf, addr & ~(PAGE - 1)) != NULL;
 }
 
 struct ms_infer *ms_infer_new(uc_engine *uc, const struct ms_infer_host *host,
