@@ -371,6 +371,16 @@ class Daemon:
             self.stderr_file.close()
         return self.proc.returncode if self.proc else None
 
+    def sanitizer_reports(self):
+        """ASan/UBSan/LSan reports in the daemon's stderr (a `make sanitize` build prints them there)."""
+        try:
+            with open(self.stderr_path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return []
+        return [l for l in text.splitlines()
+                if "AddressSanitizer" in l or "LeakSanitizer" in l or "runtime error:" in l]
+
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
 
@@ -533,6 +543,14 @@ def pytest_runtest_makereport(item, call):
             rep.sections.append(("machineserver stderr (%s)" % d.workdir, d.stderr_tail(80)))
 
 
+def _stop_checked(d):
+    """Stop a shared daemon: it must exit 0 on SIGTERM and have printed no sanitizer report."""
+    rc = d.stop()
+    reports = d.sanitizer_reports()
+    assert not reports, "sanitizer reports in %s:\n%s" % (d.stderr_path, "\n".join(reports[:20]))
+    assert rc == 0, "machineserver exited %s on SIGTERM:\n%s" % (rc, d.stderr_tail())
+
+
 def _require_binary():
     path = os.path.join(BUILD, "machineserver")
     if not os.access(path, os.X_OK):
@@ -552,7 +570,7 @@ def daemon(workroot):
     _require_binary()
     d = Daemon(os.path.join(workroot, "plain")).start()
     yield d
-    d.stop()
+    _stop_checked(d)
 
 
 @pytest.fixture
@@ -573,7 +591,7 @@ def auth_daemon(workroot):
                {"auth": {"enabled": True, "api_keys": [API_KEY], "jwt_secret": JWT_SECRET}},
                api_key=API_KEY).start()
     yield d
-    d.stop()
+    _stop_checked(d)
 
 
 @pytest.fixture(scope="session")
@@ -583,7 +601,7 @@ def small_daemon(workroot):
     d = Daemon(os.path.join(workroot, "small"),
                {"resources": {"max_sessions": 2, "max_upload_bytes": 65536}}).start()
     yield d
-    d.stop()
+    _stop_checked(d)
 
 
 @pytest.fixture
@@ -602,6 +620,9 @@ def own_daemon(workroot):
         if d.alive():
             d.delete_all_sessions()
         d.stop()
+    for d in made:
+        reports = d.sanitizer_reports()
+        assert not reports, "sanitizer reports in %s:\n%s" % (d.stderr_path, "\n".join(reports[:20]))
 
 
 def _build(out_dir):
