@@ -66,9 +66,9 @@ integration: all firmware
 
 test: all unit firmware integration
 
+# -fsanitize is in CFLAGS (through OPT), which is also on every link line.
 sanitize:
-	$(MAKE) BUILD=build-asan OPT='-O1 -fsanitize=address,undefined -fno-omit-frame-pointer' \
-		LDLIBS='-fsanitize=address,undefined' all unit
+	$(MAKE) BUILD=build-asan OPT='-O1 -fsanitize=address,undefined -fno-omit-frame-pointer' all unit
 
 bench: all firmware
 	@set -e; for b in bench/*.sh; do echo "== $$b"; BUILD=$(abspath $(BUILD)) bash $$b; done
