@@ -24,6 +24,9 @@
 
 #include "core/log.h"
 
+/* Id prefix of commands sent with ms_qmp_send, whose replies are dropped. */
+#define NOWAIT_PREFIX "ms-nowait-"
+
 /* One command waiting for its reply; lives on the waiting thread's stack. */
 struct waiter {
 	char id[32];
@@ -184,7 +187,11 @@ static void handle_line(struct ms_qmp *q, const char *line, size_t len)
 			q->cb(q->ud, json_string_value(ev), data);
 	} else if (json_object_get(msg, "return") ||
 	           json_is_object(json_object_get(msg, "error"))) {
-		if (!deliver_reply(q, msg))
+		const char *id = json_string_value(json_object_get(msg, "id"));
+		/* Replies to ms_qmp_send are expected and unwanted. */
+		bool nowait = id && strncmp(id, NOWAIT_PREFIX, strlen(NOWAIT_PREFIX)) == 0;
+
+		if (!nowait && !deliver_reply(q, msg))
 			count_dropped(q, "reply nobody waits for", line, len);
 	} else if (json_is_object(json_object_get(msg, "QMP"))) {
 		pthread_mutex_lock(&q->lock);
@@ -425,6 +432,27 @@ out:
 	pthread_mutex_unlock(&q->lock);
 	json_decref(w.reply);
 	return rc;
+}
+
+int ms_qmp_send(struct ms_qmp *q, const char *cmd)
+{
+	char text[160];
+	unsigned long n;
+	int len;
+
+	pthread_mutex_lock(&q->lock);
+	if (q->dead) {
+		pthread_mutex_unlock(&q->lock);
+		return -EPIPE;
+	}
+	n = ++q->next_id;
+	pthread_mutex_unlock(&q->lock);
+	len = snprintf(text, sizeof(text), "{\"execute\":\"%s\",\"id\":\"" NOWAIT_PREFIX "%lu\"}\n",
+	               cmd, n);
+	if (len <= 0 || (size_t)len >= sizeof(text) || strpbrk(cmd, "\"\\\n"))
+		return -EINVAL;
+	/* Never block the caller (possibly the reader thread) for long. */
+	return send_all(q, text, (size_t)len, 100) == 0 ? 0 : -EPIPE;
 }
 
 void ms_qmp_last_error_class(struct ms_qmp *q, char *buf, size_t cap)

@@ -81,6 +81,13 @@ int ms_qmp_execute(struct ms_qmp *q, const char *cmd, json_t *args, int timeout_
                    struct ms_err *e);
 
 /*
+ * Send a command without arguments and without waiting: its reply is
+ * dropped. Safe on the reader thread (which must never wait for a reply).
+ * cmd is one of our fixed command names. 0, -EINVAL or -EPIPE.
+ */
+int ms_qmp_send(struct ms_qmp *q, const char *cmd);
+
+/*
  * Error class of the last QEMU error reply seen by this client, e.g.
  * "GenericError", copied into buf; "" when none.
  */

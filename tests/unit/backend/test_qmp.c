@@ -306,6 +306,17 @@ static void test_handshake_and_demux(void **state)
 	/* Garbage: "not json", "}{", "[1,2,3]", unknown id, unknown message. */
 	assert_true(ms_qmp_dropped(p.q) >= 5);
 
+	/* A fire-and-forget command: its reply is dropped without counting as noise. */
+	{
+		unsigned long d0 = ms_qmp_dropped(p.q);
+
+		assert_int_equal(ms_qmp_send(p.q, "ping"), 0);
+		assert_int_equal(ms_qmp_send(p.q, "bad\"name"), -EINVAL);
+		assert_int_equal(ms_qmp_execute(p.q, "echo", NULL, 2000, NULL, &e), 0);
+		/* echo's own four bad lines, and nothing for ping's reply. */
+		assert_int_equal(ms_qmp_dropped(p.q), d0 + 4);
+	}
+
 	/* The client is still in step after the noise. */
 	assert_int_equal(ms_qmp_execute(p.q, "echo", json_string("again"), 2000, &ret, &e), 0);
 	assert_string_equal(json_string_value(ret), "again");
