@@ -676,8 +676,9 @@ static void tx_confirm(struct ms_infer *inf, struct periph *p, struct reg *d)
 static void link_rx(struct ms_infer *inf, struct periph *p, struct reg *s, uint32_t mask,
 		    uint32_t ready, uint32_t notready, uint32_t data_addr, uint32_t pc)
 {
+	uint32_t soff = s->off;
 	struct reg *d = reg_get(p, data_addr - p->base);
-	s = reg_find(p, s->off); /* reg_get may have moved the array */
+	s = reg_find(p, soff); /* reg_get may have moved the array */
 	if (!d || !s)
 		return;
 	s->rx_mask = mask;

@@ -217,7 +217,9 @@ static void test_validate(void **state)
 	json_object_set_new(ok, "model", json_string("magic"));
 	assert_int_equal(ms__llm_validate(ok, err, sizeof(err)), -EPROTO);
 	json_decref(ok);
-	assert_int_equal(ms__llm_validate(json_array(), err, sizeof(err)), -EPROTO);
+	json_t *arr = json_array();
+	assert_int_equal(ms__llm_validate(arr, err, sizeof(err)), -EPROTO);
+	json_decref(arr);
 	/* Configuration errors. */
 	struct ms__llm_cfg c = { .base_url = "ftp://x", .model = "m" };
 	assert_null(ms__llm_new(&c, err, sizeof(err)));
