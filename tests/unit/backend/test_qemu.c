@@ -42,6 +42,8 @@
 static char tmpdir[256];
 static struct ms_config cfg;
 static struct ms_program prog_elf, prog_hex, prog_bin;
+/* A QEMU the test spawned itself; killed in teardown if a failed assertion left it. */
+static pid_t own_qemu;
 
 static int64_t now_ms(void)
 {
@@ -297,6 +299,11 @@ static int teardown_env(void **state)
 	char *argv[] = {"rm", "-rf", tmpdir, NULL};
 
 	(void)state;
+	if (own_qemu > 0) {
+		kill(own_qemu, SIGKILL);
+		waitpid(own_qemu, NULL, 0);
+		own_qemu = 0;
+	}
 	ms_sessions_shutdown();
 	ms_backends_fini();
 	ms_store_close();
@@ -901,6 +908,7 @@ static void test_reattach(void **state)
 	snprintf(uart, sizeof(uart), "socket,id=ser0,path=%s/uart.sock,server=on,wait=off", s->dir);
 	snprintf(gdb, sizeof(gdb), "tcp:127.0.0.1:%d", port);
 	assert_int_equal(posix_spawn(&pid, argv[0], NULL, NULL, argv, environ), 0);
+	own_qemu = pid;
 	snprintf(path, sizeof(path), "%s/qemu.json", s->dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
@@ -964,6 +972,7 @@ static void test_reattach(void **state)
 	assert_int_equal(gdb_port_of(s), 0);
 	/* Reaped here: it was spawned by this test process. */
 	waitpid(pid, NULL, 0);
+	own_qemu = 0;
 	ms_backend_qemu.destroy(s);
 	free_fake(s);
 }
