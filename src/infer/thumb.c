@@ -775,6 +775,33 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 	return STEP_NEXT;
 }
 
+/*
+ * Whether the straight line from a goes back into [lo, hi] by an
+ * unconditional branch within a few instructions: the fall-through side of
+ * a timeout check (`cmp; bhi timeout; b loop`, as HAL drivers write it).
+ */
+static bool falls_back(struct ms__dis *d, uint32_t a, uint32_t lo, uint32_t hi)
+{
+	for (int i = 0; i < 6; i++) {
+		const cs_insn *in = ms__dis_at(d, a);
+		if (!in)
+			return false;
+		const cs_arm *ar = &in->detail->arm;
+		if (in->id == ARM_INS_B) {
+			if (ar->cc != ARM_CC_AL && ar->cc != ARM_CC_INVALID)
+				return false;
+			uint32_t t = (uint32_t)ar->operands[0].imm;
+			return t >= lo && t <= hi;
+		}
+		if (in->id == ARM_INS_BL || in->id == ARM_INS_BLX || in->id == ARM_INS_BX ||
+		    in->id == ARM_INS_POP || in->id == ARM_INS_CBZ || in->id == ARM_INS_CBNZ ||
+		    is_store(in->id))
+			return false;
+		a += in->size;
+	}
+	return false;
+}
+
 void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
 		  uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out)
 {
@@ -822,7 +849,8 @@ void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc
 			if (cb && !ct && out->branched) {
 				const cs_arm_op *t = &in->detail->arm.operands[in->id == ARM_INS_B ? 0 : 1];
 				uint32_t tgt = (uint32_t)t->imm;
-				if (tgt >= s.lo && tgt <= s.hi) {
+				if ((tgt >= s.lo && tgt <= s.hi) ||
+				    falls_back(d, (uint32_t)in->address + in->size, s.lo, s.hi)) {
 					out->end = MS__STAY;
 					out->ninsn = n + 1;
 					return;

@@ -202,6 +202,47 @@ static void test_poll_with_timeout(void **state)
 	sh_free(&s);
 }
 
+
+/*
+ * HAL-style wait: the flag test, then a call to read the tick and a
+ * timeout check that exits, the loop closing with an unconditional branch.
+ * The timeout must not be mistaken for the way out.
+ */
+static void test_poll_hal_timeout(void **state)
+{
+	struct shell s;
+	uc_err er = run_snippet(&s,
+				"ldr r4, =0x40013800\n"
+				"movs r6, #200\n"
+				"bl tick\n"
+				"mov r5, r0\n"
+				"1: ldr r3, [r4]\n"
+				"tst r3, #0x40\n"
+				"bne 2f\n"
+				"bl tick\n"
+				"subs r0, r0, r5\n"
+				"cmp r0, r6\n"
+				"bhi 3f\n"
+				"b 1b\n"
+				"2: movs r0, #1\n"
+				"bkpt\n"
+				"3: movs r0, #0xee\n"
+				"bkpt\n"
+				"tick: ldr r0, =0x20000400\n"
+				"ldr r1, [r0]\n"
+				"adds r1, #1\n"
+				"str r1, [r0]\n"
+				"mov r0, r1\n"
+				"bx lr\n",
+				"cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_int_equal(reg(&s, UC_ARM_REG_R0), 1); /* the flag, not the timeout */
+	json_t *p = sh_find(&s, "infer.poll", NULL);
+	assert_non_null(p);
+	assert_string_equal(json_string_value(json_object_get(p, "mask")), "0x40");
+	sh_free(&s);
+}
+
 static const char *UART_F1 =
 	/* STM32F1 USART1: SR +0 (RXNE bit 5, TXE bit 7), DR +4. */
 	"ldr r4, =0x40013800\n"
@@ -812,6 +853,7 @@ int main(void)
 		cmocka_unit_test(test_poll_cbnz),
 		cmocka_unit_test(test_poll_through_return),
 		cmocka_unit_test(test_poll_with_timeout),
+		cmocka_unit_test(test_poll_hal_timeout),
 		cmocka_unit_test(test_uart_console_and_input),
 		cmocka_unit_test(test_uart_waits_without_input),
 		cmocka_unit_test(test_determinism),
