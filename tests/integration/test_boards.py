@@ -78,6 +78,12 @@ def test_mps2_hello_from_make_firmware(clean, hello_fw):
     d = clean
     s, prog, ws = d.boot("mps2-an385", hello_fw.read(), "mps2-hello.elf")
     ws.read_until(b"Hello from MachineServer\r\n> ", timeout=30)
+    # This firmware polls the UART in a tight loop; input must still reach it.
+    ws.send("hi there\r")
+    ws.read_until(b"echo: hi there\r\n> ", timeout=30)
+    ws.send("count\r")
+    out = ws.read_until(re.compile(rb"count: \d+\r\n> "), timeout=30)
+    assert int(re.search(rb"count: (\d+)", out).group(1)) > 0
     ws.close()
 
 
