@@ -217,10 +217,36 @@ int ms_infer_state_load(struct ms_infer *inf, json_t *state, struct ms_err *e);
 
 /*
  * Device map (the seed's device_map.json): every peripheral with base,
- * size, source, irq and its registers with their models. Documented in
- * docs/INFERENCE-RESULTS.md. Import maps the devices it describes (a
- * later session then needs no inference for them); validation errors
- * (400 "bad_models") leave the state unchanged.
+ * size, source, irq and its registers with their models. Import maps the
+ * devices it describes (a later session then needs no inference for
+ * them); validation errors (400 "bad_models") leave the state unchanged.
+ *
+ * Format (numbers may be JSON integers or "0x.." strings; unknown keys are
+ * ignored; what export writes, import reads):
+ *   {"format": "machineserver-device-map", "version": 1,
+ *    "peripherals": [
+ *      {"base": "0x40002000",        4 KiB aligned, in a served window
+ *       "size": 4096, "map_size": 4096, "name": "UART0",
+ *       "source": "rules"|"svd"|"llm"|"user",
+ *       "irq": 2 | null,             external interrupt number
+ *       "uart": true,                its transmit register reaches the console
+ *       "registers": [
+ *         {"offset": "0x51c",        from base, < 0x1000
+ *          "name": "UART0.TXD", "category": "control"|"status"|"data"|"control+status",
+ *          "model": "memory"|"status"|"rx"|"tx"|"w1c"|"set"|"clear"|"bsrr"|"counter"|"const",
+ *          "reset": "0x0", "value": "0x0", "confidence": 90, "source": "rules",
+ *          "rx": true, "tx": true,   data register fed by / sent to the console
+ *          "rx_mask", "rx_ready", "rx_notready", "rx_data":
+ *                                    bits that follow the input, their value
+ *                                    with and without input, and the offset
+ *                                    of the data register they announce
+ *          "w1c_mask", "alias_of":   write-1-to-clear bits; target offset
+ *                                    of a set/clear alias
+ *          "polls": [{"pc": "0x1d50e", "kind": "ready"|"rx"|"tx"|"branch"|"stuck"|"none",
+ *                     "mask": "0x1", "value": "0x1", "source": "rules"}]
+ *                                    the answer remembered per (PC, register)
+ *         }]}]}
+ * Informational keys (reads, writes, reason, addr) are written but not read.
  */
 json_t *ms_infer_export(struct ms_infer *inf);
 int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e);
