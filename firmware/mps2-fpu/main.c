@@ -59,11 +59,8 @@ int main(void)
 		i++;
 	}
 	SYST_CSR = 0;
-	uart_puts("ticks=");
-	uart_putdec(ticks);
-	uart_puts(" isr_acc=");
-	uart_putdec((uint32_t)isr_acc);
-	uart_puts("\r\n");
+	/* Tick counts depend on QEMU's host timing: print only what must hold. */
+	uart_puts(ticks >= 50 && isr_acc >= 612.0f ? "interrupted 50 times\r\n" : "ISR FAIL\r\n");
 	uart_puts(b == (float)i && i > 50 ? "fpu PASS\r\n" : "fpu FAIL\r\n");
 	for (;;)
 		__asm__ volatile("wfi");

@@ -451,6 +451,12 @@ int ms_rh_board_parse(const char *yaml, size_t len, const char *name, struct ms_
 		    (rc = get_str(it, "name", true, d->name, sizeof(d->name), ctx, e)) != 0 ||
 		    (rc = get_u32(it, "base", true, &d->base, ctx, e)) != 0)
 			goto out;
+		if (strcmp(d->type, "cmsdk-uart") != 0 && strcmp(d->type, "cmsdk-timer") != 0) {
+			rc = ms_fail(e, 400, "bad_board",
+				     "%s: unknown device type %s (known: cmsdk-uart, cmsdk-timer)", ctx,
+				     d->type);
+			goto out;
+		}
 		if ((d->base & 0xfff) != 0) {
 			rc = ms_fail(e, 400, "bad_board", "%s: base must be 4 KiB aligned", ctx);
 			goto out;

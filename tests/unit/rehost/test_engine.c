@@ -1,0 +1,352 @@
+/*
+ * Tests for the rehost engine with real parts: our firmware corpus built
+ * with arm-none-eabi-gcc, run on the engine and on qemu-system-arm
+ * (mps2-an385 / an386) with the console output compared; determinism of
+ * output and executed blocks; hostile images, a vector table pointing nowhere, runaway
+ * firmware stopped by the limit; board file parsing with bad input.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+
+#include "core/image.h"
+#include "rehost/board.h"
+#include "rehost/coverage.h"
+#include "rehost/machine.h"
+
+static char fwdir[1024];
+
+struct out {
+	char buf[65536];
+	size_t len;
+};
+
+static void to_buf(void *ud, const uint8_t *b, size_t n)
+{
+	struct out *o = ud;
+
+	if (o->len + n < sizeof(o->buf)) {
+		memcpy(o->buf + o->len, b, n);
+		o->len += n;
+		o->buf[o->len] = 0;
+	}
+}
+
+static int setup(void **state)
+{
+	char cmd[2300], cwd[1024];
+
+	if (getcwd(cwd, sizeof(cwd)) == NULL)
+		return -1;
+	snprintf(fwdir, sizeof(fwdir), "%s/build/firmware", cwd);
+	snprintf(cmd, sizeof(cmd), "make -s -C firmware BUILD=%s >/dev/null", fwdir);
+	if (system(cmd) != 0)
+		return -1;
+	setenv("MS_BOARDS_DIR", "boards", 1);
+	return 0;
+}
+
+static struct ms_rh_machine *boot(const char *board, const char *fw, struct out *o, bool cov)
+{
+	/* Board devices only: these tests are about the engine, not inference. */
+	struct ms_rh_opts opts = {.board = board, .console = to_buf, .ud = o, .no_infer = true};
+	struct ms_rh_machine *m = NULL;
+	struct ms_image img;
+	struct ms_err e;
+	char path[1200];
+
+	snprintf(path, sizeof(path), "%s/%s.elf", fwdir, fw);
+	assert_int_equal(ms_image_load_file(path, 0, 1 << 24, &img, &e), 0);
+	assert_int_equal(ms_rh_machine_new(&opts, &m, &e), 0);
+	if (cov)
+		m->cov = ms_rh_cov_new();
+	assert_int_equal(ms_rh_machine_load(m, &img, &e), 0);
+	ms_image_free(&img);
+	return m;
+}
+
+/* Run until limit instructions, or lockup. Returns the last stop reason. */
+static enum ms_rh_stop run_to(struct ms_rh_machine *m, uint64_t limit)
+{
+	enum ms_rh_stop st = MS_RH_STOP_LIMIT;
+
+	while (m->icount < limit) {
+		st = ms_rh_machine_run(m, limit - m->icount);
+		if (st == MS_RH_STOP_LOCKUP || st == MS_RH_STOP_IDLE)
+			break;
+	}
+	return st;
+}
+
+/* QEMU's console output for the same ELF (CR removed, qemu's own lines dropped). */
+static void qemu_out(const char *machine, const char *fw, char *out, size_t cap)
+{
+	char cmd[2400];
+	FILE *p;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd),
+		 "timeout 3 qemu-system-arm -M %s -nographic -monitor none -serial stdio -kernel "
+		 "%s/%s.elf </dev/null 2>/dev/null | tr -d '\\r' | sed '/^qemu/d' ",
+		 machine, fwdir, fw);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	n = fread(out, 1, cap - 1, p);
+	out[n] = 0;
+	pclose(p);
+}
+
+static void strip_cr(char *s)
+{
+	char *w = s;
+
+	for (; *s; s++)
+		if (*s != '\r')
+			*w++ = *s;
+	*w = 0;
+}
+
+static void compare_with_qemu(const char *board, const char *fw, const char *must, bool lockup)
+{
+	static struct out o;
+	static char q[65536];
+	struct ms_rh_machine *m;
+	enum ms_rh_stop st;
+
+	memset(&o, 0, sizeof(o));
+	m = boot(board, fw, &o, false);
+	st = run_to(m, 50000000);
+	if (lockup) {
+		assert_int_equal(st, MS_RH_STOP_LOCKUP);
+		assert_non_null(strstr(m->crash, "pc=0x"));
+	} else {
+		assert_int_not_equal(st, MS_RH_STOP_LOCKUP);
+	}
+	ms_rh_machine_free(m);
+	strip_cr(o.buf);
+	assert_non_null(strstr(o.buf, must));
+	qemu_out(board, fw, q, sizeof(q));
+	/* QEMU prints the same text (it may stop later or earlier only by its timeout). */
+	assert_string_equal(q, o.buf);
+}
+
+static void test_hello_matches_qemu(void **s)
+{
+	compare_with_qemu("mps2-an385", "mps2-hello", "Hello from MachineServer\n> ", false);
+}
+
+static void test_systick_matches_qemu(void **s)
+{
+	compare_with_qemu("mps2-an385", "mps2-systick", "tick 5\nsystick PASS\n", false);
+}
+
+static void test_tasks_match_qemu(void **s)
+{
+	compare_with_qemu("mps2-an385", "mps2-tasks", "B2 (unprivileged, psp)\ntasks PASS\n", false);
+}
+
+static void test_nested_matches_qemu(void **s)
+{
+	compare_with_qemu("mps2-an385", "mps2-nested",
+			  "low enter\nhigh\nlow exit\n2: basepri\nmasked by basepri\nhigh\n"
+			  "3: primask, both pending\nmasked by primask\nhigh\nlow enter\nlow exit\n"
+			  "nested PASS\n",
+			  false);
+}
+
+static void test_fault_matches_qemu(void **s)
+{
+	compare_with_qemu("mps2-an385", "mps2-fault",
+			  "recovered from UsageFault\nHardFault hfsr=0x40000000 cfsr=0x00010000", true);
+}
+
+static void test_fpu_matches_qemu(void **s)
+{
+	compare_with_qemu("mps2-an386", "mps2-fpu", "fpu PASS\n", false);
+}
+
+static void test_echo_and_determinism(void **s)
+{
+	static struct out o1, o2;
+	struct ms_rh_machine *m1, *m2;
+	FILE *f;
+	char a[200000], b[200000];
+	size_t na, nb;
+
+	memset(&o1, 0, sizeof(o1));
+	memset(&o2, 0, sizeof(o2));
+	m1 = boot("mps2-an385", "mps2-hello", &o1, true);
+	m2 = boot("mps2-an385", "mps2-hello", &o2, true);
+	ms_rh_machine_input_push(m1, "abc\rcount\r", 10);
+	ms_rh_machine_input_push(m2, "abc\rcount\r", 10);
+	run_to(m1, 3000000);
+	run_to(m2, 3000000);
+	assert_non_null(strstr(o1.buf, "echo: abc\r\n> count: "));
+	assert_string_equal(o1.buf, o2.buf);
+	assert_int_equal(m1->icount, m2->icount);
+	assert_int_equal(ms_rh_cov_write_bb(m1->cov, "/tmp/ms_rh_bb1.txt", NULL), 0);
+	assert_int_equal(ms_rh_cov_write_bb(m2->cov, "/tmp/ms_rh_bb2.txt", NULL), 0);
+	f = fopen("/tmp/ms_rh_bb1.txt", "r");
+	na = fread(a, 1, sizeof(a), f);
+	fclose(f);
+	f = fopen("/tmp/ms_rh_bb2.txt", "r");
+	nb = fread(b, 1, sizeof(b), f);
+	fclose(f);
+	assert_true(na > 100);
+	assert_int_equal(na, nb);
+	assert_memory_equal(a, b, na);
+	/* The first block is the reset handler's, Thumb bit clear. */
+	assert_int_equal(strncmp(a, "0x0000", 6), 0);
+	ms_rh_machine_free(m1);
+	ms_rh_machine_free(m2);
+}
+
+static void test_vector_table_nowhere(void **s)
+{
+	uint8_t bin[64] = {0};
+	struct ms_rh_opts opts = {.cpu = "cortex-m3"};
+	struct ms_rh_machine *m;
+	struct ms_image img;
+	struct ms_err e;
+	uint32_t sp = 0x20001000, pc = 0x7fff0001;
+
+	memcpy(bin, &sp, 4);
+	memcpy(bin + 4, &pc, 4);
+	assert_int_equal(ms_image_parse(bin, sizeof(bin), 0, &img, &e), 0);
+	assert_int_equal(ms_rh_machine_new(&opts, &m, &e), 0);
+	assert_int_equal(ms_rh_machine_load(m, &img, &e), 0);
+	assert_int_equal(ms_rh_machine_run(m, 1000), MS_RH_STOP_LOCKUP);
+	assert_non_null(strstr(m->crash, "reset vector 0x7fff0001 points outside memory"));
+	ms_image_free(&img);
+	ms_rh_machine_free(m);
+}
+
+static void test_runaway_stopped_by_limit(void **s)
+{
+	/* Vector table then "b ." at 0x40. */
+	uint8_t bin[68] = {0};
+	struct ms_rh_opts opts = {.cpu = "cortex-m0"};
+	struct ms_rh_machine *m;
+	struct ms_image img;
+	struct ms_err e;
+	uint32_t sp = 0x20001000, pc = 0x41;
+
+	memcpy(bin, &sp, 4);
+	memcpy(bin + 4, &pc, 4);
+	bin[0x40] = 0xfe;
+	bin[0x41] = 0xe7;
+	assert_int_equal(ms_image_parse(bin, sizeof(bin), 0, &img, &e), 0);
+	assert_int_equal(ms_rh_machine_new(&opts, &m, &e), 0);
+	assert_int_equal(ms_rh_machine_load(m, &img, &e), 0);
+	assert_int_equal(ms_rh_machine_run(m, 5000000), MS_RH_STOP_LIMIT);
+	assert_true(m->icount >= 5000000 && m->icount < 5000010);
+	ms_image_free(&img);
+	ms_rh_machine_free(m);
+}
+
+static void test_hostile_images(void **s)
+{
+	struct ms_rh_opts opts = {.cpu = "cortex-m3"};
+	struct ms_rh_machine *m;
+	struct ms_image img;
+	struct ms_err e;
+	char path[1200];
+	uint8_t *data;
+	size_t n, cut;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/mps2-hello.elf", fwdir);
+	f = fopen(path, "rb");
+	assert_non_null(f);
+	data = malloc(1 << 20);
+	n = fread(data, 1, 1 << 20, f);
+	fclose(f);
+	/* Every truncation is either refused by the parser or loads something we can reset. */
+	for (cut = 0; cut < n; cut += 97) {
+		if (ms_image_parse(data, cut, 0, &img, &e) != 0)
+			continue;
+		assert_int_equal(ms_rh_machine_new(&opts, &m, &e), 0);
+		if (ms_rh_machine_load(m, &img, &e) == 0)
+			ms_rh_machine_run(m, 10000);
+		ms_rh_machine_free(m);
+		ms_image_free(&img);
+	}
+	/* A segment in the peripheral window is refused. */
+	{
+		static const char hex[] = ":0400000540000000B7\n:04000000010203049C\n"
+					  ":020000044000BA\n:0400000001020304F2\n:00000001FF\n";
+
+		if (ms_image_parse((const uint8_t *)hex, strlen(hex), 0, &img, &e) == 0) {
+			assert_int_equal(ms_rh_machine_new(&opts, &m, &e), 0);
+			assert_int_not_equal(ms_rh_machine_load(m, &img, &e), 0);
+			assert_non_null(strstr(e.message, "peripheral window"));
+			ms_rh_machine_free(m);
+			ms_image_free(&img);
+		}
+	}
+	free(data);
+}
+
+static void test_board_parser_hostile(void **s)
+{
+	static const char *const bad[] = {
+		"",
+		"name: x\n",
+		"name: x\ncpu: cortex-m99\n",
+		"name: x\ncpu: cortex-m3\nirqs: 999\n",
+		"name: x\ncpu: cortex-m3\nmemory: [{name: a, base: 0x123, size: 0x1000}]\n",
+		"name: x\ncpu: cortex-m3\nmemory: [{name: a, base: 0xfffff000, size: 0x2000}]\n",
+		"name: x\ncpu: cortex-m3\nmemory: [{name: b, base: 0, alias: nope}]\n",
+		"name: x\ncpu: cortex-m3\ndevices: [{type: warp-drive, name: w, base: 0x40000000}]\n",
+		"name: x\ncpu: cortex-m3\nbogus: 1\n",
+		"name: x\ncpu: cortex-m3\ndevices: [{type: cmsdk-uart, name: u, base: 0x40000000, "
+		"irqs: [1,2,3,4,5]}]\n",
+		"name: &a x\ncpu: *a\n",
+		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]",
+		"name: x\ncpu: cortex-m3\nmemory: {a: 1}\n",
+		"name: x\n  cpu: : :\n",
+	};
+	struct ms_rh_board b;
+	struct ms_err e;
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ms_err_clear(&e);
+		assert_int_not_equal(ms_rh_board_parse(bad[i], strlen(bad[i]), "t", &b, &e), 0);
+		assert_true(e.status == 400 || e.status == 413);
+		assert_true(e.message[0] != 0);
+	}
+	assert_int_equal(ms_rh_board_load("mps2-an385", &b, &e), 0);
+	assert_int_equal(b.n_dev, 5);
+	assert_int_equal(ms_rh_board_load("stm32f103", &b, &e), 0);
+	assert_string_equal(b.mem[1].alias, "flash");
+	assert_int_not_equal(ms_rh_board_load("../etc/passwd", &b, &e), 0);
+	assert_int_not_equal(ms_rh_board_load("no-such-board", &b, &e), 0);
+	assert_int_equal(e.status, 404);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_board_parser_hostile),
+		cmocka_unit_test(test_hello_matches_qemu),
+		cmocka_unit_test(test_systick_matches_qemu),
+		cmocka_unit_test(test_tasks_match_qemu),
+		cmocka_unit_test(test_nested_matches_qemu),
+		cmocka_unit_test(test_fault_matches_qemu),
+		cmocka_unit_test(test_fpu_matches_qemu),
+		cmocka_unit_test(test_echo_and_determinism),
+		cmocka_unit_test(test_vector_table_nowhere),
+		cmocka_unit_test(test_runaway_stopped_by_limit),
+		cmocka_unit_test(test_hostile_images),
+	};
+
+	return cmocka_run_group_tests(tests, setup, NULL);
+}
