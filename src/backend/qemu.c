@@ -123,7 +123,6 @@ struct qsess {
 	bool no_restore;
 	struct qprog prog;
 	bool snap_ready;
-	uint64_t max_snapshot_bytes;
 };
 
 static uint64_t max_snapshot_bytes;
@@ -180,12 +179,14 @@ static int opt_path(char *dst, size_t cap, const char *prefix, const char *path)
 static void describe_status(int wstatus, bool known, char *buf, size_t cap)
 {
 	if (!known)
-		snprintf(buf, cap, "qemu exited (status unknown after a daemon restart)");
+		snprintf(
+		    buf, cap,
+		    "qemu exited (status unknown: not our child, e.g. after a daemon restart)");
 	else if (WIFEXITED(wstatus))
 		snprintf(buf, cap, "qemu exited with status %d", WEXITSTATUS(wstatus));
 	else if (WIFSIGNALED(wstatus))
 		snprintf(buf, cap, "qemu killed by signal %d (%s)", WTERMSIG(wstatus),
-		         strsignal(WTERMSIG(wstatus)));
+		         sigdescr_np(WTERMSIG(wstatus)) ? sigdescr_np(WTERMSIG(wstatus)) : "?");
 	else
 		snprintf(buf, cap, "qemu ended (wait status 0x%x)", wstatus);
 }
@@ -388,12 +389,15 @@ static void child_exited(struct inst *in)
 	int port;
 
 	if (in->is_child) {
-		int st;
+		int st = 0;
+		pid_t r;
 
-		while (waitpid(in->pid, &st, 0) < 0 && errno == EINTR)
-			;
+		do {
+			r = waitpid(in->pid, &st, 0);
+		} while (r < 0 && errno == EINTR);
+		/* ECHILD: someone else reaped it (SIGCHLD ignored); the status is lost. */
 		in->wstatus = st;
-		in->status_known = true;
+		in->status_known = r == in->pid;
 	}
 	load_stderr(in);
 	pthread_mutex_lock(&in->lock);
@@ -419,6 +423,10 @@ static void child_exited(struct inst *in)
 		memcpy(tail, in->errtail, in->errlen);
 		tail[in->errlen] = '\0';
 		pthread_mutex_unlock(&in->lock);
+		for (char *c = tail; *c; c++) {
+			if (((unsigned char)*c < 0x20 && *c != '\n') || (unsigned char)*c >= 0x7f)
+				*c = '?';
+		}
 		ms_session_set_extra(s, "emulator_stderr", json_string(tail));
 	}
 	pthread_mutex_lock(&s->lock);
@@ -603,10 +611,12 @@ static void inst_end(struct inst *in, bool graceful)
 	if (in->thr_started) {
 		if (graceful && q && inst_alive(in))
 			ms_qmp_execute(q, "quit", NULL, QUIT_TIMEOUT_MS, NULL, NULL);
-		if (!graceful || !wait_exit(in, QUIT_TIMEOUT_MS)) {
-			/* A reattached QEMU is not our child: without its pidfd its pid may be reused. */
-			if (in->pidfd >= 0 && pidfd_kill(in->pidfd, SIGKILL) < 0 && in->is_child)
-				kill(in->pid, SIGKILL);
+		if ((!graceful || !wait_exit(in, QUIT_TIMEOUT_MS)) && inst_alive(in)) {
+			/*
+			 * Only through the pidfd: once the supervisor reaped the
+			 * child its pid may belong to someone else.
+			 */
+			pidfd_kill(in->pidfd, SIGKILL);
 			wait_exit(in, 10000);
 		}
 		pthread_join(in->thr, NULL);

@@ -218,6 +218,11 @@ void ms__qemu_last_line(const char *tail, size_t len, char *buf, size_t cap)
 	}
 	if (best)
 		snprintf(buf, cap, "%.*s", (int)best_len, best);
+	/* It becomes an API string: plain ASCII only. */
+	for (char *c = buf; *c; c++) {
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+			*c = '?';
+	}
 }
 
 /* ---- text parsers ------------------------------------------------------ */
