@@ -684,11 +684,13 @@ static int ensure_snapshot_drive(struct ms_session *s, struct qsess *qs, struct 
 	return 0;
 }
 
+#define ARGV_SLOTS 8
+
 /* Everything the argv needs lives here so the pointers stay valid. */
 struct argv_buf {
 	char *v[64];
 	size_t n;
-	char store[16][PATH_MAX + 96];
+	char store[ARGV_SLOTS][PATH_MAX + 96];
 	size_t ns;
 };
 
@@ -701,7 +703,10 @@ static void av_add(struct argv_buf *a, const char *s)
 
 static char *av_slot(struct argv_buf *a)
 {
-	return a->ns < 16 ? a->store[a->ns++] : a->store[15];
+	/* build_argv uses five slots; running out is a bug, not input. */
+	if (a->ns >= ARGV_SLOTS)
+		abort();
+	return a->store[a->ns++];
 }
 
 static int build_argv(struct ms_session *s, struct qsess *qs, int gdb_port, struct argv_buf *a)

@@ -999,6 +999,24 @@ static void test_reloaded_stopped_session(void **state)
 	free_fake(s);
 }
 
+/* QEMU refusing to start is a 502 with QEMU's own words, and nothing is left behind. */
+static void test_qemu_refuses_to_start(void **state)
+{
+	struct ms_err e;
+	struct ms_session *s = NULL;
+	json_t *bc = json_pack("{s:s,s:s}", "board", "mps2-an385", "memory", "1G");
+	unsigned before = ms_sessions_total();
+
+	(void)state;
+	assert_int_not_equal(ms_sessions_create("qemu", bc, &s, &e), 0);
+	json_decref(bc);
+	assert_null(s);
+	assert_int_equal(e.status, 502);
+	assert_string_equal(e.code, "emulator_failed");
+	assert_non_null(strstr(e.message, "Invalid RAM size"));
+	assert_int_equal(ms_sessions_total(), before);
+}
+
 /*
  * Figures for the report (printed, not asserted): QEMU's own spawn-to-greeting
  * time and the backend's create + load + poweron until running.
@@ -1092,6 +1110,7 @@ int main(void)
 	    cmocka_unit_test(test_virt_uboot),
 	    cmocka_unit_test(test_reattach),
 	    cmocka_unit_test(test_reloaded_stopped_session),
+	    cmocka_unit_test(test_qemu_refuses_to_start),
 	    cmocka_unit_test(test_latency_figures),
 	};
 	int rc = cmocka_run_group_tests_name("qemu parsers", parsers, NULL, NULL);
