@@ -139,3 +139,12 @@ def test_websocket_requires_auth_and_tickets_work_once(auth_daemon, fw):
         assert_error(d.post("/api/v1/sessions/%s/console-ticket" % sid, auth=False), 401)
     finally:
         d.delete_all_sessions()
+
+
+def test_jwt_subject_with_control_characters_never_reaches_the_audit_log(auth_daemon):
+    d = auth_daemon
+    tok = jwt_encode({"sub": "evil\nname\x1b[31m", "exp": int(time.time()) + 600}, JWT_SECRET)
+    r = d.post("/api/v1/sessions", {"backend": "qemu", "board_config": {"board": "nope"}}, headers=_bearer(tok))
+    assert r.status in (400, 401), r
+    for e in d.get("/api/v1/audit?limit=50").json()["entries"]:
+        assert all(0x20 <= ord(ch) < 0x7F for ch in e["subject"]), e

@@ -365,3 +365,38 @@ def test_no_descriptor_leak_after_bad_requests(clean, fw):
         d.get(SESSIONS + "/sess_ffffffffffffffff")
     after = d.fd_count()
     assert after <= before + 8, (before, after)
+
+
+def test_websocket_handshake_errors(clean, fw):
+    d = clean
+    s = d.create_session("mps2-an385")
+    path = "/api/v1/sessions/%s/stream/console" % s["id"]
+    assert_error(d.get(path), 400)  # plain GET on a WebSocket route
+    base = "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" % path
+    for extra in ["Sec-WebSocket-Version: 13\r\n",                                    # no key
+                  "Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n",         # malformed key
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n"]:
+        out = d.raw((base + extra + "\r\n").encode(), timeout=5)
+        assert out.startswith(b"HTTP/1.1 4"), out[:200]
+        assert not out.startswith(b"HTTP/1.1 101")
+        body = json.loads(out.split(b"\r\n\r\n", 1)[1])
+        assert body["error"]["code"] and body["error"]["message"]
+
+
+def test_websocket_message_too_big_is_closed_1009(clean, fw):
+    d = clean
+    s, prog, ws = d.boot("mps2-an385", fw.read(), "mstest.elf")
+    ws.read_until(b"mstest ready", timeout=30)
+    ws.send(b"x" * (2 << 20))
+    code = None
+    for _ in range(1000):
+        op, data = ws.recv_frame(20)
+        if op == 8:
+            code = struct.unpack("!H", data[:2])[0]
+            break
+    assert code == 1009, code
+    ws.close()
+    ws = d.console(s["id"])
+    ws.send("inc\r")
+    ws.read_until(b"counter=1", timeout=30)
+    ws.close()
