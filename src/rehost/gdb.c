@@ -256,7 +256,7 @@ static void drop_client(struct ms_rh_gdb *g)
 		uc_hook_del(g->m->uc, g->step_hook);
 		g->stepping = false;
 	}
-	uc_ctl(g->m->uc, UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0));
+	ms__rh_flush_code(g->m);
 }
 
 /*
@@ -535,7 +535,7 @@ static void cmd_z(struct ms_rh_gdb *g, const char *pkt, bool insert)
 		uc_hook_del(g->m->uc, g->wps[i].h);
 		g->wps[i].used = false;
 	}
-	uc_ctl(g->m->uc, UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0));
+	ms__rh_flush_code(g->m);
 	send_pkt(g, "OK");
 }
 
@@ -559,7 +559,7 @@ static void begin_step(struct ms_rh_gdb *g)
 	    uc_hook_add(g->m->uc, &g->step_hook, UC_HOOK_CODE, (void *)step_hook, g, 1, 0) ==
 		    UC_ERR_OK)
 		g->stepping = true;
-	uc_ctl(g->m->uc, UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0));
+	ms__rh_flush_code(g->m);
 }
 
 static void end_step(struct ms_rh_gdb *g)
@@ -567,7 +567,7 @@ static void end_step(struct ms_rh_gdb *g)
 	if (g->stepping) {
 		uc_hook_del(g->m->uc, g->step_hook);
 		g->stepping = false;
-		uc_ctl(g->m->uc, UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0));
+		ms__rh_flush_code(g->m);
 	}
 }
 

@@ -157,6 +157,21 @@ int ms_rh_mem_write(struct ms_rh_machine *m, uint32_t addr, const void *buf, siz
 	return 0;
 }
 
+/*
+ * Drop every cached translation, so that new code hooks (breakpoints) and
+ * rewritten memory take effect. Unicorn's TB_FLUSH would do it too, but in
+ * 2.0.1 it clears the whole 1 GiB code buffer (seconds of page faults and
+ * a 1 GiB resident set), so we invalidate our regions' ranges instead.
+ */
+void ms__rh_flush_code(struct ms_rh_machine *m)
+{
+	int i;
+
+	for (i = 0; i < m->n_regions; i++)
+		uc_ctl_remove_cache(m->uc, m->regions[i].base,
+				    (uint64_t)m->regions[i].base + m->regions[i].size);
+}
+
 /* ---- instruction counting per block ---- */
 
 static uint16_t count_insns(struct ms_rh_machine *m, uint32_t addr, uint32_t size)
@@ -790,7 +805,7 @@ int ms_rh_machine_reset(struct ms_rh_machine *m, struct ms_err *e)
 			return ms_fail(e, 500, "internal", "segment at 0x%08x not mapped",
 				       (uint32_t)seg->addr);
 	}
-	uc_ctl(m->uc, UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0));
+	ms__rh_flush_code(m);
 	for (i = 0; i < m->n_devs; i++)
 		if (m->devs[i].reset != NULL)
 			m->devs[i].reset(&m->devs[i]);

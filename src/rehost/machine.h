@@ -257,6 +257,7 @@ void ms__rh_mmio_log(struct ms_rh_machine *m, const char *dev, uint32_t addr, un
 		     bool is_write, uint64_t val);
 uint32_t ms__rh_pc(struct ms_rh_machine *m);
 void ms__rh_input_notify(struct ms_rh_machine *m);
+void ms__rh_flush_code(struct ms_rh_machine *m);
 
 /* armv7m.c */
 void ms__rh_scs_reset(struct ms_rh_machine *m);

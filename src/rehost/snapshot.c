@@ -268,7 +268,7 @@ int ms_rh_snapshot_restore(struct ms_rh_machine *m, const struct ms_rh_snapshot 
 	ms_rh_machine_input_push(m, s->input, s->input_len);
 	restore_regs(m, s->regs, s->sregs);
 	/* Code in RAM may differ from what was translated. */
-	uc_ctl(m->uc, UC_CTL_WRITE(UC_CTL_TB_FLUSH, 0));
+	ms__rh_flush_code(m);
 	return 0;
 }
 
