@@ -99,6 +99,8 @@ struct reg {
 	uint64_t reads, writes;
 	uint32_t written_or;
 	uint32_t sparse_or; /* OR of writes that are neither 0 nor "all but a flag" (~flag) */
+	uint64_t count_hz;  /* RM_COUNTER: counting rate (0: the CPU clock) */
+	uint32_t count_mask; /* RM_COUNTER: width (0: 32 bits) */
 	struct poll *polls;
 	int npolls, cappolls;
 	char name[40];
@@ -718,6 +720,7 @@ static const struct mrec *last_access(struct ms_infer *inf, uint32_t page, uint3
 
 static struct poll *ask_llm(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc,
 			    const struct ms__cpu *cpu, uint32_t addr, uint32_t cur);
+static const struct reg *reg_named(const struct periph *p, const char *suffix);
 
 /*
  * Whether the value loaded at pc is used: a later instruction reads its
@@ -797,6 +800,89 @@ static bool read_modify_write(struct ms_infer *inf, uint32_t pc)
 		a += in->size;
 	}
 	return false;
+}
+
+/*
+ * Whether the value loaded at pc is used as a number rather than as flags:
+ * subtracted, added or compared with another register (elapsed-time
+ * arithmetic), within the next few instructions. Flags are tested against
+ * immediates (tst, ands, lsls, ubfx).
+ */
+static bool arithmetic_use(struct ms_infer *inf, uint32_t pc)
+{
+	const cs_insn *ld = ms__dis_at(inf->dis, pc);
+	if (!ld || ld->detail->arm.op_count < 1 || ld->detail->arm.operands[0].type != ARM_OP_REG)
+		return false;
+	int rt = ld->detail->arm.operands[0].reg;
+	uint32_t a = pc + ld->size;
+	for (int i = 0; i < 8; i++) {
+		const cs_insn *in = ms__dis_at(inf->dis, a);
+		if (!in)
+			return false;
+		const cs_arm *ia = &in->detail->arm;
+		bool uses = false, other_reg = false, writes_rt = false;
+		for (int k = 0; k < ia->op_count; k++) {
+			const cs_arm_op *o = &ia->operands[k];
+			if (o->type != ARM_OP_REG)
+				continue;
+			if (o->reg == rt && (o->access & CS_AC_READ))
+				uses = true;
+			else if (o->reg != rt && (o->access & CS_AC_READ))
+				other_reg = true;
+			if (o->reg == rt && (o->access & CS_AC_WRITE))
+				writes_rt = true;
+		}
+		if (uses && other_reg &&
+		    (in->id == ARM_INS_SUB || in->id == ARM_INS_ADD || in->id == ARM_INS_CMP ||
+		     in->id == ARM_INS_RSB || in->id == ARM_INS_SBC))
+			return true;
+		if (uses || in->id == ARM_INS_B || in->id == ARM_INS_BL || in->id == ARM_INS_BX ||
+		    in->id == ARM_INS_POP || in->id == ARM_INS_CBZ || in->id == ARM_INS_CBNZ)
+			return false;
+		if (writes_rt)
+			return false;
+		a += in->size;
+	}
+	return false;
+}
+
+/*
+ * A free-running counter: a register of a timer (by SVD name CNT/COUNTER,
+ * or in a device found to be a timer) that the firmware never wrote but
+ * reads and uses as a number. It then counts with virtual time, so that
+ * elapsed-time arithmetic (tickless kernels, delays) sees time pass.
+ */
+static bool maybe_counter(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc)
+{
+	if (r->model != RM_MEMORY || r->written_or || r->rx || r->tx || r->rx_mask)
+		return false;
+	const char *dot = strrchr(r->name, '.');
+	const char *nm = dot ? dot + 1 : r->name;
+	bool named = !strcasecmp(nm, "CNT") || !strcasecmp(nm, "COUNTER") || !strcasecmp(nm, "CVAL");
+	if (!named && !(p->timer && arithmetic_use(inf, pc)))
+		return false;
+	r->model = RM_COUNTER;
+	r->confidence = named ? 85 : 55;
+	if (p->nsvdp) {
+		const struct reg *psc = reg_named(p, "PSC"), *pre = reg_named(p, "PRESCALER");
+		uint64_t hz = inf->cpu_hz ? inf->cpu_hz : 16000000ull;
+		if (psc)
+			r->count_hz = hz / (psc->value + 1);
+		else if (pre && strncasecmp(p->name, "RTC", 3) == 0)
+			r->count_hz = 32768 / (pre->value + 1);
+		else if (pre)
+			r->count_hz = 16000000ull >> (pre->value & 15);
+		if (strncasecmp(p->name, "RTC", 3) == 0)
+			r->count_mask = 0xffffff;
+	}
+	snprintf(r->reason, sizeof(r->reason), "%s",
+		 named ? "svd: a timer's counter, counting with virtual time"
+		       : "never written, read as a number in a timer: a counter");
+	json_t *ev = json_pack("{s:o,s:o,s:s,s:i,s:I,s:s}", "addr", hex(p->base + r->off), "pc",
+			       hex(pc), "model", "counter", "confidence", r->confidence, "hz",
+			       (json_int_t)r->count_hz, "reason", r->reason);
+	emit(inf, "infer.register", ev);
+	return true;
 }
 
 /*
@@ -947,8 +1033,12 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 	uint32_t off = r->off;
 	r->reads++;
 	if (r->model == RM_COUNTER) {
-		uint64_t hz = inf->cpu_hz ? inf->cpu_hz : 16000000ull;
-		return (uint32_t)((host_now(inf) * hz) / 1000000000ull);
+		uint64_t hz = r->count_hz ? r->count_hz : (inf->cpu_hz ? inf->cpu_hz : 16000000ull);
+		uint64_t t = host_now(inf);
+		/* Split to avoid overflowing 64 bits after a few minutes at MHz rates. */
+		uint64_t ticks = (t / 1000000000ull) * hz + ((t % 1000000000ull) * hz) / 1000000000ull;
+		uint32_t v = (uint32_t)ticks;
+		return r->count_mask ? (v & r->count_mask) : v;
 	}
 	if (r->rx) {
 		for (int i = 0; i < p->nregs; i++)
@@ -978,6 +1068,8 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 		v = (v & ~r->rx_mask) | (ready ? r->rx_ready : r->rx_notready);
 	}
 	struct poll *q = poll_find(r, pc);
+	if (!q && maybe_counter(inf, p, r, pc))
+		return reg_read(inf, p, r, pc, cpu, addr);
 	if (!q) {
 		q = solve(inf, p, r, pc, cpu, addr, v);
 		r = reg_find(p, off);

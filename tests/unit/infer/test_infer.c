@@ -822,6 +822,74 @@ static void test_ficr_or_ram(void **state)
 	sh_free(&s);
 }
 
+
+/*
+ * Tickless time keeping: the timer interrupt reads the counter and adds the
+ * elapsed count; the main loop waits for 5000 counts. A constant counter
+ * would never let time pass.
+ */
+static const char *TICKLESS =
+	".word 0x20008000\n"
+	".word reset + 1\n"
+	".rept 14\n.word 0\n.endr\n"
+	".rept 28\n.word 0\n.endr\n"
+	".word handler + 1\n"
+	".rept 3\n.word 0\n.endr\n"
+	"reset: ldr r4, =0x40000000\n"
+	"ldr r5, =0x20000000\n"
+	"movs r0, #0\n"
+	"str r0, [r5]\n"
+	"str r0, [r5, #4]\n"
+	"ldr r0, =999\n"
+	"str r0, [r4, #0x2c]\n" /* ARR */
+	"movs r0, #1\n"
+	"str r0, [r4, #0x0c]\n" /* DIER */
+	"ldr r2, =0xE000E100\n"
+	"ldr r0, =0x10000000\n"
+	"str r0, [r2]\n"
+	"movs r0, #1\n"
+	"str r0, [r4]\n"        /* CR1 = CEN */
+	"1: wfi\n"
+	"ldr r0, [r5]\n"
+	"ldr r1, =5000\n"
+	"cmp r0, r1\n"
+	"blo 1b\n"
+	"bkpt\n"
+	"handler: ldr r4, =0x40000000\n"
+	"ldr r1, [r4, #0x10]\n"
+	"lsls r1, r1, #31\n"
+	"beq 2f\n"
+	"ldr r1, =0xfffffffe\n"
+	"str r1, [r4, #0x10]\n"
+	"ldr r5, =0x20000000\n"
+	"ldr r2, [r4, #0x24]\n" /* CNT */
+	"ldr r1, [r5, #4]\n"
+	"subs r3, r2, r1\n"
+	"str r2, [r5, #4]\n"
+	"ldr r0, [r5]\n"
+	"add r0, r0, r3\n"
+	"str r0, [r5]\n"
+	"2: bx lr\n"
+	".ltorg\n";
+
+static void test_timer_counter(void **state)
+{
+	size_t len = 0;
+	uint8_t *bin = sh_asm(TICKLESS, "cortex-m3", &len);
+	assert_non_null(bin);
+	struct shell s;
+	struct ms_err e;
+	struct ms_infer_opts o = { 0 };
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	uc_err er = sh_boot(&s, 2000000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	json_t *c = sh_find(&s, "infer.register", "counter");
+	assert_non_null(c);
+	assert_string_equal(json_string_value(json_object_get(c, "addr")), "0x40000024");
+	sh_free(&s);
+}
+
 static void test_stats(void **state)
 {
 	struct shell s;
@@ -869,6 +937,7 @@ int main(void)
 		cmocka_unit_test(test_timer_irq),
 		cmocka_unit_test(test_timer_needs_nvic),
 		cmocka_unit_test(test_timer_svd_period),
+		cmocka_unit_test(test_timer_counter),
 		cmocka_unit_test(test_ficr_or_ram),
 		cmocka_unit_test(test_stats),
 	};
