@@ -88,6 +88,7 @@ struct inst {
 	int wstatus;
 	bool status_known;
 	bool expect_exit; /* we asked it to go: not an error */
+	bool starting; /* spawn_once reports a death itself until it returns */
 	int quiet; /* >0: our own operation; don't follow STOP/RESUME */
 	bool guest_shutdown;
 	bool uart_kick; /* console input not yet taken by QEMU: keep poking */
@@ -404,7 +405,7 @@ static void child_exited(struct inst *in)
 	if (in->uart_fd >= 0)
 		read_uart(in, in->uart_fd);
 	in->exited = true;
-	expected = in->expect_exit;
+	expected = in->expect_exit || in->starting;
 	guest_off = in->guest_shutdown;
 	describe_status(in->wstatus, in->status_known, status, sizeof(status));
 	ms__qemu_last_line(in->errtail, in->errlen, line, sizeof(line));
@@ -913,6 +914,7 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 		               strerror(rc));
 	}
 	in->is_child = true;
+	in->starting = true;
 	in->pidfd = pidfd_open_(in->pid);
 	if (in->pidfd < 0) {
 		inst_end(in, false);
@@ -951,6 +953,14 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 			pthread_mutex_unlock(&in->lock);
 			inst_wake(in);
 		}
+	}
+	if (fd >= 0) {
+		/* From here on a death is the supervisor's to report. */
+		pthread_mutex_lock(&in->lock);
+		if (in->exited)
+			fd = -ESRCH;
+		in->starting = false;
+		pthread_mutex_unlock(&in->lock);
 	}
 	if (fd < 0) {
 		char line[400], status[128];

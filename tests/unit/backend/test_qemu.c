@@ -1006,8 +1006,13 @@ static void test_qemu_refuses_to_start(void **state)
 	struct ms_session *s = NULL;
 	json_t *bc = json_pack("{s:s,s:s}", "board", "mps2-an385", "memory", "1G");
 	unsigned before = ms_sessions_total();
+	size_t stored_before;
+	json_t *docs = NULL;
 
 	(void)state;
+	assert_int_equal(ms_store_list(MS_TABLE_SESSIONS, NULL, &docs), 0);
+	stored_before = json_array_size(docs);
+	json_decref(docs);
 	assert_int_not_equal(ms_sessions_create("qemu", bc, &s, &e), 0);
 	json_decref(bc);
 	assert_null(s);
@@ -1015,6 +1020,14 @@ static void test_qemu_refuses_to_start(void **state)
 	assert_string_equal(e.code, "emulator_failed");
 	assert_non_null(strstr(e.message, "Invalid RAM size"));
 	assert_int_equal(ms_sessions_total(), before);
+	/* Nothing was recorded for the session that never existed. */
+	{
+		json_t *docs = NULL;
+
+		assert_int_equal(ms_store_list(MS_TABLE_SESSIONS, NULL, &docs), 0);
+		assert_int_equal(json_array_size(docs), stored_before);
+		json_decref(docs);
+	}
 }
 
 /*
