@@ -1420,6 +1420,23 @@ static uint64_t snapshot_size(struct inst *in, const char *name)
 	return size;
 }
 
+/*
+ * Set the session state from QEMU's own run status: running, or paused
+ * (prelaunch too) — except that a session that never ran stays created.
+ */
+static void follow_status(struct ms_session *s, struct inst *in)
+{
+	char status[32];
+	enum ms_state st = ms_session_state(s);
+
+	if (query_status(in, status, sizeof(status), NULL) != 0)
+		return;
+	if (strcmp(status, "running") == 0)
+		ms_session_set_state(s, MS_STATE_RUNNING, NULL);
+	else if (st == MS_STATE_RUNNING)
+		ms_session_set_state(s, MS_STATE_PAUSED, NULL);
+}
+
 static int qemu_snapshot_save(struct ms_session *s, const char *name, uint64_t *size,
                               struct ms_err *e)
 {
@@ -1450,6 +1467,8 @@ static int qemu_snapshot_save(struct ms_session *s, const char *name, uint64_t *
 	quiet(in, -1);
 	if (rc == 0 && size)
 		*size = snapshot_size(in, name);
+	/* Events were ignored during the job: take the state from QEMU again. */
+	follow_status(s, in);
 	return rc;
 }
 
@@ -1458,7 +1477,6 @@ static int qemu_snapshot_load(struct ms_session *s, const char *name, struct ms_
 	struct qsess *qs = NULL;
 	struct inst *in = NULL;
 	char status[32] = "";
-	enum ms_state before = ms_session_state(s);
 	int rc = qs_ensure(s, &qs, e);
 
 	if (rc)
@@ -1495,10 +1513,7 @@ static int qemu_snapshot_load(struct ms_session *s, const char *name, struct ms_
 		return ms_fail(e, 502, "emulator_failed",
 		               "%s; the machine is left paused (poweron resumes it)", msg);
 	}
-	if (strcmp(status, "running") == 0)
-		ms_session_set_state(s, MS_STATE_RUNNING, NULL);
-	else if (before != MS_STATE_CREATED)
-		ms_session_set_state(s, MS_STATE_PAUSED, NULL);
+	follow_status(s, in);
 	return 0;
 }
 
