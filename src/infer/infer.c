@@ -99,6 +99,7 @@ struct reg {
 	uint64_t reads, writes;
 	uint32_t written_or;
 	uint32_t sparse_or; /* OR of writes that are neither 0 nor "all but a flag" (~flag) */
+	uint8_t size;       /* bytes: 4, or 1/2 for byte and halfword registers */
 	uint64_t count_hz;  /* RM_COUNTER: counting rate (0: the CPU clock) */
 	uint32_t count_mask; /* RM_COUNTER: width (0: 32 bits) */
 	struct poll *polls;
@@ -115,7 +116,7 @@ struct periph {
 	char name[32];
 	struct reg *regs;
 	int nregs, cap;
-	uint16_t index[PAGE / 4]; /* word offset -> reg index + 1 */
+	uint16_t index[PAGE]; /* byte offset -> reg index + 1 */
 	bool uart;
 	bool armed;        /* the firmware configured it (a non-data write) */
 	bool tx_irq_armed, tx_irq_event;
@@ -297,14 +298,18 @@ static int periph_index(struct ms_infer *inf, struct periph *p)
 
 static struct reg *reg_find(struct periph *p, uint32_t off)
 {
-	uint16_t i = p->index[(off & (PAGE - 1)) >> 2];
+	uint16_t i = p->index[off & (PAGE - 1)];
 	return i ? &p->regs[i - 1] : NULL;
 }
 
-/* The register at off, created (plain, remembering writes) if new. */
+/*
+ * The register at byte offset off, created (plain, remembering writes) if
+ * new: a word register at aligned offsets, a byte register elsewhere
+ * (NXP/Freescale UARTs pack four 8-bit registers in a word).
+ */
 static struct reg *reg_get(struct periph *p, uint32_t off)
 {
-	off &= (PAGE - 1) & ~3u;
+	off &= PAGE - 1;
 	struct reg *r = reg_find(p, off);
 	if (r)
 		return r;
@@ -319,12 +324,35 @@ static struct reg *reg_get(struct periph *p, uint32_t off)
 	r = &p->regs[p->nregs++];
 	memset(r, 0, sizeof(*r));
 	r->off = off;
+	r->size = (off & 3) ? 1 : 4;
 	r->rx_data = -1;
 	r->confidence = 50;
 	r->source = SRC_RULES;
 	snprintf(r->reason, sizeof(r->reason), "first access: remembers writes");
-	p->index[off >> 2] = (uint16_t)p->nregs;
+	p->index[off] = (uint16_t)p->nregs;
 	p->inf->n_reg++;
+	return r;
+}
+
+/*
+ * The register an access of size bytes at off reaches, and the bit shift
+ * of the accessed part in it: a sub-word access inside a word register
+ * reaches that register; otherwise the register at off itself.
+ */
+static struct reg *reg_access(struct periph *p, uint32_t off, unsigned size, unsigned *sh)
+{
+	off &= PAGE - 1;
+	*sh = 0;
+	if (off & 3) {
+		struct reg *w = reg_find(p, off & ~3u);
+		if (w && w->size == 4 && !reg_find(p, off)) {
+			*sh = (off & 3) * 8;
+			return w;
+		}
+	}
+	struct reg *r = reg_get(p, off);
+	if (r && r->reads + r->writes == 0 && !(off & 3) && size < 4 && r->source == SRC_RULES)
+		r->size = (uint8_t)size;
 	return r;
 }
 
@@ -473,8 +501,9 @@ static void periph_apply_svd(struct ms_infer *inf, struct periph *p, uint32_t ad
 			struct reg *r = reg_get(p, a - p->base);
 			if (!r)
 				return;
-			uint32_t sh = (a & 3) * 8;
-			r->reset |= sr->reset << sh;
+			if (sr->size && sr->size < 32)
+				r->size = (uint8_t)((sr->size + 7) / 8);
+			r->reset |= sr->reset;
 			r->value = r->reset;
 			r->source = SRC_SVD;
 			r->confidence = 80;
@@ -484,7 +513,7 @@ static void periph_apply_svd(struct ms_infer *inf, struct periph *p, uint32_t ad
 				if (sr->fields[f].w1c) {
 					uint32_t m = sr->fields[f].width >= 32 ? 0xffffffffu
 						: ((1u << sr->fields[f].width) - 1) << sr->fields[f].lsb;
-					r->w1c_mask |= m << sh;
+					r->w1c_mask |= m;
 				}
 			if (r->w1c_mask && r->model == RM_MEMORY)
 				r->model = RM_W1C;
@@ -1203,7 +1232,8 @@ static uint64_t mmio_read_cb(uc_engine *uc, uint64_t offset, unsigned size, void
 	uint32_t v = 0;
 	struct periph *p = periph_touch(inf, addr, false, &cpu, pc);
 	uint32_t off = addr & (PAGE - 1);
-	struct reg *r = p ? reg_get(p, off) : NULL;
+	unsigned sh = 0;
+	struct reg *r = p ? reg_access(p, off, size, &sh) : NULL;
 	if (r)
 		v = reg_read(inf, p, r, pc, &cpu, addr);
 	if (p) {
@@ -1211,7 +1241,6 @@ static uint64_t mmio_read_cb(uc_engine *uc, uint64_t offset, unsigned size, void
 		if (off + size > p->extent)
 			p->extent = off + size;
 	}
-	unsigned sh = (addr & 3) * 8;
 	v >>= sh;
 	if (size == 1)
 		v &= 0xff;
@@ -1231,12 +1260,12 @@ static void mmio_write_cb(uc_engine *uc, uint64_t offset, unsigned size, uint64_
 	struct ms__cpu cpu;
 	ms__cpu_read(uc, &cpu);
 	uint32_t pc = locate(inf, &cpu, true, addr, size, true);
-	unsigned sh = (addr & 3) * 8;
-	uint32_t wmask = size >= 4 ? 0xffffffffu : (((1u << (size * 8)) - 1) << sh);
-	uint32_t v = (uint32_t)value << sh;
 	struct periph *p = periph_touch(inf, addr, true, &cpu, pc);
 	uint32_t off = addr & (PAGE - 1);
-	struct reg *r = p ? reg_get(p, off) : NULL;
+	unsigned sh = 0;
+	struct reg *r = p ? reg_access(p, off, size, &sh) : NULL;
+	uint32_t wmask = size >= 4 ? 0xffffffffu : (((1u << (size * 8)) - 1) << sh);
+	uint32_t v = (uint32_t)value << sh;
 	if (r)
 		reg_write(inf, p, r, v, wmask, pc);
 	if (p) {
@@ -2177,6 +2206,8 @@ static json_t *reg_json(const struct periph *p, const struct reg *r, bool full)
 		json_object_set_new(o, "rx_notready", hex(r->rx_notready));
 		json_object_set_new(o, "rx_data", hex((uint32_t)r->rx_data));
 	}
+	if (r->size && r->size < 4)
+		json_object_set_new(o, "size", json_integer(r->size));
 	if (r->w1c_mask)
 		json_object_set_new(o, "w1c_mask", hex(r->w1c_mask));
 	if (r->model == RM_SET || r->model == RM_CLR || r->model == RM_BSRR)
@@ -2339,7 +2370,7 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 				       "device map: peripheral %zu: base missing, unaligned or outside the "
 				       "peripheral windows", i);
 		json_t *regs = json_object_get(pj, "registers");
-		if (!json_is_array(regs) || json_array_size(regs) > PAGE / 4)
+		if (!json_is_array(regs) || json_array_size(regs) > PAGE)
 			return ms_fail(e, 400, "bad_models", "device map: peripheral %zu: bad registers", i);
 		json_t *irq = json_object_get(pj, "irq");
 		if (irq && !json_is_null(irq) &&
@@ -2391,8 +2422,10 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 			r->value = r->reset;
 			if (get_u32(json_object_get(rj, "w1c_mask"), &t))
 				r->w1c_mask = t;
+			if (get_u32(json_object_get(rj, "size"), &t) && (t == 1 || t == 2 || t == 4))
+				r->size = (uint8_t)t;
 			if (get_u32(json_object_get(rj, "alias_of"), &t))
-				r->alias = t & (PAGE - 4);
+				r->alias = t & (PAGE - 1);
 			if (get_u32(json_object_get(rj, "rx_mask"), &t))
 				r->rx_mask = t;
 			if (get_u32(json_object_get(rj, "rx_ready"), &t))
@@ -2400,7 +2433,7 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 			if (get_u32(json_object_get(rj, "rx_notready"), &t))
 				r->rx_notready = t;
 			if (get_u32(json_object_get(rj, "rx_data"), &t))
-				r->rx_data = (int32_t)(t & (PAGE - 4));
+				r->rx_data = (int32_t)(t & (PAGE - 1));
 			r->rx = json_is_true(json_object_get(rj, "rx"));
 			r->tx = json_is_true(json_object_get(rj, "tx"));
 			if (r->tx)
@@ -2472,7 +2505,9 @@ int ms_infer_patch(struct ms_infer *inf, json_t *patch, struct ms_err *e)
 		return ms_fail(e, 400, "bad_patch", "name must be a string under 40 bytes");
 	pthread_mutex_lock(&inf->lock);
 	struct periph *p = periph_find(inf, addr & ~(PAGE - 1));
-	struct reg *r = p ? reg_find(p, addr & (PAGE - 4)) : NULL;
+	struct reg *r = p ? reg_find(p, addr & (PAGE - 1)) : NULL;
+	if (!r && p)
+		r = reg_find(p, addr & (PAGE - 4));
 	if (!r) {
 		pthread_mutex_unlock(&inf->lock);
 		return ms_fail(e, 404, "register_not_found", "no inferred register at 0x%x", addr);

@@ -307,6 +307,46 @@ static void test_uart_console_and_input(void **state)
 	sh_free(&s);
 }
 
+
+/* NXP Kinetis UART: byte registers packed in words (S1 at +4, D at +7). */
+static void test_uart_byte_registers(void **state)
+{
+	struct shell s;
+	uc_err er = run_snippet(&s,
+				"ldr r4, =0x4006a000\n"
+				"adr r5, msg\n"
+				"1: ldrb r0, [r5], #1\n"
+				"cbz r0, 2f\n"
+				"bl putc\n"
+				"b 1b\n"
+				"2: bl getc\n"
+				"mov r6, r0\n"
+				"bl putc\n"
+				"cmp r6, #10\n"
+				"bne 2b\n"
+				"bkpt\n"
+				"putc: ldrb r1, [r4, #4]\n"
+				"tst r1, #0x80\n"
+				"beq putc\n"
+				"strb r0, [r4, #7]\n"
+				"bx lr\n"
+				"getc: ldrb r1, [r4, #4]\n"
+				"tst r1, #0x20\n"
+				"beq getc\n"
+				"ldrb r0, [r4, #7]\n"
+				"bx lr\n"
+				".align 2\n"
+				"msg: .asciz \"Kinetis\\n\"\n",
+				"cortex-m4", UC_CPU_ARM_CORTEX_M4, "k64\n", 200000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_string_equal(s.out, "Kinetis\nk64\n");
+	json_t *rx = sh_find(&s, "infer.register", "rx-ready");
+	assert_non_null(rx);
+	assert_string_equal(json_string_value(json_object_get(rx, "addr")), "0x4006a004");
+	assert_string_equal(json_string_value(json_object_get(rx, "data")), "0x4006a007");
+	sh_free(&s);
+}
+
 /* With no input, data-ready stays clear: the firmware waits instead of reading garbage. */
 static void test_uart_waits_without_input(void **state)
 {
@@ -924,6 +964,7 @@ int main(void)
 		cmocka_unit_test(test_poll_hal_timeout),
 		cmocka_unit_test(test_uart_console_and_input),
 		cmocka_unit_test(test_uart_waits_without_input),
+		cmocka_unit_test(test_uart_byte_registers),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_import_corrupt),
