@@ -137,14 +137,14 @@ static int exec_prio(struct ms_rh_machine *m, bool ignore_primask)
 				p = q;
 		}
 	if (!m->v6m) {
-		uint32_t basepri = rreg(m, UC_ARM_REG_BASEPRI) & 0xff;
+		uint32_t basepri = ms__rh_sysreg(m, UC_ARM_REG_BASEPRI) & 0xff;
 
 		if (basepri != 0 && group_prio(m, (uint8_t)basepri) < p)
 			p = group_prio(m, (uint8_t)basepri);
-		if ((rreg(m, UC_ARM_REG_FAULTMASK) & 1) && p > -1)
+		if ((ms__rh_sysreg(m, UC_ARM_REG_FAULTMASK) & 1) && p > -1)
 			p = -1;
 	}
-	if (!ignore_primask && (rreg(m, UC_ARM_REG_PRIMASK) & 1) && p > 0)
+	if (!ignore_primask && (ms__rh_sysreg(m, UC_ARM_REG_PRIMASK) & 1) && p > 0)
 		p = 0;
 	return p;
 }
@@ -181,8 +181,13 @@ static bool takeable(struct ms_rh_machine *m, bool ignore_primask)
 
 bool ms__rh_pending_takeable(struct ms_rh_machine *m)
 {
-	/* WFI wakes for an interrupt that PRIMASK alone holds back, so callers that sleep ask that. */
 	return takeable(m, false);
+}
+
+bool ms__rh_wfi_wakes(struct ms_rh_machine *m)
+{
+	/* WFI also wakes for an interrupt that only PRIMASK holds back (it is then not taken). */
+	return takeable(m, true);
 }
 
 void ms__rh_lockup(struct ms_rh_machine *m, const char *why)

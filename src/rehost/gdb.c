@@ -127,7 +127,10 @@ static void reg_get(struct ms_rh_gdb *g, int n, uint8_t *out)
 	uint32_t v = 0, w[2] = {0, 0};
 
 	if (n < N_CORE) {
-		uc_reg_read(g->m->uc, core_regs[n], &v);
+		if (n >= 17 && n <= 21)
+			v = ms__rh_sysreg(g->m, core_regs[n]);
+		else
+			uc_reg_read(g->m->uc, core_regs[n], &v);
 		memcpy(out, &v, 4);
 	} else if (n < N_CORE + 16) {
 		uc_reg_read(g->m->uc, UC_ARM_REG_S0 + 2 * (n - N_CORE), &w[0]);

@@ -302,6 +302,30 @@ static void hook_intr(uc_engine *uc, uint32_t intno, void *ud)
 
 /* ---- host side helpers ---- */
 
+/*
+ * Read a system register (MSP, PSP, PRIMASK, BASEPRI, FAULTMASK). Unicorn
+ * reads them through QEMU's MRS helper, which returns 0 to unprivileged
+ * code; when the core is in unprivileged thread mode we step into handler
+ * mode (privileged) for the read and back, which leaves every register as
+ * it was.
+ */
+uint32_t ms__rh_sysreg(struct ms_rh_machine *m, int reg)
+{
+	uint32_t xpsr = 0, ctl = 0, v = 0, h;
+
+	uc_reg_read(m->uc, UC_ARM_REG_CONTROL, &ctl);
+	uc_reg_read(m->uc, UC_ARM_REG_XPSR, &xpsr);
+	if ((xpsr & 0x1ff) != 0 || !(ctl & 1)) {
+		uc_reg_read(m->uc, reg, &v);
+		return v;
+	}
+	h = xpsr | 3;
+	uc_reg_write(m->uc, UC_ARM_REG_XPSR, &h);
+	uc_reg_read(m->uc, reg, &v);
+	uc_reg_write(m->uc, UC_ARM_REG_XPSR, &xpsr);
+	return v;
+}
+
 uint32_t ms__rh_pc(struct ms_rh_machine *m)
 {
 	uint32_t pc = 0;
@@ -358,7 +382,11 @@ void ms_rh_machine_regs_text(struct ms_rh_machine *m, char *buf, size_t cap)
 		uint32_t v = 0;
 		int n;
 
-		uc_reg_read(m->uc, regs[i], &v);
+		if (regs[i] == UC_ARM_REG_MSP || regs[i] == UC_ARM_REG_PSP ||
+		    regs[i] == UC_ARM_REG_PRIMASK)
+			v = ms__rh_sysreg(m, regs[i]);
+		else
+			uc_reg_read(m->uc, regs[i], &v);
 		n = snprintf(buf + off, cap - off, "%s%s=0x%08x", i ? " " : "", names[i], v);
 		if (n < 0)
 			break;
@@ -1019,8 +1047,10 @@ enum ms_rh_stop ms_rh_machine_run(struct ms_rh_machine *m, uint64_t max_insns)
 		if (m->sleeping) {
 			uint64_t t;
 
-			if (ms__rh_pending_takeable(m))
+			if (ms__rh_wfi_wakes(m)) {
+				m->sleeping = false;
 				continue;
+			}
 			t = next_event(m);
 			if (t == UINT64_MAX) {
 				/* Nothing will ever happen without input: wait for the host. */

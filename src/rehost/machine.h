@@ -258,6 +258,7 @@ void ms__rh_mmio_log(struct ms_rh_machine *m, const char *dev, uint32_t addr, un
 uint32_t ms__rh_pc(struct ms_rh_machine *m);
 void ms__rh_input_notify(struct ms_rh_machine *m);
 void ms__rh_flush_code(struct ms_rh_machine *m);
+uint32_t ms__rh_sysreg(struct ms_rh_machine *m, int reg);
 
 /* armv7m.c */
 void ms__rh_scs_reset(struct ms_rh_machine *m);
@@ -266,6 +267,7 @@ void ms__rh_scs_set_pending(struct ms_rh_machine *m, int exc);
 /* Take the highest-priority pending exception if it may preempt; true if taken. */
 bool ms__rh_take_pending(struct ms_rh_machine *m);
 bool ms__rh_pending_takeable(struct ms_rh_machine *m);
+bool ms__rh_wfi_wakes(struct ms_rh_machine *m);
 /* Synchronous exceptions from Unicorn's interrupt hook. */
 void ms__rh_on_intr(struct ms_rh_machine *m, uint32_t intno);
 /* A fault caused by the instruction at pc: raise it (escalating as needed). */

@@ -539,8 +539,9 @@ static int run_rehost(const struct run_opts *o)
 		fflush(stdout);
 		if (w.verdict >= 0) {
 			rc = w.verdict;
-			if (rc == EXIT_FAIL)
-				fprintf(stderr, "run: failure text seen\n");
+			fprintf(stderr, "run: %s text seen after %" PRIu64 " instructions (%.6f virtual s)\n",
+				rc == EXIT_FAIL ? "failure" : "expected", m->icount,
+				(double)ms_rh_machine_now_ns(m) / 1e9);
 			break;
 		}
 		if (st == MS_RH_STOP_LOCKUP || st == MS_RH_STOP_HOST_ERROR) {

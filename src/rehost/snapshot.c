@@ -91,8 +91,15 @@ struct ms_rh_snapshot *ms_rh_snapshot_take(struct ms_rh_machine *m)
 	if (s == NULL)
 		return NULL;
 	s->icount = m->icount;
-	for (i = 0; i < N_SNAP_REGS; i++)
-		uc_reg_read(m->uc, snap_regs[i], &s->regs[i]);
+	for (i = 0; i < N_SNAP_REGS; i++) {
+		int r = snap_regs[i];
+
+		if (r == UC_ARM_REG_MSP || r == UC_ARM_REG_PSP || r == UC_ARM_REG_PRIMASK ||
+		    r == UC_ARM_REG_BASEPRI || r == UC_ARM_REG_FAULTMASK)
+			s->regs[i] = ms__rh_sysreg(m, r);
+		else
+			uc_reg_read(m->uc, r, &s->regs[i]);
+	}
 	if (m->has_fpu)
 		for (i = 0; i < 32; i++)
 			uc_reg_read(m->uc, UC_ARM_REG_S0 + (int)i, &s->sregs[i]);

@@ -2,7 +2,8 @@
  * Tests for the rehost engine with real parts: our firmware corpus built
  * with arm-none-eabi-gcc, run on the engine and on qemu-system-arm
  * (mps2-an385 / an386) with the console output compared; determinism of
- * output and executed blocks; hostile images, a vector table pointing nowhere, runaway
+ * output and executed blocks; snapshots restored twice giving identical
+ * traces; hostile images, a vector table pointing nowhere, runaway
  * firmware stopped by the limit; board file parsing with bad input.
  */
 #include <setjmp.h>
@@ -208,6 +209,76 @@ static void test_echo_and_determinism(void **s)
 	ms_rh_machine_free(m2);
 }
 
+/* Snapshot mid-run (in an unprivileged task); restore twice, from memory and disk: same traces. */
+static void test_snapshot_restore_twice(void **s)
+{
+	static struct out o;
+	struct ms_rh_machine *m;
+	struct ms_rh_snapshot *snap, *disk;
+	char trace[3][4096];
+	uint64_t ic[3];
+	struct ms_err e;
+	int i;
+
+	memset(&o, 0, sizeof(o));
+	m = boot("mps2-an385", "mps2-tasks", &o, false);
+	run_to(m, 2500);
+	snap = ms_rh_snapshot_take(m);
+	assert_non_null(snap);
+	assert_int_equal(ms_rh_snapshot_write(snap, "/tmp/ms_rh_snap.bin", &e), 0);
+	assert_int_equal(ms_rh_snapshot_read(m, "/tmp/ms_rh_snap.bin", &disk, &e), 0);
+	for (i = 0; i < 3; i++) {
+		size_t mark;
+
+		if (i > 0)
+			assert_int_equal(ms_rh_snapshot_restore(m, i == 1 ? snap : disk, &e), 0);
+		mark = o.len;
+		run_to(m, 20000);
+		snprintf(trace[i], sizeof(trace[i]), "%s", o.buf + mark);
+		ic[i] = m->icount;
+	}
+	assert_non_null(strstr(trace[0], "tasks PASS"));
+	assert_string_equal(trace[0], trace[1]);
+	assert_string_equal(trace[0], trace[2]);
+	assert_int_equal(ic[0], ic[1]);
+	assert_int_equal(ic[0], ic[2]);
+	ms_rh_snapshot_free(snap);
+	ms_rh_snapshot_free(disk);
+	ms_rh_machine_free(m);
+}
+
+static void test_snapshot_file_hostile(void **s)
+{
+	static struct out o;
+	struct ms_rh_machine *m;
+	struct ms_rh_snapshot *snap, *bad;
+	struct ms_err e;
+	uint8_t *data;
+	size_t n, cut;
+	FILE *f;
+
+	memset(&o, 0, sizeof(o));
+	m = boot("mps2-an385", "mps2-hello", &o, false);
+	run_to(m, 1000);
+	snap = ms_rh_snapshot_take(m);
+	assert_int_equal(ms_rh_snapshot_write(snap, "/tmp/ms_rh_snap2.bin", &e), 0);
+	f = fopen("/tmp/ms_rh_snap2.bin", "rb");
+	data = malloc(16 << 20);
+	n = fread(data, 1, 16 << 20, f);
+	fclose(f);
+	/* Truncations are refused, never read beyond the file. */
+	for (cut = 0; cut < n; cut = cut < 4096 ? cut + 7 : cut * 2) {
+		f = fopen("/tmp/ms_rh_snap3.bin", "wb");
+		fwrite(data, 1, cut, f);
+		fclose(f);
+		assert_int_not_equal(ms_rh_snapshot_read(m, "/tmp/ms_rh_snap3.bin", &bad, &e), 0);
+		assert_int_equal(e.status, 400);
+	}
+	free(data);
+	ms_rh_snapshot_free(snap);
+	ms_rh_machine_free(m);
+}
+
 static void test_vector_table_nowhere(void **s)
 {
 	uint8_t bin[64] = {0};
@@ -343,6 +414,8 @@ int main(void)
 		cmocka_unit_test(test_fault_matches_qemu),
 		cmocka_unit_test(test_fpu_matches_qemu),
 		cmocka_unit_test(test_echo_and_determinism),
+		cmocka_unit_test(test_snapshot_restore_twice),
+		cmocka_unit_test(test_snapshot_file_hostile),
 		cmocka_unit_test(test_vector_table_nowhere),
 		cmocka_unit_test(test_runaway_stopped_by_limit),
 		cmocka_unit_test(test_hostile_images),
