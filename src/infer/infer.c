@@ -1691,6 +1691,8 @@ static void associate_irq(struct ms_infer *inf, int irq)
 	struct periph *p = inf->p[best];
 	if (p->irq >= 0 && p->irq != irq && p->source == SRC_SVD)
 		return;
+	if (p->irq == irq && inf->irq_page[irq] == best + 1)
+		return; /* known already (from the SVD or a device map) */
 	inf->irq_page[irq] = best + 1;
 	if (p->irq < 0)
 		p->irq = irq;
@@ -1853,8 +1855,14 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 		struct periph *p = inf->p[i];
 		if (!p->timer)
 			timer_detect(inf, p, now_ns);
-		if (!p->timer || p->irq < 0 || !inf->host.irq_set_pending || !inf->host.irq_enabled)
+		if (!p->timer || p->irq < 0 || !inf->host.irq_set_pending || !inf->host.irq_enabled ||
+		    !p->armed)
 			continue;
+		if (!p->next_ns) {
+			/* A timer from a device map: its first period starts when it is set up. */
+			p->next_ns = now_ns + p->period_ns;
+			continue;
+		}
 		if (now_ns < p->next_ns)
 			continue;
 		/* Late ticks are not replayed in a burst: one event, then the next period. */
@@ -2248,6 +2256,10 @@ static json_t *periph_json(const struct periph *p, bool full)
 			      source_names[p->source], "uart", p->uart, "reads", (json_int_t)p->reads,
 			      "writes", (json_int_t)p->writes, "registers", regs);
 	json_object_set_new(o, "irq", p->irq >= 0 ? json_integer(p->irq) : json_null());
+	if (p->timer)
+		json_object_set_new(o, "timer", json_pack("{s:I,s:s}", "period_ns",
+							  (json_int_t)p->period_ns, "reason",
+							  p->timer_reason));
 	return o;
 }
 
@@ -2406,6 +2418,19 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 		json_t *irq = json_object_get(pj, "irq");
 		p->irq = json_is_integer(irq) ? (int)json_integer_value(irq) : -1;
 		p->uart = json_is_true(json_object_get(pj, "uart"));
+		if (p->uart)
+			inf->any_console = true;
+		if (p->irq >= 0)
+			inf->irq_page[p->irq] = periph_index(inf, p) + 1;
+		json_int_t period = json_integer_value(json_object_get(json_object_get(pj, "timer"),
+									"period_ns"));
+		if (period >= 10000 && period <= 60ll * 1000000000ll) {
+			p->timer = true;
+			p->timer_source = SRC_USER;
+			p->period_ns = (uint64_t)period;
+			p->next_ns = 0;
+			snprintf(p->timer_reason, sizeof(p->timer_reason), "imported from a device map");
+		}
 		size_t k;
 		json_t *rj;
 		json_array_foreach(json_object_get(pj, "registers"), k, rj) {

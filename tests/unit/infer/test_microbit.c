@@ -180,6 +180,8 @@ static void test_repl_from_device_map(void **state)
 	assert_int_equal(sh_count(&b, "infer.region"), 0);
 	assert_int_equal(sh_count(&b, "infer.poll"), 0);
 	assert_int_equal(sh_count(&b, "infer.register"), 0);
+	assert_int_equal(sh_count(&b, "infer.irq"), 0);
+	assert_int_equal(sh_count(&b, "infer.timer"), 0);
 	unlink(path);
 	json_decref(map);
 	sh_free(&a);
