@@ -585,6 +585,8 @@ static void periph_apply_svd(struct ms_infer *inf, struct periph *p, uint32_t ad
 static uint32_t locate(struct ms_infer *inf, const struct ms__cpu *cpu, bool write, uint32_t addr,
 		       unsigned size, bool advance)
 {
+	if (!inf->have_block)
+		ms__cpu_need(cpu, 15);
 	uint32_t block = inf->have_block ? inf->block_pc : cpu->r[15];
 	uint32_t cur = inf->have_block ? inf->cursor : 0;
 	uint32_t pc;
@@ -594,6 +596,7 @@ static uint32_t locate(struct ms_infer *inf, const struct ms__cpu *cpu, bool wri
 		return pc;
 	}
 	/* The block start known to Unicorn is stale in MMIO callbacks: try it too. */
+	ms__cpu_need(cpu, 15);
 	if (inf->have_block && cpu->r[15] != block) {
 		cur = 0;
 		if (ms__locate(inf->dis, cpu, cpu->r[15], &cur, write, addr, size, &pc))
@@ -1227,7 +1230,7 @@ static uint64_t mmio_read_cb(uc_engine *uc, uint64_t offset, unsigned size, void
 	pthread_mutex_lock(&inf->lock);
 	uint32_t addr = (uint32_t)(w->base + offset);
 	struct ms__cpu cpu;
-	ms__cpu_read(uc, &cpu);
+	ms__cpu_lazy(uc, &cpu);
 	uint32_t pc = locate(inf, &cpu, false, addr, size, true);
 	uint32_t v = 0;
 	struct periph *p = periph_touch(inf, addr, false, &cpu, pc);
@@ -1258,7 +1261,7 @@ static void mmio_write_cb(uc_engine *uc, uint64_t offset, unsigned size, uint64_
 	pthread_mutex_lock(&inf->lock);
 	uint32_t addr = (uint32_t)(w->base + offset);
 	struct ms__cpu cpu;
-	ms__cpu_read(uc, &cpu);
+	ms__cpu_lazy(uc, &cpu);
 	uint32_t pc = locate(inf, &cpu, true, addr, size, true);
 	struct periph *p = periph_touch(inf, addr, true, &cpu, pc);
 	uint32_t off = addr & (PAGE - 1);
@@ -1447,6 +1450,7 @@ static struct periph *periph_touch(struct ms_infer *inf, uint32_t addr, bool wri
 		inf->lat_max = dt;
 	char insn[64];
 	ms__dis_text(inf->dis, pc, insn, sizeof(insn));
+	ms__cpu_need(cpu, -1);
 	json_t *regs = json_object();
 	static const char *const names[13] = { "r0", "r1", "r2", "r3",  "r4",  "r5", "r6",
 					       "r7", "r8", "r9", "r10", "r11", "r12" };

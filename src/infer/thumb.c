@@ -128,6 +128,29 @@ int ms__uc_reg(int i)
 	return map[i & 15];
 }
 
+void ms__cpu_lazy(uc_engine *uc, struct ms__cpu *cpu)
+{
+	cpu->uc = uc;
+	cpu->have = 0;
+}
+
+void ms__cpu_need(const struct ms__cpu *cpu, int i)
+{
+	/* The file is the caller's (never const storage): loading is not a change it sees. */
+	struct ms__cpu *c = (struct ms__cpu *)cpu;
+	if (!c->uc)
+		return;
+	if (i < 0) {
+		if (c->have != 0x1ffff)
+			ms__cpu_read(c->uc, c);
+		return;
+	}
+	if (!((c->have >> i) & 1)) {
+		uc_reg_read(c->uc, ms__uc_reg(i), &c->r[i]);
+		c->have |= 1u << i;
+	}
+}
+
 void ms__cpu_read(uc_engine *uc, struct ms__cpu *cpu)
 {
 	int ids[17];
@@ -144,6 +167,8 @@ void ms__cpu_read(uc_engine *uc, struct ms__cpu *cpu)
 	cpu->z = (xpsr >> 30) & 1;
 	cpu->c = (xpsr >> 29) & 1;
 	cpu->v = (xpsr >> 28) & 1;
+	cpu->uc = uc;
+	cpu->have = 0x1ffff;
 }
 
 /* Capstone register id to interpreter index, -1 for anything else. */
@@ -208,6 +233,10 @@ static bool mem_ea(const struct ms__cpu *c, const cs_insn *in, const cs_arm_op *
 	int b = reg_index(op->mem.base);
 	if (b < 0)
 		return false;
+	if (b != 15)
+		ms__cpu_need(c, b);
+	if (op->mem.index != ARM_REG_INVALID && reg_index(op->mem.index) >= 0)
+		ms__cpu_need(c, reg_index(op->mem.index));
 	uint32_t base = rd_reg(c, b, (uint32_t)in->address);
 	if (b == 15)
 		base &= ~3u;
@@ -808,6 +837,7 @@ void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc
 	struct sim s;
 	memset(&s, 0, sizeof(s));
 	memset(out, 0, sizeof(*out));
+	ms__cpu_need(cpu, -1);
 	s.d = d;
 	s.c = *cpu;
 	s.c.r[15] = load_pc & ~1u;

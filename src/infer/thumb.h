@@ -25,11 +25,24 @@
 
 struct ms__dis;
 
-/* Register file for the interpreter: r[13] sp, r[14] lr, r[15] pc. */
+/*
+ * Register file for the interpreter: r[13] sp, r[14] lr, r[15] pc. A file
+ * made by ms__cpu_lazy reads registers from Unicorn only when they are
+ * needed (have: bit i set when r[i] is loaded, bit 16 for the flags), which
+ * keeps the common MMIO access cheap; the interpreter loads all of them.
+ */
 struct ms__cpu {
 	uint32_t r[16];
 	bool n, z, c, v;
+	uc_engine *uc;
+	uint32_t have;
 };
+
+/* Start a lazily loaded register file. */
+void ms__cpu_lazy(uc_engine *uc, struct ms__cpu *cpu);
+
+/* Make sure register i (or all, with i < 0) of a lazy file is loaded. */
+void ms__cpu_need(const struct ms__cpu *cpu, int i);
 
 enum ms__end {
 	MS__UNKNOWN = 0, /* hit something we do not interpret before any decision */
