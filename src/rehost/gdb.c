@@ -47,6 +47,7 @@ struct ms_rh_gdb {
 	int lfd, cfd;
 	int port;
 	bool noack;
+	bool resumed;     /* gdb waits for a stop reply */
 	struct bp bps[MAX_BP];
 	struct wp wps[MAX_WP];
 	uc_hook step_hook;
@@ -244,6 +245,7 @@ static void drop_client(struct ms_rh_gdb *g)
 		close(g->cfd);
 	g->cfd = -1;
 	g->noack = false;
+	g->resumed = false;
 	g->inlen = 0;
 	for (i = 0; i < MAX_BP; i++)
 		if (g->bps[i].used) {
@@ -724,7 +726,7 @@ static int handle(struct ms_rh_gdb *g, char *pkt)
 				    "swbreak+;hwbreak+;vContSupported+");
 			return 0;
 		}
-		if (strncmp(pkt, "qXfer:features:read:target.xml:", 32) == 0) {
+		if (strncmp(pkt, "qXfer:features:read:target.xml:", 31) == 0) {
 			cmd_xfer(g, pkt);
 			return 0;
 		}
@@ -855,6 +857,10 @@ int ms_rh_gdb_serve(struct ms_rh_gdb *g, int timeout_ms)
 	end_step(g);
 	if (g->cfd < 0 && !try_accept(g, timeout_ms))
 		return 0;
+	if (g->resumed) {
+		g->resumed = false;
+		stop_reply(g);
+	}
 	for (;;) {
 		int r = read_pkt(g, pkt, PKT_MAX, -1);
 
@@ -874,6 +880,7 @@ int ms_rh_gdb_serve(struct ms_rh_gdb *g, int timeout_ms)
 		case 0:
 			break;
 		case 1:
+			g->resumed = true;
 			return 0;
 		case 2:
 			drop_client(g);
@@ -883,6 +890,17 @@ int ms_rh_gdb_serve(struct ms_rh_gdb *g, int timeout_ms)
 			return 0;
 		}
 	}
+}
+
+void ms_rh_gdb_exited(struct ms_rh_gdb *g, int code)
+{
+	char buf[8];
+
+	if (g->cfd < 0)
+		return;
+	snprintf(buf, sizeof(buf), "W%02x", code & 0xff);
+	send_pkt(g, buf);
+	drop_client(g);
 }
 
 bool ms_rh_gdb_poll(struct ms_rh_gdb *g)

@@ -50,6 +50,9 @@ int ms_rh_gdb_serve(struct ms_rh_gdb *g, int timeout_ms);
  */
 bool ms_rh_gdb_poll(struct ms_rh_gdb *g);
 
+/* The run is over: tell an attached gdb the program exited with code, and drop it. */
+void ms_rh_gdb_exited(struct ms_rh_gdb *g, int code);
+
 /* Instructions to run before stopping for a single step (0: not stepping). */
 bool ms_rh_gdb_stepping(const struct ms_rh_gdb *g);
 

@@ -577,6 +577,8 @@ static int run_rehost(const struct run_opts *o)
 		}
 	}
 report:
+	if (m->gdb != NULL)
+		ms_rh_gdb_exited(m->gdb, rc);
 	if (m->cov != NULL && o->bb_out != NULL && ms_rh_cov_write_bb(m->cov, o->bb_out, &e) != 0) {
 		fprintf(stderr, "run: %s\n", e.message);
 		rc = EXIT_INFRA;
