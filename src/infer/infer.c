@@ -1015,7 +1015,49 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 		}
 		return q;
 	}
-	/* Not a loop: a branch on the value. Keep another path for exploration. */
+	/*
+	 * Not a loop. "If the transmitter is ready, write the data register,
+	 * else queue" (Arduino, interrupt-driven drivers): when one side of
+	 * the branch on a never-written status register writes another
+	 * register of the device that the firmware never reads, that side is
+	 * the idle transmitter's: answer it, as an idle UART is ready.
+	 */
+	if (r->written_or == 0 && !r->rx_mask) {
+		int w = -1;
+		bool cur_writes = runs[0].acc && runs[0].acc_write;
+		for (int i = 1; i < n && !cur_writes; i++) {
+			if (runs[i].end != MS__LEAVE || !runs[i].branched || !runs[i].acc ||
+			    !runs[i].acc_write || runs[i].acc_addr == addr ||
+			    (runs[i].acc_addr & ~(PAGE - 1)) != p->base)
+				continue;
+			struct reg *d = reg_find(p, runs[i].acc_addr - p->base);
+			if (d && d->reads)
+				continue;
+			if (w < 0 || popcount32(c[i] ^ cur) < popcount32(c[w] ^ cur))
+				w = i;
+		}
+		if (w >= 0) {
+			q->kind = PK_TX;
+			q->mask = c[w] ^ cur;
+			q->ready = c[w] & q->mask;
+			struct reg *d = reg_get(p, runs[w].acc_addr - p->base);
+			r = reg_find(p, off);
+			q = poll_find(r, pc);
+			if (d)
+				mark_tx_candidate(inf, p, d, false, 0, pc);
+			if (r->model == RM_MEMORY)
+				r->model = RM_STATUS;
+			snprintf(r->reason, sizeof(r->reason),
+				 "ready bits 0x%x: the ready side of the branch transmits", q->mask);
+			json_t *ev = json_pack("{s:o,s:o,s:s,s:s,s:o,s:o,s:i,s:s}", "addr", hex(addr),
+					       "pc", hex(pc), "insn", insn, "model", "tx-ready", "mask",
+					       hex(q->mask), "value", hex(q->ready), "confidence", 60,
+					       "reason", "the ready side of the branch writes the device");
+			emit(inf, "infer.poll", ev);
+			return q;
+		}
+	}
+	/* A branch on the value. Keep another path for exploration. */
 	int base_i = 0; /* c[0] == cur */
 	for (int i = 1; i < n; i++) {
 		if (runs[i].end == MS__UNKNOWN || runs[base_i].end == MS__UNKNOWN)

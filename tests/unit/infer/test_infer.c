@@ -347,6 +347,37 @@ static void test_uart_byte_registers(void **state)
 	sh_free(&s);
 }
 
+
+/*
+ * Arduino-style write: "if the transmitter is ready, write the holding
+ * register, else queue and enable the interrupt" (SAM3X UART: SR +0x14,
+ * TXRDY bit 1, THR +0x1c), with no polling loop at all.
+ */
+static void test_uart_write_if_ready(void **state)
+{
+	struct shell s;
+	uc_err er = run_snippet(&s,
+				"ldr r4, =0x400e0800\n"
+				"adr r5, msg\n"
+				"1: ldrb r0, [r5], #1\n"
+				"cbz r0, 3f\n"
+				"ldr r1, [r4, #0x14]\n"
+				"tst r1, #2\n"
+				"beq 2f\n"
+				"str r0, [r4, #0x1c]\n"
+				"b 1b\n"
+				"2: ldr r2, =0x20000100\n" /* the queue: never drained here */
+				"str r0, [r2]\n"
+				"b 1b\n"
+				"3: bkpt\n"
+				".align 2\n"
+				"msg: .asciz \"Due says hi\\n\"\n",
+				"cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_string_equal(s.out, "Due says hi\n");
+	sh_free(&s);
+}
+
 /* With no input, data-ready stays clear: the firmware waits instead of reading garbage. */
 static void test_uart_waits_without_input(void **state)
 {
@@ -965,6 +996,7 @@ int main(void)
 		cmocka_unit_test(test_uart_console_and_input),
 		cmocka_unit_test(test_uart_waits_without_input),
 		cmocka_unit_test(test_uart_byte_registers),
+		cmocka_unit_test(test_uart_write_if_ready),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_import_corrupt),
