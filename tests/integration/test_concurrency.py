@@ -80,3 +80,53 @@ def test_console_dropped_mid_stream(clean, fw):
     ws.read_until(b"counter=1", timeout=30)
     ws.close()
     assert d.get("/health").status == 200
+
+
+def test_concurrent_control_of_one_session(clean, fw):
+    d = clean
+    s, prog, ws = d.boot("mps2-an385", fw.read(), "mstest.elf")
+    sid = s["id"]
+    ws.read_until(b"mstest ready", timeout=30)
+    ws.close()
+    bad = []
+    ops = ["poweron", "pause", "reset", "poweron", "pause", "poweron"]
+
+    def worker(k):
+        for i in range(12):
+            op = ops[(i + k) % len(ops)]
+            try:
+                r = d.post("/api/v1/sessions/%s/%s" % (sid, op))
+            except Exception as e:
+                bad.append((op, repr(e)))
+                continue
+            # 409 is an honest answer when another thread changed the state first.
+            if r.status not in (200, 409):
+                bad.append((op, r))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not bad, bad[:5]
+    assert d.session(sid)["state"] in ("running", "paused")
+    assert len([p for p, cmd in d.qemu_children() if any(sid in c for c in cmd)]) == 1
+    ws = d.console(sid)
+    assert d.post("/api/v1/sessions/%s/poweron" % sid).status == 200
+    ws.send("inc\r")
+    ws.read_until(re.compile(rb"counter=\d+"), timeout=30)
+    ws.close()
+
+
+def test_delete_while_gdb_holds_the_stub(clean, fw):
+    d = clean
+    s, prog, ws = d.boot("mps2-an385", fw.read(), "mstest.elf")
+    ws.read_until(b"mstest ready", timeout=30)
+    ws.close()
+    g = socket.create_connection(("127.0.0.1", s["gdb_port"]), timeout=10)
+    g.sendall(b"$?#3f")
+    g.recv(64)  # the stub answers: the guest is now stopped under gdb
+    r = d.delete("/api/v1/sessions/" + s["id"])
+    assert r.status == 200, r
+    assert d.qemu_children() == []
+    g.close()

@@ -5,7 +5,7 @@ and boards that QEMU 7.2 cannot restore.
 """
 import re
 
-from conftest import assert_error
+from conftest import UBOOT_ELF, assert_error
 
 
 def _get_counter(ws):
@@ -124,3 +124,29 @@ def test_lm3s6965evb_restore_is_501_and_qemu_survives(clean):
     # The emulator is still there and the session is not in error.
     assert d.session(sid)["state"] in ("created", "paused")
     assert any(sid in " ".join(cmd) for pid, cmd in d.qemu_children()), d.qemu_children()
+
+
+def test_snapshot_on_virt_uboot(clean):
+    """A 256 MiB AArch64 machine: U-Boot's environment goes back to its snapshotted value."""
+    d = clean
+    with open(UBOOT_ELF, "rb") as f:
+        s, prog, ws = d.boot("virt", f.read(), "uboot.elf", cpu="cortex-a57", memory="256M")
+    sid = s["id"]
+    out = ws.read_until(re.compile(rb"Hit any key to stop autoboot|=> "), timeout=120)
+    if b"=> " not in out:
+        ws.send("\r")
+        ws.read_until(b"=> ", timeout=120, start=out)
+    ws.send("setenv msvar before\r")
+    ws.read_until(b"=> ", timeout=30)
+    r = d.post("/api/v1/sessions/%s/snapshots" % sid, {"name": "uboot_before"})
+    assert r.status == 201, r
+    ws.send("setenv msvar after\r")
+    ws.read_until(b"=> ", timeout=30)
+    ws.send("echo [$msvar]\r")
+    ws.read_until(b"[after]", timeout=30)
+    r = d.post("/api/v1/sessions/%s/restore" % sid, {"snapshot_id": "uboot_before"})
+    assert r.status == 200, r
+    assert d.session(sid)["state"] == "running"
+    ws.send("echo [$msvar]\r")
+    ws.read_until(b"[before]", timeout=30)
+    ws.close()
