@@ -9,7 +9,7 @@ import re
 import subprocess
 import time
 
-from conftest import BUILD, free_port, Daemon
+from conftest import BUILD, Daemon, assert_error, free_port
 
 EXE = os.path.join(BUILD, "machineserver")
 
@@ -91,3 +91,14 @@ def test_minimal_config_is_enough(tmp_path):
         p.terminate()
         p.wait(20)
     assert p.returncode == 0
+
+
+def test_monitoring_disabled_hides_metrics(own_daemon):
+    d = own_daemon({"monitoring": {"enabled": False}, "server": {"mode": "debug"}}).start()
+    assert_error(d.get("/metrics"), 404)
+    assert d.get("/health").status == 200
+
+
+def test_bad_mode_refused(tmp_path):
+    err = _refused(tmp_path, "server:\n  port: %d\n  mode: fast\n" % free_port())
+    assert re.search(r"config\.yaml:3:\d+", err), err
