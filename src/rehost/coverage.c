@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dwarf.h>
 #include <elfutils/libdw.h>
 
 #include "rehost/coverage.h"
@@ -159,10 +160,38 @@ struct range {
 };
 
 struct line_ent {
-	const char *file; /* owned by libdw until dwarf_end */
+	const char *file; /* owned by libdw until dwarf_end, or by the path pool */
 	int line;
 	uint64_t hits;
 };
+
+/* Joined "dir/name" strings, interned so each distinct path is allocated once. */
+struct path_pool {
+	char **s;
+	size_t n, cap;
+};
+
+static const char *pool_path(struct path_pool *p, const char *dir, const char *name)
+{
+	char buf[4096];
+	size_t i;
+
+	snprintf(buf, sizeof(buf), "%s/%s", dir, name);
+	for (i = p->n; i > 0; i--)
+		if (strcmp(p->s[i - 1], buf) == 0)
+			return p->s[i - 1];
+	if (p->n == p->cap) {
+		size_t nc = p->cap ? p->cap * 2 : 16;
+		char **ns = realloc(p->s, nc * sizeof(*ns));
+
+		if (ns == NULL)
+			return NULL;
+		p->s = ns;
+		p->cap = nc;
+	}
+	p->s[p->n] = strdup(buf);
+	return p->s[p->n] != NULL ? p->s[p->n++] : NULL;
+}
 
 static int cmp_range(const void *a, const void *b)
 {
@@ -208,6 +237,7 @@ int ms_rh_cov_write_lcov(const struct ms_rh_cov *c, const char *elf_path, const 
 {
 	struct range *rs = NULL;
 	struct line_ent *ls = NULL;
+	struct path_pool pool = {0};
 	size_t nr = 0, nl = 0, lcap = 0, i;
 	Dwarf_Off off = 0, next;
 	size_t hsize;
@@ -240,10 +270,14 @@ int ms_rh_cov_write_lcov(const struct ms_rh_cov *c, const char *elf_path, const 
 	while (dwarf_nextcu(dw, off, &next, &hsize, NULL, NULL, NULL) == 0) {
 		Dwarf_Die cu;
 		Dwarf_Lines *lines;
+		Dwarf_Attribute at;
+		const char *comp_dir = NULL;
 		size_t n, k;
 
 		if (dwarf_offdie(dw, off + hsize, &cu) != NULL &&
 		    dwarf_getsrclines(&cu, &lines, &n) == 0) {
+			if (dwarf_attr(&cu, DW_AT_comp_dir, &at) != NULL)
+				comp_dir = dwarf_formstring(&at);
 			for (k = 0; k < n; k++) {
 				Dwarf_Line *l = dwarf_onesrcline(lines, k);
 				Dwarf_Addr a;
@@ -257,6 +291,14 @@ int ms_rh_cov_write_lcov(const struct ms_rh_cov *c, const char *elf_path, const 
 				src = dwarf_linesrc(l, NULL, NULL);
 				if (end || src == NULL || ln <= 0)
 					continue;
+				/* genhtml needs absolute paths: relative names are under comp_dir. */
+				if (src[0] != '/' && comp_dir != NULL) {
+					src = pool_path(&pool, comp_dir, src);
+					if (src == NULL) {
+						rc = ms_fail(e, 500, "internal", "out of memory");
+						goto out;
+					}
+				}
 				if (nl == lcap) {
 					size_t ncap = lcap ? lcap * 2 : 1024;
 					struct line_ent *nls = realloc(ls, ncap * sizeof(*nls));
@@ -312,6 +354,9 @@ int ms_rh_cov_write_lcov(const struct ms_rh_cov *c, const char *elf_path, const 
 out:
 	free(rs);
 	free(ls);
+	for (i = 0; i < pool.n; i++)
+		free(pool.s[i]);
+	free(pool.s);
 	dwarf_end(dw);
 	close(fd);
 	return rc;
