@@ -930,6 +930,18 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 	int stay = -1, leave = -1, nstay = 0, nleave = 0;
 	for (int i = 0; i < n; i++) {
 		ms__simulate(inf->dis, cpu, pc, addr, c[i], 96, &runs[i]);
+		if (runs[i].end == MS__LEAVE && runs[i].branched && !runs[i].acc) {
+			/* What does the leaving side touch next, inside the helpers it calls? */
+			struct ms__run f;
+			ms__simulate_follow(inf->dis, cpu, pc, addr, c[i], 160, &f);
+			if (f.acc && f.branched) {
+				runs[i].acc = true;
+				runs[i].acc_write = f.acc_write;
+				runs[i].acc_addr = f.acc_addr;
+				runs[i].acc_size = f.acc_size;
+				runs[i].acc_pc = f.acc_pc;
+			}
+		}
 		if (runs[i].end == MS__STAY) {
 			nstay++;
 			if (stay < 0 || popcount32(c[i] ^ cur) < popcount32(c[stay] ^ cur))
@@ -2022,6 +2034,20 @@ static int load_models_file(struct ms_infer *inf, const char *path, struct ms_er
 	return rc;
 }
 
+/* The interpreter's side-effect-free read of one of our registers (lock held). */
+static bool peek_reg(void *ud, uint32_t addr, uint32_t *v)
+{
+	struct ms_infer *inf = ud;
+	struct periph *p = periph_find(inf, addr & ~(PAGE - 1));
+	if (!p)
+		return false;
+	struct reg *r = reg_find(p, addr & (PAGE - 1));
+	if (!r)
+		r = reg_find(p, addr & (PAGE - 4));
+	*v = r ? r->value : 0;
+	return true;
+}
+
 static bool is_our_page(void *ud, uint32_t addr)
 {
 	struct ms_infer *inf = ud;
@@ -2045,8 +2071,10 @@ struct ms_infer *ms_infer_new(uc_engine *uc, const struct ms_infer_host *host,
 	inf->svd_pick = -1;
 	pthread_mutex_init(&inf->lock, NULL);
 	inf->dis = ms__dis_new(uc);
-	if (inf->dis)
+	if (inf->dis) {
 		ms__dis_set_device_test(inf->dis, is_our_page, inf);
+		ms__dis_set_peek(inf->dis, peek_reg, inf);
+	}
 	inf->dcache = calloc(DCACHE, sizeof(*inf->dcache));
 	if (!inf->dis || !inf->dcache) {
 		ms_fail(e, 500, "internal", "cannot open the disassembler");

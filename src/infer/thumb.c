@@ -30,7 +30,16 @@ struct ms__dis {
 	struct slot *cache;
 	bool (*is_dev)(void *ud, uint32_t addr);
 	void *dev_ud;
+	bool (*peek)(void *ud, uint32_t addr, uint32_t *v);
+	void *peek_ud;
 };
+
+void ms__dis_set_peek(struct ms__dis *d, bool (*peek)(void *ud, uint32_t addr, uint32_t *v),
+		      void *ud)
+{
+	d->peek = peek;
+	d->peek_ud = ud;
+}
 
 void ms__dis_set_device_test(struct ms__dis *d, bool (*is_dev)(void *ud, uint32_t addr), void *ud)
 {
@@ -332,6 +341,7 @@ struct sim {
 		uint32_t addr, val;
 	} ov[16];           /* stores to RAM made during the run */
 	int nov;
+	bool decided;       /* a conditional branch on the value was taken */
 };
 
 static bool ram_read(struct sim *s, uint32_t ea, unsigned size, uint32_t *v)
@@ -490,10 +500,13 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 				v = poll_val;
 				t = true;
 			} else if (is_device(s->d, ea)) {
-				acc->write = false;
-				acc->addr = ea;
-				acc->size = sz;
-				return STEP_DEVICE;
+				/* Before the decision another register may be read: its model value. */
+				if (s->decided || !s->d->peek || !s->d->peek(s->d->peek_ud, ea, &v)) {
+					acc->write = false;
+					acc->addr = ea;
+					acc->size = sz;
+					return STEP_DEVICE;
+				}
 			} else if (!ram_read(s, ea, sz, &v)) {
 				return STEP_UNKNOWN;
 			}
@@ -831,9 +844,11 @@ static bool falls_back(struct ms__dis *d, uint32_t a, uint32_t lo, uint32_t hi)
 	return false;
 }
 
-void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
-		  uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out)
+static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
+		     uint32_t addr, uint32_t value, unsigned max_insns, bool follow,
+		     struct ms__run *out)
 {
+	int depth = 0;
 	struct sim s;
 	memset(&s, 0, sizeof(s));
 	memset(out, 0, sizeof(*out));
@@ -869,8 +884,10 @@ void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc
 		switch (st) {
 		case STEP_NEXT:
 		case STEP_JUMP:
-			if (cb && ct)
+			if (cb && ct) {
 				out->branched = true;
+				s.decided = true;
+			}
 			/*
 			 * After the decision, a branch that could go back into the
 			 * loop window (a timeout check, a retry counter) is taken
@@ -893,6 +910,19 @@ void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc
 				out->ninsn = n;
 				return;
 			}
+			if (follow && depth < 2) {
+				const cs_arm_op *t = &in->detail->arm.operands[0];
+				uint32_t tgt = 0;
+				if (t->type == ARM_OP_IMM)
+					tgt = (uint32_t)t->imm;
+				else if (t->type == ARM_OP_REG && reg_index(t->reg) >= 0)
+					tgt = s.c.r[reg_index(t->reg)] & ~1u;
+				if (tgt) {
+					depth++;
+					s.c.r[15] = tgt & ~1u;
+					break;
+				}
+			}
 			/* Skip the callee: caller-saved registers become unknown. */
 			for (int i = 0; i < 4; i++)
 				set_reg(&s, i, 0, false);
@@ -900,6 +930,10 @@ void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc
 			s.c.r[15] = (uint32_t)in->address + in->size;
 			break;
 		case STEP_RETURN:
+			if (depth > 0 && (s.c.r[15] & 0xf0000000u) != 0xf0000000u) {
+				depth--; /* back from a followed call */
+				break;
+			}
 			if (out->branched || (s.c.r[15] & 0xf0000000u) == 0xf0000000u) {
 				out->end = MS__LEAVE;
 				out->ninsn = n + 1;
@@ -931,7 +965,7 @@ void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc
 			out->ninsn = n;
 			return;
 		}
-		if (out->branched && after > 24) {
+		if (out->branched && after > (follow ? 64u : 24u)) {
 			out->end = MS__LEAVE;
 			out->ninsn = n + 1;
 			return;
@@ -1006,4 +1040,16 @@ bool ms__delay_loop(struct ms__dis *d, uint32_t addr, uint32_t size, int *reg,
 	*insns = n;
 	*end = cmp_end;
 	return true;
+}
+
+void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
+		  uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out)
+{
+	simulate(d, cpu, load_pc, addr, value, max_insns, false, out);
+}
+
+void ms__simulate_follow(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
+			 uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out)
+{
+	simulate(d, cpu, load_pc, addr, value, max_insns, true, out);
 }

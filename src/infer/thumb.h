@@ -93,6 +93,24 @@ void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc
 		  uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out);
 
 /*
+ * The same, following calls made after the decision (two levels) instead
+ * of skipping them, to find the device access a handler makes in a helper
+ * (`if (SR & RXNE) receive_char(dev)`). Used to name what comes next, not
+ * to decide between staying and leaving (a callee that waits would hide
+ * the loop's own back branch).
+ */
+void ms__simulate_follow(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
+			 uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out);
+
+/*
+ * Let the interpreter read a device register without side effects (the
+ * model's current value) before the decision: `sr = SR; cr = CR1; if ...`
+ * reads a second register first. peek returns false when it has no value.
+ */
+void ms__dis_set_peek(struct ms__dis *d, bool (*peek)(void *ud, uint32_t addr, uint32_t *v),
+		      void *ud);
+
+/*
  * Delay loop test for the block at addr: a block that branches back to its
  * own start, only touches registers (no loads, stores or calls) and counts
  * one register down (subs rX, #k ... bne / cmp). On success stores the

@@ -29,7 +29,8 @@
 struct shell {
 	uc_engine *uc;
 	struct ms_infer *inf;
-	uint32_t iser, ispr, vtor;
+	uint64_t iser, ispr; /* interrupts 0..63 */
+	uint32_t vtor;
 	uint64_t insns, lim, blocks;
 	int active;
 	int want;
@@ -67,14 +68,14 @@ static int sh_get(void *ud)
 static void sh_pend(void *ud, int irq)
 {
 	struct shell *s = ud;
-	if (irq >= 0 && irq < 32)
-		s->ispr |= 1u << irq;
+	if (irq >= 0 && irq < 64)
+		s->ispr |= 1ull << irq;
 }
 
 static bool sh_enabled(void *ud, int irq)
 {
 	struct shell *s = ud;
-	return irq >= 0 && irq < 32 && ((s->iser >> irq) & 1);
+	return irq >= 0 && irq < 64 && ((s->iser >> irq) & 1);
 }
 
 static uint32_t sh_vtor(void *ud)
@@ -103,10 +104,10 @@ static void sh_event(void *ud, const char *type, json_t *data)
 static uint64_t sh_scs_read(uc_engine *uc, uint64_t off, unsigned size, void *ud)
 {
 	struct shell *s = ud;
-	if (off == 0x100)
-		return s->iser;
-	if (off == 0x200)
-		return s->ispr;
+	if (off == 0x100 || off == 0x104)
+		return (uint32_t)(s->iser >> ((off - 0x100) * 8));
+	if (off == 0x200 || off == 0x204)
+		return (uint32_t)(s->ispr >> ((off - 0x200) * 8));
 	if (off == 0xd08)
 		return s->vtor;
 	return 0;
@@ -115,14 +116,15 @@ static uint64_t sh_scs_read(uc_engine *uc, uint64_t off, unsigned size, void *ud
 static void sh_scs_write(uc_engine *uc, uint64_t off, unsigned size, uint64_t v, void *ud)
 {
 	struct shell *s = ud;
-	if (off == 0x100)
-		s->iser |= (uint32_t)v;
-	else if (off == 0x180)
-		s->iser &= ~(uint32_t)v;
-	else if (off == 0x200)
-		s->ispr |= (uint32_t)v;
-	else if (off == 0x280)
-		s->ispr &= ~(uint32_t)v;
+	v &= 0xffffffffu;
+	if (off == 0x100 || off == 0x104)
+		s->iser |= v << ((off - 0x100) * 8);
+	else if (off == 0x180 || off == 0x184)
+		s->iser &= ~(v << ((off - 0x180) * 8));
+	else if (off == 0x200 || off == 0x204)
+		s->ispr |= v << ((off - 0x200) * 8);
+	else if (off == 0x280 || off == 0x284)
+		s->ispr &= ~(v << ((off - 0x280) * 8));
 	else if (off == 0xd08)
 		s->vtor = (uint32_t)v;
 }
@@ -159,7 +161,7 @@ static void sh_take(struct shell *s, int irq)
 	uc_mem_read(s->uc, s->vtor + 4u * (16u + (uint32_t)irq), &h, 4);
 	h |= 1u;
 	uc_reg_write(s->uc, UC_ARM_REG_PC, &h);
-	s->ispr &= ~(1u << irq);
+	s->ispr &= ~(1ull << irq);
 	s->active++;
 	s->irqs_taken++;
 }
@@ -283,7 +285,7 @@ static uc_err sh_run(struct shell *s, uint32_t pc, uint32_t sp, uint64_t max_ins
 		}
 		if (s->want) {
 			s->want = 0;
-			for (int i = 0; i < 32; i++)
+			for (int i = 0; i < 64; i++)
 				if (((s->ispr & s->iser) >> i) & 1) {
 					sh_take(s, i);
 					break;

@@ -378,6 +378,93 @@ static void test_uart_write_if_ready(void **state)
 	sh_free(&s);
 }
 
+
+/*
+ * A NuttX/HAL-style receive interrupt: the handler reads SR, then CR1,
+ * tests RXNE and RXNEIE together and calls a helper that reads DR. No
+ * polling loop anywhere on the receive side (USART1, IRQ 37).
+ */
+static const char *RX_ISR =
+	".word 0x20008000\n"
+	".word reset + 1\n"
+	".rept 14\n.word 0\n.endr\n"
+	".rept 37\n.word 0\n.endr\n"
+	".word isr + 1\n" /* IRQ 37 */
+	".rept 10\n.word 0\n.endr\n"
+	"reset: ldr r4, =0x40013800\n"
+	"adr r5, msg\n"
+	"1: ldrb r0, [r5], #1\n"
+	"cbz r0, 2f\n"
+	"bl putc\n"
+	"b 1b\n"
+	"2: ldr r6, =0x20000000\n"
+	"movs r0, #0\n"
+	"str r0, [r6]\n"         /* received count */
+	"ldr r0, [r4, #0x0c]\n"
+	"orr r0, r0, #0x20\n"
+	"str r0, [r4, #0x0c]\n"  /* CR1 |= RXNEIE */
+	"ldr r2, =0xE000E104\n"
+	"movs r0, #0x20\n"
+	"str r0, [r2]\n"         /* ISER1 bit 5: IRQ 37 */
+	"3: wfi\n"
+	"ldr r0, [r6]\n"
+	"cmp r0, #3\n"
+	"blo 3b\n"
+	"ldrb r0, [r6, #4]\n"
+	"bl putc\n"
+	"ldrb r0, [r6, #5]\n"
+	"bl putc\n"
+	"ldrb r0, [r6, #6]\n"
+	"bl putc\n"
+	"bkpt\n"
+	"putc: ldr r1, [r4]\n"
+	"tst r1, #0x80\n"
+	"beq putc\n"
+	"str r0, [r4, #4]\n"
+	"bx lr\n"
+	"isr: push {r4, lr}\n"
+	"ldr r4, =0x40013800\n"
+	"ldr r0, [r4]\n"         /* SR */
+	"ldr r1, [r4, #0x0c]\n"  /* CR1 */
+	"tst r0, #0x20\n"
+	"beq 4f\n"
+	"tst r1, #0x20\n"
+	"beq 4f\n"
+	"mov r0, r4\n"
+	"bl rx_char\n"
+	"4: pop {r4, pc}\n"
+	"rx_char: ldr r1, [r0, #4]\n" /* DR */
+	"ldr r2, =0x20000000\n"
+	"ldr r3, [r2]\n"
+	"add r12, r2, #4\n"
+	"strb r1, [r12, r3]\n"
+	"adds r3, #1\n"
+	"str r3, [r2]\n"
+	"bx lr\n"
+	".align 2\n"
+	"msg: .asciz \"ready\\r\\n\"\n"
+	".ltorg\n";
+
+static void test_rx_interrupt_helper(void **state)
+{
+	size_t len = 0;
+	uint8_t *bin = sh_asm(RX_ISR, "cortex-m3", &len);
+	assert_non_null(bin);
+	struct shell s;
+	struct ms_err e;
+	struct ms_infer_opts o = { 0 };
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	sh_input(&s, "xyz");
+	uc_err er = sh_boot(&s, 2000000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_string_equal(s.out, "ready\r\nxyz");
+	json_t *rx = sh_find(&s, "infer.register", "rx-ready");
+	assert_non_null(rx);
+	assert_string_equal(json_string_value(json_object_get(rx, "data")), "0x40013804");
+	sh_free(&s);
+}
+
 /* With no input, data-ready stays clear: the firmware waits instead of reading garbage. */
 static void test_uart_waits_without_input(void **state)
 {
@@ -997,6 +1084,7 @@ int main(void)
 		cmocka_unit_test(test_uart_waits_without_input),
 		cmocka_unit_test(test_uart_byte_registers),
 		cmocka_unit_test(test_uart_write_if_ready),
+		cmocka_unit_test(test_rx_interrupt_helper),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_import_corrupt),
