@@ -148,3 +148,15 @@ def test_jwt_subject_with_control_characters_never_reaches_the_audit_log(auth_da
     assert r.status in (400, 401), r
     for e in d.get("/api/v1/audit?limit=50").json()["entries"]:
         assert all(0x20 <= ord(ch) < 0x7F for ch in e["subject"]), e
+
+
+def test_console_ticket_expires(auth_daemon):
+    """Tickets live 30 s (plus nothing): one left unused for longer is refused."""
+    d = auth_daemon
+    try:
+        s = d.create_session("mps2-an385")
+        url = d.post("/api/v1/sessions/%s/console-ticket" % s["id"]).json()["url"]
+        time.sleep(33)
+        assert WS(d.port, url[url.index("/api/"):]).status == 401
+    finally:
+        d.delete_all_sessions()

@@ -119,3 +119,16 @@ def test_console_ticket_url_opens_the_console(clean, fw):
 def test_console_of_unknown_session_is_404(daemon):
     ws = WS(daemon.port, "/api/v1/sessions/sess_0000000000000000/stream/console")
     assert ws.status == 404, ws.handshake
+
+
+def test_load_while_running_switches_program(clean, fw, hello_fw):
+    d = clean
+    s, prog, ws = d.boot("mps2-an385", fw.read(), "mstest.elf")
+    ws.read_until(b"mstest ready\r\n> ", timeout=30)
+    h = d.upload(hello_fw.read(), "mps2-hello.elf").json()
+    r = d.post("/api/v1/sessions/%s/program" % s["id"], {"program_id": h["id"]})
+    assert r.status == 200, r
+    assert r.json()["program_id"] == h["id"]
+    ws.read_until(b"Hello from MachineServer", timeout=30)
+    assert d.wait_state(s["id"], "running")["state"] == "running"
+    ws.close()

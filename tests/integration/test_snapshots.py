@@ -150,3 +150,14 @@ def test_snapshot_on_virt_uboot(clean):
     ws.send("echo [$msvar]\r")
     ws.read_until(b"[before]", timeout=30)
     ws.close()
+
+
+def test_snapshot_quota_is_429(own_daemon, fw):
+    d = own_daemon({"resources": {"max_snapshot_bytes": 100000}}).start()
+    s, prog, ws = d.boot("mps2-an385", fw.read(), "mstest.elf")
+    ws.read_until(b"mstest ready\r\n> ", timeout=30)
+    assert_error(d.post("/api/v1/sessions/%s/snapshots" % s["id"], {"name": "big"}), 429)
+    assert d.session(s["id"])["state"] == "running"
+    ws.send("inc\r")
+    ws.read_until(b"counter=1", timeout=30)
+    ws.close()
