@@ -132,3 +132,19 @@ def test_load_while_running_switches_program(clean, fw, hello_fw):
     ws.read_until(b"Hello from MachineServer", timeout=30)
     assert d.wait_state(s["id"], "running")["state"] == "running"
     ws.close()
+
+
+def test_console_input_is_not_lost(clean, fw):
+    """Typing faster than the guest reads: every byte reaches the UART, in order."""
+    d = clean
+    s, prog, ws = d.boot("mps2-an385", fw.read(), "mstest.elf")
+    ws.read_until(b"mstest ready\r\n> ", timeout=30)
+    n = 500
+    ws.send("".join("line%d\r" % i for i in range(n)))  # one big message
+    out = ws.read_until(b"echo: line%d\r\n" % (n - 1), timeout=120)
+    assert [int(x) for x in re.findall(rb"echo: line(\d+)\r\n", out)] == list(range(n))
+    for i in range(n):  # many small messages
+        ws.send("x%d\r" % i)
+    out = ws.read_until(b"echo: x%d\r\n" % (n - 1), timeout=120)
+    assert [int(x) for x in re.findall(rb"echo: x(\d+)\r\n", out)] == list(range(n))
+    ws.close()
