@@ -1069,8 +1069,25 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 			return q;
 		}
 	}
-	/* A branch on the value. Keep another path for exploration. */
+	/*
+	 * A branch on the value. Keep another path for exploration, preferring
+	 * one that goes on to read a data register of the device (received
+	 * data) over one that only takes another branch (error flags first
+	 * in HAL handlers).
+	 */
 	int base_i = 0; /* c[0] == cur */
+	for (int i = 1; i < n; i++) {
+		if (runs[i].end != MS__LEAVE || !runs[i].branched || !runs[i].acc || runs[i].acc_write ||
+		    runs[i].acc_addr == addr || (runs[i].acc_addr & ~(PAGE - 1)) != p->base ||
+		    (runs[0].acc && runs[0].acc_addr == runs[i].acc_addr) ||
+		    read_modify_write(inf, runs[i].acc_pc) || !value_used(inf, runs[i].acc_pc))
+			continue;
+		q->kind = PK_BRANCH;
+		q->mask = c[i] ^ cur;
+		q->ready = c[i] & q->mask;
+		q->data = (int32_t)(runs[i].acc_addr - p->base);
+		return q;
+	}
 	for (int i = 1; i < n; i++) {
 		if (runs[i].end == MS__UNKNOWN || runs[base_i].end == MS__UNKNOWN)
 			continue;
@@ -1166,6 +1183,12 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 	case PK_READY:
 	case PK_TX:
 		v = (v & ~q->mask) | q->ready;
+		/*
+		 * Ready stays ready: later checks elsewhere (HAL's "is HSERDY
+		 * still set?") see the state the loop waited for, until the
+		 * firmware writes the register.
+		 */
+		r->value = (r->value & ~q->mask) | q->ready;
 		break;
 	case PK_BRANCH:
 		/*

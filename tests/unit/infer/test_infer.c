@@ -243,6 +243,31 @@ static void test_poll_hal_timeout(void **state)
 	sh_free(&s);
 }
 
+
+/* Ready stays ready: after waiting for HSERDY, a later check elsewhere sees it set. */
+static void test_ready_latches(void **state)
+{
+	struct shell s;
+	uc_err er = run_snippet(&s,
+				"ldr r1, =0x40021000\n"
+				"ldr r2, [r1]\n"
+				"orr r2, r2, #0x10000\n"
+				"str r2, [r1]\n"
+				"1: ldr r2, [r1]\n"
+				"tst r2, #0x20000\n"
+				"beq 1b\n"
+				"bl check\n"
+				"bkpt\n"
+				"check: ldr r3, [r1]\n"
+				"ubfx r0, r3, #17, #1\n"
+				"bx lr\n",
+				"cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_int_equal(reg(&s, UC_ARM_REG_R0), 1);
+	assert_int_equal(reg(&s, UC_ARM_REG_R3) & 0x10000, 0x10000); /* HSEON remembered */
+	sh_free(&s);
+}
+
 static const char *UART_F1 =
 	/* STM32F1 USART1: SR +0 (RXNE bit 5, TXE bit 7), DR +4. */
 	"ldr r4, =0x40013800\n"
@@ -1080,6 +1105,7 @@ int main(void)
 		cmocka_unit_test(test_poll_through_return),
 		cmocka_unit_test(test_poll_with_timeout),
 		cmocka_unit_test(test_poll_hal_timeout),
+		cmocka_unit_test(test_ready_latches),
 		cmocka_unit_test(test_uart_console_and_input),
 		cmocka_unit_test(test_uart_waits_without_input),
 		cmocka_unit_test(test_uart_byte_registers),
