@@ -2,29 +2,41 @@
  * infer: the fault -> infer -> map -> resume loop and the register models
  * behind every inferred device (see infer.h for the boundary).
  *
- * A device is one 4 KiB page mapped with uc_mmio_map on the first access
- * to it. Its registers are created on first touch, from the SVD when one
- * matches, otherwise as plain registers that remember writes. What a
- * register does beyond that is learned from the code that uses it:
+ * Mapping. The first access to an unmodelled address of a served window
+ * faults; we map the largest free span of that window around it with one
+ * uc_mmio_map (a "window") and let Unicorn retry. Devices are 4 KiB pages
+ * inside windows, created on their first access from the callback, with
+ * the SVD's registers when one matches; registers are created on first
+ * touch (word registers at aligned offsets, byte registers elsewhere) and
+ * remember what the firmware writes.
  *
- *  - a read inside a load/test/branch loop is solved by running the loop
- *    (thumb.c) with candidate values; the value that leaves the loop is
- *    remembered per (PC, address);
- *  - when the code that runs after leaving such a loop reads another
- *    register of the same device, the polled bits are "data ready" for that
- *    data register: they follow the session's input from then on, and the
- *    data register takes bytes from the input;
- *  - a register written with bytes next to a ready poll is a transmit
- *    register once it has carried two bytes with text among them: its
- *    bytes go to the console (the first ones are held until then);
- *  - interrupts are raised for a device whose vector the firmware enabled
- *    in the NVIC (the handler is found to reference the device), that the
- *    firmware configured, and only when its event happened: input arrived,
- *    transmit became empty after the firmware armed it.
+ * What a register does beyond that is learned from the code that uses it
+ * (thumb.c runs it with candidate values):
+ *  - a load/test/branch loop is solved: the value that leaves it is
+ *    remembered per (PC, register), and stays set until the next write;
+ *  - the first access after leaving names the role: reading another
+ *    register of the device that the code uses (not a read-modify-write)
+ *    makes the polled bits "data ready" for it, following the session's
+ *    input; writing one makes it a transmit candidate, a console once it
+ *    carried four bytes of text with no receive in between;
+ *  - a branch on a never-written status register whose ready side writes a
+ *    never-read register is an idle transmitter (write-if-ready drivers);
+ *  - other branches keep their other side for exploration: while an
+ *    interrupt we raised is handled, each takes its event side once;
+ *  - a timer is a configured device with an enabled interrupt and a
+ *    readable period (SVD PSC/ARR, PRESCALER/CC0; rules: a start write and
+ *    a count); its never-written registers used as numbers count with
+ *    virtual time.
+ * Interrupts are raised only for a device the enabled vector's handler
+ * uses (found by scanning the handler), that the firmware configured, and
+ * when its event happened: input arrived (once per byte taken), transmit
+ * became empty after the firmware armed an interrupt-driven transmitter,
+ * a timer period elapsed. Never round-robin.
  *
  * Threads: the uc callbacks, on_unmapped, on_block and tick run on the
- * engine's owner thread. inf->lock guards every periph/reg and the MMIO
- * ring, so the JSON views and ms_infer_patch may run on HTTP threads.
+ * engine's owner thread. inf->lock guards every periph/reg, the windows
+ * and the MMIO ring, so the JSON views and ms_infer_patch may run on HTTP
+ * threads. Host callbacks are called with the lock held.
  */
 #include "infer/infer.h"
 
