@@ -10,6 +10,15 @@ import time
 from conftest import assert_error, sessions_of, yaml_dump
 
 
+def _running(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _child_of(d, sid):
     kids = [pid for pid, cmd in d.qemu_children() if any(sid in c for c in cmd)]
     assert len(kids) == 1, d.qemu_children()
@@ -31,7 +40,7 @@ def test_sigkilled_qemu_moves_session_to_error(own_daemon, fw):
     assert d.get("/health").status == 200
     time.sleep(0.5)
     assert pid not in [p for p, _ in d.qemu_children()]
-    assert not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] != "Z"
+    assert not os.path.exists("/proc/%d" % pid), "the daemon did not reap its dead child"
     s2, _, ws2 = d.boot("mps2-an385", fw.read(), "mstest.elf")
     ws2.read_until(b"mstest ready", timeout=30)
     ws2.close()
@@ -82,7 +91,7 @@ def test_sigterm_stops_children_and_restart_reloads_sessions(own_daemon, fw):
     assert len(kids) == 2
     assert d.stop(signal.SIGTERM) == 0, d.stderr_tail()
     for pid in kids:
-        assert not os.path.exists("/proc/%d" % pid), "qemu %d outlived the daemon" % pid
+        assert not _running(pid), "qemu %d outlived the daemon" % pid
     # Same config, same data directory.
     d2 = make(name="restart")
     assert d2.config_path == d.config_path and d2.data_dir == d.data_dir
@@ -128,3 +137,33 @@ def test_reloaded_session_powers_on_with_its_program(own_daemon, fw):
     ws.close()
     # Its console log from before the restart is still there.
     assert d2.get("/api/v1/sessions/%s/console" % sid).body.count(b"mstest ready") >= 2
+
+
+def test_sigkilled_daemon_reattaches_to_live_qemu(own_daemon, fw):
+    """The daemon dies hard, its QEMU lives on: the next daemon takes the session back."""
+    make = own_daemon
+    d = make(name="reattach").start()
+    s, prog, ws = d.boot("mps2-an385", fw.read(), "mstest.elf")
+    sid = s["id"]
+    ws.read_until(b"mstest ready\r\n> ", timeout=30)
+    ws.send("inc\r")
+    ws.read_until(b"counter=1\r\n", timeout=30)
+    ws.close()
+    kids = [pid for pid, _ in d.qemu_children()]
+    assert d.stop(signal.SIGKILL) == -signal.SIGKILL
+    d2 = make(name="reattach")
+    with open(d.config_path, "w") as f:
+        f.write(yaml_dump(d.cfg) + "\n")
+    d2.cfg, d2.port = d.cfg, d.port
+    d2.start()
+    got = d2.session(sid)
+    assert got["state"] == "running", got
+    ws = d2.console(sid)
+    ws.send("inc\r")
+    ws.read_until(b"counter=2\r\n", timeout=30)  # the same guest, its RAM intact
+    ws.close()
+    assert d2.stop(signal.SIGTERM) == 0
+    deadline = time.monotonic() + 20
+    while any(_running(p) for p in kids):
+        assert time.monotonic() < deadline, "reattached qemu outlived the daemon"
+        time.sleep(0.2)
