@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <sys/mman.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +21,7 @@
 /* Lazily mapped memory is created in chunks of this size, at most this much in total. */
 #define LAZY_CHUNK 0x10000u
 #define LAZY_MAX (256u << 20)
-#define BBC_BITS 16
+#define BBC_BITS 13
 
 static bool in_periph_window(uint32_t a)
 {
@@ -91,15 +92,21 @@ static int add_region(struct ms_rh_machine *m, const char *name, uint32_t base, 
 	if (alias_of >= 0) {
 		r->host = m->regions[alias_of].host;
 	} else {
-		/* calloc: untouched pages cost no memory until the guest uses them. */
-		r->host = calloc(1, size);
-		if (r->host == NULL)
+		/*
+		 * Anonymous mappings: untouched pages cost nothing, and reset gives
+		 * them back with MADV_DONTNEED instead of writing zeros.
+		 */
+		r->host = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (r->host == MAP_FAILED) {
+			r->host = NULL;
 			return ms_fail(e, 500, "internal", "out of memory for region %s", name);
+		}
 	}
 	err = uc_mem_map_ptr(m->uc, base, size, prot, r->host);
 	if (err != UC_ERR_OK) {
 		if (alias_of < 0)
-			free(r->host);
+			munmap(r->host, size);
 		return ms_fail(e, 500, "emulator_failed", "cannot map %s at 0x%08x: %s", name, base,
 			       uc_strerror(err));
 	}
@@ -153,7 +160,8 @@ int ms_rh_mem_write(struct ms_rh_machine *m, uint32_t addr, const void *buf, siz
 			return -EFAULT;
 	}
 	/* Code may have been written (debugger, loader): drop stale translations. */
-	uc_ctl_remove_cache(m->uc, start, (uint64_t)start + total);
+	if (m->ran)
+		uc_ctl_remove_cache(m->uc, start, (uint64_t)start + total);
 	return 0;
 }
 
@@ -163,6 +171,13 @@ int ms_rh_mem_write(struct ms_rh_machine *m, uint32_t addr, const void *buf, siz
  * 2.0.1 it clears the whole 1 GiB code buffer (seconds of page faults and
  * a 1 GiB resident set), so we invalidate our regions' ranges instead.
  */
+void ms__rh_zero(uint8_t *host, size_t size)
+{
+	/* Page-aligned mmap memory: dropping the pages is zeroing them. */
+	if (madvise(host, size, MADV_DONTNEED) != 0)
+		memset(host, 0, size);
+}
+
 void ms__rh_flush_code(struct ms_rh_machine *m)
 {
 	int i;
@@ -697,8 +712,8 @@ void ms_rh_machine_free(struct ms_rh_machine *m)
 	if (m->uc != NULL)
 		uc_close(m->uc);
 	for (i = 0; i < m->n_regions; i++)
-		if (m->regions[i].alias_of < 0)
-			free(m->regions[i].host);
+		if (m->regions[i].alias_of < 0 && m->regions[i].host != NULL)
+			munmap(m->regions[i].host, m->regions[i].size);
 	for (i = 0; i < m->n_devs; i++)
 		free(m->devs[i].state);
 	if (m->has_image)
@@ -824,7 +839,7 @@ int ms_rh_machine_reset(struct ms_rh_machine *m, struct ms_err *e)
 		return ms_fail(e, 409, "no_program", "no program loaded");
 	for (i = 0; i < m->n_regions; i++)
 		if (m->regions[i].alias_of < 0)
-			memset(m->regions[i].host, 0, m->regions[i].size);
+			ms__rh_zero(m->regions[i].host, m->regions[i].size);
 	for (s = 0; s < m->image.n_segs; s++) {
 		const struct ms_image_segment *seg = &m->image.segs[s];
 
@@ -833,7 +848,9 @@ int ms_rh_machine_reset(struct ms_rh_machine *m, struct ms_err *e)
 			return ms_fail(e, 500, "internal", "segment at 0x%08x not mapped",
 				       (uint32_t)seg->addr);
 	}
-	ms__rh_flush_code(m);
+	/* Nothing was translated before the first run: no cache to drop then. */
+	if (m->ran)
+		ms__rh_flush_code(m);
 	for (i = 0; i < m->n_devs; i++)
 		if (m->devs[i].reset != NULL)
 			m->devs[i].reset(&m->devs[i]);
@@ -1063,6 +1080,7 @@ enum ms_rh_stop ms_rh_machine_run(struct ms_rh_machine *m, uint64_t max_insns)
 		ms__rh_recompute_deadline(m);
 		m->attention = m->scs.any_pending;
 		pc = start_pc = ms__rh_pc(m);
+		m->ran = true;
 		err = uc_emu_start(m->uc, pc | 1, 0xffffffffu, 0, 0);
 		pc = ms__rh_pc(m);
 		if (err == UC_ERR_OK) {

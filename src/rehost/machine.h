@@ -182,6 +182,7 @@ struct ms_rh_machine {
 	enum ms_rh_stop last_stop;
 	bool locked_up;
 	bool sleeping;                /* in WFI/WFE, waiting for an event */
+	bool ran;                     /* code has been translated at least once */
 	bool reset_request;           /* AIRCR.SYSRESETREQ: reset at the next boundary */
 	uint32_t fault_addr;          /* address of the last failed access */
 	bool halted_for_debug;        /* BKPT/watch: reason in gdb */
@@ -258,6 +259,7 @@ void ms__rh_mmio_log(struct ms_rh_machine *m, const char *dev, uint32_t addr, un
 uint32_t ms__rh_pc(struct ms_rh_machine *m);
 void ms__rh_input_notify(struct ms_rh_machine *m);
 void ms__rh_flush_code(struct ms_rh_machine *m);
+void ms__rh_zero(uint8_t *host, size_t size);
 uint32_t ms__rh_sysreg(struct ms_rh_machine *m, int reg);
 
 /* armv7m.c */

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 #include "infer/infer.h"
 #include "rehost/machine.h"
@@ -218,11 +219,12 @@ static int match_regions(struct ms_rh_machine *m, const struct ms_rh_snapshot *s
 		r->size = d->size;
 		r->lazy = true;
 		r->alias_of = -1;
-		r->host = calloc(1, d->size);
-		if (r->host == NULL)
+		r->host = mmap(NULL, d->size, PROT_READ | PROT_WRITE,
+			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		if (r->host == MAP_FAILED)
 			return ms_fail(e, 500, "internal", "out of memory");
 		if (uc_mem_map_ptr(m->uc, d->base, d->size, UC_PROT_ALL, r->host) != UC_ERR_OK) {
-			free(r->host);
+			munmap(r->host, d->size);
 			return ms_fail(e, 409, "snapshot_mismatch", "cannot map region %s", d->name);
 		}
 		m->n_regions++;
@@ -255,7 +257,7 @@ int ms_rh_snapshot_restore(struct ms_rh_machine *m, const struct ms_rh_snapshot 
 		if (i < s->n_regions)
 			memcpy(r->host, s->regions[i].data, r->size);
 		else
-			memset(r->host, 0, r->size);
+			ms__rh_zero(r->host, r->size);
 	}
 	for (i = 0; i < m->n_devs; i++)
 		memcpy(m->devs[i].state, s->dev_state[i], s->dev_size[i]);
