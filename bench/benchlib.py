@@ -56,8 +56,10 @@ def median(xs):
 class Daemon:
     def __init__(self, max_sessions=16, extra_yaml=""):
         self.tmp = tempfile.mkdtemp(prefix="ms-bench-")
-        self.port = free_port()
         gmin = 30000 + (os.getpid() % 200) * 100
+        self.port = free_port()
+        while gmin <= self.port <= gmin + 400:  # the daemon refuses its own port in the gdb range
+            self.port = free_port()
         self.cfg = os.path.join(self.tmp, "config.yaml")
         with open(self.cfg, "w") as f:
             f.write("server:\n  port: %d\n  bind: 127.0.0.1\n  data_dir: %s\n"

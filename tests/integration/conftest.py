@@ -321,7 +321,10 @@ class Daemon:
         os.makedirs(workdir, exist_ok=True)
         self.data_dir = os.path.join(workdir, "data")
         self.port = free_port()
-        gmin, gmax = free_port_range()
+        while True:  # the daemon refuses a gdb range that holds its own port
+            gmin, gmax = free_port_range()
+            if not gmin <= self.port <= gmax:
+                break
         cfg = {
             "server": {"port": self.port, "bind": "127.0.0.1", "data_dir": self.data_dir},
             "auth": {"enabled": False},
