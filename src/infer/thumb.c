@@ -470,8 +470,16 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 	*cond_branch = false;
 	*cond_tainted = false;
 
-	/* Conditional execution inside IT blocks (not branches: handled below). */
+	/*
+	 * Conditional execution inside IT blocks (not branches: handled
+	 * below). Predication on flags derived from the value is a decision
+	 * like a branch (`lsls; itte mi; ldrmi r0, [DR]; movpl r0, #-1`).
+	 */
 	if (a->cc != ARM_CC_AL && a->cc != ARM_CC_INVALID && id != ARM_INS_B) {
+		*cond_branch = true;
+		*cond_tainted = s->flag_taint;
+		if (s->flag_taint)
+			s->decided = true;
 		if (!cond_pass(&s->c, a->cc)) {
 			s->c.r[15] = next;
 			return STEP_NEXT;
@@ -849,6 +857,8 @@ static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load
 		     struct ms__run *out)
 {
 	int depth = 0;
+	bool returned = false; /* went back to the caller after the decision */
+	bool retested = false; /* the caller branched on the returned value */
 	struct sim s;
 	memset(&s, 0, sizeof(s));
 	memset(out, 0, sizeof(*out));
@@ -865,7 +875,7 @@ static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load
 	for (unsigned n = 0; n < max_insns; n++) {
 		uint32_t pc = s.c.r[15];
 		if (!first && pc >= s.slo && pc <= s.shi) {
-			out->end = MS__STAY;
+			out->end = returned && !retested ? MS__LEAVE : MS__STAY;
 			out->ninsn = n;
 			return;
 		}
@@ -881,19 +891,22 @@ static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load
 		first = false;
 		if (out->branched)
 			after++;
+		if (cb && ct) {
+			out->branched = true;
+			s.decided = true;
+			if (returned)
+				retested = true;
+		}
 		switch (st) {
 		case STEP_NEXT:
 		case STEP_JUMP:
-			if (cb && ct) {
-				out->branched = true;
-				s.decided = true;
-			}
 			/*
 			 * After the decision, a branch that could go back into the
 			 * loop window (a timeout check, a retry counter) is taken
 			 * that way: the loop is what the code intends to repeat.
 			 */
-			if (cb && !ct && out->branched) {
+			if (cb && !ct && out->branched && (!returned || retested) &&
+			    (in->id == ARM_INS_B || in->id == ARM_INS_CBZ || in->id == ARM_INS_CBNZ)) {
 				const cs_arm_op *t = &in->detail->arm.operands[in->id == ARM_INS_B ? 0 : 1];
 				uint32_t tgt = (uint32_t)t->imm;
 				if ((tgt >= s.lo && tgt <= s.hi) ||
@@ -934,10 +947,33 @@ static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load
 				depth--; /* back from a followed call */
 				break;
 			}
-			if (out->branched || (s.c.r[15] & 0xf0000000u) == 0xf0000000u) {
-				out->end = MS__LEAVE;
+			if ((s.c.r[15] & 0xf0000000u) == 0xf0000000u) {
+				out->end = MS__LEAVE; /* exception return */
 				out->ninsn = n + 1;
 				return;
+			}
+			if (out->branched) {
+				/*
+				 * Decided inside a helper (`if (!(STATE & RXFULL)) return -1;`):
+				 * see whether the caller calls it again (a loop around
+				 * the call: stay) before doing anything else.
+				 */
+				if (follow || returned) {
+					out->end = MS__LEAVE;
+					out->ninsn = n + 1;
+					return;
+				}
+				returned = true;
+				after = 0;
+				/* Only a caller that tests what the helper returned retries it. */
+				s.taint = 1;
+				s.flag_taint = false;
+				retested = false;
+				s.hi = s.c.r[15] - 1;
+				s.lo = s.c.r[15] > 64 ? s.c.r[15] - 64 : 0;
+				s.slo = s.c.r[15] - 4;
+				s.shi = s.c.r[15] - 1;
+				break;
 			}
 			if (!(s.taint & 1)) {
 				/* The function does not return anything derived from the value. */

@@ -490,6 +490,52 @@ static void test_rx_interrupt_helper(void **state)
 	sh_free(&s);
 }
 
+
+/*
+ * Non-blocking getc (CMSDK UART): "if (!(STATE & RXFULL)) return -1;
+ * return DATA;" compiled with an IT block, called from a main loop that
+ * retries on -1: the retry loop is in the caller, the decision in the
+ * helper, and there is no branch at all around the data read.
+ */
+static void test_nonblocking_getc_it_block(void **state)
+{
+	struct shell s;
+	uc_err er = run_snippet(&s,
+				"ldr r4, =0x40004000\n"
+				"movs r0, #'>'\n"
+				"bl putc\n"
+				"movs r0, #'>'\n"
+				"bl putc\n"
+				"movs r0, #'>'\n"
+				"bl putc\n"
+				"movs r0, #' '\n"
+				"bl putc\n"
+				"1: bl getc\n"
+				"cmp r0, #0\n"
+				"blt 1b\n"
+				"mov r5, r0\n"
+				"bl putc\n"
+				"cmp r5, #10\n"
+				"bne 1b\n"
+				"bkpt\n"
+				"putc: ldr r1, [r4, #4]\n"
+				"lsls r1, r1, #31\n"
+				"bmi putc\n"
+				"str r0, [r4]\n"
+				"bx lr\n"
+				"getc: ldr r2, [r4, #4]\n"
+				"lsls r2, r2, #30\n"
+				"itte mi\n"
+				"ldrmi r0, [r4]\n"
+				"uxtbmi r0, r0\n"
+				"movpl r0, #-1\n"
+				"bx lr\n",
+				"cortex-m3", UC_CPU_ARM_CORTEX_M3, "ok\n", 300000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_string_equal(s.out, ">>> ok\n");
+	sh_free(&s);
+}
+
 /* With no input, data-ready stays clear: the firmware waits instead of reading garbage. */
 static void test_uart_waits_without_input(void **state)
 {
@@ -1111,6 +1157,7 @@ int main(void)
 		cmocka_unit_test(test_uart_byte_registers),
 		cmocka_unit_test(test_uart_write_if_ready),
 		cmocka_unit_test(test_rx_interrupt_helper),
+		cmocka_unit_test(test_nonblocking_getc_it_block),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_import_corrupt),
