@@ -964,6 +964,26 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 				leave = i;
 		}
 	}
+	if (nstay && !nleave) {
+		/* Maybe the caller's "loop" was the next call, not a retry: end at the return. */
+		int s2 = -1, l2 = -1, ns2 = 0, nl2 = 0;
+		for (int i = 0; i < n; i++) {
+			ms__simulate_flat(inf->dis, cpu, pc, addr, c[i], 96, &runs[i]);
+			if (runs[i].end == MS__STAY) {
+				ns2++;
+				if (s2 < 0 || popcount32(c[i] ^ cur) < popcount32(c[s2] ^ cur))
+					s2 = i;
+			} else if (runs[i].end == MS__LEAVE) {
+				nl2++;
+				if (l2 < 0 || popcount32(c[i] ^ cur) < popcount32(c[l2] ^ cur))
+					l2 = i;
+			}
+		}
+		stay = s2;
+		leave = l2;
+		nstay = ns2;
+		nleave = nl2;
+	}
 	uint32_t off = r->off;
 	struct poll *q = poll_add(r, pc);
 	if (!q)

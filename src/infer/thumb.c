@@ -853,7 +853,7 @@ static bool falls_back(struct ms__dis *d, uint32_t a, uint32_t lo, uint32_t hi)
 }
 
 static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
-		     uint32_t addr, uint32_t value, unsigned max_insns, bool follow,
+		     uint32_t addr, uint32_t value, unsigned max_insns, bool follow, bool flat,
 		     struct ms__run *out)
 {
 	int depth = 0;
@@ -958,7 +958,7 @@ static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load
 				 * see whether the caller calls it again (a loop around
 				 * the call: stay) before doing anything else.
 				 */
-				if (follow || returned) {
+				if (follow || flat || returned) {
 					out->end = MS__LEAVE;
 					out->ninsn = n + 1;
 					return;
@@ -1081,11 +1081,17 @@ bool ms__delay_loop(struct ms__dis *d, uint32_t addr, uint32_t size, int *reg,
 void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
 		  uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out)
 {
-	simulate(d, cpu, load_pc, addr, value, max_insns, false, out);
+	simulate(d, cpu, load_pc, addr, value, max_insns, false, false, out);
 }
 
 void ms__simulate_follow(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
 			 uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out)
 {
-	simulate(d, cpu, load_pc, addr, value, max_insns, true, out);
+	simulate(d, cpu, load_pc, addr, value, max_insns, true, false, out);
+}
+
+void ms__simulate_flat(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
+		       uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out)
+{
+	simulate(d, cpu, load_pc, addr, value, max_insns, false, true, out);
 }

@@ -103,6 +103,16 @@ void ms__simulate_follow(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t 
 			 uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out);
 
 /*
+ * The same, ending at the first return after the decision instead of
+ * watching whether the caller calls the helper again. A helper that is
+ * called once per byte (`twi_write_byte` returning 0 when sent) looks like
+ * a retry loop from the caller; when every value seems to stay, the
+ * solver asks again with this.
+ */
+void ms__simulate_flat(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
+		       uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out);
+
+/*
  * Let the interpreter read a device register without side effects (the
  * model's current value) before the decision: `sr = SR; cr = CR1; if ...`
  * reads a second register first. peek returns false when it has no value.

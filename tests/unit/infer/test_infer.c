@@ -536,6 +536,50 @@ static void test_nonblocking_getc_it_block(void **state)
 	sh_free(&s);
 }
 
+
+/*
+ * A helper called once per byte (nRF TWI write: wait for TXDSENT with a
+ * timeout, return 0 when sent): the caller calls it again after success,
+ * which must not pass for a retry loop.
+ */
+static void test_per_byte_helper(void **state)
+{
+	struct shell s;
+	uc_err er = run_snippet(&s,
+				"ldr r4, =0x40003000\n"
+				"movs r6, #0\n"
+				"1: mov r0, r6\n"
+				"bl send\n"
+				"cmp r0, #0\n"
+				"bne 2f\n"
+				"adds r6, #1\n"
+				"cmp r6, #3\n"
+				"bne 1b\n"
+				"2: bkpt\n"
+				"send: ldr r2, =0x51c\n"
+				"str r0, [r4, r2]\n"
+				"ldr r2, =1000\n"
+				"ldr r3, =0x11c\n"
+				"3: ldr r1, [r4, r3]\n"
+				"cmp r1, #0\n"
+				"beq 4f\n"
+				"movs r0, #0\n"
+				"str r0, [r4, r3]\n"
+				"bx lr\n"
+				"4: subs r2, #1\n"
+				"cmp r2, #0\n"
+				"bne 3b\n"
+				"movs r0, #1\n"
+				"bx lr\n",
+				"cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL, 300000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_int_equal(reg(&s, UC_ARM_REG_R6), 3); /* every byte sent, no timeout */
+	json_t *p = sh_find(&s, "infer.poll", NULL);
+	assert_non_null(p);
+	assert_string_equal(json_string_value(json_object_get(p, "value")), "0x1");
+	sh_free(&s);
+}
+
 /* With no input, data-ready stays clear: the firmware waits instead of reading garbage. */
 static void test_uart_waits_without_input(void **state)
 {
@@ -1158,6 +1202,7 @@ int main(void)
 		cmocka_unit_test(test_uart_write_if_ready),
 		cmocka_unit_test(test_rx_interrupt_helper),
 		cmocka_unit_test(test_nonblocking_getc_it_block),
+		cmocka_unit_test(test_per_byte_helper),
 		cmocka_unit_test(test_determinism),
 		cmocka_unit_test(test_export_import),
 		cmocka_unit_test(test_import_corrupt),
