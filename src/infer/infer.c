@@ -73,14 +73,14 @@ enum model {
 	RM__N
 };
 static const char *const model_names[RM__N] = {
-	"memory", "status", "rx", "tx", "w1c", "set", "clear", "bsrr", "counter", "const",
+    "memory", "status", "rx", "tx", "w1c", "set", "clear", "bsrr", "counter", "const",
 };
 
 enum source { SRC_RULES = 0, SRC_SVD, SRC_LLM, SRC_USER, SRC__N };
-static const char *const source_names[SRC__N] = { "rules", "svd", "llm", "user" };
+static const char *const source_names[SRC__N] = {"rules", "svd", "llm", "user"};
 
 enum pkind { PK_NONE = 0, PK_READY, PK_RX, PK_TX, PK_BRANCH, PK_STUCK, PK__N };
-static const char *const pkind_names[PK__N] = { "none", "ready", "rx", "tx", "branch", "stuck" };
+static const char *const pkind_names[PK__N] = {"none", "ready", "rx", "tx", "branch", "stuck"};
 
 struct poll {
 	uint32_t pc;
@@ -94,25 +94,25 @@ struct poll {
 struct reg {
 	uint32_t off;
 	uint32_t value, reset;
-	uint8_t model;     /* enum model: how writes and reads behave */
+	uint8_t model; /* enum model: how writes and reads behave */
 	uint8_t source;
 	uint8_t confidence;
-	bool rx, tx;       /* data register fed from input / sent to console */
-	bool tx_cand;      /* transmit candidate, bytes held in txbuf */
+	bool rx, tx; /* data register fed from input / sent to console */
+	bool tx_cand; /* transmit candidate, bytes held in txbuf */
 	bool tx_reject;
 	bool user_category;
 	char category[16]; /* when set by hand or from the SVD */
 	uint8_t ntx;
 	uint8_t txbuf[8];
-	uint32_t alias;    /* RM_SET/CLR/BSRR: offset of the register acted on */
+	uint32_t alias; /* RM_SET/CLR/BSRR: offset of the register acted on */
 	uint32_t w1c_mask;
 	uint32_t rx_mask, rx_ready, rx_notready;
-	int32_t rx_data;   /* offset of the data register the rx bits announce */
+	int32_t rx_data; /* offset of the data register the rx bits announce */
 	uint64_t reads, writes;
 	uint32_t written_or;
 	uint32_t sparse_or; /* OR of writes that are neither 0 nor "all but a flag" (~flag) */
-	uint8_t size;       /* bytes: 4, or 1/2 for byte and halfword registers */
-	uint64_t count_hz;  /* RM_COUNTER: counting rate (0: the CPU clock) */
+	uint8_t size; /* bytes: 4, or 1/2 for byte and halfword registers */
+	uint64_t count_hz; /* RM_COUNTER: counting rate (0: the CPU clock) */
 	uint32_t count_mask; /* RM_COUNTER: width (0: 32 bits) */
 	struct poll *polls;
 	int npolls, cappolls;
@@ -130,14 +130,14 @@ struct periph {
 	int nregs, cap;
 	uint16_t index[PAGE]; /* byte offset -> reg index + 1 */
 	bool uart;
-	bool armed;        /* the firmware configured it (a non-data write) */
+	bool armed; /* the firmware configured it (a non-data write) */
 	bool tx_irq_armed, tx_irq_event;
 	uint64_t rx_pend_consumed;
 	bool rx_pended;
-	int explore;       /* reads left in which event bits may take their other branch */
+	int explore; /* reads left in which event bits may take their other branch */
 	bool explore_timer; /* the exploration is for a timer period, not for input */
-	uint32_t episode;   /* counts the interrupts we raised for this device */
-	bool timer;         /* raises its interrupt every period_ns */
+	uint32_t episode; /* counts the interrupts we raised for this device */
+	bool timer; /* raises its interrupt every period_ns */
 	uint8_t timer_source;
 	uint64_t period_ns, next_ns;
 	char timer_reason[80];
@@ -203,7 +203,7 @@ struct ms_infer {
 	struct mrec ring[RING];
 	uint64_t seq;
 
-	int irq_page[256];  /* page index+1 associated with irq, 0 none */
+	int irq_page[256]; /* page index+1 associated with irq, 0 none */
 	uint8_t irq_seen[256];
 	uint64_t ticks;
 
@@ -418,7 +418,7 @@ static struct poll *poll_add(struct reg *r, uint32_t pc)
 }
 
 static void ring_add(struct ms_infer *inf, uint32_t pc, uint32_t addr, unsigned size, bool w,
-		     uint32_t value)
+                     uint32_t value)
 {
 	struct mrec *m = &inf->ring[inf->seq % RING];
 	m->seq = inf->seq++;
@@ -471,8 +471,8 @@ static const struct ms__svd *svd_for(struct ms_infer *inf, uint32_t addr)
 	if (inf->nsvd == 1 || (bests >= 2 && bests > second)) {
 		inf->svd_pick = best;
 		json_t *ev = json_pack("{s:s,s:s,s:i,s:s}", "svd", inf->svd_path[best], "device",
-				       inf->svd[best]->device, "score", bests, "reason",
-				       "its peripherals match the addresses the firmware touches");
+		                       inf->svd[best]->device, "score", bests, "reason",
+		                       "its peripherals match the addresses the firmware touches");
 		emit(inf, "infer.svd", ev);
 	}
 	return inf->svd[best];
@@ -523,15 +523,18 @@ static void periph_apply_svd(struct ms_infer *inf, struct periph *p, uint32_t ad
 				snprintf(r->name, sizeof(r->name), "%s.%s", sp->name, sr->name);
 			for (int f = 0; f < sr->nfields; f++)
 				if (sr->fields[f].w1c) {
-					uint32_t m = sr->fields[f].width >= 32 ? 0xffffffffu
-						: ((1u << sr->fields[f].width) - 1) << sr->fields[f].lsb;
+					uint32_t m = sr->fields[f].width >= 32
+					    ? 0xffffffffu
+					    : ((1u << sr->fields[f].width) - 1)
+					        << sr->fields[f].lsb;
 					r->w1c_mask |= m;
 				}
 			if (r->w1c_mask && r->model == RM_MEMORY)
 				r->model = RM_W1C;
 			if (sr->access == MS__SVD_RO)
 				snprintf(r->category, sizeof(r->category), "status");
-			snprintf(r->reason, sizeof(r->reason), "svd %s: reset 0x%x", s->device, sr->reset);
+			snprintf(r->reason, sizeof(r->reason), "svd %s: reset 0x%x", s->device,
+			         sr->reset);
 		}
 		/* Set/clear alias pairs: XSET/XCLR (nRF INTENSET/INTENCLR), BSRR/BRR -> ODR. */
 		for (int j = 0; j < sp->nregs; j++) {
@@ -587,7 +590,8 @@ static void periph_apply_svd(struct ms_infer *inf, struct periph *p, uint32_t ad
 				continue;
 			r->model = mode;
 			r->alias = ta - p->base;
-			snprintf(r->reason, sizeof(r->reason), "svd: %s acts on %s", sr->name, t->name);
+			snprintf(r->reason, sizeof(r->reason), "svd: %s acts on %s", sr->name,
+			         t->name);
 		}
 	}
 }
@@ -595,7 +599,7 @@ static void periph_apply_svd(struct ms_infer *inf, struct periph *p, uint32_t ad
 /* ---- PC of the access --------------------------------------------------- */
 
 static uint32_t locate(struct ms_infer *inf, const struct ms__cpu *cpu, bool write, uint32_t addr,
-		       unsigned size, bool advance)
+                       unsigned size, bool advance)
 {
 	if (!inf->have_block)
 		ms__cpu_need(cpu, 15);
@@ -628,15 +632,15 @@ static unsigned popcount32(uint32_t x)
 static int candidates(struct ms_infer *inf, uint32_t pc, uint32_t cur, uint32_t *c, int cap)
 {
 	int n = 0;
-#define ADD(v)                                                     \
-	do {                                                           \
-		uint32_t v_ = (v);                                         \
-		bool dup_ = false;                                         \
-		for (int k_ = 0; k_ < n; k_++)                             \
-			if (c[k_] == v_)                                       \
-				dup_ = true;                                       \
-		if (!dup_ && n < cap)                                      \
-			c[n++] = v_;                                           \
+#define ADD(v)                                                                                     \
+	do {                                                                                       \
+		uint32_t v_ = (v);                                                                 \
+		bool dup_ = false;                                                                 \
+		for (int k_ = 0; k_ < n; k_++)                                                     \
+			if (c[k_] == v_)                                                           \
+				dup_ = true;                                                       \
+		if (!dup_ && n < cap)                                                              \
+			c[n++] = v_;                                                               \
 	} while (0)
 	ADD(cur);
 	for (int b = 0; b < 32; b++)
@@ -657,11 +661,13 @@ static int candidates(struct ms_infer *inf, uint32_t pc, uint32_t cur, uint32_t 
 			if (ar->operands[k].type != ARM_OP_IMM)
 				continue;
 			uint32_t v = (uint32_t)ar->operands[k].imm;
-			if (in->id == ARM_INS_LSL || in->id == ARM_INS_LSR || in->id == ARM_INS_UBFX) {
+			if (in->id == ARM_INS_LSL || in->id == ARM_INS_LSR ||
+			    in->id == ARM_INS_UBFX) {
 				if (ns < 8)
 					shifts[ns++] = v & 31;
-			} else if (in->id == ARM_INS_CMP || in->id == ARM_INS_TST || in->id == ARM_INS_AND ||
-				   in->id == ARM_INS_CMN || in->id == ARM_INS_TEQ || in->id == ARM_INS_EOR) {
+			} else if (in->id == ARM_INS_CMP || in->id == ARM_INS_TST ||
+			           in->id == ARM_INS_AND || in->id == ARM_INS_CMN ||
+			           in->id == ARM_INS_TEQ || in->id == ARM_INS_EOR) {
 				if (ni < 16)
 					imms[ni++] = v;
 			}
@@ -678,15 +684,16 @@ static int candidates(struct ms_infer *inf, uint32_t pc, uint32_t cur, uint32_t 
 			ADD(imms[i] << shifts[s]);
 			ADD(cur | (imms[i] << shifts[s]));
 			for (int j = 0; j < ni; j++)
-				ADD((cur & ~(imms[j] << shifts[s])) | ((imms[i] & imms[j]) << shifts[s]));
+				ADD((cur & ~(imms[j] << shifts[s])) |
+				    ((imms[i] & imms[j]) << shifts[s]));
 		}
 	}
 #undef ADD
 	return n;
 }
 
-static void mark_tx_candidate(struct ms_infer *inf, struct periph *p, struct reg *d,
-			      bool have_byte, uint32_t byte, uint32_t pc)
+static void mark_tx_candidate(struct ms_infer *inf, struct periph *p, struct reg *d, bool have_byte,
+                              uint32_t byte, uint32_t pc)
 {
 	if (d->tx || d->tx_reject || d->tx_cand)
 		return;
@@ -695,8 +702,8 @@ static void mark_tx_candidate(struct ms_infer *inf, struct periph *p, struct reg
 	if (have_byte && byte <= 0xff)
 		d->txbuf[d->ntx++] = (uint8_t)byte;
 	json_t *ev = json_pack("{s:o,s:o,s:s,s:s}", "addr", hex(p->base + d->off), "pc", hex(pc),
-			       "model", "tx-candidate", "reason",
-			       "byte-sized writes next to a ready poll of the same device");
+	                       "model", "tx-candidate", "reason",
+	                       "byte-sized writes next to a ready poll of the same device");
 	emit(inf, "infer.register", ev);
 }
 
@@ -706,13 +713,14 @@ static void tx_confirm(struct ms_infer *inf, struct periph *p, struct reg *d)
 	d->tx_cand = false;
 	d->model = RM_TX;
 	d->confidence = 90;
-	snprintf(d->reason, sizeof(d->reason), "transmit: bytes with text, each next to a ready poll");
+	snprintf(d->reason, sizeof(d->reason),
+	         "transmit: bytes with text, each next to a ready poll");
 	p->uart = true;
 	p->timer = false; /* a console after all */
 	inf->any_console = true;
 	inf->n_tx++;
-	json_t *ev = json_pack("{s:o,s:s,s:s,s:i,s:s}", "addr", hex(p->base + d->off), "model", "tx",
-			       "category", "data", "confidence", 90, "reason", d->reason);
+	json_t *ev = json_pack("{s:o,s:s,s:s,s:i,s:s}", "addr", hex(p->base + d->off), "model",
+	                       "tx", "category", "data", "confidence", 90, "reason", d->reason);
 	emit(inf, "infer.register", ev);
 	if (d->ntx && inf->host.console_out)
 		inf->host.console_out(inf->host.ud, d->txbuf, d->ntx);
@@ -720,7 +728,7 @@ static void tx_confirm(struct ms_infer *inf, struct periph *p, struct reg *d)
 }
 
 static void link_rx(struct ms_infer *inf, struct periph *p, struct reg *s, uint32_t mask,
-		    uint32_t ready, uint32_t notready, uint32_t data_addr, uint32_t pc)
+                    uint32_t ready, uint32_t notready, uint32_t data_addr, uint32_t pc)
 {
 	uint32_t soff = s->off;
 	struct reg *d = reg_get(p, data_addr - p->base);
@@ -734,17 +742,19 @@ static void link_rx(struct ms_infer *inf, struct periph *p, struct reg *s, uint3
 	s->confidence = 85;
 	if (s->model == RM_MEMORY)
 		s->model = RM_STATUS;
-	snprintf(s->reason, sizeof(s->reason), "data-ready bits 0x%x follow the input (data at +0x%x)",
-		 mask, d->off);
+	snprintf(s->reason, sizeof(s->reason),
+	         "data-ready bits 0x%x follow the input (data at +0x%x)", mask, d->off);
 	d->rx = true;
 	d->model = RM_RX;
 	p->timer = false;
 	d->confidence = 85;
-	snprintf(d->reason, sizeof(d->reason), "receive data: read after its ready bits, from input");
+	snprintf(d->reason, sizeof(d->reason),
+	         "receive data: read after its ready bits, from input");
 	inf->n_rx++;
-	json_t *ev = json_pack("{s:o,s:o,s:o,s:o,s:o,s:s,s:i,s:s}", "addr", hex(p->base + s->off),
-			       "pc", hex(pc), "mask", hex(mask), "ready", hex(ready & mask), "data",
-			       hex(data_addr), "model", "rx-ready", "confidence", 85, "reason", s->reason);
+	json_t *ev =
+	    json_pack("{s:o,s:o,s:o,s:o,s:o,s:s,s:i,s:s}", "addr", hex(p->base + s->off), "pc",
+	              hex(pc), "mask", hex(mask), "ready", hex(ready & mask), "data",
+	              hex(data_addr), "model", "rx-ready", "confidence", 85, "reason", s->reason);
 	emit(inf, "infer.register", ev);
 }
 
@@ -763,7 +773,7 @@ static const struct mrec *last_access(struct ms_infer *inf, uint32_t page, uint3
 }
 
 static struct poll *ask_llm(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc,
-			    const struct ms__cpu *cpu, uint32_t addr, uint32_t cur);
+                            const struct ms__cpu *cpu, uint32_t addr, uint32_t cur);
 static const struct reg *reg_named(const struct periph *p, const char *suffix);
 
 /*
@@ -791,7 +801,8 @@ static bool value_used(struct ms_infer *inf, uint32_t pc)
 					reads = true;
 				if (o->access & CS_AC_WRITE)
 					writes = true;
-			} else if (o->type == ARM_OP_MEM && ((int)o->mem.base == rt || (int)o->mem.index == rt)) {
+			} else if (o->type == ARM_OP_MEM &&
+			           ((int)o->mem.base == rt || (int)o->mem.index == rt)) {
 				reads = true;
 			}
 		}
@@ -827,9 +838,8 @@ static bool read_modify_write(struct ms_infer *inf, uint32_t pc)
 	uint32_t a = pc + ld->size;
 	for (int i = 0; i < 8; i++) {
 		const cs_insn *in = ms__dis_at(inf->dis, a);
-		if (!in || in->id == ARM_INS_B ||
-		    in->id == ARM_INS_BL || in->id == ARM_INS_BX || in->id == ARM_INS_CBZ ||
-		    in->id == ARM_INS_CBNZ || in->id == ARM_INS_POP)
+		if (!in || in->id == ARM_INS_B || in->id == ARM_INS_BL || in->id == ARM_INS_BX ||
+		    in->id == ARM_INS_CBZ || in->id == ARM_INS_CBNZ || in->id == ARM_INS_POP)
 			return false;
 		const cs_arm *ia = &in->detail->arm;
 		if ((in->id == ARM_INS_STR || in->id == ARM_INS_STRH || in->id == ARM_INS_STRB) &&
@@ -902,7 +912,8 @@ static bool maybe_counter(struct ms_infer *inf, struct periph *p, struct reg *r,
 		return false;
 	const char *dot = strrchr(r->name, '.');
 	const char *nm = dot ? dot + 1 : r->name;
-	bool named = !strcasecmp(nm, "CNT") || !strcasecmp(nm, "COUNTER") || !strcasecmp(nm, "CVAL");
+	bool named =
+	    !strcasecmp(nm, "CNT") || !strcasecmp(nm, "COUNTER") || !strcasecmp(nm, "CVAL");
 	if (!named && !(p->timer && arithmetic_use(inf, pc)))
 		return false;
 	r->model = RM_COUNTER;
@@ -920,11 +931,11 @@ static bool maybe_counter(struct ms_infer *inf, struct periph *p, struct reg *r,
 			r->count_mask = 0xffffff;
 	}
 	snprintf(r->reason, sizeof(r->reason), "%s",
-		 named ? "svd: a timer's counter, counting with virtual time"
-		       : "never written, read as a number in a timer: a counter");
+	         named ? "svd: a timer's counter, counting with virtual time"
+	               : "never written, read as a number in a timer: a counter");
 	json_t *ev = json_pack("{s:o,s:o,s:s,s:i,s:I,s:s}", "addr", hex(p->base + r->off), "pc",
-			       hex(pc), "model", "counter", "confidence", r->confidence, "hz",
-			       (json_int_t)r->count_hz, "reason", r->reason);
+	                       hex(pc), "model", "counter", "confidence", r->confidence, "hz",
+	                       (json_int_t)r->count_hz, "reason", r->reason);
 	emit(inf, "infer.register", ev);
 	return true;
 }
@@ -934,7 +945,7 @@ static bool maybe_counter(struct ms_infer *inf, struct periph *p, struct reg *r,
  * comes after. Creates and returns the memo for (pc, register).
  */
 static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc,
-			  const struct ms__cpu *cpu, uint32_t addr, uint32_t cur)
+                          const struct ms__cpu *cpu, uint32_t addr, uint32_t cur)
 {
 	uint32_t c[256];
 	int n = candidates(inf, pc, cur, c, 256);
@@ -1012,7 +1023,7 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 			q = poll_find(r, pc);
 			what = "rx-ready";
 		} else if (lr->acc && (lr->acc_addr & ~(PAGE - 1)) == p->base && lr->acc_write &&
-			   lr->acc_addr != addr) {
+		           lr->acc_addr != addr) {
 			q->kind = PK_TX;
 			struct reg *d = reg_get(p, lr->acc_addr - p->base);
 			r = reg_find(p, off);
@@ -1035,20 +1046,21 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 			r->model = RM_STATUS;
 		if (r->confidence < 85)
 			r->confidence = 85;
-		snprintf(r->reason, sizeof(r->reason), "poll at 0x%x leaves with bits 0x%x = 0x%x", pc,
-			 q->mask, q->ready);
-		json_t *ev = json_pack("{s:o,s:o,s:s,s:s,s:o,s:o,s:i,s:s,s:i,s:i}", "addr", hex(addr),
-				       "pc", hex(pc), "insn", insn, "model", what, "mask", hex(q->mask),
-				       "value", hex(q->ready), "confidence", 85, "reason",
-				       "value found by running the loop", "stay", nstay, "leave", nleave);
+		snprintf(r->reason, sizeof(r->reason), "poll at 0x%x leaves with bits 0x%x = 0x%x",
+		         pc, q->mask, q->ready);
+		json_t *ev =
+		    json_pack("{s:o,s:o,s:s,s:s,s:o,s:o,s:i,s:s,s:i,s:i}", "addr", hex(addr), "pc",
+		              hex(pc), "insn", insn, "model", what, "mask", hex(q->mask), "value",
+		              hex(q->ready), "confidence", 85, "reason",
+		              "value found by running the loop", "stay", nstay, "leave", nleave);
 		emit(inf, "infer.poll", ev);
 		return q;
 	}
 	if (nstay && !nleave) {
 		q->kind = PK_STUCK;
-		json_t *ev = json_pack("{s:o,s:o,s:s,s:s,s:i,s:s}", "addr", hex(addr), "pc", hex(pc),
-				       "insn", insn, "model", "stuck", "confidence", 20, "reason",
-				       "no value of this register leaves the loop");
+		json_t *ev = json_pack("{s:o,s:o,s:s,s:s,s:i,s:s}", "addr", hex(addr), "pc",
+		                       hex(pc), "insn", insn, "model", "stuck", "confidence", 20,
+		                       "reason", "no value of this register leaves the loop");
 		emit(inf, "infer.poll", ev);
 		if (inf->llm) {
 			struct poll *a = ask_llm(inf, p, r, pc, cpu, addr, cur);
@@ -1092,11 +1104,13 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 			if (r->model == RM_MEMORY)
 				r->model = RM_STATUS;
 			snprintf(r->reason, sizeof(r->reason),
-				 "ready bits 0x%x: the ready side of the branch transmits", q->mask);
-			json_t *ev = json_pack("{s:o,s:o,s:s,s:s,s:o,s:o,s:i,s:s}", "addr", hex(addr),
-					       "pc", hex(pc), "insn", insn, "model", "tx-ready", "mask",
-					       hex(q->mask), "value", hex(q->ready), "confidence", 60,
-					       "reason", "the ready side of the branch writes the device");
+			         "ready bits 0x%x: the ready side of the branch transmits",
+			         q->mask);
+			json_t *ev =
+			    json_pack("{s:o,s:o,s:s,s:s,s:o,s:o,s:i,s:s}", "addr", hex(addr), "pc",
+			              hex(pc), "insn", insn, "model", "tx-ready", "mask",
+			              hex(q->mask), "value", hex(q->ready), "confidence", 60,
+			              "reason", "the ready side of the branch writes the device");
 			emit(inf, "infer.poll", ev);
 			return q;
 		}
@@ -1109,8 +1123,9 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 	 */
 	int base_i = 0; /* c[0] == cur */
 	for (int i = 1; i < n; i++) {
-		if (runs[i].end != MS__LEAVE || !runs[i].branched || !runs[i].acc || runs[i].acc_write ||
-		    runs[i].acc_addr == addr || (runs[i].acc_addr & ~(PAGE - 1)) != p->base ||
+		if (runs[i].end != MS__LEAVE || !runs[i].branched || !runs[i].acc ||
+		    runs[i].acc_write || runs[i].acc_addr == addr ||
+		    (runs[i].acc_addr & ~(PAGE - 1)) != p->base ||
 		    (runs[0].acc && runs[0].acc_addr == runs[i].acc_addr) ||
 		    read_modify_write(inf, runs[i].acc_pc) || !value_used(inf, runs[i].acc_pc))
 			continue;
@@ -1125,15 +1140,17 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 			continue;
 		if (!runs[i].branched)
 			continue;
-		bool differ = runs[i].acc != runs[base_i].acc || runs[i].acc_addr != runs[base_i].acc_addr ||
-			      runs[i].ninsn != runs[base_i].ninsn;
+		bool differ = runs[i].acc != runs[base_i].acc ||
+		    runs[i].acc_addr != runs[base_i].acc_addr ||
+		    runs[i].ninsn != runs[base_i].ninsn;
 		if (differ) {
 			q->kind = PK_BRANCH;
 			q->mask = c[i] ^ cur;
 			q->ready = c[i] & q->mask;
 			if (runs[i].acc && !runs[i].acc_write && runs[i].acc_addr != addr &&
 			    (runs[i].acc_addr & ~(PAGE - 1)) == p->base &&
-			    !read_modify_write(inf, runs[i].acc_pc) && value_used(inf, runs[i].acc_pc))
+			    !read_modify_write(inf, runs[i].acc_pc) &&
+			    value_used(inf, runs[i].acc_pc))
 				q->data = (int32_t)(runs[i].acc_addr - p->base);
 			break;
 		}
@@ -1163,7 +1180,7 @@ static bool input_owner(struct ms_infer *inf, struct periph *p, const struct reg
 }
 
 static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc,
-			 const struct ms__cpu *cpu, uint32_t addr)
+                         const struct ms__cpu *cpu, uint32_t addr)
 {
 	uint32_t off = r->off;
 	r->reads++;
@@ -1171,7 +1188,8 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 		uint64_t hz = r->count_hz ? r->count_hz : (inf->cpu_hz ? inf->cpu_hz : 16000000ull);
 		uint64_t t = host_now(inf);
 		/* Split to avoid overflowing 64 bits after a few minutes at MHz rates. */
-		uint64_t ticks = (t / 1000000000ull) * hz + ((t % 1000000000ull) * hz) / 1000000000ull;
+		uint64_t ticks =
+		    (t / 1000000000ull) * hz + ((t % 1000000000ull) * hz) / 1000000000ull;
 		uint32_t v = (uint32_t)ticks;
 		return r->count_mask ? (v & r->count_mask) : v;
 	}
@@ -1232,7 +1250,7 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 		 */
 		if (p->explore > 0 && !r->rx_mask && q->episode != p->episode &&
 		    (p->explore_timer ? !(q->mask & r->written_or)
-				      : (r->written_or == 0 && input_avail(inf)))) {
+		                      : (r->written_or == 0 && input_avail(inf)))) {
 			q->episode = p->episode;
 			v = (v & ~q->mask) | q->ready;
 			inf->n_explore++;
@@ -1241,8 +1259,10 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 			 * this device next: these bits announce received data.
 			 */
 			if (!p->explore_timer && q->data >= 0 && (uint32_t)q->data != off) {
-				uint32_t mask = q->mask, ready = q->ready, notready = r->value & q->mask;
-				link_rx(inf, p, r, mask, ready, notready, p->base + (uint32_t)q->data, pc);
+				uint32_t mask = q->mask, ready = q->ready,
+				         notready = r->value & q->mask;
+				link_rx(inf, p, r, mask, ready, notready,
+				        p->base + (uint32_t)q->data, pc);
 				r = reg_find(p, off);
 			}
 		}
@@ -1258,7 +1278,7 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 static bool handler_transmits(struct ms_infer *inf, struct periph *p);
 
 static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t v,
-		      uint32_t wmask, uint32_t pc)
+                      uint32_t wmask, uint32_t pc)
 {
 	r->writes++;
 	r->written_or |= v & wmask;
@@ -1309,7 +1329,7 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 	}
 	case RM_W1C:
 		r->value = (old & ~(v & wmask & r->w1c_mask)) |
-			   (((old & ~wmask) | (v & wmask)) & ~r->w1c_mask);
+		    (((old & ~wmask) | (v & wmask)) & ~r->w1c_mask);
 		break;
 	case RM_CONST:
 		return;
@@ -1330,7 +1350,7 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 }
 
 static struct periph *periph_touch(struct ms_infer *inf, uint32_t addr, bool write,
-				   const struct ms__cpu *cpu, uint32_t pc);
+                                   const struct ms__cpu *cpu, uint32_t pc);
 
 static uint64_t mmio_read_cb(uc_engine *uc, uint64_t offset, unsigned size, void *ud)
 {
@@ -1395,10 +1415,10 @@ static void mmio_write_cb(uc_engine *uc, uint64_t offset, unsigned size, uint64_
 static bool window_bounds(uint64_t addr, uint64_t *lo, uint64_t *hi)
 {
 	static const uint64_t spans[][2] = {
-		{ 0x10000000ull, 0x10001000ull }, { 0x40000000ull, 0x60000000ull },
-		{ 0xA0000000ull, 0xA0001000ull }, { 0xE0000000ull, 0xE000E000ull },
-		{ 0xE000F000ull, 0xE0100000ull }, { 0xE0100000ull, 0xFFFF0000ull },
-		{ 0xFFFF0000ull, 0x100000000ull },
+	    {0x10000000ull, 0x10001000ull},  {0x40000000ull, 0x60000000ull},
+	    {0xA0000000ull, 0xA0001000ull},  {0xE0000000ull, 0xE000E000ull},
+	    {0xE000F000ull, 0xE0100000ull},  {0xE0100000ull, 0xFFFF0000ull},
+	    {0xFFFF0000ull, 0x100000000ull},
 	};
 	for (size_t i = 0; i < sizeof(spans) / sizeof(spans[0]); i++)
 		if (addr >= spans[i][0] && addr < spans[i][1]) {
@@ -1456,7 +1476,8 @@ static bool window_map(struct ms_infer *inf, uint64_t addr)
 	w->inf = inf;
 	w->base = lo;
 	w->size = hi - lo;
-	if (uc_mmio_map(inf->uc, lo, (size_t)(hi - lo), mmio_read_cb, w, mmio_write_cb, w) != UC_ERR_OK)
+	if (uc_mmio_map(inf->uc, lo, (size_t)(hi - lo), mmio_read_cb, w, mmio_write_cb, w) !=
+	    UC_ERR_OK)
 		return false;
 	inf->nwin++;
 	return true;
@@ -1494,12 +1515,14 @@ static void periph_apply_arch(struct ms_infer *inf, struct periph *p)
 		uint32_t vt = inf->host.vtor ? inf->host.vtor(inf->host.ud) : 0, sp = 0;
 		uc_mem_read(inf->uc, vt, &sp, 4);
 		bool n52 = sp > 0x20008000u;
-		fact(p, 0x010, n52 ? 4096 : 1024, "FICR.CODEPAGESIZE", "nordic ficr: flash page size");
+		fact(p, 0x010, n52 ? 4096 : 1024, "FICR.CODEPAGESIZE",
+		     "nordic ficr: flash page size");
 		fact(p, 0x014, n52 ? 128 : 256, "FICR.CODESIZE", "nordic ficr: flash pages");
 		fact(p, 0x028, 0xffffffffu, "FICR.CLENR0", "nordic ficr: no code region 0");
 		fact(p, 0x02c, 0xffffffffu, "FICR.PPFC", "nordic ficr: no pre-programmed code");
 		fact(p, 0x034, n52 ? 8 : 2, "FICR.NUMRAMBLOCK", "nordic ficr: ram blocks");
-		fact(p, 0x038, n52 ? 8192 : 8192, "FICR.SIZERAMBLOCKS", "nordic ficr: ram block size");
+		fact(p, 0x038, n52 ? 8192 : 8192, "FICR.SIZERAMBLOCKS",
+		     "nordic ficr: ram block size");
 		fact(p, 0x060, 0x4d534d53u, "FICR.DEVICEID0", "nordic ficr: a fixed device id");
 		fact(p, 0x064, 0x00000001u, "FICR.DEVICEID1", "nordic ficr: a fixed device id");
 		fact(p, 0x0a0, 0xffffffffu, "FICR.DEVICEADDRTYPE", "nordic ficr: random address");
@@ -1527,7 +1550,7 @@ static void periph_apply_arch(struct ms_infer *inf, struct periph *p)
  * recent MMIO history). Called with inf->lock held.
  */
 static struct periph *periph_touch(struct ms_infer *inf, uint32_t addr, bool write,
-				   const struct ms__cpu *cpu, uint32_t pc)
+                                   const struct ms__cpu *cpu, uint32_t pc)
 {
 	uint32_t page = addr & ~(PAGE - 1);
 	if (inf->last && inf->last->base == page)
@@ -1561,8 +1584,8 @@ static struct periph *periph_touch(struct ms_infer *inf, uint32_t addr, bool wri
 	ms__dis_text(inf->dis, pc, insn, sizeof(insn));
 	ms__cpu_need(cpu, -1);
 	json_t *regs = json_object();
-	static const char *const names[13] = { "r0", "r1", "r2", "r3",  "r4",  "r5", "r6",
-					       "r7", "r8", "r9", "r10", "r11", "r12" };
+	static const char *const names[13] = {"r0", "r1", "r2", "r3",  "r4",  "r5", "r6",
+	                                      "r7", "r8", "r9", "r10", "r11", "r12"};
 	for (int i = 0; i < 13; i++)
 		json_object_set_new(regs, names[i], hex(cpu->r[i]));
 	json_object_set_new(regs, "sp", hex(cpu->r[13]));
@@ -1570,19 +1593,20 @@ static struct periph *periph_touch(struct ms_infer *inf, uint32_t addr, bool wri
 	json_t *hist = json_array();
 	for (uint64_t i = inf->seq > 8 ? inf->seq - 8 : 0; i < inf->seq; i++) {
 		const struct mrec *m = &inf->ring[i % RING];
-		json_array_append_new(hist, json_pack("{s:o,s:o,s:s,s:o}", "pc", hex(m->pc), "addr",
-						      hex(m->addr), "dir", m->write ? "w" : "r", "value",
-						      hex(m->value)));
+		json_array_append_new(hist,
+		                      json_pack("{s:o,s:o,s:s,s:o}", "pc", hex(m->pc), "addr",
+		                                hex(m->addr), "dir", m->write ? "w" : "r", "value",
+		                                hex(m->value)));
 	}
 	json_t *ev = json_pack(
-		"{s:o,s:o,s:s,s:s,s:o,s:i,s:s,s:s,s:s,s:i,s:s,s:o,s:o,s:I,s:I}", "addr", hex(addr),
-		"pc", hex(pc), "insn", insn, "access", write ? "write" : "read", "base", hex(page),
-		"size", (int)PAGE, "name", p->name, "source", source_names[p->source], "model",
-		"device", "confidence", p->source == SRC_SVD ? 90 : 60, "reason",
-		p->source == SRC_SVD ? "peripheral described by the SVD"
-				     : "unmodelled peripheral window: a 4 KiB device page",
-		"registers", regs, "history", hist, "latency_ns", (json_int_t)dt, "map_ns",
-		(json_int_t)map_ns);
+	    "{s:o,s:o,s:s,s:s,s:o,s:i,s:s,s:s,s:s,s:i,s:s,s:o,s:o,s:I,s:I}", "addr", hex(addr),
+	    "pc", hex(pc), "insn", insn, "access", write ? "write" : "read", "base", hex(page),
+	    "size", (int)PAGE, "name", p->name, "source", source_names[p->source], "model",
+	    "device", "confidence", p->source == SRC_SVD ? 90 : 60, "reason",
+	    p->source == SRC_SVD ? "peripheral described by the SVD"
+	                         : "unmodelled peripheral window: a 4 KiB device page",
+	    "registers", regs, "history", hist, "latency_ns", (json_int_t)dt, "map_ns",
+	    (json_int_t)map_ns);
 	emit(inf, "infer.region", ev);
 	return p;
 }
@@ -1606,8 +1630,8 @@ bool ms_infer_on_unmapped(struct ms_infer *inf, int type, uint64_t addr, int siz
 		pthread_mutex_lock(&inf->lock);
 		emit(inf, "infer.memory",
 		     json_pack("{s:o,s:o,s:i,s:s,s:s}", "addr", hex(addr), "base", hex(0x10000000u),
-			       "size", (int)PAGE, "model", "memory", "reason",
-			       "written before read: memory, not factory information"));
+		               "size", (int)PAGE, "model", "memory", "reason",
+		               "written before read: memory, not factory information"));
 		pthread_mutex_unlock(&inf->lock);
 		return true;
 	}
@@ -1661,10 +1685,10 @@ uint64_t ms_infer_on_block(struct ms_infer *inf, uint64_t addr, uint32_t size)
 		d->reported = true;
 		char insn[64];
 		ms__dis_text(inf->dis, (uint32_t)addr, insn, sizeof(insn));
-		json_t *ev = json_pack("{s:o,s:s,s:s,s:i,s:I,s:s}", "pc", hex(addr), "insn", insn,
-				       "model", "delay-loop", "confidence", 90, "skipped_insns",
-				       (json_int_t)skipped, "reason",
-				       "register-only countdown with no side effect");
+		json_t *ev =
+		    json_pack("{s:o,s:s,s:s,s:i,s:I,s:s}", "pc", hex(addr), "insn", insn, "model",
+		              "delay-loop", "confidence", 90, "skipped_insns", (json_int_t)skipped,
+		              "reason", "register-only countdown with no side effect");
 		emit(inf, "infer.delay", ev);
 	}
 	pthread_mutex_unlock(&inf->lock);
@@ -1685,21 +1709,22 @@ static void note_ref(struct ms_infer *inf, uint32_t v, int *hits, int weight)
 
 /* Walk a handler (and the functions it calls, two levels) for device addresses it uses. */
 static void scan_code(struct ms_infer *inf, uint32_t a, int depth, int *budget, int *hits,
-		      int32_t store_off, bool *stores)
+                      int32_t store_off, bool *stores)
 {
-	uint32_t movw[16] = { 0 };
+	uint32_t movw[16] = {0};
 	for (int i = 0; i < 80 && *budget > 0; i++, (*budget)--) {
 		const cs_insn *in = ms__dis_at(inf->dis, a);
 		if (!in)
 			return;
 		const cs_arm *ar = &in->detail->arm;
-		if (stores && (in->id == ARM_INS_STR || in->id == ARM_INS_STRB || in->id == ARM_INS_STRH) &&
+		if (stores &&
+		    (in->id == ARM_INS_STR || in->id == ARM_INS_STRB || in->id == ARM_INS_STRH) &&
 		    ar->op_count >= 2 && ar->operands[1].type == ARM_OP_MEM &&
 		    ar->operands[1].mem.index == ARM_REG_INVALID &&
 		    ar->operands[1].mem.disp == store_off)
 			*stores = true;
-		if ((in->id == ARM_INS_LDR) && ar->op_count == 2 && ar->operands[1].type == ARM_OP_MEM &&
-		    ar->operands[1].mem.base == ARM_REG_PC) {
+		if ((in->id == ARM_INS_LDR) && ar->op_count == 2 &&
+		    ar->operands[1].type == ARM_OP_MEM && ar->operands[1].mem.base == ARM_REG_PC) {
 			uint32_t lit = ((a + 4) & ~3u) + (uint32_t)ar->operands[1].mem.disp;
 			uint32_t v;
 			if (uc_mem_read(inf->uc, lit, &v, 4) == UC_ERR_OK) {
@@ -1712,7 +1737,8 @@ static void scan_code(struct ms_infer *inf, uint32_t a, int depth, int *budget, 
 							note_ref(inf, w[k], hits, 2);
 				}
 			}
-		} else if (in->id == ARM_INS_MOV && ar->op_count == 2 && ar->operands[1].type == ARM_OP_IMM) {
+		} else if (in->id == ARM_INS_MOV && ar->op_count == 2 &&
+		           ar->operands[1].type == ARM_OP_IMM) {
 			/* mov.w rX, #0x40000000: a modified immediate holding a base. */
 			note_ref(inf, (uint32_t)ar->operands[1].imm, hits, 4);
 		} else if (in->id == ARM_INS_MOVW && ar->operands[0].type == ARM_OP_REG) {
@@ -1722,10 +1748,12 @@ static void scan_code(struct ms_infer *inf, uint32_t a, int depth, int *budget, 
 		} else if (in->id == ARM_INS_MOVT && ar->operands[0].type == ARM_OP_REG) {
 			int r = ar->operands[0].reg - ARM_REG_R0;
 			if (r >= 0 && r < 16)
-				note_ref(inf, movw[r] | ((uint32_t)ar->operands[1].imm << 16), hits, 4);
-		} else if (in->id == ARM_INS_BL && depth < 2 && ar->operands[0].type == ARM_OP_IMM) {
-			scan_code(inf, (uint32_t)ar->operands[0].imm, depth + 1, budget, hits, store_off,
-				  stores);
+				note_ref(inf, movw[r] | ((uint32_t)ar->operands[1].imm << 16), hits,
+				         4);
+		} else if (in->id == ARM_INS_BL && depth < 2 &&
+		           ar->operands[0].type == ARM_OP_IMM) {
+			scan_code(inf, (uint32_t)ar->operands[0].imm, depth + 1, budget, hits,
+			          store_off, stores);
 		} else if (in->id == ARM_INS_B && ar->cc == ARM_CC_AL) {
 			uint32_t t = (uint32_t)ar->operands[0].imm;
 			if (t > a && t - a < 0x400) {
@@ -1733,10 +1761,12 @@ static void scan_code(struct ms_infer *inf, uint32_t a, int depth, int *budget, 
 				continue;
 			}
 			if (depth < 2 && (t < a || t - a >= 0x400))
-				scan_code(inf, t, depth + 1, budget, hits, store_off, stores); /* tail call */
+				scan_code(inf, t, depth + 1, budget, hits, store_off,
+				          stores); /* tail call */
 			return;
-		} else if (in->id == ARM_INS_BX || (in->id == ARM_INS_POP && ar->op_count &&
-						    ar->operands[ar->op_count - 1].reg == ARM_REG_PC)) {
+		} else if (in->id == ARM_INS_BX ||
+		           (in->id == ARM_INS_POP && ar->op_count &&
+		            ar->operands[ar->op_count - 1].reg == ARM_REG_PC)) {
 			return;
 		}
 		a += in->size;
@@ -1810,8 +1840,8 @@ static void associate_irq(struct ms_infer *inf, int irq)
 	if (p->irq < 0)
 		p->irq = irq;
 	json_t *ev = json_pack("{s:i,s:o,s:o,s:s,s:i,s:s}", "irq", irq, "handler", hex(h), "base",
-			       hex(p->base), "model", "irq-line", "confidence", 75, "reason",
-			       "the enabled vector's handler uses this device");
+	                       hex(p->base), "model", "irq-line", "confidence", 75, "reason",
+	                       "the enabled vector's handler uses this device");
 	emit(inf, "infer.irq", ev);
 }
 
@@ -1828,15 +1858,15 @@ static const struct reg *reg_named(const struct periph *p, const char *suffix)
 
 static bool svd_is_timer(const struct periph *p)
 {
-	static const char *const kinds[] = { "TIM", "TIMER", "RTC", "LPTIM", "TC", "PIT", "GPT" };
+	static const char *const kinds[] = {"TIM", "TIMER", "RTC", "LPTIM", "TC", "PIT", "GPT"};
 	for (int k = 0; k < p->nsvdp; k++)
 		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 			size_t n = strlen(kinds[i]);
 			if (strncasecmp(p->svdp[k]->group, kinds[i], n) == 0 ||
 			    strncasecmp(p->svdp[k]->name, kinds[i], n) == 0)
-				return p->svdp[k]->name[n] == 0 || (p->svdp[k]->name[n] >= '0' &&
-								    p->svdp[k]->name[n] <= '9') ||
-				       strncasecmp(p->svdp[k]->group, kinds[i], n) == 0;
+				return p->svdp[k]->name[n] == 0 ||
+				    (p->svdp[k]->name[n] >= '0' && p->svdp[k]->name[n] <= '9') ||
+				    strncasecmp(p->svdp[k]->group, kinds[i], n) == 0;
 		}
 	return false;
 }
@@ -1881,7 +1911,7 @@ static void timer_detect(struct ms_infer *inf, struct periph *p, uint64_t now_ns
 		} else if (cc && cc->value) {
 			bool rtc = strncasecmp(p->name, "RTC", 3) == 0;
 			uint64_t tick_hz = rtc ? 32768 / ((pre ? pre->value : 0) + 1)
-					       : 16000000ull >> ((pre ? pre->value : 0) & 15);
+			                       : 16000000ull >> ((pre ? pre->value : 0) & 15);
 			cycles = cc->value * hz / (tick_hz ? tick_hz : 1);
 			why = "svd: CC[0] ticks of the prescaled timer clock";
 		}
@@ -1892,8 +1922,8 @@ static void timer_detect(struct ms_infer *inf, struct periph *p, uint64_t now_ns
 		for (int i = 0; i < p->nregs; i++) {
 			if (p->regs[i].value == 1 && p->regs[i].writes)
 				started = true;
-			if (p->regs[i].writes && p->regs[i].value >= 100 && p->regs[i].value < (1u << 24) &&
-			    p->regs[i].value > count)
+			if (p->regs[i].writes && p->regs[i].value >= 100 &&
+			    p->regs[i].value < (1u << 24) && p->regs[i].value > count)
 				count = p->regs[i].value;
 		}
 		if (started && count) {
@@ -1911,8 +1941,8 @@ static void timer_detect(struct ms_infer *inf, struct periph *p, uint64_t now_ns
 	p->next_ns = now_ns + p->period_ns;
 	snprintf(p->timer_reason, sizeof(p->timer_reason), "%s", why);
 	json_t *ev = json_pack("{s:o,s:i,s:s,s:I,s:i,s:s}", "base", hex(p->base), "irq", p->irq,
-			       "model", "timer", "period_ns", (json_int_t)p->period_ns, "confidence",
-			       conf, "reason", why);
+	                       "model", "timer", "period_ns", (json_int_t)p->period_ns,
+	                       "confidence", conf, "reason", why);
 	emit(inf, "infer.timer", ev);
 }
 
@@ -1942,8 +1972,9 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 		if (!inf->host.irq_enabled(inf->host.ud, p->irq))
 			continue;
 		/* Input arrived: once per byte the firmware takes (level while unread is up to it). */
-		if (avail > 0 && (!p->rx_pended || inf->consumed != p->rx_pend_consumed ||
-				  inf->last_avail == 0)) {
+		if (avail > 0 &&
+		    (!p->rx_pended || inf->consumed != p->rx_pend_consumed ||
+		     inf->last_avail == 0)) {
 			p->rx_pended = true;
 			p->rx_pend_consumed = inf->consumed;
 			bool learned = false;
@@ -1968,8 +1999,8 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 		struct periph *p = inf->p[i];
 		if (!p->timer)
 			timer_detect(inf, p, now_ns);
-		if (!p->timer || p->irq < 0 || !inf->host.irq_set_pending || !inf->host.irq_enabled ||
-		    !p->armed)
+		if (!p->timer || p->irq < 0 || !inf->host.irq_set_pending ||
+		    !inf->host.irq_enabled || !p->armed)
 			continue;
 		if (!p->next_ns) {
 			/* A timer from a device map: its first period starts when it is set up. */
@@ -2005,7 +2036,7 @@ uint64_t ms_infer_next_event_ns(struct ms_infer *inf)
 /* ---- LLM --------------------------------------------------------------- */
 
 static struct poll *ask_llm(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc,
-			    const struct ms__cpu *cpu, uint32_t addr, uint32_t cur)
+                            const struct ms__cpu *cpu, uint32_t addr, uint32_t cur)
 {
 	uint32_t off = r->off;
 	json_t *loop = json_array();
@@ -2020,8 +2051,8 @@ static struct poll *ask_llm(struct ms_infer *inf, struct periph *p, struct reg *
 		a += in->size;
 	}
 	json_t *ctx = json_pack("{s:o,s:o,s:o,s:o,s:s,s:o}", "address", hex(addr), "pc", hex(pc),
-				"current", hex(cur), "peripheral", hex(p->base), "rules",
-				"no value of this register leaves the loop", "code", loop);
+	                        "current", hex(cur), "peripheral", hex(p->base), "rules",
+	                        "no value of this register leaves the loop", "code", loop);
 	json_t *ans = NULL;
 	int cached = 0;
 	char err[256];
@@ -2029,8 +2060,8 @@ static struct poll *ask_llm(struct ms_infer *inf, struct periph *p, struct reg *
 	json_decref(ctx);
 	inf->n_llm++;
 	if (rc < 0) {
-		emit(inf, "infer.llm", json_pack("{s:o,s:o,s:s}", "addr", hex(addr), "pc", hex(pc),
-						 "error", err));
+		emit(inf, "infer.llm",
+		     json_pack("{s:o,s:o,s:s}", "addr", hex(addr), "pc", hex(pc), "error", err));
 		return NULL;
 	}
 	uint32_t v = 0, mask = 0xffffffffu;
@@ -2044,9 +2075,10 @@ static struct poll *ask_llm(struct ms_infer *inf, struct periph *p, struct reg *
 	struct poll *q = poll_find(r, pc);
 	if (run.end != MS__LEAVE) {
 		inf->n_llm_rejected++;
-		emit(inf, "infer.llm", json_pack("{s:o,s:o,s:o,s:s,s:b}", "addr", hex(addr), "pc",
-						 hex(pc), "value", hex(cand), "reason",
-						 "rejected: replay stays in the loop", "cached", cached));
+		emit(inf, "infer.llm",
+		     json_pack("{s:o,s:o,s:o,s:s,s:b}", "addr", hex(addr), "pc", hex(pc), "value",
+		               hex(cand), "reason", "rejected: replay stays in the loop", "cached",
+		               cached));
 		json_decref(ans);
 		return NULL;
 	}
@@ -2057,11 +2089,11 @@ static struct poll *ask_llm(struct ms_infer *inf, struct periph *p, struct reg *
 	r->source = SRC_LLM;
 	r->confidence = 60;
 	snprintf(r->reason, sizeof(r->reason), "llm: %s",
-		 json_string_value(json_object_get(ans, "reason")) ?: "value leaves the loop");
-	emit(inf, "infer.llm", json_pack("{s:o,s:o,s:o,s:o,s:s,s:b,s:i}", "addr", hex(addr), "pc",
-					 hex(pc), "mask", hex(q->mask), "value", hex(q->ready),
-					 "reason", "accepted: replay leaves the loop", "cached", cached,
-					 "confidence", 60));
+	         json_string_value(json_object_get(ans, "reason")) ?: "value leaves the loop");
+	emit(inf, "infer.llm",
+	     json_pack("{s:o,s:o,s:o,s:o,s:s,s:b,s:i}", "addr", hex(addr), "pc", hex(pc), "mask",
+	               hex(q->mask), "value", hex(q->ready), "reason",
+	               "accepted: replay leaves the loop", "cached", cached, "confidence", 60));
 	json_decref(ans);
 	return q;
 }
@@ -2074,7 +2106,7 @@ static int load_models_file(struct ms_infer *inf, const char *path, struct ms_er
 	FILE *f = fopen(path, "rb");
 	if (!f)
 		return ms_fail(e, 400, "bad_models", "cannot open models file %s: %s", path,
-			       strerror(errno));
+		               strerror(errno));
 	fseek(f, 0, SEEK_END);
 	long sz = ftell(f);
 	fclose(f);
@@ -2083,7 +2115,7 @@ static int load_models_file(struct ms_infer *inf, const char *path, struct ms_er
 	json_t *j = json_load_file(path, 0, &je);
 	if (!j)
 		return ms_fail(e, 400, "bad_models", "models file %s: line %d: %s", path, je.line,
-			       je.text);
+		               je.text);
 	int rc = ms_infer_import(inf, j, e);
 	json_decref(j);
 	return rc;
@@ -2110,7 +2142,7 @@ static bool is_our_page(void *ud, uint32_t addr)
 }
 
 struct ms_infer *ms_infer_new(uc_engine *uc, const struct ms_infer_host *host,
-			      const struct ms_infer_opts *opts, struct ms_err *e)
+                              const struct ms_infer_opts *opts, struct ms_err *e)
 {
 	struct ms_infer *inf = calloc(1, sizeof(*inf));
 	if (!inf) {
@@ -2163,13 +2195,13 @@ struct ms_infer *ms_infer_new(uc_engine *uc, const struct ms_infer_host *host,
 	}
 	if (opts && opts->mode == MS_INFER_LLM) {
 		struct ms__llm_cfg c = {
-			.base_url = opts->llm_base_url,
-			.model = opts->llm_model,
-			.key = opts->llm_key,
-			.cache_dir = opts->llm_cache_dir,
-			.firmware_hash = opts->firmware_hash,
-			.timeout_ms = opts->llm_timeout_ms,
-			.budget = opts->llm_budget,
+		    .base_url = opts->llm_base_url,
+		    .model = opts->llm_model,
+		    .key = opts->llm_key,
+		    .cache_dir = opts->llm_cache_dir,
+		    .firmware_hash = opts->firmware_hash,
+		    .timeout_ms = opts->llm_timeout_ms,
+		    .budget = opts->llm_budget,
 		};
 		char err[256];
 		inf->llm = ms__llm_new(&c, err, sizeof(err));
@@ -2235,18 +2267,21 @@ json_t *ms_infer_state_save(struct ms_infer *inf)
 		struct periph *p = inf->p[i];
 		json_t *vals = json_array();
 		for (int k = 0; k < p->nregs; k++)
-			json_array_append_new(vals, json_pack("[I,I,i]", (json_int_t)p->regs[k].off,
-							      (json_int_t)p->regs[k].value, p->regs[k].ntx));
-		json_array_append_new(ps, json_pack("{s:I,s:b,s:b,s:b,s:b,s:I,s:i,s:o}", "base",
-						    (json_int_t)p->base, "armed", p->armed, "tx_armed",
-						    p->tx_irq_armed, "tx_event", p->tx_irq_event,
-						    "rx_pended", p->rx_pended, "rx_mark",
-						    (json_int_t)p->rx_pend_consumed, "explore", p->explore,
-						    "regs", vals));
+			json_array_append_new(vals,
+			                      json_pack("[I,I,i]", (json_int_t)p->regs[k].off,
+			                                (json_int_t)p->regs[k].value,
+			                                p->regs[k].ntx));
+		json_array_append_new(ps,
+		                      json_pack("{s:I,s:b,s:b,s:b,s:b,s:I,s:i,s:o}", "base",
+		                                (json_int_t)p->base, "armed", p->armed, "tx_armed",
+		                                p->tx_irq_armed, "tx_event", p->tx_irq_event,
+		                                "rx_pended", p->rx_pended, "rx_mark",
+		                                (json_int_t)p->rx_pend_consumed, "explore",
+		                                p->explore, "regs", vals));
 	}
-	json_t *st = json_pack("{s:i,s:I,s:I,s:o}", "version", 1, "consumed",
-			       (json_int_t)inf->consumed, "last_avail", (json_int_t)inf->last_avail,
-			       "periphs", ps);
+	json_t *st =
+	    json_pack("{s:i,s:I,s:I,s:o}", "version", 1, "consumed", (json_int_t)inf->consumed,
+	              "last_avail", (json_int_t)inf->last_avail, "periphs", ps);
 	pthread_mutex_unlock(&inf->lock);
 	return st;
 }
@@ -2260,10 +2295,12 @@ int ms_infer_state_load(struct ms_infer *inf, json_t *state, struct ms_err *e)
 	/* Validate completely before changing anything. */
 	size_t i;
 	json_t *pj;
-	json_array_foreach(ps, i, pj) {
+	json_array_foreach(ps, i, pj)
+	{
 		if (!json_is_integer(json_object_get(pj, "base")) ||
 		    !json_is_array(json_object_get(pj, "regs")))
-			return ms_fail(e, 400, "bad_state", "inference state: peripheral %zu malformed", i);
+			return ms_fail(e, 400, "bad_state",
+			               "inference state: peripheral %zu malformed", i);
 	}
 	pthread_mutex_lock(&inf->lock);
 	for (int k = 0; k < inf->np; k++) {
@@ -2277,7 +2314,8 @@ int ms_infer_state_load(struct ms_infer *inf, json_t *state, struct ms_err *e)
 	}
 	inf->consumed = (uint64_t)json_integer_value(json_object_get(state, "consumed"));
 	inf->last_avail = (size_t)json_integer_value(json_object_get(state, "last_avail"));
-	json_array_foreach(ps, i, pj) {
+	json_array_foreach(ps, i, pj)
+	{
 		uint32_t base = (uint32_t)json_integer_value(json_object_get(pj, "base"));
 		struct periph *p = periph_find(inf, base);
 		if (!p)
@@ -2290,8 +2328,10 @@ int ms_infer_state_load(struct ms_infer *inf, json_t *state, struct ms_err *e)
 		p->explore = (int)json_integer_value(json_object_get(pj, "explore"));
 		size_t k;
 		json_t *rv;
-		json_array_foreach(json_object_get(pj, "regs"), k, rv) {
-			struct reg *r = reg_get(p, (uint32_t)json_integer_value(json_array_get(rv, 0)));
+		json_array_foreach(json_object_get(pj, "regs"), k, rv)
+		{
+			struct reg *r =
+			    reg_get(p, (uint32_t)json_integer_value(json_array_get(rv, 0)));
 			if (!r)
 				continue;
 			r->value = (uint32_t)json_integer_value(json_array_get(rv, 1));
@@ -2332,11 +2372,11 @@ static const char *reg_category(const struct reg *r)
 static json_t *reg_json(const struct periph *p, const struct reg *r, bool full)
 {
 	json_t *o = json_pack("{s:o,s:o,s:s,s:s,s:s,s:o,s:o,s:i,s:I,s:I,s:s,s:s}", "offset",
-			      hex(r->off), "addr", hex(p->base + r->off), "name", r->name, "category",
-			      reg_category(r), "model", model_names[r->model], "value", hex(r->value),
-			      "reset", hex(r->reset), "confidence", r->confidence, "reads",
-			      (json_int_t)r->reads, "writes", (json_int_t)r->writes, "source",
-			      source_names[r->source], "reason", r->reason);
+	                      hex(r->off), "addr", hex(p->base + r->off), "name", r->name,
+	                      "category", reg_category(r), "model", model_names[r->model], "value",
+	                      hex(r->value), "reset", hex(r->reset), "confidence", r->confidence,
+	                      "reads", (json_int_t)r->reads, "writes", (json_int_t)r->writes,
+	                      "source", source_names[r->source], "reason", r->reason);
 	if (r->rx_mask) {
 		json_object_set_new(o, "rx_mask", hex(r->rx_mask));
 		json_object_set_new(o, "rx_ready", hex(r->rx_ready));
@@ -2356,12 +2396,12 @@ static json_t *reg_json(const struct periph *p, const struct reg *r, bool full)
 	if (full || r->npolls) {
 		json_t *pa = json_array();
 		for (int i = 0; i < r->npolls; i++)
-			json_array_append_new(pa, json_pack("{s:o,s:s,s:o,s:o,s:s}", "pc",
-							    hex(r->polls[i].pc), "kind",
-							    pkind_names[r->polls[i].kind], "mask",
-							    hex(r->polls[i].mask), "value",
-							    hex(r->polls[i].ready), "source",
-							    source_names[r->polls[i].source]));
+			json_array_append_new(
+			    pa,
+			    json_pack("{s:o,s:s,s:o,s:o,s:s}", "pc", hex(r->polls[i].pc), "kind",
+			              pkind_names[r->polls[i].kind], "mask", hex(r->polls[i].mask),
+			              "value", hex(r->polls[i].ready), "source",
+			              source_names[r->polls[i].source]));
 		json_object_set_new(o, "polls", pa);
 	}
 	return o;
@@ -2380,15 +2420,16 @@ static json_t *periph_json(const struct periph *p, bool full)
 	json_t *regs = json_array();
 	for (int i = 0; i < p->nregs; i++)
 		json_array_append_new(regs, reg_json(p, &p->regs[i], full));
-	json_t *o = json_pack("{s:o,s:i,s:i,s:s,s:s,s:b,s:I,s:I,s:o}", "base", hex(p->base), "size",
-			      (int)periph_size(p), "map_size", (int)PAGE, "name", p->name, "source",
-			      source_names[p->source], "uart", p->uart, "reads", (json_int_t)p->reads,
-			      "writes", (json_int_t)p->writes, "registers", regs);
+	json_t *o =
+	    json_pack("{s:o,s:i,s:i,s:s,s:s,s:b,s:I,s:I,s:o}", "base", hex(p->base), "size",
+	              (int)periph_size(p), "map_size", (int)PAGE, "name", p->name, "source",
+	              source_names[p->source], "uart", p->uart, "reads", (json_int_t)p->reads,
+	              "writes", (json_int_t)p->writes, "registers", regs);
 	json_object_set_new(o, "irq", p->irq >= 0 ? json_integer(p->irq) : json_null());
 	if (p->timer)
-		json_object_set_new(o, "timer", json_pack("{s:I,s:s}", "period_ns",
-							  (json_int_t)p->period_ns, "reason",
-							  p->timer_reason));
+		json_object_set_new(o, "timer",
+		                    json_pack("{s:I,s:s}", "period_ns", (json_int_t)p->period_ns,
+		                              "reason", p->timer_reason));
 	return o;
 }
 
@@ -2409,7 +2450,7 @@ json_t *ms_infer_export(struct ms_infer *inf)
 	for (int i = 0; i < inf->np; i++)
 		json_array_append_new(a, periph_json(inf->p[i], true));
 	json_t *o = json_pack("{s:s,s:i,s:o}", "format", "machineserver-device-map", "version", 1,
-			      "peripherals", a);
+	                      "peripherals", a);
 	pthread_mutex_unlock(&inf->lock);
 	return o;
 }
@@ -2455,8 +2496,8 @@ static int check_reg(json_t *rj, char *err, size_t cap)
 		snprintf(err, cap, "unknown model at offset 0x%x", v);
 		return -1;
 	}
-	static const char *const nums[] = { "value", "reset", "rx_mask", "rx_ready", "rx_notready",
-					    "rx_data", "w1c_mask", "alias_of" };
+	static const char *const nums[] = {"value",       "reset",   "rx_mask",  "rx_ready",
+	                                   "rx_notready", "rx_data", "w1c_mask", "alias_of"};
 	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
 		json_t *x = json_object_get(rj, nums[i]);
 		uint32_t t;
@@ -2472,10 +2513,12 @@ static int check_reg(json_t *rj, char *err, size_t cap)
 	}
 	size_t i;
 	json_t *q;
-	json_array_foreach(pl, i, q) {
+	json_array_foreach(pl, i, q)
+	{
 		uint32_t t;
 		if (!json_is_object(q) || !get_u32(json_object_get(q, "pc"), &t) ||
-		    !get_u32(json_object_get(q, "mask"), &t) || !get_u32(json_object_get(q, "value"), &t) ||
+		    !get_u32(json_object_get(q, "mask"), &t) ||
+		    !get_u32(json_object_get(q, "value"), &t) ||
 		    pkind_from_name(json_string_value(json_object_get(q, "kind"))) < 0) {
 			snprintf(err, cap, "poll %zu at offset 0x%x malformed", i, v);
 			return -1;
@@ -2494,44 +2537,57 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 	char err[160];
 	json_t *ps = json_object_get(map, "peripherals");
 	if (!json_is_object(map) ||
-	    strcmp(json_string_value(json_object_get(map, "format")) ?: "", "machineserver-device-map") ||
+	    strcmp(json_string_value(json_object_get(map, "format")) ?: "",
+	           "machineserver-device-map") ||
 	    json_integer_value(json_object_get(map, "version")) != 1 || !json_is_array(ps))
-		return ms_fail(e, 400, "bad_models",
-			       "device map: expected {\"format\":\"machineserver-device-map\",\"version\":1,"
-			       "\"peripherals\":[...]}");
+		return ms_fail(
+		    e, 400, "bad_models",
+		    "device map: expected {\"format\":\"machineserver-device-map\",\"version\":1,"
+		    "\"peripherals\":[...]}");
 	if (json_array_size(ps) > MAX_PERIPHS)
-		return ms_fail(e, 413, "bad_models", "device map: more than %d peripherals", MAX_PERIPHS);
+		return ms_fail(e, 413, "bad_models", "device map: more than %d peripherals",
+		               MAX_PERIPHS);
 	size_t i;
 	json_t *pj;
-	json_array_foreach(ps, i, pj) {
+	json_array_foreach(ps, i, pj)
+	{
 		uint32_t base;
 		if (!json_is_object(pj) || !get_u32(json_object_get(pj, "base"), &base) ||
 		    (base & (PAGE - 1)) || !ms_infer_is_peripheral_addr(base))
-			return ms_fail(e, 400, "bad_models",
-				       "device map: peripheral %zu: base missing, unaligned or outside the "
-				       "peripheral windows", i);
+			return ms_fail(
+			    e, 400, "bad_models",
+			    "device map: peripheral %zu: base missing, unaligned or outside the "
+			    "peripheral windows",
+			    i);
 		json_t *regs = json_object_get(pj, "registers");
 		if (!json_is_array(regs) || json_array_size(regs) > PAGE)
-			return ms_fail(e, 400, "bad_models", "device map: peripheral %zu: bad registers", i);
+			return ms_fail(e, 400, "bad_models",
+			               "device map: peripheral %zu: bad registers", i);
 		json_t *irq = json_object_get(pj, "irq");
 		if (irq && !json_is_null(irq) &&
-		    (!json_is_integer(irq) || json_integer_value(irq) < 0 || json_integer_value(irq) > 255))
-			return ms_fail(e, 400, "bad_models", "device map: peripheral %zu: bad irq", i);
+		    (!json_is_integer(irq) || json_integer_value(irq) < 0 ||
+		     json_integer_value(irq) > 255))
+			return ms_fail(e, 400, "bad_models", "device map: peripheral %zu: bad irq",
+			               i);
 		size_t k;
 		json_t *rj;
-		json_array_foreach(regs, k, rj) {
+		json_array_foreach(regs, k, rj)
+		{
 			if (check_reg(rj, err, sizeof(err)) < 0)
-				return ms_fail(e, 400, "bad_models", "device map: peripheral %zu: %s", i, err);
+				return ms_fail(e, 400, "bad_models",
+				               "device map: peripheral %zu: %s", i, err);
 		}
 		for (size_t j = 0; j < i; j++) {
 			uint32_t b2;
 			get_u32(json_object_get(json_array_get(ps, j), "base"), &b2);
 			if (b2 == base)
-				return ms_fail(e, 400, "bad_models", "device map: base 0x%x twice", base);
+				return ms_fail(e, 400, "bad_models", "device map: base 0x%x twice",
+				               base);
 		}
 	}
 	pthread_mutex_lock(&inf->lock);
-	json_array_foreach(ps, i, pj) {
+	json_array_foreach(ps, i, pj)
+	{
 		uint32_t base;
 		get_u32(json_object_get(pj, "base"), &base);
 		struct periph *p = periph_find(inf, base);
@@ -2551,18 +2607,20 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 			inf->any_console = true;
 		if (p->irq >= 0)
 			inf->irq_page[p->irq] = periph_index(inf, p) + 1;
-		json_int_t period = json_integer_value(json_object_get(json_object_get(pj, "timer"),
-									"period_ns"));
+		json_int_t period =
+		    json_integer_value(json_object_get(json_object_get(pj, "timer"), "period_ns"));
 		if (period >= 10000 && period <= 60ll * 1000000000ll) {
 			p->timer = true;
 			p->timer_source = SRC_USER;
 			p->period_ns = (uint64_t)period;
 			p->next_ns = 0;
-			snprintf(p->timer_reason, sizeof(p->timer_reason), "imported from a device map");
+			snprintf(p->timer_reason, sizeof(p->timer_reason),
+			         "imported from a device map");
 		}
 		size_t k;
 		json_t *rj;
-		json_array_foreach(json_object_get(pj, "registers"), k, rj) {
+		json_array_foreach(json_object_get(pj, "registers"), k, rj)
+		{
 			uint32_t off, t;
 			get_u32(json_object_get(rj, "offset"), &off);
 			struct reg *r = reg_get(p, off);
@@ -2576,7 +2634,8 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 			r->value = r->reset;
 			if (get_u32(json_object_get(rj, "w1c_mask"), &t))
 				r->w1c_mask = t;
-			if (get_u32(json_object_get(rj, "size"), &t) && (t == 1 || t == 2 || t == 4))
+			if (get_u32(json_object_get(rj, "size"), &t) &&
+			    (t == 1 || t == 2 || t == 4))
 				r->size = (uint8_t)t;
 			if (get_u32(json_object_get(rj, "alias_of"), &t))
 				r->alias = t & (PAGE - 1);
@@ -2604,7 +2663,8 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 			snprintf(r->reason, sizeof(r->reason), "imported from a device map");
 			size_t qi;
 			json_t *qj;
-			json_array_foreach(json_object_get(rj, "polls"), qi, qj) {
+			json_array_foreach(json_object_get(rj, "polls"), qi, qj)
+			{
 				uint32_t pc;
 				get_u32(json_object_get(qj, "pc"), &pc);
 				struct poll *q = poll_find(r, pc);
@@ -2612,11 +2672,13 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 					q = poll_add(r, pc);
 				if (!q)
 					break;
-				q->kind = (uint8_t)pkind_from_name(json_string_value(json_object_get(qj, "kind")));
+				q->kind = (uint8_t)pkind_from_name(
+				    json_string_value(json_object_get(qj, "kind")));
 				get_u32(json_object_get(qj, "mask"), &q->mask);
 				get_u32(json_object_get(qj, "value"), &q->ready);
 				q->ready &= q->mask;
-				int qs = source_from_name(json_string_value(json_object_get(qj, "source")));
+				int qs = source_from_name(
+				    json_string_value(json_object_get(qj, "source")));
 				q->source = qs >= 0 ? (uint8_t)qs : SRC_USER;
 			}
 		}
@@ -2637,9 +2699,11 @@ int ms_infer_patch(struct ms_infer *inf, json_t *patch, struct ms_err *e)
 	const char *model = json_string_value(json_object_get(patch, "model"));
 	json_t *mj = json_object_get(patch, "model");
 	if (mj && model_from_name(model) < 0)
-		return ms_fail(e, 400, "bad_patch", "unknown model (one of memory, status, rx, tx, w1c, "
-						      "set, clear, bsrr, counter, const)");
-	static const char *const nums[] = { "reset", "value", "ready_mask", "ready_value", "w1c_mask" };
+		return ms_fail(e, 400, "bad_patch",
+		               "unknown model (one of memory, status, rx, tx, w1c, "
+		               "set, clear, bsrr, counter, const)");
+	static const char *const nums[] = {"reset", "value", "ready_mask", "ready_value",
+	                                   "w1c_mask"};
 	uint32_t nv[5];
 	bool has[5];
 	for (int i = 0; i < 5; i++) {
@@ -2650,10 +2714,13 @@ int ms_infer_patch(struct ms_infer *inf, json_t *patch, struct ms_err *e)
 	}
 	json_t *cj = json_object_get(patch, "category");
 	const char *cat = json_string_value(cj);
-	if (cj && (!cat || (strcmp(cat, "control") && strcmp(cat, "status") && strcmp(cat, "data") &&
-			    strcmp(cat, "control+status"))))
-		return ms_fail(e, 400, "bad_patch", "category is one of control, status, data, "
-						      "control+status");
+	if (cj &&
+	    (!cat ||
+	     (strcmp(cat, "control") && strcmp(cat, "status") && strcmp(cat, "data") &&
+	      strcmp(cat, "control+status"))))
+		return ms_fail(e, 400, "bad_patch",
+		               "category is one of control, status, data, "
+		               "control+status");
 	json_t *nj = json_object_get(patch, "name");
 	if (nj && (!json_is_string(nj) || strlen(json_string_value(nj)) >= 40))
 		return ms_fail(e, 400, "bad_patch", "name must be a string under 40 bytes");
@@ -2716,13 +2783,14 @@ json_t *ms_infer_mmio_recent(struct ms_infer *inf, uint64_t from, size_t limit)
 	uint64_t s = from;
 	for (; s < inf->seq && json_array_size(a) < limit; s++) {
 		const struct mrec *m = &inf->ring[s % RING];
-		json_array_append_new(a, json_pack("{s:I,s:o,s:o,s:i,s:s,s:o}", "seq", (json_int_t)m->seq,
-						   "pc", hex(m->pc), "addr", hex(m->addr), "size",
-						   m->size, "dir", m->write ? "w" : "r", "value",
-						   hex(m->value)));
+		json_array_append_new(a,
+		                      json_pack("{s:I,s:o,s:o,s:i,s:s,s:o}", "seq",
+		                                (json_int_t)m->seq, "pc", hex(m->pc), "addr",
+		                                hex(m->addr), "size", m->size, "dir",
+		                                m->write ? "w" : "r", "value", hex(m->value)));
 	}
 	json_t *o = json_pack("{s:I,s:I,s:o}", "next", (json_int_t)s, "first", (json_int_t)first,
-			      "entries", a);
+	                      "entries", a);
 	pthread_mutex_unlock(&inf->lock);
 	return o;
 }
@@ -2751,15 +2819,15 @@ json_t *ms_infer_stats(struct ms_infer *inf)
 	for (int i = 0; i < inf->np; i++)
 		nregs += inf->p[i]->nregs;
 	json_t *o = json_pack(
-		"{s:i,s:i,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:i},s:I}",
-		"peripherals", inf->np, "registers", nregs, "decisions", "region",
-		(json_int_t)inf->n_region, "poll", (json_int_t)inf->n_poll, "rx",
-		(json_int_t)inf->n_rx, "tx", (json_int_t)inf->n_tx, "irq", (json_int_t)inf->n_irq,
-		"delay", (json_int_t)inf->n_delay, "explore", (json_int_t)inf->n_explore, "llm",
-		(json_int_t)inf->n_llm, "llm_rejected", (json_int_t)inf->n_llm_rejected, "import",
-		(json_int_t)inf->n_import, "fault_to_resume_ns", "median", (json_int_t)med, "max",
-		(json_int_t)inf->lat_max, "samples", (int)n, "delay_insns_skipped",
-		(json_int_t)inf->n_delay_insns);
+	    "{s:i,s:i,s:{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I},s:{s:I,s:I,s:i},s:I}",
+	    "peripherals", inf->np, "registers", nregs, "decisions", "region",
+	    (json_int_t)inf->n_region, "poll", (json_int_t)inf->n_poll, "rx", (json_int_t)inf->n_rx,
+	    "tx", (json_int_t)inf->n_tx, "irq", (json_int_t)inf->n_irq, "delay",
+	    (json_int_t)inf->n_delay, "explore", (json_int_t)inf->n_explore, "llm",
+	    (json_int_t)inf->n_llm, "llm_rejected", (json_int_t)inf->n_llm_rejected, "import",
+	    (json_int_t)inf->n_import, "fault_to_resume_ns", "median", (json_int_t)med, "max",
+	    (json_int_t)inf->lat_max, "samples", (int)n, "delay_insns_skipped",
+	    (json_int_t)inf->n_delay_insns);
 	if (inf->llm)
 		json_object_set_new(o, "llm", ms__llm_stats(inf->llm));
 	if (inf->svd_pick >= 0)

@@ -96,14 +96,14 @@ struct ms_infer_host {
 	 * Every access served by an inferred device, for the engine's MMIO
 	 * log (--mmio-log). is_write: value written; else value returned.
 	 */
-	void (*mmio)(void *ud, uint64_t pc, uint64_t addr, unsigned size,
-		     bool is_write, uint64_t value);
+	void (*mmio)(void *ud, uint64_t pc, uint64_t addr, unsigned size, bool is_write,
+	             uint64_t value);
 };
 
 enum ms_infer_mode {
 	MS_INFER_RULES = 0, /* default: offline, deterministic */
-	MS_INFER_SVD,       /* rules + SVD register descriptions */
-	MS_INFER_LLM,       /* rules (+ SVD if given) + LLM for low-confidence registers */
+	MS_INFER_SVD, /* rules + SVD register descriptions */
+	MS_INFER_LLM, /* rules (+ SVD if given) + LLM for low-confidence registers */
 };
 
 struct ms_infer_opts {
@@ -150,7 +150,7 @@ struct ms_infer_opts {
  * from a models file are mapped immediately. host is copied.
  */
 struct ms_infer *ms_infer_new(uc_engine *uc, const struct ms_infer_host *host,
-			      const struct ms_infer_opts *opts, struct ms_err *e);
+                              const struct ms_infer_opts *opts, struct ms_err *e);
 
 /* Unmap nothing (the uc_engine is closed by its owner) and free everything. */
 void ms_infer_free(struct ms_infer *inf);

@@ -72,7 +72,8 @@ struct ms__llm *ms__llm_new(const struct ms__llm_cfg *cfg, char *err, size_t cap
 		snprintf(l->url, n + 32, "%s/chat/completions", cfg->base_url);
 		/* Tolerate a trailing slash in the base URL. */
 		if (n && cfg->base_url[n - 1] == '/')
-			snprintf(l->url, n + 32, "%.*s/chat/completions", (int)(n - 1), cfg->base_url);
+			snprintf(l->url, n + 32, "%.*s/chat/completions", (int)(n - 1),
+			         cfg->base_url);
 	}
 	l->model = strdup(cfg->model);
 	const char *key = cfg->key;
@@ -129,8 +130,9 @@ static bool u32_field(json_t *j, uint32_t *out)
 
 int ms__llm_validate(json_t *reply, char *err, size_t cap)
 {
-	static const char *const cats[] = { "control", "status", "data", "control+status" };
-	static const char *const models[] = { "memory", "status", "rx", "tx", "w1c", "counter", "const" };
+	static const char *const cats[] = {"control", "status", "data", "control+status"};
+	static const char *const models[] = {"memory", "status",  "rx",   "tx",
+	                                     "w1c",    "counter", "const"};
 	if (!json_is_object(reply)) {
 		snprintf(err, cap, "reply is not a json object");
 		return -EPROTO;
@@ -218,17 +220,17 @@ static void cache_path(struct ms__llm *l, json_t *context, char *out, size_t cap
 }
 
 static const char *SYSTEM_PROMPT =
-	"You infer the behaviour of memory-mapped peripheral registers of a Cortex-M "
-	"microcontroller from the firmware code that accesses them. Answer with one JSON "
-	"object only, with exactly these keys: \"category\" (one of \"control\", \"status\", "
-	"\"data\", \"control+status\"), \"model\" (one of \"memory\", \"status\", \"rx\", "
-	"\"tx\", \"w1c\", \"counter\", \"const\"), \"value\" (the 32-bit value the register "
-	"should read at this access, as a \"0x\" hex string), \"mask\" (the bits of value that "
-	"matter, as a \"0x\" hex string, not zero), \"confidence\" (0 to 100), \"reason\" "
-	"(one sentence).";
+    "You infer the behaviour of memory-mapped peripheral registers of a Cortex-M "
+    "microcontroller from the firmware code that accesses them. Answer with one JSON "
+    "object only, with exactly these keys: \"category\" (one of \"control\", \"status\", "
+    "\"data\", \"control+status\"), \"model\" (one of \"memory\", \"status\", \"rx\", "
+    "\"tx\", \"w1c\", \"counter\", \"const\"), \"value\" (the 32-bit value the register "
+    "should read at this access, as a \"0x\" hex string), \"mask\" (the bits of value that "
+    "matter, as a \"0x\" hex string, not zero), \"confidence\" (0 to 100), \"reason\" "
+    "(one sentence).";
 
-int ms__llm_ask(struct ms__llm *l, json_t *context, json_t **answer, int *from_cache,
-		char *err, size_t cap)
+int ms__llm_ask(struct ms__llm *l, json_t *context, json_t **answer, int *from_cache, char *err,
+                size_t cap)
 {
 	char path[1024];
 	*answer = NULL;
@@ -252,9 +254,9 @@ int ms__llm_ask(struct ms__llm *l, json_t *context, json_t **answer, int *from_c
 	l->calls++;
 	char *ctx = json_dumps(context, JSON_SORT_KEYS | JSON_INDENT(1));
 	json_t *req = json_pack("{s:s,s:[{s:s,s:s},{s:s,s:s+}],s:i,s:{s:s}}", "model", l->model,
-				"messages", "role", "system", "content", SYSTEM_PROMPT, "role", "user",
-				"content", "The access:\n", ctx ? ctx : "{}", "temperature", 0,
-				"response_format", "type", "json_object");
+	                        "messages", "role", "system", "content", SYSTEM_PROMPT, "role",
+	                        "user", "content", "The access:\n", ctx ? ctx : "{}", "temperature",
+	                        0, "response_format", "type", "json_object");
 	free(ctx);
 	char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
 	json_decref(req);
@@ -278,7 +280,7 @@ int ms__llm_ask(struct ms__llm *l, json_t *context, json_t **answer, int *from_c
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", l->key);
 		hd = curl_slist_append(hd, auth);
 	}
-	struct buf b = { 0 };
+	struct buf b = {0};
 	curl_easy_setopt(h, CURLOPT_URL, l->url);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
 	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
@@ -304,8 +306,8 @@ int ms__llm_ask(struct ms__llm *l, json_t *context, json_t **answer, int *from_c
 			rc = -EMSGSIZE;
 		else
 			rc = -EIO;
-		snprintf(err, cap, "llm request failed: %s", b.over ? "reply larger than 1 MiB"
-								     : curl_easy_strerror(cc));
+		snprintf(err, cap, "llm request failed: %s",
+		         b.over ? "reply larger than 1 MiB" : curl_easy_strerror(cc));
 	} else if (status != 200) {
 		rc = -EIO;
 		snprintf(err, cap, "llm endpoint answered http %ld", status);
@@ -315,11 +317,13 @@ int ms__llm_ask(struct ms__llm *l, json_t *context, json_t **answer, int *from_c
 		json_error_t je;
 		json_t *resp = json_loadb(b.p ? b.p : "", b.n, 0, &je);
 		json_t *content = json_object_get(
-			json_object_get(json_array_get(json_object_get(resp, "choices"), 0), "message"),
-			"content");
+		    json_object_get(json_array_get(json_object_get(resp, "choices"), 0), "message"),
+		    "content");
 		if (!json_is_string(content)) {
 			rc = -EPROTO;
-			snprintf(err, cap, "llm reply is not a chat completion (no choices[0].message.content)");
+			snprintf(
+			    err, cap,
+			    "llm reply is not a chat completion (no choices[0].message.content)");
 		} else {
 			msg = json_loads(json_string_value(content), 0, &je);
 			if (!msg) {
@@ -353,5 +357,5 @@ int ms__llm_ask(struct ms__llm *l, json_t *context, json_t **answer, int *from_c
 json_t *ms__llm_stats(struct ms__llm *l)
 {
 	return json_pack("{s:i,s:i,s:i,s:i}", "calls", l->calls, "cache_hits", l->hits, "failures",
-			 l->failures, "budget", l->budget);
+	                 l->failures, "budget", l->budget);
 }

@@ -22,9 +22,9 @@
 struct ms__llm;
 
 struct ms__llm_cfg {
-	const char *base_url;  /* ".../v1" */
+	const char *base_url; /* ".../v1" */
 	const char *model;
-	const char *key;       /* may be NULL */
+	const char *key; /* may be NULL */
 	const char *cache_dir; /* may be NULL */
 	const char *firmware_hash;
 	int timeout_ms;
@@ -44,8 +44,8 @@ void ms__llm_free(struct ms__llm *l);
  * -EDQUOT budget spent, -ETIMEDOUT, -ECONNREFUSED/-EIO transport,
  * -EPROTO malformed or invalid reply. *from_cache tells where it came from.
  */
-int ms__llm_ask(struct ms__llm *l, json_t *context, json_t **answer, int *from_cache,
-		char *err, size_t cap);
+int ms__llm_ask(struct ms__llm *l, json_t *context, json_t **answer, int *from_cache, char *err,
+                size_t cap);
 
 /*
  * Validate a model reply (the object the model produced). 0 when every

@@ -82,7 +82,9 @@ static bool text(const xmlNode *n, const char *name, char *buf, size_t cap)
 		s++;
 	snprintf(buf, cap, "%s", s);
 	size_t l = strlen(buf);
-	while (l && (buf[l - 1] == ' ' || buf[l - 1] == '\t' || buf[l - 1] == '\n' || buf[l - 1] == '\r'))
+	while (
+	    l &&
+	    (buf[l - 1] == ' ' || buf[l - 1] == '\t' || buf[l - 1] == '\n' || buf[l - 1] == '\r'))
 		buf[--l] = 0;
 	xmlFree(t);
 	return true;
@@ -185,12 +187,14 @@ static int parse_fields(struct ctx *c, const xmlNode *rn, struct ms__svd_reg *r)
 		} else if (text(f, "bitRange", b, sizeof(b))) {
 			unsigned hi, lo;
 			if (sscanf(b, "[%u:%u]", &hi, &lo) != 2 || hi < lo)
-				return fail(c, "register %s field %s: bad bitRange", r->name, fd.name);
+				return fail(c, "register %s field %s: bad bitRange", r->name,
+				            fd.name);
 			off = lo;
 			w = hi - lo + 1;
 		}
 		if (bad || off > 31 || w == 0 || off + w > 32)
-			return fail(c, "register %s field %s: bit range outside 32 bits", r->name, fd.name);
+			return fail(c, "register %s field %s: bit range outside 32 bits", r->name,
+			            fd.name);
 		fd.lsb = (uint8_t)off;
 		fd.width = (uint8_t)w;
 		if (text(f, "access", b, sizeof(b)))
@@ -201,7 +205,8 @@ static int parse_fields(struct ctx *c, const xmlNode *rn, struct ms__svd_reg *r)
 			int nf = 0;
 			for (xmlNode *g = fs->children; g; g = g->next)
 				nf += is(g, "field");
-			r->fields = calloc((size_t)(nf < MAX_FIELDS ? nf : MAX_FIELDS), sizeof(*r->fields));
+			r->fields =
+			    calloc((size_t)(nf < MAX_FIELDS ? nf : MAX_FIELDS), sizeof(*r->fields));
 			if (!r->fields)
 				return fail(c, "out of memory");
 		}
@@ -249,10 +254,10 @@ static void dim_name(char *out, size_t cap, const char *pattern, const char *idx
 }
 
 static int parse_block(struct ctx *c, const xmlNode *n, struct ms__svd_periph *p, uint32_t base_off,
-		       struct props inherited, int depth, const char *prefix);
+                       struct props inherited, int depth, const char *prefix);
 
 static int parse_one(struct ctx *c, const xmlNode *rn, struct ms__svd_periph *p, uint32_t base_off,
-		     struct props pr, int depth, const char *prefix)
+                     struct props pr, int depth, const char *prefix)
 {
 	bool bad = false;
 	uint64_t off = 0, dim = 1, inc = 0;
@@ -327,7 +332,7 @@ static int parse_one(struct ctx *c, const xmlNode *rn, struct ms__svd_periph *p,
 }
 
 static int parse_block(struct ctx *c, const xmlNode *n, struct ms__svd_periph *p, uint32_t base_off,
-		       struct props inherited, int depth, const char *prefix)
+                       struct props inherited, int depth, const char *prefix)
 {
 	if (depth > MAX_DEPTH)
 		return fail(c, "%s: clusters nested deeper than %d", p->name, MAX_DEPTH);
@@ -368,7 +373,8 @@ static int copy_regs(struct ctx *c, struct ms__svd_periph *dst, const struct ms_
 			r.fields = calloc((size_t)r.nfields, sizeof(*r.fields));
 			if (!r.fields)
 				return fail(c, "out of memory");
-			memcpy(r.fields, src->regs[i].fields, sizeof(*r.fields) * (size_t)r.nfields);
+			memcpy(r.fields, src->regs[i].fields,
+			       sizeof(*r.fields) * (size_t)r.nfields);
 		}
 		int rc = add_reg(c, dst, &r);
 		if (rc < 0) {
@@ -388,7 +394,7 @@ static int parse_doc(struct ctx *c, xmlDoc *doc, struct ms__svd **out)
 	if (!s)
 		return fail(c, "out of memory");
 	text(root, "name", s->device, sizeof(s->device));
-	struct props dp = { 32, 0, MS__SVD_RW };
+	struct props dp = {32, 0, MS__SVD_RW};
 	bool bad = false;
 	read_props(root, &dp, &bad);
 	xmlNode *ps = child(root, "peripherals");
@@ -405,7 +411,7 @@ static int parse_doc(struct ctx *c, xmlDoc *doc, struct ms__svd **out)
 		return fail(c, "svd has %d peripherals (1..%d accepted)", n, MAX_PERIPHS);
 	}
 	s->p = calloc((size_t)n, sizeof(*s->p));
-	char (*derived)[32] = calloc((size_t)n, 32);
+	char(*derived)[32] = calloc((size_t)n, 32);
 	if (!s->p || !derived) {
 		free(derived);
 		ms__svd_free(s);
@@ -483,18 +489,18 @@ static int parse_doc(struct ctx *c, xmlDoc *doc, struct ms__svd **out)
 
 int ms__svd_parse(const char *buf, size_t len, struct ms__svd **out, char *err, size_t errcap)
 {
-	struct ctx c = { err, errcap, 0 };
+	struct ctx c = {err, errcap, 0};
 	pthread_once(&once, init_xml);
 	if (len > MAX_FILE)
 		return fail(&c, "svd larger than %u bytes", MAX_FILE);
 	if (len > 0x7fffffff)
 		return fail(&c, "svd too large");
 	xmlDoc *doc = xmlReadMemory(buf, (int)len, "svd.xml", NULL,
-				    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
 	if (!doc) {
 		const xmlError *x = xmlGetLastError();
 		return fail(&c, "malformed xml%s%s (line %d)", x && x->message ? ": " : "",
-			    x && x->message ? x->message : "", x ? x->line : 0);
+		            x && x->message ? x->message : "", x ? x->line : 0);
 	}
 	int rc = parse_doc(&c, doc, out);
 	xmlFreeDoc(doc);

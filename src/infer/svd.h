@@ -27,15 +27,15 @@ struct ms__svd_field {
 	char name[32];
 	uint8_t lsb, width;
 	uint8_t access; /* enum ms__svd_access */
-	bool w1c;       /* modifiedWriteValues oneToClear */
+	bool w1c; /* modifiedWriteValues oneToClear */
 };
 
 struct ms__svd_reg {
 	char name[40];
-	uint32_t off;    /* from the peripheral base */
+	uint32_t off; /* from the peripheral base */
 	uint32_t reset;
-	uint8_t size;    /* bits */
-	uint8_t access;  /* enum ms__svd_access */
+	uint8_t size; /* bits */
+	uint8_t access; /* enum ms__svd_access */
 	struct ms__svd_field *fields;
 	int nfields;
 };
@@ -44,7 +44,7 @@ struct ms__svd_periph {
 	char name[32];
 	char group[32];
 	uint32_t base;
-	uint32_t size;   /* from addressBlock, at least the last register's end */
+	uint32_t size; /* from addressBlock, at least the last register's end */
 	int irq[4];
 	int nirq;
 	struct ms__svd_reg *regs;

@@ -35,7 +35,7 @@ struct ms__dis {
 };
 
 void ms__dis_set_peek(struct ms__dis *d, bool (*peek)(void *ud, uint32_t addr, uint32_t *v),
-		      void *ud)
+                      void *ud)
 {
 	d->peek = peek;
 	d->peek_ud = ud;
@@ -129,10 +129,10 @@ void ms__dis_text(struct ms__dis *d, uint32_t addr, char *buf, size_t cap)
 int ms__uc_reg(int i)
 {
 	static const int map[16] = {
-		UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2,  UC_ARM_REG_R3,
-		UC_ARM_REG_R4, UC_ARM_REG_R5, UC_ARM_REG_R6,  UC_ARM_REG_R7,
-		UC_ARM_REG_R8, UC_ARM_REG_R9, UC_ARM_REG_R10, UC_ARM_REG_R11,
-		UC_ARM_REG_R12, UC_ARM_REG_SP, UC_ARM_REG_LR, UC_ARM_REG_PC,
+	    UC_ARM_REG_R0,  UC_ARM_REG_R1, UC_ARM_REG_R2,  UC_ARM_REG_R3,
+	    UC_ARM_REG_R4,  UC_ARM_REG_R5, UC_ARM_REG_R6,  UC_ARM_REG_R7,
+	    UC_ARM_REG_R8,  UC_ARM_REG_R9, UC_ARM_REG_R10, UC_ARM_REG_R11,
+	    UC_ARM_REG_R12, UC_ARM_REG_SP, UC_ARM_REG_LR,  UC_ARM_REG_PC,
 	};
 	return map[i & 15];
 }
@@ -197,15 +197,14 @@ static int reg_index(int reg)
 static bool is_load(unsigned id)
 {
 	return id == ARM_INS_LDR || id == ARM_INS_LDRB || id == ARM_INS_LDRH ||
-	       id == ARM_INS_LDRSB || id == ARM_INS_LDRSH || id == ARM_INS_LDREX ||
-	       id == ARM_INS_LDRT || id == ARM_INS_LDRBT || id == ARM_INS_LDRHT;
+	    id == ARM_INS_LDRSB || id == ARM_INS_LDRSH || id == ARM_INS_LDREX ||
+	    id == ARM_INS_LDRT || id == ARM_INS_LDRBT || id == ARM_INS_LDRHT;
 }
 
 static bool is_store(unsigned id)
 {
 	return id == ARM_INS_STR || id == ARM_INS_STRB || id == ARM_INS_STRH ||
-	       id == ARM_INS_STREX || id == ARM_INS_STRT || id == ARM_INS_STRBT ||
-	       id == ARM_INS_STRHT;
+	    id == ARM_INS_STREX || id == ARM_INS_STRT || id == ARM_INS_STRBT || id == ARM_INS_STRHT;
 }
 
 static unsigned access_size(unsigned id)
@@ -274,8 +273,8 @@ static const cs_arm_op *mem_op(const cs_insn *in)
 	return NULL;
 }
 
-bool ms__locate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t block_pc,
-		uint32_t *cursor, bool is_write, uint32_t addr, unsigned size, uint32_t *pc)
+bool ms__locate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t block_pc, uint32_t *cursor,
+                bool is_write, uint32_t addr, unsigned size, uint32_t *pc)
 {
 	uint32_t start = *cursor ? *cursor : block_pc;
 	/* A Thumb block rarely holds more than a few dozen instructions. */
@@ -297,8 +296,9 @@ bool ms__locate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t block_pc,
 				}
 			}
 			/* ldm/stm/push/pop and other multi-register forms are not MMIO idioms. */
-			if (cs_insn_group(d->cs, in, ARM_GRP_JUMP) || id == ARM_INS_BL || id == ARM_INS_BLX ||
-			    id == ARM_INS_BX || id == ARM_INS_CBZ || id == ARM_INS_CBNZ)
+			if (cs_insn_group(d->cs, in, ARM_GRP_JUMP) || id == ARM_INS_BL ||
+			    id == ARM_INS_BLX || id == ARM_INS_BX || id == ARM_INS_CBZ ||
+			    id == ARM_INS_CBNZ)
 				break;
 			a += in->size;
 		}
@@ -311,21 +311,36 @@ bool ms__locate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t block_pc,
 static bool cond_pass(const struct ms__cpu *c, arm_cc cc)
 {
 	switch (cc) {
-	case ARM_CC_EQ: return c->z;
-	case ARM_CC_NE: return !c->z;
-	case ARM_CC_HS: return c->c;
-	case ARM_CC_LO: return !c->c;
-	case ARM_CC_MI: return c->n;
-	case ARM_CC_PL: return !c->n;
-	case ARM_CC_VS: return c->v;
-	case ARM_CC_VC: return !c->v;
-	case ARM_CC_HI: return c->c && !c->z;
-	case ARM_CC_LS: return !c->c || c->z;
-	case ARM_CC_GE: return c->n == c->v;
-	case ARM_CC_LT: return c->n != c->v;
-	case ARM_CC_GT: return !c->z && c->n == c->v;
-	case ARM_CC_LE: return c->z || c->n != c->v;
-	default: return true;
+	case ARM_CC_EQ:
+		return c->z;
+	case ARM_CC_NE:
+		return !c->z;
+	case ARM_CC_HS:
+		return c->c;
+	case ARM_CC_LO:
+		return !c->c;
+	case ARM_CC_MI:
+		return c->n;
+	case ARM_CC_PL:
+		return !c->n;
+	case ARM_CC_VS:
+		return c->v;
+	case ARM_CC_VC:
+		return !c->v;
+	case ARM_CC_HI:
+		return c->c && !c->z;
+	case ARM_CC_LS:
+		return !c->c || c->z;
+	case ARM_CC_GE:
+		return c->n == c->v;
+	case ARM_CC_LT:
+		return c->n != c->v;
+	case ARM_CC_GT:
+		return !c->z && c->n == c->v;
+	case ARM_CC_LE:
+		return c->z || c->n != c->v;
+	default:
+		return true;
 	}
 }
 
@@ -333,15 +348,15 @@ static bool cond_pass(const struct ms__cpu *c, arm_cc cc)
 struct sim {
 	struct ms__dis *d;
 	struct ms__cpu c;
-	uint32_t taint;     /* bit i: r[i] derives from the polled value */
-	bool flag_taint;    /* NZCV derive from it */
-	uint32_t lo, hi;    /* the loop window: a retry branch back into it means stay */
-	uint32_t slo, shi;  /* reaching these addresses again means stay */
+	uint32_t taint; /* bit i: r[i] derives from the polled value */
+	bool flag_taint; /* NZCV derive from it */
+	uint32_t lo, hi; /* the loop window: a retry branch back into it means stay */
+	uint32_t slo, shi; /* reaching these addresses again means stay */
 	struct {
 		uint32_t addr, val;
-	} ov[16];           /* stores to RAM made during the run */
+	} ov[16]; /* stores to RAM made during the run */
 	int nov;
-	bool decided;       /* a conditional branch on the value was taken */
+	bool decided; /* a conditional branch on the value was taken */
 };
 
 static bool ram_read(struct sim *s, uint32_t ea, unsigned size, uint32_t *v)
@@ -369,7 +384,7 @@ static void ram_write(struct sim *s, uint32_t ea, uint32_t v)
 
 /* Second operand with its shifter; sets *carry for flag-setting logic ops. */
 static bool op_value(struct sim *s, const cs_insn *in, const cs_arm_op *op, uint32_t *v, bool *t,
-		     bool *carry)
+                     bool *carry)
 {
 	if (op->type == ARM_OP_IMM) {
 		*v = (uint32_t)op->imm;
@@ -431,11 +446,11 @@ static uint32_t add_flags(struct ms__cpu *c, uint32_t a, uint32_t b, bool cin, b
 }
 
 enum step {
-	STEP_NEXT,    /* fell through */
-	STEP_JUMP,    /* pc changed */
-	STEP_CALL,    /* bl/blx */
-	STEP_RETURN,  /* bx lr / pop pc */
-	STEP_DEVICE,  /* a device access (recorded) */
+	STEP_NEXT, /* fell through */
+	STEP_JUMP, /* pc changed */
+	STEP_CALL, /* bl/blx */
+	STEP_RETURN, /* bx lr / pop pc */
+	STEP_DEVICE, /* a device access (recorded) */
 	STEP_UNKNOWN, /* not interpreted */
 };
 
@@ -460,7 +475,7 @@ static void set_reg(struct sim *s, int r, uint32_t v, bool t)
  * conditional branch depended on the polled value.
  */
 static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uint32_t poll_val,
-		       bool inject, struct access *acc, bool *cond_branch, bool *cond_tainted)
+                       bool inject, struct access *acc, bool *cond_branch, bool *cond_tainted)
 {
 	const cs_arm *a = &in->detail->arm;
 	const cs_arm_op *o = a->operands;
@@ -509,7 +524,8 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 				t = true;
 			} else if (is_device(s->d, ea)) {
 				/* Before the decision another register may be read: its model value. */
-				if (s->decided || !s->d->peek || !s->d->peek(s->d->peek_ud, ea, &v)) {
+				if (s->decided || !s->d->peek ||
+				    !s->d->peek(s->d->peek_ud, ea, &v)) {
 					acc->write = false;
 					acc->addr = ea;
 					acc->size = sz;
@@ -701,7 +717,8 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 	case ARM_INS_CMN:
 	case ARM_INS_TST:
 	case ARM_INS_TEQ:
-		if (!op_value(s, in, &o[0], &x, &tx, &carry) || !op_value(s, in, &o[1], &y, &ty, &carry))
+		if (!op_value(s, in, &o[0], &x, &tx, &carry) ||
+		    !op_value(s, in, &o[1], &y, &ty, &carry))
 			return STEP_UNKNOWN;
 		if (id == ARM_INS_CMP)
 			add_flags(&s->c, x, ~y, 1, true);
@@ -789,7 +806,8 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 		if (rn < 0)
 			return STEP_UNKNOWN;
 		s->c.r[15] = s->c.r[rn] & ~1u;
-		return rn == 14 || (s->c.r[rn] & 0xf0000000u) == 0xf0000000u ? STEP_RETURN : STEP_JUMP;
+		return rn == 14 || (s->c.r[rn] & 0xf0000000u) == 0xf0000000u ? STEP_RETURN
+		                                                             : STEP_JUMP;
 	}
 	case ARM_INS_PUSH:
 		for (int i = a->op_count - 1; i >= 0; i--) {
@@ -852,9 +870,9 @@ static bool falls_back(struct ms__dis *d, uint32_t a, uint32_t lo, uint32_t hi)
 	return false;
 }
 
-static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
-		     uint32_t addr, uint32_t value, unsigned max_insns, bool follow, bool flat,
-		     struct ms__run *out)
+static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc, uint32_t addr,
+                     uint32_t value, unsigned max_insns, bool follow, bool flat,
+                     struct ms__run *out)
 {
 	int depth = 0;
 	bool returned = false; /* went back to the caller after the decision */
@@ -885,7 +903,7 @@ static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load
 			out->ninsn = n;
 			return;
 		}
-		struct access acc = { 0 };
+		struct access acc = {0};
 		bool cb, ct;
 		enum step st = exec1(&s, in, addr, value, first, &acc, &cb, &ct);
 		first = false;
@@ -906,8 +924,10 @@ static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load
 			 * that way: the loop is what the code intends to repeat.
 			 */
 			if (cb && !ct && out->branched && (!returned || retested) &&
-			    (in->id == ARM_INS_B || in->id == ARM_INS_CBZ || in->id == ARM_INS_CBNZ)) {
-				const cs_arm_op *t = &in->detail->arm.operands[in->id == ARM_INS_B ? 0 : 1];
+			    (in->id == ARM_INS_B || in->id == ARM_INS_CBZ ||
+			     in->id == ARM_INS_CBNZ)) {
+				const cs_arm_op *t =
+				    &in->detail->arm.operands[in->id == ARM_INS_B ? 0 : 1];
 				uint32_t tgt = (uint32_t)t->imm;
 				if ((tgt >= s.lo && tgt <= s.hi) ||
 				    falls_back(d, (uint32_t)in->address + in->size, s.lo, s.hi)) {
@@ -1011,8 +1031,8 @@ static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load
 	out->ninsn = max_insns;
 }
 
-bool ms__delay_loop(struct ms__dis *d, uint32_t addr, uint32_t size, int *reg,
-		    uint32_t *step, uint32_t *insns, uint32_t *end)
+bool ms__delay_loop(struct ms__dis *d, uint32_t addr, uint32_t size, int *reg, uint32_t *step,
+                    uint32_t *insns, uint32_t *end)
 {
 	addr &= ~1u;
 	if (size < 4 || size > 24)
@@ -1038,9 +1058,11 @@ bool ms__delay_loop(struct ms__dis *d, uint32_t addr, uint32_t size, int *reg,
 			/* subs rX, #k  or  subs rX, rX, #k */
 			int r0 = reg_index(o[0].reg);
 			const cs_arm_op *im = &o[ar->op_count - 1];
-			if (ar->op_count == 3 && (o[1].type != ARM_OP_REG || reg_index(o[1].reg) != r0))
+			if (ar->op_count == 3 &&
+			    (o[1].type != ARM_OP_REG || reg_index(o[1].reg) != r0))
 				return false;
-			if (r0 < 0 || r0 > 12 || im->type != ARM_OP_IMM || im->imm <= 0 || counter >= 0)
+			if (r0 < 0 || r0 > 12 || im->type != ARM_OP_IMM || im->imm <= 0 ||
+			    counter >= 0)
 				return false;
 			counter = r0;
 			k = (uint32_t)im->imm;
@@ -1049,8 +1071,9 @@ bool ms__delay_loop(struct ms__dis *d, uint32_t addr, uint32_t size, int *reg,
 			break;
 		}
 		case ARM_INS_CMP:
-			if (counter < 0 || o[0].type != ARM_OP_REG || reg_index(o[0].reg) != counter ||
-			    o[1].type != ARM_OP_IMM || o[1].imm != 0)
+			if (counter < 0 || o[0].type != ARM_OP_REG ||
+			    reg_index(o[0].reg) != counter || o[1].type != ARM_OP_IMM ||
+			    o[1].imm != 0)
 				return false;
 			flags_from_counter = true;
 			break;
@@ -1078,20 +1101,20 @@ bool ms__delay_loop(struct ms__dis *d, uint32_t addr, uint32_t size, int *reg,
 	return true;
 }
 
-void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
-		  uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out)
+void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc, uint32_t addr,
+                  uint32_t value, unsigned max_insns, struct ms__run *out)
 {
 	simulate(d, cpu, load_pc, addr, value, max_insns, false, false, out);
 }
 
 void ms__simulate_follow(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
-			 uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out)
+                         uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out)
 {
 	simulate(d, cpu, load_pc, addr, value, max_insns, true, false, out);
 }
 
 void ms__simulate_flat(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
-		       uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out)
+                       uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out)
 {
 	simulate(d, cpu, load_pc, addr, value, max_insns, false, true, out);
 }

@@ -46,15 +46,15 @@ void ms__cpu_need(const struct ms__cpu *cpu, int i);
 
 enum ms__end {
 	MS__UNKNOWN = 0, /* hit something we do not interpret before any decision */
-	MS__STAY,        /* came back into the loop */
-	MS__LEAVE,       /* went on past the loop */
+	MS__STAY, /* came back into the loop */
+	MS__LEAVE, /* went on past the loop */
 };
 
 struct ms__run {
 	enum ms__end end;
 	unsigned ninsn;
-	bool branched;          /* a conditional branch was evaluated */
-	bool acc;               /* a peripheral access followed (after leaving) */
+	bool branched; /* a conditional branch was evaluated */
+	bool acc; /* a peripheral access followed (after leaving) */
 	bool acc_write;
 	uint32_t acc_addr;
 	unsigned acc_size;
@@ -81,16 +81,16 @@ void ms__cpu_read(uc_engine *uc, struct ms__cpu *cpu);
  * evaluating effective addresses with the live registers. On success
  * stores its address in *pc, moves *cursor past it and returns true.
  */
-bool ms__locate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t block_pc,
-		uint32_t *cursor, bool is_write, uint32_t addr, unsigned size, uint32_t *pc);
+bool ms__locate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t block_pc, uint32_t *cursor,
+                bool is_write, uint32_t addr, unsigned size, uint32_t *pc);
 
 /*
  * Run from the load at load_pc (which reads addr) with the load returning
  * value, on a copy of cpu. Peripheral accesses other than stores to addr
  * itself end the run. max_insns bounds the work.
  */
-void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
-		  uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out);
+void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc, uint32_t addr,
+                  uint32_t value, unsigned max_insns, struct ms__run *out);
 
 /*
  * The same, following calls made after the decision (two levels) instead
@@ -100,7 +100,7 @@ void ms__simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc
  * the loop's own back branch).
  */
 void ms__simulate_follow(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
-			 uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out);
+                         uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out);
 
 /*
  * The same, ending at the first return after the decision instead of
@@ -110,7 +110,7 @@ void ms__simulate_follow(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t 
  * solver asks again with this.
  */
 void ms__simulate_flat(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
-		       uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out);
+                       uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out);
 
 /*
  * Let the interpreter read a device register without side effects (the
@@ -118,7 +118,7 @@ void ms__simulate_flat(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t lo
  * reads a second register first. peek returns false when it has no value.
  */
 void ms__dis_set_peek(struct ms__dis *d, bool (*peek)(void *ud, uint32_t addr, uint32_t *v),
-		      void *ud);
+                      void *ud);
 
 /*
  * Delay loop test for the block at addr: a block that branches back to its
@@ -128,8 +128,8 @@ void ms__dis_set_peek(struct ms__dis *d, bool (*peek)(void *ud, uint32_t addr, u
  * iteration and the value at which the loop ends (usually 0), and returns
  * true.
  */
-bool ms__delay_loop(struct ms__dis *d, uint32_t addr, uint32_t size, int *reg,
-		    uint32_t *step, uint32_t *insns, uint32_t *end);
+bool ms__delay_loop(struct ms__dis *d, uint32_t addr, uint32_t size, int *reg, uint32_t *step,
+                    uint32_t *insns, uint32_t *end);
 
 /* Whether the interpreter treats addr as a device (not RAM/flash). */
 bool ms__is_device_addr(uint32_t addr);

@@ -38,16 +38,16 @@ void irq8_handler(void)
 
 int main(void)
 {
-	REG(CLOCK + 0x100) = 0;   /* EVENTS_HFCLKSTARTED */
-	REG(CLOCK + 0x000) = 1;   /* TASKS_HFCLKSTART */
+	REG(CLOCK + 0x100) = 0; /* EVENTS_HFCLKSTARTED */
+	REG(CLOCK + 0x000) = 1; /* TASKS_HFCLKSTART */
 	while (REG(CLOCK + 0x100) == 0)
 		;
-	REG(UART0 + 0x50c) = 24;  /* PSELTXD */
-	REG(UART0 + 0x514) = 25;  /* PSELRXD */
+	REG(UART0 + 0x50c) = 24; /* PSELTXD */
+	REG(UART0 + 0x514) = 25; /* PSELRXD */
 	REG(UART0 + 0x524) = 0x01d7e000; /* BAUDRATE 115200 */
-	REG(UART0 + 0x500) = 4;   /* ENABLE */
-	REG(UART0 + 0x008) = 1;   /* TASKS_STARTTX */
-	REG(UART0 + 0x000) = 1;   /* TASKS_STARTRX */
+	REG(UART0 + 0x500) = 4; /* ENABLE */
+	REG(UART0 + 0x008) = 1; /* TASKS_STARTTX */
+	REG(UART0 + 0x000) = 1; /* TASKS_STARTRX */
 	puts_("clock ok\r\n> ");
 	char line[32];
 	getline_(line, sizeof(line));
@@ -55,17 +55,17 @@ int main(void)
 	puts_(line);
 	puts_("\r\n");
 
-	REG(TIMER0 + 0x504) = 0;       /* MODE timer */
-	REG(TIMER0 + 0x508) = 3;       /* BITMODE 32 */
-	REG(TIMER0 + 0x510) = 4;       /* PRESCALER: 1 MHz */
-	REG(TIMER0 + 0x540) = 1000;    /* CC[0]: 1 ms */
-	REG(TIMER0 + 0x200) = 1;       /* SHORTS COMPARE0_CLEAR */
+	REG(TIMER0 + 0x504) = 0; /* MODE timer */
+	REG(TIMER0 + 0x508) = 3; /* BITMODE 32 */
+	REG(TIMER0 + 0x510) = 4; /* PRESCALER: 1 MHz */
+	REG(TIMER0 + 0x540) = 1000; /* CC[0]: 1 ms */
+	REG(TIMER0 + 0x200) = 1; /* SHORTS COMPARE0_CLEAR */
 	REG(TIMER0 + 0x304) = 1u << 16; /* INTENSET COMPARE0 */
 	nvic_enable(8);
-	REG(TIMER0 + 0x000) = 1;       /* TASKS_START */
+	REG(TIMER0 + 0x000) = 1; /* TASKS_START */
 	while (ticks < 3)
 		wfi();
-	REG(TIMER0 + 0x004) = 1;       /* TASKS_STOP */
+	REG(TIMER0 + 0x004) = 1; /* TASKS_STOP */
 	puts_("ticks ");
 	putu(ticks);
 	puts_("\r\nPASS\r\n");

@@ -50,11 +50,11 @@ int main(void)
 	USART_CR1 = (1u << 13) | (1u << 3);
 	puts_("timer start\r\n");
 	RCC_APB1ENR |= 1u; /* TIM2EN */
-	TIM_PSC = 7;       /* 1 MHz */
-	TIM_ARR = 999;     /* 1 ms */
-	TIM_DIER = 1u;     /* UIE */
+	TIM_PSC = 7; /* 1 MHz */
+	TIM_ARR = 999; /* 1 ms */
+	TIM_DIER = 1u; /* UIE */
 	nvic_enable(28);
-	TIM_CR1 = 1u;      /* CEN */
+	TIM_CR1 = 1u; /* CEN */
 	while (ticks < 3)
 		wfi();
 	TIM_CR1 = 0;

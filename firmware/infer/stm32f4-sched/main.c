@@ -42,21 +42,21 @@ void systick_handler(void)
 __attribute__((naked)) void pendsv_handler(void)
 {
 	__asm volatile("mrs r0, psp\n"
-		       "stmdb r0!, {r4-r11}\n"
-		       "ldr r1, =cur\n"
-		       "ldr r2, [r1]\n"
-		       "ldr r3, =task_sp\n"
-		       "str r0, [r3, r2, lsl #2]\n"
-		       "cmp r2, #0\n"
-		       "ite eq\n"
-		       "moveq r2, #1\n"
-		       "movne r2, #0\n"
-		       "str r2, [r1]\n"
-		       "ldr r0, [r3, r2, lsl #2]\n"
-		       "ldmia r0!, {r4-r11}\n"
-		       "msr psp, r0\n"
-		       "bx lr\n"
-		       ".ltorg\n");
+	               "stmdb r0!, {r4-r11}\n"
+	               "ldr r1, =cur\n"
+	               "ldr r2, [r1]\n"
+	               "ldr r3, =task_sp\n"
+	               "str r0, [r3, r2, lsl #2]\n"
+	               "cmp r2, #0\n"
+	               "ite eq\n"
+	               "moveq r2, #1\n"
+	               "movne r2, #0\n"
+	               "str r2, [r1]\n"
+	               "ldr r0, [r3, r2, lsl #2]\n"
+	               "ldmia r0!, {r4-r11}\n"
+	               "msr psp, r0\n"
+	               "bx lr\n"
+	               ".ltorg\n");
 }
 
 static void yield(void)
@@ -106,9 +106,9 @@ static uint32_t *frame(uint32_t *top, void (*fn)(void))
 	uint32_t *sp = top - 16;
 	for (int i = 0; i < 16; i++)
 		sp[i] = 0;
-	sp[8 + 5] = 0xfffffffdu;            /* lr */
-	sp[8 + 6] = (uint32_t)fn & ~1u;     /* pc */
-	sp[8 + 7] = 0x01000000u;            /* xpsr: Thumb */
+	sp[8 + 5] = 0xfffffffdu; /* lr */
+	sp[8 + 6] = (uint32_t)fn & ~1u; /* pc */
+	sp[8 + 7] = 0x01000000u; /* xpsr: Thumb */
 	return sp;
 }
 
@@ -125,10 +125,10 @@ int main(void)
 	SYST_CSR = 7; /* enable, interrupt, core clock */
 	static uint32_t boot_stack[64];
 	__asm volatile("msr psp, %0\n"
-		       "movs r0, #2\n"
-		       "msr control, r0\n"
-		       "isb\n" ::"r"(&boot_stack[64])
-		       : "r0");
+	               "movs r0, #2\n"
+	               "msr control, r0\n"
+	               "isb\n" ::"r"(&boot_stack[64])
+	               : "r0");
 	yield();
 	for (;;)
 		;

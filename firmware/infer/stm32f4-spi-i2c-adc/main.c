@@ -82,8 +82,8 @@ static int i2c_write(uint8_t addr, const uint8_t *d, int n)
 
 static int adc_read(void)
 {
-	ADC_CR2 |= 1u;        /* ADON */
-	ADC_CR2 |= 1u << 30;  /* SWSTART */
+	ADC_CR2 |= 1u; /* ADON */
+	ADC_CR2 |= 1u << 30; /* SWSTART */
 	while (!(ADC_SR & (1u << 1)))
 		; /* EOC */
 	return (int)(ADC_DR & 0xfff);
@@ -93,7 +93,7 @@ int main(void)
 {
 	RCC_AHB1ENR |= 1u;
 	RCC_APB1ENR |= (1u << 17) | (1u << 21); /* USART2, I2C1 */
-	RCC_APB2ENR |= (1u << 12) | (1u << 8);  /* SPI1, ADC1 */
+	RCC_APB2ENR |= (1u << 12) | (1u << 8); /* SPI1, ADC1 */
 	USART_BRR = 0x8b;
 	USART_CR1 = (1u << 13) | (1u << 3) | (1u << 2);
 	puts_("f4 start\r\n");
@@ -106,7 +106,7 @@ int main(void)
 	I2C_CR2 = 16;
 	I2C_CCR = 80;
 	I2C_CR1 = 1u; /* PE */
-	static const uint8_t cfg[] = { 0x20, 0x57 };
+	static const uint8_t cfg[] = {0x20, 0x57};
 	i2c_write(0x19, cfg, 2);
 	puts_("i2c ok\r\n");
 

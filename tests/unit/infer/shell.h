@@ -142,8 +142,8 @@ static bool sh_unmapped(uc_engine *uc, uc_mem_type t, uint64_t a, int size, int6
 
 static void sh_take(struct shell *s, int irq)
 {
-	static const int ids[5] = { UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3,
-				    UC_ARM_REG_R12 };
+	static const int ids[5] = {UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3,
+	                           UC_ARM_REG_R12};
 	uint32_t r[5], sp, lr, pc, xpsr;
 	for (int i = 0; i < 5; i++)
 		uc_reg_read(s->uc, ids[i], &r[i]);
@@ -151,7 +151,7 @@ static void sh_take(struct shell *s, int irq)
 	uc_reg_read(s->uc, UC_ARM_REG_LR, &lr);
 	uc_reg_read(s->uc, UC_ARM_REG_PC, &pc);
 	uc_reg_read(s->uc, UC_ARM_REG_XPSR, &xpsr);
-	uint32_t fr[8] = { r[0], r[1], r[2], r[3], r[4], lr, pc, xpsr };
+	uint32_t fr[8] = {r[0], r[1], r[2], r[3], r[4], lr, pc, xpsr};
 	sp -= 32;
 	uc_mem_write(s->uc, sp, fr, 32);
 	uc_reg_write(s->uc, UC_ARM_REG_SP, &sp);
@@ -194,8 +194,8 @@ static void sh_intr(uc_engine *uc, uint32_t no, void *ud)
 	uint32_t pc;
 	uc_reg_read(uc, UC_ARM_REG_PC, &pc);
 	if (no == 8 && (pc & 0xfffffff0u) == 0xfffffff0u && s->active) {
-		static const int ids[5] = { UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3,
-					    UC_ARM_REG_R12 };
+		static const int ids[5] = {UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2,
+		                           UC_ARM_REG_R3, UC_ARM_REG_R12};
 		uint32_t sp, fr[8];
 		uc_reg_read(uc, UC_ARM_REG_SP, &sp);
 		uc_mem_read(uc, sp, fr, 32);
@@ -219,7 +219,7 @@ static void sh_intr(uc_engine *uc, uint32_t no, void *ud)
  * SCS page served by the shell. cpu is a UC_CPU_ARM_* model.
  */
 static int sh_init(struct shell *s, int cpu, const void *img, size_t len, uint32_t flash_base,
-		   const struct ms_infer_opts *opts, struct ms_err *e)
+                   const struct ms_infer_opts *opts, struct ms_err *e)
 {
 	memset(s, 0, sizeof(*s));
 	s->events = json_array();
@@ -235,15 +235,15 @@ static int sh_init(struct shell *s, int cpu, const void *img, size_t len, uint32
 	uc_mem_map(s->uc, 0x20000000, 0x10000, UC_PROT_ALL);
 	uc_mmio_map(s->uc, 0xE000E000, 0x1000, sh_scs_read, s, sh_scs_write, s);
 	struct ms_infer_host h = {
-		.ud = s,
-		.console_out = sh_console,
-		.input_avail = sh_avail,
-		.input_get = sh_get,
-		.irq_set_pending = sh_pend,
-		.irq_enabled = sh_enabled,
-		.vtor = sh_vtor,
-		.now_ns = sh_now,
-		.event = sh_event,
+	    .ud = s,
+	    .console_out = sh_console,
+	    .input_avail = sh_avail,
+	    .input_get = sh_get,
+	    .irq_set_pending = sh_pend,
+	    .irq_enabled = sh_enabled,
+	    .vtor = sh_vtor,
+	    .now_ns = sh_now,
+	    .event = sh_event,
 	};
 	s->inf = ms_infer_new(s->uc, &h, opts, e);
 	if (!s->inf)
@@ -299,7 +299,7 @@ static uc_err sh_run(struct shell *s, uint32_t pc, uint32_t sp, uint64_t max_ins
 /* Boot from the vector table at the flash base. */
 static uc_err sh_boot(struct shell *s, uint64_t max_insns)
 {
-	uint32_t v[2] = { 0, 0 };
+	uint32_t v[2] = {0, 0};
 	uc_mem_read(s->uc, s->vtor, v, 8);
 	return sh_run(s, v[1], v[0], max_insns);
 }
@@ -324,9 +324,9 @@ static int sh_count(struct shell *s, const char *type)
 	int n = 0;
 	size_t i;
 	json_t *e;
-	json_array_foreach(s->events, i, e)
-		if (strcmp(json_string_value(json_object_get(e, "type")), type) == 0)
-			n++;
+	json_array_foreach(s->events, i,
+	                   e) if (strcmp(json_string_value(json_object_get(e, "type")), type) == 0)
+	    n++;
 	return n;
 }
 
@@ -335,12 +335,14 @@ static json_t *sh_find(struct shell *s, const char *type, const char *model)
 {
 	size_t i;
 	json_t *e;
-	json_array_foreach(s->events, i, e) {
+	json_array_foreach(s->events, i, e)
+	{
 		if (strcmp(json_string_value(json_object_get(e, "type")), type))
 			continue;
 		json_t *d = json_object_get(e, "data");
-		if (!model || (json_string_value(json_object_get(d, "model")) &&
-			       strcmp(json_string_value(json_object_get(d, "model")), model) == 0))
+		if (!model ||
+		    (json_string_value(json_object_get(d, "model")) &&
+		     strcmp(json_string_value(json_object_get(d, "model")), model) == 0))
 			return d;
 	}
 	return NULL;
@@ -364,9 +366,10 @@ static uint8_t *sh_asm(const char *src, const char *cpu, size_t *len)
 		return NULL;
 	fprintf(f, ".syntax unified\n.thumb\n%s\n", src);
 	fclose(f);
-	snprintf(cmd, sizeof(cmd),
-		 "arm-none-eabi-as -mcpu=%s -mthumb -o %s %s && arm-none-eabi-objcopy -O binary %s %s",
-		 cpu, o_path, s_path, o_path, b_path);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "arm-none-eabi-as -mcpu=%s -mthumb -o %s %s && arm-none-eabi-objcopy -O binary %s %s",
+	    cpu, o_path, s_path, o_path, b_path);
 	uint8_t *buf = NULL;
 	if (system(cmd) == 0 && (f = fopen(b_path, "rb"))) {
 		fseek(f, 0, SEEK_END);

@@ -127,9 +127,9 @@ static bool run_fw(const struct fw *f, bool svd, json_t **stats)
 	assert_non_null(img);
 	struct shell s;
 	struct ms_err e;
-	const char *paths[] = { f->svd };
-	struct ms_infer_opts o = { .mode = svd ? MS_INFER_SVD : MS_INFER_RULES,
-				   .svd_paths = paths, .n_svd = svd ? 1 : 0 };
+	const char *paths[] = {f->svd};
+	struct ms_infer_opts o = {
+	    .mode = svd ? MS_INFER_SVD : MS_INFER_RULES, .svd_paths = paths, .n_svd = svd ? 1 : 0};
 	assert_int_equal(sh_init(&s, f->cpu, img, len, f->flash, &o, &e), 0);
 	free(img);
 	sh_input(&s, f->input);
@@ -139,7 +139,7 @@ static bool run_fw(const struct fw *f, bool svd, json_t **stats)
 	bool ok = sh_out_has(&s, f->expect);
 	if (!ok)
 		fprintf(stderr, "%s (%s): console [%.*s]\n", f->name, svd ? "svd" : "zero-config",
-			(int)s.nout, s.out);
+		        (int)s.nout, s.out);
 	if (stats)
 		*stats = ms_infer_stats(s.inf);
 	sh_free(&s);
@@ -160,7 +160,8 @@ static void test_corpus(void **state)
 		if (de->d_name[0] == '.' || !read_fw(de->d_name, &f))
 			continue;
 		if (f.engine_only) {
-			fprintf(stderr, "%-24s runs on the rehost engine only (SysTick/PendSV)\n", f.name);
+			fprintf(stderr, "%-24s runs on the rehost engine only (SysTick/PendSV)\n",
+			        f.name);
 			continue;
 		}
 		n++;
@@ -168,11 +169,12 @@ static void test_corpus(void **state)
 		bool ok = run_fw(&f, false, &st);
 		pass += ok;
 		json_t *dec = json_object_get(st, "decisions");
-		fprintf(stderr, "%-24s zero-config %s  peripherals %lld registers %lld polls %lld\n",
-			f.name, ok ? "PASS" : "FAIL",
-			(long long)json_integer_value(json_object_get(st, "peripherals")),
-			(long long)json_integer_value(json_object_get(st, "registers")),
-			(long long)json_integer_value(json_object_get(dec, "poll")));
+		fprintf(stderr,
+		        "%-24s zero-config %s  peripherals %lld registers %lld polls %lld\n",
+		        f.name, ok ? "PASS" : "FAIL",
+		        (long long)json_integer_value(json_object_get(st, "peripherals")),
+		        (long long)json_integer_value(json_object_get(st, "registers")),
+		        (long long)json_integer_value(json_object_get(dec, "poll")));
 		json_decref(st);
 		if (have_svd && f.svd[0]) {
 			svd_runs++;
@@ -187,7 +189,6 @@ static void test_corpus(void **state)
 	assert_int_equal(svd_pass, svd_runs);
 }
 
-
 /*
  * The SVD's own description of a register, reduced to our categories:
  * data registers by their names (DR, DATA, RXD, TXD, RDR, TDR, VALUE,
@@ -196,15 +197,15 @@ static void test_corpus(void **state)
  */
 static const char *svd_category(const struct ms__svd_reg *r)
 {
-	static const char *const data[] = { "DR",  "DATA",   "RXD",    "TXD", "RDR",
-					    "TDR", "VALUE", "RXDATA", "TXDATA", NULL };
+	static const char *const data[] = {"DR",  "DATA",  "RXD",    "TXD",    "RDR",
+	                                   "TDR", "VALUE", "RXDATA", "TXDATA", NULL};
 	const char *n = r->name;
 	size_t l = strlen(n);
 	for (int i = 0; data[i]; i++)
 		if (!strcasecmp(n, data[i]))
 			return "data";
 	bool sr = (l >= 2 && !strcasecmp(n + l - 2, "SR")) ||
-		  (l >= 3 && !strncasecmp(n + l - 3, "SR", 2) && n[l - 1] >= '0' && n[l - 1] <= '9');
+	    (l >= 3 && !strncasecmp(n + l - 3, "SR", 2) && n[l - 1] >= '0' && n[l - 1] <= '9');
 	if (!strncasecmp(n, "EVENTS_", 7) || sr || !strcasecmp(n, "STATE") ||
 	    !strcasecmp(n, "STATUS") || r->access == MS__SVD_RO)
 		return "status";
@@ -231,7 +232,7 @@ static void test_classification_accuracy(void **state)
 		assert_non_null(img);
 		struct shell s;
 		struct ms_err e;
-		struct ms_infer_opts o = { 0 };
+		struct ms_infer_opts o = {0};
 		assert_int_equal(sh_init(&s, f.cpu, img, len, f.flash, &o, &e), 0);
 		free(img);
 		sh_input(&s, f.input);
@@ -244,9 +245,11 @@ static void test_classification_accuracy(void **state)
 		json_t *ps = ms_infer_peripherals(s.inf);
 		size_t i, k;
 		json_t *p, *r;
-		json_array_foreach(ps, i, p) json_array_foreach(json_object_get(p, "registers"), k, r)
+		json_array_foreach(ps, i, p)
+		    json_array_foreach(json_object_get(p, "registers"), k, r)
 		{
-			uint32_t a = (uint32_t)strtoul(json_string_value(json_object_get(r, "addr")), NULL, 0);
+			uint32_t a = (uint32_t)strtoul(
+			    json_string_value(json_object_get(r, "addr")), NULL, 0);
 			const struct ms__svd_periph *sp = ms__svd_find(svd, a);
 			const struct ms__svd_reg *sr = sp ? ms__svd_reg_at(sp, a - sp->base) : NULL;
 			if (!sr)
@@ -259,8 +262,8 @@ static void test_classification_accuracy(void **state)
 			exact += ex;
 			compatible += cp;
 			if (!ex)
-				fprintf(stderr, "  %-22s %-16s svd %-8s inferred %s\n", f.name, sr->name, truth,
-					ours);
+				fprintf(stderr, "  %-22s %-16s svd %-8s inferred %s\n", f.name,
+				        sr->name, truth, ours);
 		}
 		json_decref(ps);
 		ms__svd_free(svd);
@@ -268,7 +271,7 @@ static void test_classification_accuracy(void **state)
 	}
 	closedir(d);
 	fprintf(stderr, "classification: %d registers, %d exact (%.1f%%), %d compatible (%.1f%%)\n",
-		total, exact, 100.0 * exact / total, compatible, 100.0 * compatible / total);
+	        total, exact, 100.0 * exact / total, compatible, 100.0 * compatible / total);
 	assert_true(total >= 50);
 	assert_true(exact * 100 >= total * 95);
 }
@@ -276,8 +279,8 @@ static void test_classification_accuracy(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_corpus),
-		cmocka_unit_test(test_classification_accuracy),
+	    cmocka_unit_test(test_corpus),
+	    cmocka_unit_test(test_classification_accuracy),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -16,13 +16,13 @@
 
 /* Assemble, create a machine (code at 0), run from 0 until bkpt. */
 static uc_err run_snippet(struct shell *s, const char *src, const char *cpu, int model,
-			  const char *input, uint64_t max)
+                          const char *input, uint64_t max)
 {
 	size_t len = 0;
 	uint8_t *bin = sh_asm(src, cpu, &len);
 	assert_non_null(bin);
 	struct ms_err e;
-	struct ms_infer_opts o = { 0 };
+	struct ms_infer_opts o = {0};
 	assert_int_equal(sh_init(s, model, bin, len, 0, &o, &e), 0);
 	free(bin);
 	if (input)
@@ -48,20 +48,21 @@ static void test_windows(void **state)
 	assert_false(ms_infer_is_peripheral_addr(0x60000000)); /* external RAM: memory */
 	assert_false(ms_infer_is_peripheral_addr(0x08000000));
 	assert_true(ms_infer_is_peripheral_addr(0x10000010)); /* FICR */
-	assert_false(ms_infer_is_peripheral_addr(0x10001000)); /* UICR: flash, loaded from the image */
+	assert_false(
+	    ms_infer_is_peripheral_addr(0x10001000)); /* UICR: flash, loaded from the image */
 }
 
 static void test_poll_tst_beq(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r1, =0x40011000\n"
-				"1: ldr r2, [r1, #0]\n"
-				"tst r2, #0x20\n"
-				"beq 1b\n"
-				"movs r0, #7\n"
-				"bkpt\n",
-				"cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
+	                        "ldr r1, =0x40011000\n"
+	                        "1: ldr r2, [r1, #0]\n"
+	                        "tst r2, #0x20\n"
+	                        "beq 1b\n"
+	                        "movs r0, #7\n"
+	                        "bkpt\n",
+	                        "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
 	assert_int_equal(er, UC_ERR_EXCEPTION); /* reached bkpt: the loop was left */
 	assert_int_equal(reg(&s, UC_ARM_REG_R0), 7);
 	assert_int_equal(sh_count(&s, "infer.region"), 1);
@@ -81,14 +82,14 @@ static void test_poll_busy_clear(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r1, =0x40005400\n"
-				"movs r2, #1\n"
-				"str r2, [r1, #0x18]\n"
-				"1: ldr r2, [r1, #0x18]\n"
-				"lsls r2, r2, #31\n"
-				"bmi 1b\n"
-				"bkpt\n",
-				"cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL, 100000);
+	                        "ldr r1, =0x40005400\n"
+	                        "movs r2, #1\n"
+	                        "str r2, [r1, #0x18]\n"
+	                        "1: ldr r2, [r1, #0x18]\n"
+	                        "lsls r2, r2, #31\n"
+	                        "bmi 1b\n"
+	                        "bkpt\n",
+	                        "cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL, 100000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	json_t *p = sh_find(&s, "infer.poll", NULL);
 	assert_non_null(p);
@@ -102,19 +103,19 @@ static void test_poll_multibit(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r1, =0x40021004\n"
-				"ldr r2, [r1]\n"
-				"bic r2, r2, #3\n"
-				"orr r2, r2, #2\n"
-				"str r2, [r1]\n"
-				"1: ldr r2, [r1]\n"
-				"and r2, r2, #0xc\n"
-				"cmp r2, #8\n"
-				"bne 1b\n"
-				"ldr r3, [r1]\n"
-				"and r3, r3, #3\n"
-				"bkpt\n",
-				"cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
+	                        "ldr r1, =0x40021004\n"
+	                        "ldr r2, [r1]\n"
+	                        "bic r2, r2, #3\n"
+	                        "orr r2, r2, #2\n"
+	                        "str r2, [r1]\n"
+	                        "1: ldr r2, [r1]\n"
+	                        "and r2, r2, #0xc\n"
+	                        "cmp r2, #8\n"
+	                        "bne 1b\n"
+	                        "ldr r3, [r1]\n"
+	                        "and r3, r3, #3\n"
+	                        "bkpt\n",
+	                        "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	assert_int_equal(reg(&s, UC_ARM_REG_R3), 2);
 	json_t *p = sh_find(&s, "infer.poll", NULL);
@@ -127,13 +128,13 @@ static void test_poll_ubfx(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r1, =0x40023800\n"
-				"1: ldr r2, [r1, #8]\n"
-				"ubfx r2, r2, #2, #2\n"
-				"cmp r2, #2\n"
-				"bne 1b\n"
-				"bkpt\n",
-				"cortex-m4", UC_CPU_ARM_CORTEX_M4, NULL, 100000);
+	                        "ldr r1, =0x40023800\n"
+	                        "1: ldr r2, [r1, #8]\n"
+	                        "ubfx r2, r2, #2, #2\n"
+	                        "cmp r2, #2\n"
+	                        "bne 1b\n"
+	                        "bkpt\n",
+	                        "cortex-m4", UC_CPU_ARM_CORTEX_M4, NULL, 100000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	json_t *p = sh_find(&s, "infer.poll", NULL);
 	assert_non_null(p);
@@ -145,13 +146,13 @@ static void test_poll_cbnz(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r1, =0x40003000\n"
-				"1: ldr r2, [r1, #4]\n"
-				"ands r2, r2, #0x40\n"
-				"cbnz r2, 2f\n"
-				"b 1b\n"
-				"2: bkpt\n",
-				"cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
+	                        "ldr r1, =0x40003000\n"
+	                        "1: ldr r2, [r1, #4]\n"
+	                        "ands r2, r2, #0x40\n"
+	                        "cbnz r2, 2f\n"
+	                        "b 1b\n"
+	                        "2: bkpt\n",
+	                        "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	json_t *p = sh_find(&s, "infer.poll", NULL);
 	assert_non_null(p);
@@ -164,15 +165,15 @@ static void test_poll_through_return(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"1: bl ready\n"
-				"cmp r0, #0\n"
-				"beq 1b\n"
-				"bkpt\n"
-				"ready: ldr r1, =0x40013800\n"
-				"ldr r0, [r1]\n"
-				"ubfx r0, r0, #5, #1\n"
-				"bx lr\n",
-				"cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
+	                        "1: bl ready\n"
+	                        "cmp r0, #0\n"
+	                        "beq 1b\n"
+	                        "bkpt\n"
+	                        "ready: ldr r1, =0x40013800\n"
+	                        "ldr r0, [r1]\n"
+	                        "ubfx r0, r0, #5, #1\n"
+	                        "bx lr\n",
+	                        "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	json_t *p = sh_find(&s, "infer.poll", NULL);
 	assert_non_null(p);
@@ -185,23 +186,23 @@ static void test_poll_with_timeout(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r1, =0x40007000\n"
-				"movs r4, #100\n"
-				"1: ldr r2, [r1, #0x10]\n"
-				"lsls r2, r2, #30\n"
-				"bmi 2f\n"
-				"subs r4, #1\n"
-				"bne 1b\n"
-				"movs r0, #0xee\n"
-				"bkpt\n"
-				"2: movs r0, #1\n"
-				"bkpt\n",
-				"cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL, 100000);
+	                        "ldr r1, =0x40007000\n"
+	                        "movs r4, #100\n"
+	                        "1: ldr r2, [r1, #0x10]\n"
+	                        "lsls r2, r2, #30\n"
+	                        "bmi 2f\n"
+	                        "subs r4, #1\n"
+	                        "bne 1b\n"
+	                        "movs r0, #0xee\n"
+	                        "bkpt\n"
+	                        "2: movs r0, #1\n"
+	                        "bkpt\n",
+	                        "cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL, 100000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
-	assert_int_equal(reg(&s, UC_ARM_REG_R0), 1); /* left through the ready path, not the timeout */
+	assert_int_equal(reg(&s, UC_ARM_REG_R0),
+	                 1); /* left through the ready path, not the timeout */
 	sh_free(&s);
 }
-
 
 /*
  * HAL-style wait: the flag test, then a call to read the tick and a
@@ -212,29 +213,29 @@ static void test_poll_hal_timeout(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r4, =0x40013800\n"
-				"movs r6, #200\n"
-				"bl tick\n"
-				"mov r5, r0\n"
-				"1: ldr r3, [r4]\n"
-				"tst r3, #0x40\n"
-				"bne 2f\n"
-				"bl tick\n"
-				"subs r0, r0, r5\n"
-				"cmp r0, r6\n"
-				"bhi 3f\n"
-				"b 1b\n"
-				"2: movs r0, #1\n"
-				"bkpt\n"
-				"3: movs r0, #0xee\n"
-				"bkpt\n"
-				"tick: ldr r0, =0x20000400\n"
-				"ldr r1, [r0]\n"
-				"adds r1, #1\n"
-				"str r1, [r0]\n"
-				"mov r0, r1\n"
-				"bx lr\n",
-				"cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
+	                        "ldr r4, =0x40013800\n"
+	                        "movs r6, #200\n"
+	                        "bl tick\n"
+	                        "mov r5, r0\n"
+	                        "1: ldr r3, [r4]\n"
+	                        "tst r3, #0x40\n"
+	                        "bne 2f\n"
+	                        "bl tick\n"
+	                        "subs r0, r0, r5\n"
+	                        "cmp r0, r6\n"
+	                        "bhi 3f\n"
+	                        "b 1b\n"
+	                        "2: movs r0, #1\n"
+	                        "bkpt\n"
+	                        "3: movs r0, #0xee\n"
+	                        "bkpt\n"
+	                        "tick: ldr r0, =0x20000400\n"
+	                        "ldr r1, [r0]\n"
+	                        "adds r1, #1\n"
+	                        "str r1, [r0]\n"
+	                        "mov r0, r1\n"
+	                        "bx lr\n",
+	                        "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	assert_int_equal(reg(&s, UC_ARM_REG_R0), 1); /* the flag, not the timeout */
 	json_t *p = sh_find(&s, "infer.poll", NULL);
@@ -243,25 +244,24 @@ static void test_poll_hal_timeout(void **state)
 	sh_free(&s);
 }
 
-
 /* Ready stays ready: after waiting for HSERDY, a later check elsewhere sees it set. */
 static void test_ready_latches(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r1, =0x40021000\n"
-				"ldr r2, [r1]\n"
-				"orr r2, r2, #0x10000\n"
-				"str r2, [r1]\n"
-				"1: ldr r2, [r1]\n"
-				"tst r2, #0x20000\n"
-				"beq 1b\n"
-				"bl check\n"
-				"bkpt\n"
-				"check: ldr r3, [r1]\n"
-				"ubfx r0, r3, #17, #1\n"
-				"bx lr\n",
-				"cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
+	                        "ldr r1, =0x40021000\n"
+	                        "ldr r2, [r1]\n"
+	                        "orr r2, r2, #0x10000\n"
+	                        "str r2, [r1]\n"
+	                        "1: ldr r2, [r1]\n"
+	                        "tst r2, #0x20000\n"
+	                        "beq 1b\n"
+	                        "bl check\n"
+	                        "bkpt\n"
+	                        "check: ldr r3, [r1]\n"
+	                        "ubfx r0, r3, #17, #1\n"
+	                        "bx lr\n",
+	                        "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	assert_int_equal(reg(&s, UC_ARM_REG_R0), 1);
 	assert_int_equal(reg(&s, UC_ARM_REG_R3) & 0x10000, 0x10000); /* HSEON remembered */
@@ -269,32 +269,32 @@ static void test_ready_latches(void **state)
 }
 
 static const char *UART_F1 =
-	/* STM32F1 USART1: SR +0 (RXNE bit 5, TXE bit 7), DR +4. */
-	"ldr r4, =0x40013800\n"
-	"adr r5, msg\n"
-	"1: ldrb r0, [r5], #1\n"
-	"cbz r0, 2f\n"
-	"bl putc\n"
-	"b 1b\n"
-	"2: bl getc\n"
-	"mov r6, r0\n"
-	"bl putc\n"
-	"cmp r6, #10\n"
-	"bne 2b\n"
-	"bkpt\n"
-	"putc: ldr r1, [r4]\n"
-	"tst r1, #0x80\n"
-	"beq putc\n"
-	"str r0, [r4, #4]\n"
-	"bx lr\n"
-	"getc: ldr r1, [r4]\n"
-	"tst r1, #0x20\n"
-	"beq getc\n"
-	"ldr r0, [r4, #4]\n"
-	"uxtb r0, r0\n"
-	"bx lr\n"
-	".align 2\n"
-	"msg: .asciz \"Hello\\n\"\n";
+    /* STM32F1 USART1: SR +0 (RXNE bit 5, TXE bit 7), DR +4. */
+    "ldr r4, =0x40013800\n"
+    "adr r5, msg\n"
+    "1: ldrb r0, [r5], #1\n"
+    "cbz r0, 2f\n"
+    "bl putc\n"
+    "b 1b\n"
+    "2: bl getc\n"
+    "mov r6, r0\n"
+    "bl putc\n"
+    "cmp r6, #10\n"
+    "bne 2b\n"
+    "bkpt\n"
+    "putc: ldr r1, [r4]\n"
+    "tst r1, #0x80\n"
+    "beq putc\n"
+    "str r0, [r4, #4]\n"
+    "bx lr\n"
+    "getc: ldr r1, [r4]\n"
+    "tst r1, #0x20\n"
+    "beq getc\n"
+    "ldr r0, [r4, #4]\n"
+    "uxtb r0, r0\n"
+    "bx lr\n"
+    ".align 2\n"
+    "msg: .asciz \"Hello\\n\"\n";
 
 static void test_uart_console_and_input(void **state)
 {
@@ -315,7 +315,8 @@ static void test_uart_console_and_input(void **state)
 	size_t i;
 	json_t *r;
 	int data = 0, status = 0;
-	json_array_foreach(json_object_get(p0, "registers"), i, r) {
+	json_array_foreach(json_object_get(p0, "registers"), i, r)
+	{
 		const char *cat = json_string_value(json_object_get(r, "category"));
 		if (strcmp(json_string_value(json_object_get(r, "addr")), "0x40013804") == 0) {
 			assert_string_equal(cat, "data");
@@ -332,37 +333,36 @@ static void test_uart_console_and_input(void **state)
 	sh_free(&s);
 }
 
-
 /* NXP Kinetis UART: byte registers packed in words (S1 at +4, D at +7). */
 static void test_uart_byte_registers(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r4, =0x4006a000\n"
-				"adr r5, msg\n"
-				"1: ldrb r0, [r5], #1\n"
-				"cbz r0, 2f\n"
-				"bl putc\n"
-				"b 1b\n"
-				"2: bl getc\n"
-				"mov r6, r0\n"
-				"bl putc\n"
-				"cmp r6, #10\n"
-				"bne 2b\n"
-				"bkpt\n"
-				"putc: ldrb r1, [r4, #4]\n"
-				"tst r1, #0x80\n"
-				"beq putc\n"
-				"strb r0, [r4, #7]\n"
-				"bx lr\n"
-				"getc: ldrb r1, [r4, #4]\n"
-				"tst r1, #0x20\n"
-				"beq getc\n"
-				"ldrb r0, [r4, #7]\n"
-				"bx lr\n"
-				".align 2\n"
-				"msg: .asciz \"Kinetis\\n\"\n",
-				"cortex-m4", UC_CPU_ARM_CORTEX_M4, "k64\n", 200000);
+	                        "ldr r4, =0x4006a000\n"
+	                        "adr r5, msg\n"
+	                        "1: ldrb r0, [r5], #1\n"
+	                        "cbz r0, 2f\n"
+	                        "bl putc\n"
+	                        "b 1b\n"
+	                        "2: bl getc\n"
+	                        "mov r6, r0\n"
+	                        "bl putc\n"
+	                        "cmp r6, #10\n"
+	                        "bne 2b\n"
+	                        "bkpt\n"
+	                        "putc: ldrb r1, [r4, #4]\n"
+	                        "tst r1, #0x80\n"
+	                        "beq putc\n"
+	                        "strb r0, [r4, #7]\n"
+	                        "bx lr\n"
+	                        "getc: ldrb r1, [r4, #4]\n"
+	                        "tst r1, #0x20\n"
+	                        "beq getc\n"
+	                        "ldrb r0, [r4, #7]\n"
+	                        "bx lr\n"
+	                        ".align 2\n"
+	                        "msg: .asciz \"Kinetis\\n\"\n",
+	                        "cortex-m4", UC_CPU_ARM_CORTEX_M4, "k64\n", 200000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	assert_string_equal(s.out, "Kinetis\nk64\n");
 	json_t *rx = sh_find(&s, "infer.register", "rx-ready");
@@ -371,7 +371,6 @@ static void test_uart_byte_registers(void **state)
 	assert_string_equal(json_string_value(json_object_get(rx, "data")), "0x4006a007");
 	sh_free(&s);
 }
-
 
 /*
  * Arduino-style write: "if the transmitter is ready, write the holding
@@ -382,93 +381,91 @@ static void test_uart_write_if_ready(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r4, =0x400e0800\n"
-				"adr r5, msg\n"
-				"1: ldrb r0, [r5], #1\n"
-				"cbz r0, 3f\n"
-				"ldr r1, [r4, #0x14]\n"
-				"tst r1, #2\n"
-				"beq 2f\n"
-				"str r0, [r4, #0x1c]\n"
-				"b 1b\n"
-				"2: ldr r2, =0x20000100\n" /* the queue: never drained here */
-				"str r0, [r2]\n"
-				"b 1b\n"
-				"3: bkpt\n"
-				".align 2\n"
-				"msg: .asciz \"Due says hi\\n\"\n",
-				"cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
+	                        "ldr r4, =0x400e0800\n"
+	                        "adr r5, msg\n"
+	                        "1: ldrb r0, [r5], #1\n"
+	                        "cbz r0, 3f\n"
+	                        "ldr r1, [r4, #0x14]\n"
+	                        "tst r1, #2\n"
+	                        "beq 2f\n"
+	                        "str r0, [r4, #0x1c]\n"
+	                        "b 1b\n"
+	                        "2: ldr r2, =0x20000100\n" /* the queue: never drained here */
+	                        "str r0, [r2]\n"
+	                        "b 1b\n"
+	                        "3: bkpt\n"
+	                        ".align 2\n"
+	                        "msg: .asciz \"Due says hi\\n\"\n",
+	                        "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	assert_string_equal(s.out, "Due says hi\n");
 	sh_free(&s);
 }
-
 
 /*
  * A NuttX/HAL-style receive interrupt: the handler reads SR, then CR1,
  * tests RXNE and RXNEIE together and calls a helper that reads DR. No
  * polling loop anywhere on the receive side (USART1, IRQ 37).
  */
-static const char *RX_ISR =
-	".word 0x20008000\n"
-	".word reset + 1\n"
-	".rept 14\n.word 0\n.endr\n"
-	".rept 37\n.word 0\n.endr\n"
-	".word isr + 1\n" /* IRQ 37 */
-	".rept 10\n.word 0\n.endr\n"
-	"reset: ldr r4, =0x40013800\n"
-	"adr r5, msg\n"
-	"1: ldrb r0, [r5], #1\n"
-	"cbz r0, 2f\n"
-	"bl putc\n"
-	"b 1b\n"
-	"2: ldr r6, =0x20000000\n"
-	"movs r0, #0\n"
-	"str r0, [r6]\n"         /* received count */
-	"ldr r0, [r4, #0x0c]\n"
-	"orr r0, r0, #0x20\n"
-	"str r0, [r4, #0x0c]\n"  /* CR1 |= RXNEIE */
-	"ldr r2, =0xE000E104\n"
-	"movs r0, #0x20\n"
-	"str r0, [r2]\n"         /* ISER1 bit 5: IRQ 37 */
-	"3: wfi\n"
-	"ldr r0, [r6]\n"
-	"cmp r0, #3\n"
-	"blo 3b\n"
-	"ldrb r0, [r6, #4]\n"
-	"bl putc\n"
-	"ldrb r0, [r6, #5]\n"
-	"bl putc\n"
-	"ldrb r0, [r6, #6]\n"
-	"bl putc\n"
-	"bkpt\n"
-	"putc: ldr r1, [r4]\n"
-	"tst r1, #0x80\n"
-	"beq putc\n"
-	"str r0, [r4, #4]\n"
-	"bx lr\n"
-	"isr: push {r4, lr}\n"
-	"ldr r4, =0x40013800\n"
-	"ldr r0, [r4]\n"         /* SR */
-	"ldr r1, [r4, #0x0c]\n"  /* CR1 */
-	"tst r0, #0x20\n"
-	"beq 4f\n"
-	"tst r1, #0x20\n"
-	"beq 4f\n"
-	"mov r0, r4\n"
-	"bl rx_char\n"
-	"4: pop {r4, pc}\n"
-	"rx_char: ldr r1, [r0, #4]\n" /* DR */
-	"ldr r2, =0x20000000\n"
-	"ldr r3, [r2]\n"
-	"add r12, r2, #4\n"
-	"strb r1, [r12, r3]\n"
-	"adds r3, #1\n"
-	"str r3, [r2]\n"
-	"bx lr\n"
-	".align 2\n"
-	"msg: .asciz \"ready\\r\\n\"\n"
-	".ltorg\n";
+static const char *RX_ISR = ".word 0x20008000\n"
+                            ".word reset + 1\n"
+                            ".rept 14\n.word 0\n.endr\n"
+                            ".rept 37\n.word 0\n.endr\n"
+                            ".word isr + 1\n" /* IRQ 37 */
+                            ".rept 10\n.word 0\n.endr\n"
+                            "reset: ldr r4, =0x40013800\n"
+                            "adr r5, msg\n"
+                            "1: ldrb r0, [r5], #1\n"
+                            "cbz r0, 2f\n"
+                            "bl putc\n"
+                            "b 1b\n"
+                            "2: ldr r6, =0x20000000\n"
+                            "movs r0, #0\n"
+                            "str r0, [r6]\n" /* received count */
+                            "ldr r0, [r4, #0x0c]\n"
+                            "orr r0, r0, #0x20\n"
+                            "str r0, [r4, #0x0c]\n" /* CR1 |= RXNEIE */
+                            "ldr r2, =0xE000E104\n"
+                            "movs r0, #0x20\n"
+                            "str r0, [r2]\n" /* ISER1 bit 5: IRQ 37 */
+                            "3: wfi\n"
+                            "ldr r0, [r6]\n"
+                            "cmp r0, #3\n"
+                            "blo 3b\n"
+                            "ldrb r0, [r6, #4]\n"
+                            "bl putc\n"
+                            "ldrb r0, [r6, #5]\n"
+                            "bl putc\n"
+                            "ldrb r0, [r6, #6]\n"
+                            "bl putc\n"
+                            "bkpt\n"
+                            "putc: ldr r1, [r4]\n"
+                            "tst r1, #0x80\n"
+                            "beq putc\n"
+                            "str r0, [r4, #4]\n"
+                            "bx lr\n"
+                            "isr: push {r4, lr}\n"
+                            "ldr r4, =0x40013800\n"
+                            "ldr r0, [r4]\n" /* SR */
+                            "ldr r1, [r4, #0x0c]\n" /* CR1 */
+                            "tst r0, #0x20\n"
+                            "beq 4f\n"
+                            "tst r1, #0x20\n"
+                            "beq 4f\n"
+                            "mov r0, r4\n"
+                            "bl rx_char\n"
+                            "4: pop {r4, pc}\n"
+                            "rx_char: ldr r1, [r0, #4]\n" /* DR */
+                            "ldr r2, =0x20000000\n"
+                            "ldr r3, [r2]\n"
+                            "add r12, r2, #4\n"
+                            "strb r1, [r12, r3]\n"
+                            "adds r3, #1\n"
+                            "str r3, [r2]\n"
+                            "bx lr\n"
+                            ".align 2\n"
+                            "msg: .asciz \"ready\\r\\n\"\n"
+                            ".ltorg\n";
 
 static void test_rx_interrupt_helper(void **state)
 {
@@ -477,7 +474,7 @@ static void test_rx_interrupt_helper(void **state)
 	assert_non_null(bin);
 	struct shell s;
 	struct ms_err e;
-	struct ms_infer_opts o = { 0 };
+	struct ms_infer_opts o = {0};
 	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
 	free(bin);
 	sh_input(&s, "xyz");
@@ -490,7 +487,6 @@ static void test_rx_interrupt_helper(void **state)
 	sh_free(&s);
 }
 
-
 /*
  * Non-blocking getc (CMSDK UART): "if (!(STATE & RXFULL)) return -1;
  * return DATA;" compiled with an IT block, called from a main loop that
@@ -501,41 +497,40 @@ static void test_nonblocking_getc_it_block(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r4, =0x40004000\n"
-				"movs r0, #'>'\n"
-				"bl putc\n"
-				"movs r0, #'>'\n"
-				"bl putc\n"
-				"movs r0, #'>'\n"
-				"bl putc\n"
-				"movs r0, #' '\n"
-				"bl putc\n"
-				"1: bl getc\n"
-				"cmp r0, #0\n"
-				"blt 1b\n"
-				"mov r5, r0\n"
-				"bl putc\n"
-				"cmp r5, #10\n"
-				"bne 1b\n"
-				"bkpt\n"
-				"putc: ldr r1, [r4, #4]\n"
-				"lsls r1, r1, #31\n"
-				"bmi putc\n"
-				"str r0, [r4]\n"
-				"bx lr\n"
-				"getc: ldr r2, [r4, #4]\n"
-				"lsls r2, r2, #30\n"
-				"itte mi\n"
-				"ldrmi r0, [r4]\n"
-				"uxtbmi r0, r0\n"
-				"movpl r0, #-1\n"
-				"bx lr\n",
-				"cortex-m3", UC_CPU_ARM_CORTEX_M3, "ok\n", 300000);
+	                        "ldr r4, =0x40004000\n"
+	                        "movs r0, #'>'\n"
+	                        "bl putc\n"
+	                        "movs r0, #'>'\n"
+	                        "bl putc\n"
+	                        "movs r0, #'>'\n"
+	                        "bl putc\n"
+	                        "movs r0, #' '\n"
+	                        "bl putc\n"
+	                        "1: bl getc\n"
+	                        "cmp r0, #0\n"
+	                        "blt 1b\n"
+	                        "mov r5, r0\n"
+	                        "bl putc\n"
+	                        "cmp r5, #10\n"
+	                        "bne 1b\n"
+	                        "bkpt\n"
+	                        "putc: ldr r1, [r4, #4]\n"
+	                        "lsls r1, r1, #31\n"
+	                        "bmi putc\n"
+	                        "str r0, [r4]\n"
+	                        "bx lr\n"
+	                        "getc: ldr r2, [r4, #4]\n"
+	                        "lsls r2, r2, #30\n"
+	                        "itte mi\n"
+	                        "ldrmi r0, [r4]\n"
+	                        "uxtbmi r0, r0\n"
+	                        "movpl r0, #-1\n"
+	                        "bx lr\n",
+	                        "cortex-m3", UC_CPU_ARM_CORTEX_M3, "ok\n", 300000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	assert_string_equal(s.out, ">>> ok\n");
 	sh_free(&s);
 }
-
 
 /*
  * A helper called once per byte (nRF TWI write: wait for TXDSENT with a
@@ -546,32 +541,32 @@ static void test_per_byte_helper(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r4, =0x40003000\n"
-				"movs r6, #0\n"
-				"1: mov r0, r6\n"
-				"bl send\n"
-				"cmp r0, #0\n"
-				"bne 2f\n"
-				"adds r6, #1\n"
-				"cmp r6, #3\n"
-				"bne 1b\n"
-				"2: bkpt\n"
-				"send: ldr r2, =0x51c\n"
-				"str r0, [r4, r2]\n"
-				"ldr r2, =1000\n"
-				"ldr r3, =0x11c\n"
-				"3: ldr r1, [r4, r3]\n"
-				"cmp r1, #0\n"
-				"beq 4f\n"
-				"movs r0, #0\n"
-				"str r0, [r4, r3]\n"
-				"bx lr\n"
-				"4: subs r2, #1\n"
-				"cmp r2, #0\n"
-				"bne 3b\n"
-				"movs r0, #1\n"
-				"bx lr\n",
-				"cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL, 300000);
+	                        "ldr r4, =0x40003000\n"
+	                        "movs r6, #0\n"
+	                        "1: mov r0, r6\n"
+	                        "bl send\n"
+	                        "cmp r0, #0\n"
+	                        "bne 2f\n"
+	                        "adds r6, #1\n"
+	                        "cmp r6, #3\n"
+	                        "bne 1b\n"
+	                        "2: bkpt\n"
+	                        "send: ldr r2, =0x51c\n"
+	                        "str r0, [r4, r2]\n"
+	                        "ldr r2, =1000\n"
+	                        "ldr r3, =0x11c\n"
+	                        "3: ldr r1, [r4, r3]\n"
+	                        "cmp r1, #0\n"
+	                        "beq 4f\n"
+	                        "movs r0, #0\n"
+	                        "str r0, [r4, r3]\n"
+	                        "bx lr\n"
+	                        "4: subs r2, #1\n"
+	                        "cmp r2, #0\n"
+	                        "bne 3b\n"
+	                        "movs r0, #1\n"
+	                        "bx lr\n",
+	                        "cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL, 300000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	assert_int_equal(reg(&s, UC_ARM_REG_R6), 3); /* every byte sent, no timeout */
 	json_t *p = sh_find(&s, "infer.poll", NULL);
@@ -602,9 +597,10 @@ static void strip_latency(json_t *events)
 	size_t i;
 	json_t *e;
 	json_array_foreach(events, i, e)
-		{
+	{
 		json_object_del(json_object_get(e, "data"), "latency_ns");
-		json_object_del(json_object_get(e, "data"), "map_ns"); /* host time, not a decision */
+		json_object_del(json_object_get(e, "data"),
+		                "map_ns"); /* host time, not a decision */
 	}
 }
 
@@ -635,7 +631,7 @@ static void test_export_import(void **state)
 	size_t len = 0;
 	uint8_t *bin = sh_asm(UART_F1, "cortex-m3", &len);
 	struct ms_err e;
-	struct ms_infer_opts o = { 0 };
+	struct ms_infer_opts o = {0};
 	char path[] = "/tmp/ms-infer-map-XXXXXX";
 	int fd = mkstemp(path);
 	assert_true(fd >= 0);
@@ -675,19 +671,28 @@ static void test_import_corrupt(void **state)
 	run_snippet(&s, "bkpt\n", "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 100);
 	struct ms_err e;
 	static const char *const bad[] = {
-		"[]",
-		"{\"format\":\"other\",\"version\":1,\"peripherals\":[]}",
-		"{\"format\":\"machineserver-device-map\",\"version\":2,\"peripherals\":[]}",
-		"{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":{}}",
-		"{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":\"0x40000123\",\"registers\":[]}]}",
-		"{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":\"0x20000000\",\"registers\":[]}]}",
-		"{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":\"0x40000000\",\"registers\":[{\"offset\":4096}]}]}",
-		"{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":\"0x40000000\",\"registers\":[{\"offset\":4,\"model\":\"laser\"}]}]}",
-		"{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":\"0x40000000\",\"registers\":[{\"offset\":4,\"reset\":\"0x1ffffffff\"}]}]}",
-		"{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":\"0x40000000\",\"registers\":[{\"offset\":4,\"polls\":[{\"pc\":1}]}]}]}",
-		"{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":\"0x40000000\",\"irq\":9999,\"registers\":[]}]}",
-		"{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":\"0x40000000\",\"registers\":[]},{\"base\":\"0x40000000\",\"registers\":[]}]}",
-		"{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":\"0x40000000\",\"registers\":[{\"offset\":-4}]}]}",
+	    "[]",
+	    "{\"format\":\"other\",\"version\":1,\"peripherals\":[]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":2,\"peripherals\":[]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":{}}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40000123\",\"registers\":[]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x20000000\",\"registers\":[]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40000000\",\"registers\":[{\"offset\":4096}]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40000000\",\"registers\":[{\"offset\":4,\"model\":\"laser\"}]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40000000\",\"registers\":[{\"offset\":4,\"reset\":\"0x1ffffffff\"}]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40000000\",\"registers\":[{\"offset\":4,\"polls\":[{\"pc\":1}]}]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40000000\",\"irq\":9999,\"registers\":[]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40000000\",\"registers\":[]},{\"base\":\"0x40000000\",\"registers\":[]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40000000\",\"registers\":[{\"offset\":-4}]}]}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ms_err_clear(&e);
@@ -704,11 +709,12 @@ static void test_import_corrupt(void **state)
 	/* A truncated file and a file that is not JSON fail at creation with 400. */
 	char path[] = "/tmp/ms-infer-bad-XXXXXX";
 	int fd = mkstemp(path);
-	const char *trunc = "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":";
+	const char *trunc =
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":";
 	assert_int_equal(write(fd, trunc, strlen(trunc)), (ssize_t)strlen(trunc));
 	close(fd);
-	struct ms_infer_opts o = { .models_path = path };
-	struct ms_infer_host h = { 0 };
+	struct ms_infer_opts o = {.models_path = path};
+	struct ms_infer_host h = {0};
 	ms_err_clear(&e);
 	assert_null(ms_infer_new(s.uc, &h, &o, &e));
 	assert_int_equal(e.status, 400);
@@ -724,17 +730,17 @@ static void test_patch(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r1, =0x40020000\n"
-				"ldr r2, =0x1234\n"
-				"str r2, [r1, #0x10]\n"
-				"ldr r3, [r1, #0x10]\n"
-				"bkpt\n",
-				"cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 1000);
+	                        "ldr r1, =0x40020000\n"
+	                        "ldr r2, =0x1234\n"
+	                        "str r2, [r1, #0x10]\n"
+	                        "ldr r3, [r1, #0x10]\n"
+	                        "bkpt\n",
+	                        "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 1000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	assert_int_equal(reg(&s, UC_ARM_REG_R3), 0x1234); /* a register remembers its write */
 	struct ms_err e;
 	json_t *p = json_pack("{s:s,s:s,s:s,s:s}", "addr", "0x40020010", "model", "const", "value",
-			      "0xabcd", "name", "ID");
+	                      "0xabcd", "name", "ID");
 	assert_int_equal(ms_infer_patch(s.inf, p, &e), 0);
 	json_decref(p);
 	/* Run the read again: the constant wins over the write. */
@@ -764,15 +770,15 @@ static void test_state_save_load(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r1, =0x40020000\n"
-				"ldr r2, =0x55\n"
-				"str r2, [r1, #0x20]\n"
-				"bkpt\n"
-				"ldr r2, =0x66\n"
-				"str r2, [r1, #0x20]\n"
-				"ldr r3, [r1, #0x20]\n"
-				"bkpt\n",
-				"cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 1000);
+	                        "ldr r1, =0x40020000\n"
+	                        "ldr r2, =0x55\n"
+	                        "str r2, [r1, #0x20]\n"
+	                        "bkpt\n"
+	                        "ldr r2, =0x66\n"
+	                        "str r2, [r1, #0x20]\n"
+	                        "ldr r3, [r1, #0x20]\n"
+	                        "bkpt\n",
+	                        "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 1000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	json_t *snap = ms_infer_state_save(s.inf);
 	uint32_t pc = reg(&s, UC_ARM_REG_PC) + 2;
@@ -796,12 +802,12 @@ static void test_delay_loop(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r3, =3000000\n"
-				"1: subs r3, #1\n"
-				"bne 1b\n"
-				"movs r0, #5\n"
-				"bkpt\n",
-				"cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL, 10000000);
+	                        "ldr r3, =3000000\n"
+	                        "1: subs r3, #1\n"
+	                        "bne 1b\n"
+	                        "movs r0, #5\n"
+	                        "bkpt\n",
+	                        "cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL, 10000000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	assert_int_equal(reg(&s, UC_ARM_REG_R0), 5);
 	assert_int_equal(reg(&s, UC_ARM_REG_R3), 0);
@@ -817,13 +823,13 @@ static void test_not_a_delay_loop(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r3, =2000\n"
-				"ldr r1, =0x20000100\n"
-				"1: str r3, [r1]\n"
-				"subs r3, #1\n"
-				"bne 1b\n"
-				"bkpt\n",
-				"cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL, 100000);
+	                        "ldr r3, =2000\n"
+	                        "ldr r1, =0x20000100\n"
+	                        "1: str r3, [r1]\n"
+	                        "subs r3, #1\n"
+	                        "bne 1b\n"
+	                        "bkpt\n",
+	                        "cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL, 100000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	assert_int_equal(s.skipped, 0);
 	assert_null(sh_find(&s, "infer.delay", NULL));
@@ -835,64 +841,63 @@ static void test_not_a_delay_loop(void **state)
  * +0x518, EVENTS_RXDRDY +0x108, INTENSET +0x304) whose handler reads input
  * with no polling loop at all. The vector table holds IRQ 2.
  */
-static const char *NRF_IRQ =
-	".word 0x20008000\n"
-	".word reset + 1\n"
-	".rept 14\n.word 0\n.endr\n"
-	".word 0, 0, handler + 1\n" /* IRQ 0, 1, 2 */
-	".rept 29\n.word 0\n.endr\n"
-	"reset: ldr r4, =0x40002000\n"
-	"adr r5, msg\n"
-	"1: ldrb r0, [r5]\n"
-	"adds r5, #1\n"
-	"cmp r0, #0\n"
-	"beq 2f\n"
-	"bl putc\n"
-	"b 1b\n"
-	"2: ldr r1, =0x304\n"
-	"movs r0, #4\n"
-	"str r0, [r4, r1]\n" /* INTENSET = RXDRDY */
-	"ldr r1, =0x20000000\n"
-	"movs r0, #0\n"
-	"str r0, [r1]\n"
-	"ldr r2, =0xE000E100\n"
-	"movs r0, #4\n"
-	"ldr r3, =0x20000010\n"
-	"ldr r7, [r3]\n" /* r7 = 0 unless the test enables the NVIC */
-	"cmp r7, #0\n"
-	"beq 3f\n"
-	"str r0, [r2]\n" /* NVIC ISER: IRQ 2 */
-	"3: ldr r0, [r1]\n"
-	"cmp r0, #10\n"
-	"bne 3b\n"
-	"bkpt\n"
-	"putc: ldr r2, =0x51c\n"
-	"str r0, [r4, r2]\n"
-	"ldr r2, =0x11c\n"
-	"4: ldr r3, [r4, r2]\n"
-	"cmp r3, #0\n"
-	"beq 4b\n"
-	"movs r3, #0\n"
-	"str r3, [r4, r2]\n"
-	"bx lr\n"
-	"handler: ldr r4, =0x40002000\n"
-	"ldr r2, =0x108\n"
-	"ldr r3, [r4, r2]\n"
-	"cmp r3, #0\n"
-	"beq 5f\n"
-	"movs r3, #0\n"
-	"str r3, [r4, r2]\n"
-	"ldr r2, =0x518\n"
-	"ldr r0, [r4, r2]\n"
-	"ldr r1, =0x20000000\n"
-	"str r0, [r1]\n"
-	"push {r4, lr}\n"
-	"bl putc\n"
-	"pop {r4, pc}\n"
-	"5: bx lr\n"
-	".align 2\n"
-	"msg: .asciz \"ready\\r\\n\"\n"
-	".ltorg\n";
+static const char *NRF_IRQ = ".word 0x20008000\n"
+                             ".word reset + 1\n"
+                             ".rept 14\n.word 0\n.endr\n"
+                             ".word 0, 0, handler + 1\n" /* IRQ 0, 1, 2 */
+                             ".rept 29\n.word 0\n.endr\n"
+                             "reset: ldr r4, =0x40002000\n"
+                             "adr r5, msg\n"
+                             "1: ldrb r0, [r5]\n"
+                             "adds r5, #1\n"
+                             "cmp r0, #0\n"
+                             "beq 2f\n"
+                             "bl putc\n"
+                             "b 1b\n"
+                             "2: ldr r1, =0x304\n"
+                             "movs r0, #4\n"
+                             "str r0, [r4, r1]\n" /* INTENSET = RXDRDY */
+                             "ldr r1, =0x20000000\n"
+                             "movs r0, #0\n"
+                             "str r0, [r1]\n"
+                             "ldr r2, =0xE000E100\n"
+                             "movs r0, #4\n"
+                             "ldr r3, =0x20000010\n"
+                             "ldr r7, [r3]\n" /* r7 = 0 unless the test enables the NVIC */
+                             "cmp r7, #0\n"
+                             "beq 3f\n"
+                             "str r0, [r2]\n" /* NVIC ISER: IRQ 2 */
+                             "3: ldr r0, [r1]\n"
+                             "cmp r0, #10\n"
+                             "bne 3b\n"
+                             "bkpt\n"
+                             "putc: ldr r2, =0x51c\n"
+                             "str r0, [r4, r2]\n"
+                             "ldr r2, =0x11c\n"
+                             "4: ldr r3, [r4, r2]\n"
+                             "cmp r3, #0\n"
+                             "beq 4b\n"
+                             "movs r3, #0\n"
+                             "str r3, [r4, r2]\n"
+                             "bx lr\n"
+                             "handler: ldr r4, =0x40002000\n"
+                             "ldr r2, =0x108\n"
+                             "ldr r3, [r4, r2]\n"
+                             "cmp r3, #0\n"
+                             "beq 5f\n"
+                             "movs r3, #0\n"
+                             "str r3, [r4, r2]\n"
+                             "ldr r2, =0x518\n"
+                             "ldr r0, [r4, r2]\n"
+                             "ldr r1, =0x20000000\n"
+                             "str r0, [r1]\n"
+                             "push {r4, lr}\n"
+                             "bl putc\n"
+                             "pop {r4, pc}\n"
+                             "5: bx lr\n"
+                             ".align 2\n"
+                             "msg: .asciz \"ready\\r\\n\"\n"
+                             ".ltorg\n";
 
 static void nrf_machine(struct shell *s, bool nvic)
 {
@@ -900,7 +905,7 @@ static void nrf_machine(struct shell *s, bool nvic)
 	uint8_t *bin = sh_asm(NRF_IRQ, "cortex-m0", &len);
 	assert_non_null(bin);
 	struct ms_err e;
-	struct ms_infer_opts o = { 0 };
+	struct ms_infer_opts o = {0};
 	assert_int_equal(sh_init(s, UC_CPU_ARM_CORTEX_M0, bin, len, 0, &o, &e), 0);
 	free(bin);
 	uint32_t flag = nvic;
@@ -949,50 +954,48 @@ static void test_irq_needs_event(void **state)
 	sh_free(&s);
 }
 
-
 /* STM32F1 TIM2 (IRQ 28): PSC, ARR, DIER.UIE, CR1.CEN; the handler counts update events. */
-static const char *TIM2_IRQ =
-	".word 0x20008000\n"
-	".word reset + 1\n"
-	".rept 14\n.word 0\n.endr\n"
-	".rept 28\n.word 0\n.endr\n"
-	".word handler + 1\n" /* IRQ 28 */
-	".rept 3\n.word 0\n.endr\n"
-	"reset: ldr r4, =0x40000000\n"
-	"ldr r5, =0x20000000\n"
-	"movs r0, #0\n"
-	"str r0, [r5]\n"
-	"movs r0, #15\n"
-	"str r0, [r4, #0x28]\n" /* PSC */
-	"ldr r0, =999\n"
-	"str r0, [r4, #0x2c]\n" /* ARR */
-	"movs r0, #1\n"
-	"str r0, [r4, #0x0c]\n" /* DIER = UIE */
-	"str r0, [r4, #0x00]\n" /* CR1 = CEN */
-	"ldr r3, =0x20000010\n"
-	"ldr r7, [r3]\n"
-	"cmp r7, #0\n"
-	"beq 1f\n"
-	"ldr r2, =0xE000E100\n"
-	"ldr r0, =0x10000000\n"
-	"str r0, [r2]\n" /* ISER0 bit 28 */
-	"1: wfi\n"
-	"ldr r0, [r5]\n"
-	"cmp r0, #5\n"
-	"blo 1b\n"
-	"bkpt\n"
-	"handler: ldr r4, =0x40000000\n"
-	"ldr r1, [r4, #0x10]\n" /* SR */
-	"lsls r1, r1, #31\n"
-	"beq 2f\n"
-	"ldr r1, =0xfffffffe\n"
-	"str r1, [r4, #0x10]\n" /* clear UIF (rc_w0) */
-	"ldr r5, =0x20000000\n"
-	"ldr r0, [r5]\n"
-	"adds r0, #1\n"
-	"str r0, [r5]\n"
-	"2: bx lr\n"
-	".ltorg\n";
+static const char *TIM2_IRQ = ".word 0x20008000\n"
+                              ".word reset + 1\n"
+                              ".rept 14\n.word 0\n.endr\n"
+                              ".rept 28\n.word 0\n.endr\n"
+                              ".word handler + 1\n" /* IRQ 28 */
+                              ".rept 3\n.word 0\n.endr\n"
+                              "reset: ldr r4, =0x40000000\n"
+                              "ldr r5, =0x20000000\n"
+                              "movs r0, #0\n"
+                              "str r0, [r5]\n"
+                              "movs r0, #15\n"
+                              "str r0, [r4, #0x28]\n" /* PSC */
+                              "ldr r0, =999\n"
+                              "str r0, [r4, #0x2c]\n" /* ARR */
+                              "movs r0, #1\n"
+                              "str r0, [r4, #0x0c]\n" /* DIER = UIE */
+                              "str r0, [r4, #0x00]\n" /* CR1 = CEN */
+                              "ldr r3, =0x20000010\n"
+                              "ldr r7, [r3]\n"
+                              "cmp r7, #0\n"
+                              "beq 1f\n"
+                              "ldr r2, =0xE000E100\n"
+                              "ldr r0, =0x10000000\n"
+                              "str r0, [r2]\n" /* ISER0 bit 28 */
+                              "1: wfi\n"
+                              "ldr r0, [r5]\n"
+                              "cmp r0, #5\n"
+                              "blo 1b\n"
+                              "bkpt\n"
+                              "handler: ldr r4, =0x40000000\n"
+                              "ldr r1, [r4, #0x10]\n" /* SR */
+                              "lsls r1, r1, #31\n"
+                              "beq 2f\n"
+                              "ldr r1, =0xfffffffe\n"
+                              "str r1, [r4, #0x10]\n" /* clear UIF (rc_w0) */
+                              "ldr r5, =0x20000000\n"
+                              "ldr r0, [r5]\n"
+                              "adds r0, #1\n"
+                              "str r0, [r5]\n"
+                              "2: bx lr\n"
+                              ".ltorg\n";
 
 static void timer_machine(struct shell *s, bool nvic, const char *svd)
 {
@@ -1000,9 +1003,9 @@ static void timer_machine(struct shell *s, bool nvic, const char *svd)
 	uint8_t *bin = sh_asm(TIM2_IRQ, "cortex-m3", &len);
 	assert_non_null(bin);
 	struct ms_err e;
-	const char *paths[] = { svd };
-	struct ms_infer_opts o = { .mode = svd ? MS_INFER_SVD : MS_INFER_RULES,
-				   .svd_paths = paths, .n_svd = svd ? 1 : 0 };
+	const char *paths[] = {svd};
+	struct ms_infer_opts o = {
+	    .mode = svd ? MS_INFER_SVD : MS_INFER_RULES, .svd_paths = paths, .n_svd = svd ? 1 : 0};
 	assert_int_equal(sh_init(s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
 	free(bin);
 	uint32_t flag = nvic;
@@ -1063,13 +1066,13 @@ static void test_ficr_or_ram(void **state)
 {
 	struct shell s;
 	uc_err er = run_snippet(&s,
-				"ldr r1, =0x10000000\n"
-				"ldr r2, =0xcafe\n"
-				"str r2, [r1, #0x20]\n"
-				"ldr r3, [r1, #0x20]\n"
-				"ldr r4, [r1, #0x10]\n"
-				"bkpt\n",
-				"cortex-m4", UC_CPU_ARM_CORTEX_M4, NULL, 1000);
+	                        "ldr r1, =0x10000000\n"
+	                        "ldr r2, =0xcafe\n"
+	                        "str r2, [r1, #0x20]\n"
+	                        "ldr r3, [r1, #0x20]\n"
+	                        "ldr r4, [r1, #0x10]\n"
+	                        "bkpt\n",
+	                        "cortex-m4", UC_CPU_ARM_CORTEX_M4, NULL, 1000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	assert_int_equal(reg(&s, UC_ARM_REG_R3), 0xcafe);
 	assert_int_equal(reg(&s, UC_ARM_REG_R4), 0);
@@ -1078,14 +1081,14 @@ static void test_ficr_or_ram(void **state)
 	/* A vector table whose initial SP says 16 KiB of RAM, then the code at 8. */
 	size_t len = 0;
 	uint8_t *bin = sh_asm(".word 0x20004000\n"
-			      ".word 9\n"
-			      "ldr r1, =0x10000000\n"
-			      "ldr r4, [r1, #0x10]\n"
-			      "ldr r5, [r1, #0x14]\n"
-			      "bkpt\n",
-			      "cortex-m0", &len);
+	                      ".word 9\n"
+	                      "ldr r1, =0x10000000\n"
+	                      "ldr r4, [r1, #0x10]\n"
+	                      "ldr r5, [r1, #0x14]\n"
+	                      "bkpt\n",
+	                      "cortex-m0", &len);
 	struct ms_err e;
-	struct ms_infer_opts o = { 0 };
+	struct ms_infer_opts o = {0};
 	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M0, bin, len, 0, &o, &e), 0);
 	free(bin);
 	er = sh_boot(&s, 1000);
@@ -1095,55 +1098,53 @@ static void test_ficr_or_ram(void **state)
 	sh_free(&s);
 }
 
-
 /*
  * Tickless time keeping: the timer interrupt reads the counter and adds the
  * elapsed count; the main loop waits for 5000 counts. A constant counter
  * would never let time pass.
  */
-static const char *TICKLESS =
-	".word 0x20008000\n"
-	".word reset + 1\n"
-	".rept 14\n.word 0\n.endr\n"
-	".rept 28\n.word 0\n.endr\n"
-	".word handler + 1\n"
-	".rept 3\n.word 0\n.endr\n"
-	"reset: ldr r4, =0x40000000\n"
-	"ldr r5, =0x20000000\n"
-	"movs r0, #0\n"
-	"str r0, [r5]\n"
-	"str r0, [r5, #4]\n"
-	"ldr r0, =999\n"
-	"str r0, [r4, #0x2c]\n" /* ARR */
-	"movs r0, #1\n"
-	"str r0, [r4, #0x0c]\n" /* DIER */
-	"ldr r2, =0xE000E100\n"
-	"ldr r0, =0x10000000\n"
-	"str r0, [r2]\n"
-	"movs r0, #1\n"
-	"str r0, [r4]\n"        /* CR1 = CEN */
-	"1: wfi\n"
-	"ldr r0, [r5]\n"
-	"ldr r1, =5000\n"
-	"cmp r0, r1\n"
-	"blo 1b\n"
-	"bkpt\n"
-	"handler: ldr r4, =0x40000000\n"
-	"ldr r1, [r4, #0x10]\n"
-	"lsls r1, r1, #31\n"
-	"beq 2f\n"
-	"ldr r1, =0xfffffffe\n"
-	"str r1, [r4, #0x10]\n"
-	"ldr r5, =0x20000000\n"
-	"ldr r2, [r4, #0x24]\n" /* CNT */
-	"ldr r1, [r5, #4]\n"
-	"subs r3, r2, r1\n"
-	"str r2, [r5, #4]\n"
-	"ldr r0, [r5]\n"
-	"add r0, r0, r3\n"
-	"str r0, [r5]\n"
-	"2: bx lr\n"
-	".ltorg\n";
+static const char *TICKLESS = ".word 0x20008000\n"
+                              ".word reset + 1\n"
+                              ".rept 14\n.word 0\n.endr\n"
+                              ".rept 28\n.word 0\n.endr\n"
+                              ".word handler + 1\n"
+                              ".rept 3\n.word 0\n.endr\n"
+                              "reset: ldr r4, =0x40000000\n"
+                              "ldr r5, =0x20000000\n"
+                              "movs r0, #0\n"
+                              "str r0, [r5]\n"
+                              "str r0, [r5, #4]\n"
+                              "ldr r0, =999\n"
+                              "str r0, [r4, #0x2c]\n" /* ARR */
+                              "movs r0, #1\n"
+                              "str r0, [r4, #0x0c]\n" /* DIER */
+                              "ldr r2, =0xE000E100\n"
+                              "ldr r0, =0x10000000\n"
+                              "str r0, [r2]\n"
+                              "movs r0, #1\n"
+                              "str r0, [r4]\n" /* CR1 = CEN */
+                              "1: wfi\n"
+                              "ldr r0, [r5]\n"
+                              "ldr r1, =5000\n"
+                              "cmp r0, r1\n"
+                              "blo 1b\n"
+                              "bkpt\n"
+                              "handler: ldr r4, =0x40000000\n"
+                              "ldr r1, [r4, #0x10]\n"
+                              "lsls r1, r1, #31\n"
+                              "beq 2f\n"
+                              "ldr r1, =0xfffffffe\n"
+                              "str r1, [r4, #0x10]\n"
+                              "ldr r5, =0x20000000\n"
+                              "ldr r2, [r4, #0x24]\n" /* CNT */
+                              "ldr r1, [r5, #4]\n"
+                              "subs r3, r2, r1\n"
+                              "str r2, [r5, #4]\n"
+                              "ldr r0, [r5]\n"
+                              "add r0, r0, r3\n"
+                              "str r0, [r5]\n"
+                              "2: bx lr\n"
+                              ".ltorg\n";
 
 static void test_timer_counter(void **state)
 {
@@ -1152,7 +1153,7 @@ static void test_timer_counter(void **state)
 	assert_non_null(bin);
 	struct shell s;
 	struct ms_err e;
-	struct ms_infer_opts o = { 0 };
+	struct ms_infer_opts o = {0};
 	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
 	free(bin);
 	uc_err er = sh_boot(&s, 2000000);
@@ -1186,39 +1187,39 @@ static void test_stats(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_windows),
-		cmocka_unit_test(test_poll_tst_beq),
-		cmocka_unit_test(test_poll_busy_clear),
-		cmocka_unit_test(test_poll_multibit),
-		cmocka_unit_test(test_poll_ubfx),
-		cmocka_unit_test(test_poll_cbnz),
-		cmocka_unit_test(test_poll_through_return),
-		cmocka_unit_test(test_poll_with_timeout),
-		cmocka_unit_test(test_poll_hal_timeout),
-		cmocka_unit_test(test_ready_latches),
-		cmocka_unit_test(test_uart_console_and_input),
-		cmocka_unit_test(test_uart_waits_without_input),
-		cmocka_unit_test(test_uart_byte_registers),
-		cmocka_unit_test(test_uart_write_if_ready),
-		cmocka_unit_test(test_rx_interrupt_helper),
-		cmocka_unit_test(test_nonblocking_getc_it_block),
-		cmocka_unit_test(test_per_byte_helper),
-		cmocka_unit_test(test_determinism),
-		cmocka_unit_test(test_export_import),
-		cmocka_unit_test(test_import_corrupt),
-		cmocka_unit_test(test_patch),
-		cmocka_unit_test(test_state_save_load),
-		cmocka_unit_test(test_delay_loop),
-		cmocka_unit_test(test_not_a_delay_loop),
-		cmocka_unit_test(test_irq_event_driven),
-		cmocka_unit_test(test_irq_needs_nvic),
-		cmocka_unit_test(test_irq_needs_event),
-		cmocka_unit_test(test_timer_irq),
-		cmocka_unit_test(test_timer_needs_nvic),
-		cmocka_unit_test(test_timer_svd_period),
-		cmocka_unit_test(test_timer_counter),
-		cmocka_unit_test(test_ficr_or_ram),
-		cmocka_unit_test(test_stats),
+	    cmocka_unit_test(test_windows),
+	    cmocka_unit_test(test_poll_tst_beq),
+	    cmocka_unit_test(test_poll_busy_clear),
+	    cmocka_unit_test(test_poll_multibit),
+	    cmocka_unit_test(test_poll_ubfx),
+	    cmocka_unit_test(test_poll_cbnz),
+	    cmocka_unit_test(test_poll_through_return),
+	    cmocka_unit_test(test_poll_with_timeout),
+	    cmocka_unit_test(test_poll_hal_timeout),
+	    cmocka_unit_test(test_ready_latches),
+	    cmocka_unit_test(test_uart_console_and_input),
+	    cmocka_unit_test(test_uart_waits_without_input),
+	    cmocka_unit_test(test_uart_byte_registers),
+	    cmocka_unit_test(test_uart_write_if_ready),
+	    cmocka_unit_test(test_rx_interrupt_helper),
+	    cmocka_unit_test(test_nonblocking_getc_it_block),
+	    cmocka_unit_test(test_per_byte_helper),
+	    cmocka_unit_test(test_determinism),
+	    cmocka_unit_test(test_export_import),
+	    cmocka_unit_test(test_import_corrupt),
+	    cmocka_unit_test(test_patch),
+	    cmocka_unit_test(test_state_save_load),
+	    cmocka_unit_test(test_delay_loop),
+	    cmocka_unit_test(test_not_a_delay_loop),
+	    cmocka_unit_test(test_irq_event_driven),
+	    cmocka_unit_test(test_irq_needs_nvic),
+	    cmocka_unit_test(test_irq_needs_event),
+	    cmocka_unit_test(test_timer_irq),
+	    cmocka_unit_test(test_timer_needs_nvic),
+	    cmocka_unit_test(test_timer_svd_period),
+	    cmocka_unit_test(test_timer_counter),
+	    cmocka_unit_test(test_ficr_or_ram),
+	    cmocka_unit_test(test_stats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

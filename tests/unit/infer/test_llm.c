@@ -39,10 +39,11 @@ struct standin {
 static void reply(int c, int status, const char *body, size_t len)
 {
 	char h[256];
-	int n = snprintf(h, sizeof(h),
-			 "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
-			 "Connection: close\r\n\r\n",
-			 status, len);
+	int n =
+	    snprintf(h, sizeof(h),
+	             "HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+	             "Connection: close\r\n\r\n",
+	             status, len);
 	if (write(c, h, (size_t)n) < 0)
 		return;
 	size_t off = 0;
@@ -96,8 +97,8 @@ static void *serve(void *arg)
 		case GOOD:
 		case LIE:
 			content = json_string(s->answer);
-			resp = json_pack("{s:[{s:{s:s,s:o}}]}", "choices", "message", "role", "assistant",
-					 "content", content);
+			resp = json_pack("{s:[{s:{s:s,s:o}}]}", "choices", "message", "role",
+			                 "assistant", "content", content);
 			text = json_dumps(resp, JSON_COMPACT);
 			reply(c, 200, text, strlen(text));
 			free(text);
@@ -109,7 +110,7 @@ static void *serve(void *arg)
 			break;
 		case BADCONTENT:
 			resp = json_pack("{s:[{s:{s:s}}]}", "choices", "message", "content",
-					 "{\"category\":\"weird\",\"model\":\"status\"}");
+			                 "{\"category\":\"weird\",\"model\":\"status\"}");
 			text = json_dumps(resp, JSON_COMPACT);
 			reply(c, 200, text, strlen(text));
 			free(text);
@@ -143,12 +144,13 @@ static void standin_start(struct standin *s, enum mode m)
 	memset(s, 0, sizeof(*s));
 	s->mode = m;
 	snprintf(s->answer, sizeof(s->answer),
-		 "{\"category\":\"status\",\"model\":\"status\",\"value\":\"0x12345678\","
-		 "\"mask\":\"0xffffffff\",\"confidence\":70,\"reason\":\"compares with the word in RAM\"}");
+	         "{\"category\":\"status\",\"model\":\"status\",\"value\":\"0x12345678\","
+	         "\"mask\":\"0xffffffff\",\"confidence\":70,\"reason\":\"compares with the word in "
+	         "RAM\"}");
 	s->fd = socket(AF_INET, SOCK_STREAM, 0);
 	int one = 1;
 	setsockopt(s->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
 	socklen_t l = sizeof(a);
 	getsockname(s->fd, (struct sockaddr *)&a, &l);
@@ -162,8 +164,9 @@ static void standin_stop(struct standin *s)
 	s->stop = 1;
 	/* Wake accept() with one last connection. */
 	int c = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s->port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons((uint16_t)s->port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	connect(c, (struct sockaddr *)&a, sizeof(a));
 	close(c);
 	pthread_join(s->th, NULL);
@@ -190,9 +193,13 @@ static struct ms__llm *client(int port, int budget, int timeout_ms, const char *
 {
 	char url[64];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1", port);
-	struct ms__llm_cfg c = { .base_url = url, .model = "stand-in", .key = "k",
-				 .cache_dir = cache, .firmware_hash = "fw1",
-				 .timeout_ms = timeout_ms, .budget = budget };
+	struct ms__llm_cfg c = {.base_url = url,
+	                        .model = "stand-in",
+	                        .key = "k",
+	                        .cache_dir = cache,
+	                        .firmware_hash = "fw1",
+	                        .timeout_ms = timeout_ms,
+	                        .budget = budget};
 	char err[256];
 	struct ms__llm *l = ms__llm_new(&c, err, sizeof(err));
 	assert_non_null(l);
@@ -203,7 +210,7 @@ static void test_validate(void **state)
 {
 	char err[128];
 	json_t *ok = json_pack("{s:s,s:s,s:s,s:s,s:i,s:s}", "category", "status", "model", "status",
-			       "value", "0x1", "mask", "0x1", "confidence", 50, "reason", "r");
+	                       "value", "0x1", "mask", "0x1", "confidence", 50, "reason", "r");
 	assert_int_equal(ms__llm_validate(ok, err, sizeof(err)), 0);
 	json_object_set_new(ok, "mask", json_string("0x0"));
 	assert_int_equal(ms__llm_validate(ok, err, sizeof(err)), -EPROTO);
@@ -221,7 +228,7 @@ static void test_validate(void **state)
 	assert_int_equal(ms__llm_validate(arr, err, sizeof(err)), -EPROTO);
 	json_decref(arr);
 	/* Configuration errors. */
-	struct ms__llm_cfg c = { .base_url = "ftp://x", .model = "m" };
+	struct ms__llm_cfg c = {.base_url = "ftp://x", .model = "m"};
 	assert_null(ms__llm_new(&c, err, sizeof(err)));
 	c.base_url = "http://x";
 	c.model = NULL;
@@ -246,9 +253,9 @@ static void test_ask_cache_budget(void **state)
 	json_t *req = json_loads(s.last_body, 0, &je);
 	assert_non_null(req);
 	assert_string_equal(json_string_value(json_object_get(req, "model")), "stand-in");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(req, "response_format"),
-								"type")),
-			    "json_object");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(req, "response_format"), "type")),
+	    "json_object");
 	json_decref(req);
 	json_decref(ans);
 	/* Same context again: answered from the disk cache, no request. */
@@ -282,11 +289,8 @@ static void test_bad_replies(void **state)
 		enum mode m;
 		int rc;
 	} cases[] = {
-		{ MALFORMED, -EPROTO },
-		{ BADCONTENT, -EPROTO },
-		{ SLOW, -ETIMEDOUT },
-		{ E500, -EIO },
-		{ HUGE, -EMSGSIZE },
+	    {MALFORMED, -EPROTO}, {BADCONTENT, -EPROTO}, {SLOW, -ETIMEDOUT},
+	    {E500, -EIO},         {HUGE, -EMSGSIZE},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct standin s;
@@ -326,17 +330,16 @@ static void test_bad_replies(void **state)
  * No single-register rule leaves it; the stand-in proposes the value, the
  * replay checks it, and only a value that leaves the loop is used.
  */
-static const char *STUCK =
-	"ldr r1, =0x40030000\n"
-	"ldr r5, =0x20000100\n"
-	"ldr r3, =0x12345678\n"
-	"str r3, [r5]\n"
-	"1: ldr r2, [r1, #0x40]\n"
-	"ldr r3, [r5]\n"
-	"cmp r2, r3\n"
-	"bne 1b\n"
-	"movs r0, #9\n"
-	"bkpt\n";
+static const char *STUCK = "ldr r1, =0x40030000\n"
+                           "ldr r5, =0x20000100\n"
+                           "ldr r3, =0x12345678\n"
+                           "str r3, [r5]\n"
+                           "1: ldr r2, [r1, #0x40]\n"
+                           "ldr r3, [r5]\n"
+                           "cmp r2, r3\n"
+                           "bne 1b\n"
+                           "movs r0, #9\n"
+                           "bkpt\n";
 
 static uc_err run_llm(struct shell *sh, int port, const char *cache)
 {
@@ -344,9 +347,12 @@ static uc_err run_llm(struct shell *sh, int port, const char *cache)
 	uint8_t *bin = sh_asm(STUCK, "cortex-m3", &len);
 	char url[64];
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1", port);
-	struct ms_infer_opts o = { .mode = MS_INFER_LLM, .llm_base_url = url, .llm_model = "stand-in",
-				   .llm_cache_dir = cache, .llm_timeout_ms = 3000,
-				   .firmware_hash = "stuck" };
+	struct ms_infer_opts o = {.mode = MS_INFER_LLM,
+	                          .llm_base_url = url,
+	                          .llm_model = "stand-in",
+	                          .llm_cache_dir = cache,
+	                          .llm_timeout_ms = 3000,
+	                          .firmware_hash = "stuck"};
 	struct ms_err e;
 	assert_int_equal(sh_init(sh, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
 	free(bin);
@@ -367,23 +373,23 @@ static void test_engine_llm(void **state)
 	json_t *ev = sh_find(&sh, "infer.llm", NULL);
 	assert_non_null(ev);
 	assert_string_equal(json_string_value(json_object_get(ev, "reason")),
-			    "accepted: replay leaves the loop");
+	                    "accepted: replay leaves the loop");
 	sh_free(&sh);
 	/* A lying endpoint: its value stays in the loop, so it is not used. */
 	s.mode = LIE;
 	snprintf(s.answer, sizeof(s.answer),
-		 "{\"category\":\"status\",\"model\":\"status\",\"value\":\"0x1\",\"mask\":\"0x1\","
-		 "\"confidence\":99,\"reason\":\"trust me\"}");
+	         "{\"category\":\"status\",\"model\":\"status\",\"value\":\"0x1\",\"mask\":\"0x1\","
+	         "\"confidence\":99,\"reason\":\"trust me\"}");
 	er = run_llm(&sh, s.port, NULL);
 	assert_int_equal(er, UC_ERR_OK); /* still looping at the instruction limit */
 	ev = sh_find(&sh, "infer.llm", NULL);
 	assert_non_null(ev);
 	assert_string_equal(json_string_value(json_object_get(ev, "reason")),
-			    "rejected: replay stays in the loop");
+	                    "rejected: replay stays in the loop");
 	json_t *st = ms_infer_stats(sh.inf);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "decisions"),
-							    "llm_rejected")),
-			 1);
+	assert_int_equal(
+	    json_integer_value(json_object_get(json_object_get(st, "decisions"), "llm_rejected")),
+	    1);
 	json_decref(st);
 	sh_free(&sh);
 	standin_stop(&s);
@@ -408,11 +414,9 @@ static void test_engine_llm_down(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_validate),
-		cmocka_unit_test(test_ask_cache_budget),
-		cmocka_unit_test(test_bad_replies),
-		cmocka_unit_test(test_engine_llm),
-		cmocka_unit_test(test_engine_llm_down),
+	    cmocka_unit_test(test_validate),        cmocka_unit_test(test_ask_cache_budget),
+	    cmocka_unit_test(test_bad_replies),     cmocka_unit_test(test_engine_llm),
+	    cmocka_unit_test(test_engine_llm_down),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -27,10 +27,11 @@ static uint8_t *load_flash(size_t *len)
 		return NULL;
 	char bin[128], cmd[512];
 	snprintf(bin, sizeof(bin), "%s/fw.bin", dir);
-	snprintf(cmd, sizeof(cmd),
-		 "arm-none-eabi-objcopy -I ihex -O binary --only-section=.sec1 --only-section=.sec2 "
-		 "--only-section=.sec3 --only-section=.sec4 %s %s",
-		 HEX, bin);
+	snprintf(
+	    cmd, sizeof(cmd),
+	    "arm-none-eabi-objcopy -I ihex -O binary --only-section=.sec1 --only-section=.sec2 "
+	    "--only-section=.sec3 --only-section=.sec4 %s %s",
+	    HEX, bin);
 	uint8_t *buf = NULL;
 	FILE *f;
 	if (system(cmd) == 0 && (f = fopen(bin, "rb"))) {
@@ -87,7 +88,7 @@ static void test_repl_zero_config(void **state)
 {
 	need_firmware();
 	struct shell s;
-	struct ms_infer_opts o = { 0 };
+	struct ms_infer_opts o = {0};
 	run_repl(&s, &o);
 	assert_true(sh_out_has(&s, "MicroPython"));
 	assert_true(sh_out_has(&s, ">>> print(1+2)\r\n3\r\n>>> "));
@@ -98,7 +99,8 @@ static void test_repl_zero_config(void **state)
 	json_t *irq = NULL;
 	size_t i;
 	json_t *ev;
-	json_array_foreach(s.events, i, ev) {
+	json_array_foreach(s.events, i, ev)
+	{
 		json_t *d = json_object_get(ev, "data");
 		if (strcmp(json_string_value(json_object_get(ev, "type")), "infer.irq") == 0 &&
 		    strcmp(json_string_value(json_object_get(d, "base")), "0x40002000") == 0)
@@ -113,7 +115,7 @@ static void test_repl_deterministic(void **state)
 {
 	need_firmware();
 	struct shell a, b;
-	struct ms_infer_opts o = { 0 };
+	struct ms_infer_opts o = {0};
 	run_repl(&a, &o);
 	run_repl(&b, &o);
 	assert_int_equal(a.nout, b.nout);
@@ -123,14 +125,16 @@ static void test_repl_deterministic(void **state)
 	size_t i;
 	json_t *e;
 	json_array_foreach(a.events, i, e)
-		{
+	{
 		json_object_del(json_object_get(e, "data"), "latency_ns");
-		json_object_del(json_object_get(e, "data"), "map_ns"); /* host time, not a decision */
+		json_object_del(json_object_get(e, "data"),
+		                "map_ns"); /* host time, not a decision */
 	}
 	json_array_foreach(b.events, i, e)
-		{
+	{
 		json_object_del(json_object_get(e, "data"), "latency_ns");
-		json_object_del(json_object_get(e, "data"), "map_ns"); /* host time, not a decision */
+		json_object_del(json_object_get(e, "data"),
+		                "map_ns"); /* host time, not a decision */
 	}
 	assert_true(json_equal(a.events, b.events));
 	sh_free(&a);
@@ -146,17 +150,17 @@ static void test_repl_with_svd(void **state)
 		skip();
 	}
 	struct shell s;
-	const char *paths[] = { NRF51_SVD };
-	struct ms_infer_opts o = { .mode = MS_INFER_SVD, .svd_paths = paths, .n_svd = 1 };
+	const char *paths[] = {NRF51_SVD};
+	struct ms_infer_opts o = {.mode = MS_INFER_SVD, .svd_paths = paths, .n_svd = 1};
 	run_repl(&s, &o);
 	assert_true(sh_out_has(&s, ">>> print(1+2)\r\n3\r\n>>> "));
 	json_t *ps = ms_infer_peripherals(s.inf);
 	size_t i;
 	json_t *p;
 	bool uart = false;
-	json_array_foreach(ps, i, p)
-		if (strcmp(json_string_value(json_object_get(p, "name")), "UART0") == 0)
-			uart = json_is_true(json_object_get(p, "uart"));
+	json_array_foreach(
+	    ps, i, p) if (strcmp(json_string_value(json_object_get(p, "name")), "UART0") == 0)
+	    uart = json_is_true(json_object_get(p, "uart"));
 	assert_true(uart);
 	json_decref(ps);
 	sh_free(&s);
@@ -167,7 +171,7 @@ static void test_repl_from_device_map(void **state)
 {
 	need_firmware();
 	struct shell a, b;
-	struct ms_infer_opts o = { 0 };
+	struct ms_infer_opts o = {0};
 	run_repl(&a, &o);
 	json_t *map = ms_infer_export(a.inf);
 	char path[] = "/tmp/ms-microbit-map-XXXXXX";
@@ -191,10 +195,10 @@ static void test_repl_from_device_map(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_repl_zero_config),
-		cmocka_unit_test(test_repl_deterministic),
-		cmocka_unit_test(test_repl_with_svd),
-		cmocka_unit_test(test_repl_from_device_map),
+	    cmocka_unit_test(test_repl_zero_config),
+	    cmocka_unit_test(test_repl_deterministic),
+	    cmocka_unit_test(test_repl_with_svd),
+	    cmocka_unit_test(test_repl_from_device_map),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,16 +23,16 @@ static bool have_svds(void)
 	return stat(SVD_DIR, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-#define NEED_SVDS()                                                                  \
-	do {                                                                             \
-		if (!have_svds()) {                                                          \
-			fprintf(stderr, "SKIP: %s absent, vendor SVD tests not run\n", SVD_DIR); \
-			skip();                                                                  \
-		}                                                                            \
+#define NEED_SVDS()                                                                                \
+	do {                                                                                       \
+		if (!have_svds()) {                                                                \
+			fprintf(stderr, "SKIP: %s absent, vendor SVD tests not run\n", SVD_DIR);   \
+			skip();                                                                    \
+		}                                                                                  \
 	} while (0)
 
 static const struct ms__svd_reg *find_reg(const struct ms__svd *s, const char *periph,
-					  const char *name, const struct ms__svd_periph **pp)
+                                          const char *name, const struct ms__svd_periph **pp)
 {
 	for (int i = 0; i < s->np; i++) {
 		if (strcmp(s->p[i].name, periph))
@@ -49,10 +49,10 @@ static void test_vendor_files(void **state)
 {
 	NEED_SVDS();
 	static const char *const files[] = {
-		SVD_DIR "/Nordic/nrf51.svd",         SVD_DIR "/Nordic/nrf52.svd",
-		SVD_DIR "/STMicro/STM32F103xx.svd",  SVD_DIR "/STMicro/STM32F407.svd",
-		SVD_DIR "/STMicro/STM32F0xx.svd",    SVD_DIR "/ARM_SAMPLE/CMSDK_CM3.svd",
-		SVD_DIR "/RaspberryPi/rp2040.svd",
+	    SVD_DIR "/Nordic/nrf51.svd",        SVD_DIR "/Nordic/nrf52.svd",
+	    SVD_DIR "/STMicro/STM32F103xx.svd", SVD_DIR "/STMicro/STM32F407.svd",
+	    SVD_DIR "/STMicro/STM32F0xx.svd",   SVD_DIR "/ARM_SAMPLE/CMSDK_CM3.svd",
+	    SVD_DIR "/RaspberryPi/rp2040.svd",
 	};
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		struct ms__svd *s = NULL;
@@ -108,26 +108,29 @@ static void test_hostile(void **state)
 {
 	char err[256];
 	static const char *const bad[] = {
-		"",
-		"not xml at all",
-		"<device><name>T</name><peripherals><peripheral>", /* truncated */
-		"<?xml version=\"1.0\"?><notadevice/>",
-		HEAD TAIL, /* no peripherals */
-		HEAD "<peripheral><name>A</name></peripheral>" TAIL, /* no base */
-		HEAD "<peripheral><name>A</name><baseAddress>0xZZ</baseAddress></peripheral>" TAIL,
-		HEAD "<peripheral><name>A</name><baseAddress>0x1ffffffff</baseAddress></peripheral>" TAIL,
-		HEAD "<peripheral><name>A</name><baseAddress>0x40000000</baseAddress><registers>"
-		     "<register><name>R</name></register></registers></peripheral>" TAIL,
-		HEAD "<peripheral><name>A</name><baseAddress>0x40000000</baseAddress><registers>"
-		     "<register><name>R%s</name><addressOffset>0</addressOffset><dim>100000000</dim>"
-		     "<dimIncrement>4</dimIncrement></register></registers></peripheral>" TAIL,
-		HEAD "<peripheral><name>A</name><baseAddress>0x40000000</baseAddress><registers>"
-		     "<register><name>R</name><addressOffset>0</addressOffset><fields><field><name>F</name>"
-		     "<bitOffset>30</bitOffset><bitWidth>8</bitWidth></field></fields></register>"
-		     "</registers></peripheral>" TAIL,
-		HEAD "<peripheral><name>A</name><baseAddress>0x40000000</baseAddress><registers>"
-		     "<register><name>R</name><addressOffset>0</addressOffset><fields><field><name>F</name>"
-		     "<bitRange>[3:9]</bitRange></field></fields></register></registers></peripheral>" TAIL,
+	    "",
+	    "not xml at all",
+	    "<device><name>T</name><peripherals><peripheral>", /* truncated */
+	    "<?xml version=\"1.0\"?><notadevice/>",
+	    HEAD TAIL, /* no peripherals */
+	    HEAD "<peripheral><name>A</name></peripheral>" TAIL, /* no base */
+	    HEAD "<peripheral><name>A</name><baseAddress>0xZZ</baseAddress></peripheral>" TAIL,
+	    HEAD
+	    "<peripheral><name>A</name><baseAddress>0x1ffffffff</baseAddress></peripheral>" TAIL,
+	    HEAD "<peripheral><name>A</name><baseAddress>0x40000000</baseAddress><registers>"
+	         "<register><name>R</name></register></registers></peripheral>" TAIL,
+	    HEAD "<peripheral><name>A</name><baseAddress>0x40000000</baseAddress><registers>"
+	         "<register><name>R%s</name><addressOffset>0</addressOffset><dim>100000000</dim>"
+	         "<dimIncrement>4</dimIncrement></register></registers></peripheral>" TAIL,
+	    HEAD
+	    "<peripheral><name>A</name><baseAddress>0x40000000</baseAddress><registers>"
+	    "<register><name>R</name><addressOffset>0</addressOffset><fields><field><name>F</name>"
+	    "<bitOffset>30</bitOffset><bitWidth>8</bitWidth></field></fields></register>"
+	    "</registers></peripheral>" TAIL,
+	    HEAD
+	    "<peripheral><name>A</name><baseAddress>0x40000000</baseAddress><registers>"
+	    "<register><name>R</name><addressOffset>0</addressOffset><fields><field><name>F</name>"
+	    "<bitRange>[3:9]</bitRange></field></fields></register></registers></peripheral>" TAIL,
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		err[0] = 0;
@@ -136,13 +139,16 @@ static void test_hostile(void **state)
 	}
 	/* An entity bomb: refused or left unexpanded, never blown up. */
 	const char *bomb =
-		"<?xml version=\"1.0\"?><!DOCTYPE d [<!ENTITY a \"aaaaaaaaaa\">"
-		"<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">"
-		"<!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\"><!ENTITY e \"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">"
-		"<!ENTITY f \"&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;\"><!ENTITY g \"&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;\">"
-		"<!ENTITY h \"&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;\">]>"
-		"<device><name>&h;</name><peripherals><peripheral><name>A</name>"
-		"<baseAddress>0x40000000</baseAddress></peripheral></peripherals></device>";
+	    "<?xml version=\"1.0\"?><!DOCTYPE d [<!ENTITY a \"aaaaaaaaaa\">"
+	    "<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\"><!ENTITY c "
+	    "\"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">"
+	    "<!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;\"><!ENTITY e "
+	    "\"&d;&d;&d;&d;&d;&d;&d;&d;&d;&d;\">"
+	    "<!ENTITY f \"&e;&e;&e;&e;&e;&e;&e;&e;&e;&e;\"><!ENTITY g "
+	    "\"&f;&f;&f;&f;&f;&f;&f;&f;&f;&f;\">"
+	    "<!ENTITY h \"&g;&g;&g;&g;&g;&g;&g;&g;&g;&g;\">]>"
+	    "<device><name>&h;</name><peripherals><peripheral><name>A</name>"
+	    "<baseAddress>0x40000000</baseAddress></peripheral></peripherals></device>";
 	struct ms__svd *s = NULL;
 	int rc = ms__svd_parse(bomb, strlen(bomb), &s, err, sizeof(err));
 	if (rc == 0) {
@@ -150,9 +156,10 @@ static void test_hostile(void **state)
 		ms__svd_free(s);
 	}
 	/* An external entity is never fetched (no network, no file inclusion). */
-	const char *ext = "<?xml version=\"1.0\"?><!DOCTYPE d [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
-			  "<device><name>&x;</name><peripherals><peripheral><name>A</name>"
-			  "<baseAddress>0x40000000</baseAddress></peripheral></peripherals></device>";
+	const char *ext =
+	    "<?xml version=\"1.0\"?><!DOCTYPE d [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>"
+	    "<device><name>&x;</name><peripherals><peripheral><name>A</name>"
+	    "<baseAddress>0x40000000</baseAddress></peripheral></peripherals></device>";
 	s = NULL;
 	rc = ms__svd_parse(ext, strlen(ext), &s, err, sizeof(err));
 	if (rc == 0) {
@@ -172,9 +179,9 @@ static void test_hostile(void **state)
 	/* ms_infer_new refuses a bad SVD with 400 bad_svd. */
 	uc_engine *uc;
 	uc_open(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS, &uc);
-	const char *paths[] = { "/nonexistent.svd" };
-	struct ms_infer_opts o = { .mode = MS_INFER_SVD, .svd_paths = paths, .n_svd = 1 };
-	struct ms_infer_host h = { 0 };
+	const char *paths[] = {"/nonexistent.svd"};
+	struct ms_infer_opts o = {.mode = MS_INFER_SVD, .svd_paths = paths, .n_svd = 1};
+	struct ms_infer_host h = {0};
 	struct ms_err e;
 	assert_null(ms_infer_new(uc, &h, &o, &e));
 	assert_int_equal(e.status, 400);
@@ -186,13 +193,14 @@ static void test_hostile(void **state)
 
 static void test_dim_and_clusters(void **state)
 {
-	const char *doc = HEAD
-		"<peripheral><name>T</name><baseAddress>0x40010000</baseAddress><registers>"
-		"<register><name>CC[%s]</name><addressOffset>0x40</addressOffset><dim>4</dim>"
-		"<dimIncrement>4</dimIncrement><resetValue>7</resetValue></register>"
-		"<cluster><name>CH%s</name><addressOffset>0x100</addressOffset><dim>2</dim>"
-		"<dimIncrement>0x10</dimIncrement><register><name>CTRL</name><addressOffset>4</addressOffset>"
-		"</register></cluster></registers></peripheral>" TAIL;
+	const char *doc =
+	    HEAD "<peripheral><name>T</name><baseAddress>0x40010000</baseAddress><registers>"
+	         "<register><name>CC[%s]</name><addressOffset>0x40</addressOffset><dim>4</dim>"
+	         "<dimIncrement>4</dimIncrement><resetValue>7</resetValue></register>"
+	         "<cluster><name>CH%s</name><addressOffset>0x100</addressOffset><dim>2</dim>"
+	         "<dimIncrement>0x10</dimIncrement><register><name>CTRL</name><addressOffset>4</"
+	         "addressOffset>"
+	         "</register></cluster></registers></peripheral>" TAIL;
 	struct ms__svd *s;
 	char err[256];
 	assert_int_equal(ms__svd_parse(doc, strlen(doc), &s, err, sizeof(err)), 0);
@@ -208,13 +216,13 @@ static void test_dim_and_clusters(void **state)
 }
 
 static uc_err run_with_svd(struct shell *sh, const char *src, const char *cpu, int model,
-			   const char *const *paths, size_t n, const char *input)
+                           const char *const *paths, size_t n, const char *input)
 {
 	size_t len = 0;
 	uint8_t *bin = sh_asm(src, cpu, &len);
 	assert_non_null(bin);
 	struct ms_err e;
-	struct ms_infer_opts o = { .mode = MS_INFER_SVD, .svd_paths = paths, .n_svd = n };
+	struct ms_infer_opts o = {.mode = MS_INFER_SVD, .svd_paths = paths, .n_svd = n};
 	int rc = sh_init(sh, model, bin, len, 0, &o, &e);
 	if (rc)
 		fprintf(stderr, "%s\n", e.message);
@@ -229,10 +237,9 @@ static json_t *reg_by_addr(json_t *ps, const char *addr)
 {
 	size_t i, k;
 	json_t *p, *r;
-	json_array_foreach(ps, i, p)
-		json_array_foreach(json_object_get(p, "registers"), k, r)
-			if (strcmp(json_string_value(json_object_get(r, "addr")), addr) == 0)
-				return r;
+	json_array_foreach(ps, i, p) json_array_foreach(
+	    json_object_get(p, "registers"), k,
+	    r) if (strcmp(json_string_value(json_object_get(r, "addr")), addr) == 0) return r;
 	return NULL;
 }
 
@@ -240,26 +247,26 @@ static json_t *reg_by_addr(json_t *ps, const char *addr)
 static void test_svd_mode_uart_and_pick(void **state)
 {
 	NEED_SVDS();
-	const char *paths[] = { SVD_DIR "/Nordic/nrf51.svd", SVD_DIR "/STMicro/STM32F103xx.svd" };
+	const char *paths[] = {SVD_DIR "/Nordic/nrf51.svd", SVD_DIR "/STMicro/STM32F103xx.svd"};
 	struct shell sh;
 	uc_err er = run_with_svd(&sh,
-				 "ldr r4, =0x40013800\n"
-				 "ldr r3, [r4]\n"        /* SR: reset value 0xc0 */
-				 "movs r0, #'o'\n"
-				 "bl putc\n"
-				 "movs r0, #'k'\n"
-				 "bl putc\n"
-				 "movs r0, #'!'\n"
-				 "bl putc\n"
-				 "movs r0, #10\n"
-				 "bl putc\n"
-				 "bkpt\n"
-				 "putc: ldr r1, [r4]\n"
-				 "tst r1, #0x80\n"
-				 "beq putc\n"
-				 "str r0, [r4, #4]\n"
-				 "bx lr\n",
-				 "cortex-m3", UC_CPU_ARM_CORTEX_M3, paths, 2, NULL);
+	                         "ldr r4, =0x40013800\n"
+	                         "ldr r3, [r4]\n" /* SR: reset value 0xc0 */
+	                         "movs r0, #'o'\n"
+	                         "bl putc\n"
+	                         "movs r0, #'k'\n"
+	                         "bl putc\n"
+	                         "movs r0, #'!'\n"
+	                         "bl putc\n"
+	                         "movs r0, #10\n"
+	                         "bl putc\n"
+	                         "bkpt\n"
+	                         "putc: ldr r1, [r4]\n"
+	                         "tst r1, #0x80\n"
+	                         "beq putc\n"
+	                         "str r0, [r4, #4]\n"
+	                         "bx lr\n",
+	                         "cortex-m3", UC_CPU_ARM_CORTEX_M3, paths, 2, NULL);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	uint32_t r3;
 	uc_reg_read(sh.uc, UC_ARM_REG_R3, &r3);
@@ -282,22 +289,22 @@ static void test_svd_mode_uart_and_pick(void **state)
 static void test_svd_set_clear(void **state)
 {
 	NEED_SVDS();
-	const char *paths[] = { SVD_DIR "/Nordic/nrf51.svd" };
+	const char *paths[] = {SVD_DIR "/Nordic/nrf51.svd"};
 	struct shell sh;
 	uc_err er = run_with_svd(&sh,
-				 "ldr r4, =0x40002000\n"
-				 "ldr r1, =0x304\n"
-				 "ldr r2, =0x308\n"
-				 "movs r0, #4\n"
-				 "str r0, [r4, r1]\n"
-				 "movs r0, #0x80\n"
-				 "str r0, [r4, r1]\n"
-				 "movs r0, #4\n"
-				 "str r0, [r4, r2]\n"
-				 "ldr r5, [r4, r1]\n"
-				 "ldr r6, [r4, r2]\n"
-				 "bkpt\n",
-				 "cortex-m0", UC_CPU_ARM_CORTEX_M0, paths, 1, NULL);
+	                         "ldr r4, =0x40002000\n"
+	                         "ldr r1, =0x304\n"
+	                         "ldr r2, =0x308\n"
+	                         "movs r0, #4\n"
+	                         "str r0, [r4, r1]\n"
+	                         "movs r0, #0x80\n"
+	                         "str r0, [r4, r1]\n"
+	                         "movs r0, #4\n"
+	                         "str r0, [r4, r2]\n"
+	                         "ldr r5, [r4, r1]\n"
+	                         "ldr r6, [r4, r2]\n"
+	                         "bkpt\n",
+	                         "cortex-m0", UC_CPU_ARM_CORTEX_M0, paths, 1, NULL);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	uint32_t r5, r6;
 	uc_reg_read(sh.uc, UC_ARM_REG_R5, &r5);
@@ -310,26 +317,27 @@ static void test_svd_set_clear(void **state)
 /* A write-1-to-clear flag from a synthetic SVD. */
 static void test_svd_w1c(void **state)
 {
-	const char *doc = HEAD
-		"<peripheral><name>T</name><baseAddress>0x40010000</baseAddress><registers>"
-		"<register><name>ISR</name><addressOffset>0</addressOffset><resetValue>0x0f</resetValue>"
-		"<fields><field><name>F</name><bitOffset>0</bitOffset><bitWidth>4</bitWidth>"
-		"<modifiedWriteValues>oneToClear</modifiedWriteValues></field></fields></register>"
-		"</registers></peripheral>" TAIL;
+	const char *doc =
+	    HEAD "<peripheral><name>T</name><baseAddress>0x40010000</baseAddress><registers>"
+	         "<register><name>ISR</name><addressOffset>0</addressOffset><resetValue>0x0f</"
+	         "resetValue>"
+	         "<fields><field><name>F</name><bitOffset>0</bitOffset><bitWidth>4</bitWidth>"
+	         "<modifiedWriteValues>oneToClear</modifiedWriteValues></field></fields></register>"
+	         "</registers></peripheral>" TAIL;
 	char path[] = "/tmp/ms-svd-w1c-XXXXXX";
 	int fd = mkstemp(path);
 	assert_int_equal(write(fd, doc, strlen(doc)), (ssize_t)strlen(doc));
 	close(fd);
-	const char *paths[] = { path };
+	const char *paths[] = {path};
 	struct shell sh;
 	uc_err er = run_with_svd(&sh,
-				 "ldr r4, =0x40010000\n"
-				 "ldr r5, [r4]\n"
-				 "movs r0, #5\n"
-				 "str r0, [r4]\n"
-				 "ldr r6, [r4]\n"
-				 "bkpt\n",
-				 "cortex-m0", UC_CPU_ARM_CORTEX_M0, paths, 1, NULL);
+	                         "ldr r4, =0x40010000\n"
+	                         "ldr r5, [r4]\n"
+	                         "movs r0, #5\n"
+	                         "str r0, [r4]\n"
+	                         "ldr r6, [r4]\n"
+	                         "bkpt\n",
+	                         "cortex-m0", UC_CPU_ARM_CORTEX_M0, paths, 1, NULL);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	uint32_t r5, r6;
 	uc_reg_read(sh.uc, UC_ARM_REG_R5, &r5);
@@ -343,13 +351,13 @@ static void test_svd_w1c(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_vendor_files),
-		cmocka_unit_test(test_vendor_content),
-		cmocka_unit_test(test_hostile),
-		cmocka_unit_test(test_dim_and_clusters),
-		cmocka_unit_test(test_svd_mode_uart_and_pick),
-		cmocka_unit_test(test_svd_set_clear),
-		cmocka_unit_test(test_svd_w1c),
+	    cmocka_unit_test(test_vendor_files),
+	    cmocka_unit_test(test_vendor_content),
+	    cmocka_unit_test(test_hostile),
+	    cmocka_unit_test(test_dim_and_clusters),
+	    cmocka_unit_test(test_svd_mode_uart_and_pick),
+	    cmocka_unit_test(test_svd_set_clear),
+	    cmocka_unit_test(test_svd_w1c),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
