@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from conftest import assert_error, multipart
+from conftest import WSClosed, assert_error, multipart
 
 SESSIONS = "/api/v1/sessions"
 GOOD = {"backend": "qemu", "board_config": {"board": "mps2-an385"}}
@@ -387,14 +387,19 @@ def test_websocket_message_too_big_is_closed_1009(clean, fw):
     d = clean
     s, prog, ws = d.boot("mps2-an385", fw.read(), "mstest.elf")
     ws.read_until(b"mstest ready", timeout=30)
-    ws.send(b"x" * (2 << 20))
     code = None
-    for _ in range(1000):
-        op, data = ws.recv_frame(20)
-        if op == 8:
-            code = struct.unpack("!H", data[:2])[0]
-            break
-    assert code == 1009, code
+    try:
+        ws.send(b"x" * (2 << 20))
+        for _ in range(1000):
+            op, data = ws.recv_frame(20)
+            if op == 8:
+                code = struct.unpack("!H", data[:2])[0]
+                break
+    except (ConnectionResetError, BrokenPipeError, WSClosed):
+        # The server may close while our 2 MiB are still in flight; the kernel then
+        # resets the connection and its close frame can be lost on the way.
+        code = "reset"
+    assert code in (1009, "reset"), code
     ws.close()
     ws = d.console(s["id"])
     ws.send("inc\r")
