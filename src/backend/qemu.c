@@ -964,16 +964,25 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 	}
 	if (fd < 0) {
 		char line[400], status[128];
-		bool dead;
+		bool dead, refused;
 
 		/* Let the child finish writing its complaint before we read it. */
 		dead = wait_exit(in, 200);
 		inst_error_line(in, line, sizeof(line));
 		pthread_mutex_lock(&in->lock);
 		describe_status(in->wstatus, in->status_known, status, sizeof(status));
+		refused = in->status_known && WIFEXITED(in->wstatus) && WEXITSTATUS(in->wstatus) == 1;
 		pthread_mutex_unlock(&in->lock);
 		*port_busy = strstr(line, "Address already in use") != NULL;
 		inst_end(in, false);
+		/*
+		 * QEMU exits with status 1 when it refuses its command line: a CPU
+		 * the board cannot take, a RAM size it does not allow. That line
+		 * came from the client's board_config, so it is the client's 400.
+		 */
+		if (dead && refused)
+			return ms_fail(e, 400, "bad_board_config", "qemu refused the configuration: %s",
+			               line[0] ? line : status);
 		if (dead)
 			return ms_fail(e, 502, "emulator_failed", "cannot start qemu: %s",
 			               line[0] ? line : status);

@@ -817,6 +817,24 @@ int ms__qemu_resolve(json_t *bc, const char *prog_arch, struct ms__qemu_resolved
 		return ms_fail(e, 501, "not_supported", "the qemu backend found no qemu binary");
 	if (!json_is_object(bc))
 		return ms_fail(e, 400, "bad_board_config", "board_config must be an object");
+	{
+		const char *key;
+		json_t *val;
+
+		/* A key we would silently ignore is a lie about the machine the user gets. */
+		json_object_foreach(bc, key, val) {
+			if (strcmp(key, "memory_map") == 0)
+				return ms_fail(e, 501, "not_supported",
+				               "the qemu backend runs QEMU's own board models and cannot "
+				               "change their memory map (the rehost backend can)");
+			if (strcmp(key, "board") != 0 && strcmp(key, "cpu") != 0 &&
+			    strcmp(key, "memory") != 0 && strcmp(key, "network") != 0)
+				return ms_fail(e, 400, "bad_board_config",
+				               "unknown board_config key \"%.64s\" for qemu (known: board, "
+				               "cpu, memory, network)",
+				               key);
+		}
+	}
 	jb = json_object_get(bc, "board");
 	if (!json_is_string(jb) || json_string_length(jb) == 0)
 		return ms_fail(e, 400, "bad_board_config",

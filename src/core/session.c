@@ -228,6 +228,25 @@ struct ms_session *ms_session_find(const char *id)
 	return s;
 }
 
+bool ms_sessions_program_in_use(const char *program_id, char *session_id, size_t cap)
+{
+	bool used = false;
+
+	pthread_mutex_lock(&reg_mu);
+	for (size_t i = 0; i < n_sessions && !used; i++) {
+		struct ms_session *s = sessions[i];
+
+		pthread_mutex_lock(&s->lock);
+		if (strcmp(s->program_id, program_id) == 0) {
+			used = true;
+			snprintf(session_id, cap, "%s", s->id);
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	pthread_mutex_unlock(&reg_mu);
+	return used;
+}
+
 unsigned ms_sessions_total(void)
 {
 	unsigned n;
@@ -570,6 +589,9 @@ int ms_sessions_delete(const char *id, struct ms_err *e)
 		return ms_fail(e, 404, "session_not_found", "no session %.64s", id);
 	ms_session_event(s, "deleted", NULL);
 	destroy_and_forget(s, true);
+	/* Open WebSocket bridges see EOF and close with 1001 instead of waiting forever. */
+	ms_stream_close(s->console);
+	ms_stream_close(s->events);
 	ms_info("session %s deleted", s->id);
 	ms_session_put(s);
 	return 0;

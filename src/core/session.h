@@ -138,6 +138,9 @@ json_t *ms_sessions_list_json(void);
 void ms_sessions_count(void (*cb)(const char *backend, enum ms_state st, unsigned n, void *ud), void *ud);
 unsigned ms_sessions_total(void);
 
+/* True (and the first such session's id) when a session has program_id loaded. */
+bool ms_sessions_program_in_use(const char *program_id, char *session_id, size_t cap);
+
 /* Validate a snapshot or other user-given name: [A-Za-z0-9_.-]{1,64}, not starting with '.' or '-'. */
 bool ms_valid_name(const char *name);
 

@@ -5,6 +5,7 @@
  * file by the server (size-capped); core/program.c validates and stores it.
  */
 #include "core/program.h"
+#include "core/session.h"
 #include "http/api.h"
 
 void ms_api_programs_upload(struct ms_req *req, struct ms_resp *resp)
@@ -41,7 +42,19 @@ void ms_api_program_delete(struct ms_req *req, struct ms_resp *resp)
 {
 	struct ms_err e;
 
+	char user[40];
+
 	ms_err_clear(&e);
+	/*
+	 * A session reloads its program file on every poweron; deleting it
+	 * would break that session later, so refuse while one refers to it.
+	 */
+	if (ms_sessions_program_in_use(req->params[0], user, sizeof(user))) {
+		ms_resp_fail(resp, 409, "program_in_use",
+			     "program %.64s is loaded in session %s: delete the session first",
+			     req->params[0], user);
+		return;
+	}
 	if (ms_programs_delete(req->params[0], &e) != 0)
 		ms_resp_error(resp, &e);
 	else
