@@ -112,6 +112,7 @@ struct reg {
 	uint32_t written_or;
 	uint32_t sparse_or; /* OR of writes that are neither 0 nor "all but a flag" (~flag) */
 	uint8_t size; /* bytes: 4, or 1/2 for byte and halfword registers */
+	uint32_t input_mask; /* bits set from outside (injected pin levels): writes keep them */
 	uint64_t count_hz; /* RM_COUNTER: counting rate (0: the CPU clock) */
 	uint32_t count_mask; /* RM_COUNTER: width (0: 32 bits) */
 	struct poll *polls;
@@ -1312,6 +1313,8 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 		return;
 	}
 	uint32_t old = r->value;
+	/* Injected input levels are not the firmware's to change. */
+	wmask &= ~r->input_mask;
 	switch (r->model) {
 	case RM_SET:
 	case RM_CLR:
@@ -2768,6 +2771,62 @@ int ms_infer_patch(struct ms_infer *inf, json_t *patch, struct ms_err *e)
 	snprintf(r->reason, sizeof(r->reason), "set by hand");
 	pthread_mutex_unlock(&inf->lock);
 	emit(inf, "infer.patch", json_pack("{s:o}", "addr", hex(addr)));
+	return 0;
+}
+
+int ms_infer_inject(struct ms_infer *inf, json_t *ev, struct ms_err *e)
+{
+	uint32_t addr, mask, value;
+	const char *kind = json_string_value(json_object_get(ev, "kind"));
+	if (!json_is_object(ev) || !kind || strcmp(kind, "gpio") ||
+	    !get_u32(json_object_get(ev, "addr"), &addr) ||
+	    !get_u32(json_object_get(ev, "mask"), &mask) ||
+	    !get_u32(json_object_get(ev, "value"), &value))
+		return ms_fail(
+		    e, 400, "bad_event",
+		    "event needs {\"kind\":\"gpio\",\"addr\",\"mask\",\"value\"[,\"irq\"]}");
+	json_t *irqj = json_object_get(ev, "irq");
+	int irq = -1;
+	if (irqj) {
+		if (!json_is_integer(irqj) || json_integer_value(irqj) < 0 ||
+		    json_integer_value(irqj) > 255)
+			return ms_fail(e, 400, "bad_event",
+			               "irq must be an interrupt number 0..255");
+		irq = (int)json_integer_value(irqj);
+	}
+	pthread_mutex_lock(&inf->lock);
+	struct periph *p = periph_find(inf, addr & ~(PAGE - 1));
+	if (!p) {
+		pthread_mutex_unlock(&inf->lock);
+		return ms_fail(e, 404, "device_not_found",
+		               "0x%x is not in a device the firmware has touched", addr);
+	}
+	if (irq >= 0 && !(inf->host.irq_enabled && inf->host.irq_enabled(inf->host.ud, irq))) {
+		pthread_mutex_unlock(&inf->lock);
+		return ms_fail(e, 409, "irq_disabled",
+		               "interrupt %d is not enabled by the firmware", irq);
+	}
+	struct reg *r = reg_get(p, addr & (PAGE - 1));
+	if (r) {
+		r->input_mask |= mask;
+		r->value = (r->value & ~mask) | (value & mask);
+		if (r->category[0] == 0)
+			snprintf(r->category, sizeof(r->category), "status");
+		snprintf(r->reason, sizeof(r->reason), "input levels injected from outside");
+	}
+	if (irq >= 0) {
+		/* The device whose handler runs: the one the vector's handler uses. */
+		struct periph *q = inf->irq_page[irq] ? inf->p[inf->irq_page[irq] - 1] : p;
+		q->episode++;
+		q->explore = 64;
+		q->explore_timer = true;
+		inf->host.irq_set_pending(inf->host.ud, irq);
+		inf->n_irq++;
+	}
+	emit(inf, "infer.inject",
+	     json_pack("{s:o,s:o,s:o,s:i}", "addr", hex(addr), "mask", hex(mask), "value",
+	               hex(value & mask), "irq", irq));
+	pthread_mutex_unlock(&inf->lock);
 	return 0;
 }
 

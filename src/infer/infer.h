@@ -266,6 +266,18 @@ json_t *ms_infer_peripherals(struct ms_infer *inf);
 int ms_infer_patch(struct ms_infer *inf, json_t *patch, struct ms_err *e);
 
 /*
+ * An external event (the backend's inject_event): {"kind": "gpio", "addr":
+ * N, "mask": M, "value": V, "irq": I}. Sets the masked bits of the input
+ * register at addr (a pin level the firmware reads), and with "irq" raises
+ * that interrupt when it is enabled in the NVIC, its handler taking the
+ * event side of its flag tests once (so EXTI/GPIOTE handlers see their
+ * pending bit). Errors: 400 bad event, 404 addr not in an inferred device,
+ * 409 irq not enabled by the firmware. Owner thread only (it may raise an
+ * interrupt through the host).
+ */
+int ms_infer_inject(struct ms_infer *inf, json_t *ev, struct ms_err *e);
+
+/*
  * Recent accesses to inferred devices, oldest first: entries with
  * seq >= from, at most limit. {"next": seq, "entries":[{seq, pc, addr,
  * size, dir:"r"|"w", value}]}. The ring keeps the last 4096.

@@ -1164,6 +1164,105 @@ static void test_timer_counter(void **state)
 	sh_free(&s);
 }
 
+/*
+ * GPIO input with an external interrupt (STM32F1 EXTI0 = IRQ 6, PA0): the
+ * firmware sleeps until the handler saw the pin high. Nothing happens
+ * until the pin event is injected; then the interrupt runs once.
+ */
+static const char *EXTI = ".word 0x20008000\n"
+                          ".word reset + 1\n"
+                          ".rept 14\n.word 0\n.endr\n"
+                          ".rept 6\n.word 0\n.endr\n"
+                          ".word exti0 + 1\n" /* IRQ 6 */
+                          ".rept 25\n.word 0\n.endr\n"
+                          "reset: ldr r4, =0x40013800\n"
+                          "adr r5, msg\n"
+                          "bl puts\n"
+                          "ldr r1, =0x40010400\n"
+                          "movs r0, #1\n"
+                          "str r0, [r1]\n" /* EXTI IMR: line 0 */
+                          "str r0, [r1, #8]\n" /* EXTI RTSR: rising edge */
+                          "ldr r2, =0xE000E100\n"
+                          "movs r0, #0x40\n"
+                          "str r0, [r2]\n" /* ISER0 bit 6 */
+                          "ldr r6, =0x20000000\n"
+                          "movs r0, #0\n"
+                          "str r0, [r6]\n"
+                          "1: wfi\n"
+                          "ldr r0, [r6]\n"
+                          "cmp r0, #0\n"
+                          "beq 1b\n"
+                          "adr r5, msg2\n"
+                          "bl puts\n"
+                          "bkpt\n"
+                          "puts: push {lr}\n"
+                          "2: ldrb r0, [r5], #1\n"
+                          "cbz r0, 3f\n"
+                          "bl putc\n"
+                          "b 2b\n"
+                          "3: pop {pc}\n"
+                          "putc: ldr r1, [r4]\n"
+                          "tst r1, #0x80\n"
+                          "beq putc\n"
+                          "str r0, [r4, #4]\n"
+                          "bx lr\n"
+                          "exti0: ldr r1, =0x40010400\n"
+                          "ldr r0, [r1, #0x14]\n" /* PR */
+                          "lsls r0, r0, #31\n"
+                          "beq 4f\n"
+                          "movs r0, #1\n"
+                          "str r0, [r1, #0x14]\n" /* clear PR0 */
+                          "ldr r1, =0x40010808\n"
+                          "ldr r0, [r1]\n" /* GPIOA IDR */
+                          "ands r0, r0, #1\n"
+                          "ldr r1, =0x20000000\n"
+                          "str r0, [r1]\n"
+                          "4: bx lr\n"
+                          ".align 2\n"
+                          "msg: .asciz \"wait\\r\\n\"\n"
+                          ".align 2\n"
+                          "msg2: .asciz \"pressed\\r\\n\"\n"
+                          ".ltorg\n";
+
+static void test_gpio_external_interrupt(void **state)
+{
+	size_t len = 0;
+	uint8_t *bin = sh_asm(EXTI, "cortex-m3", &len);
+	assert_non_null(bin);
+	struct shell s;
+	struct ms_err e;
+	struct ms_infer_opts o = {0};
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	uc_err er = sh_boot(&s, 300000);
+	assert_int_equal(er, UC_ERR_OK); /* asleep: no event, no interrupt */
+	assert_int_equal(s.irqs_taken, 0);
+	assert_string_equal(s.out, "wait\r\n");
+	/* Bad events are refused. */
+	json_t *bad = json_pack("{s:s}", "kind", "gpio");
+	assert_int_equal(ms_infer_inject(s.inf, bad, &e), MS_EBADINPUT);
+	json_decref(bad);
+	bad = json_pack("{s:s,s:s,s:i,s:i}", "kind", "gpio", "addr", "0x50000000", "mask", 1,
+	                "value", 1);
+	assert_int_equal(ms_infer_inject(s.inf, bad, &e), MS_ENOTFOUND);
+	json_decref(bad);
+	bad = json_pack("{s:s,s:s,s:i,s:i,s:i}", "kind", "gpio", "addr", "0x40010808", "mask", 1,
+	                "value", 1, "irq", 7);
+	assert_int_equal(ms_infer_inject(s.inf, bad, &e), MS_ESTATE);
+	json_decref(bad);
+	/* The pin goes high. */
+	json_t *ev = json_pack("{s:s,s:s,s:i,s:i,s:i}", "kind", "gpio", "addr", "0x40010808",
+	                       "mask", 1, "value", 1, "irq", 6);
+	assert_int_equal(ms_infer_inject(s.inf, ev, &e), 0);
+	json_decref(ev);
+	uint32_t pc = reg(&s, UC_ARM_REG_PC);
+	er = sh_run(&s, pc, 0, 300000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_string_equal(s.out, "wait\r\npressed\r\n");
+	assert_int_equal(s.irqs_taken, 1);
+	sh_free(&s);
+}
+
 static void test_stats(void **state)
 {
 	struct shell s;
@@ -1218,6 +1317,7 @@ int main(void)
 	    cmocka_unit_test(test_timer_needs_nvic),
 	    cmocka_unit_test(test_timer_svd_period),
 	    cmocka_unit_test(test_timer_counter),
+	    cmocka_unit_test(test_gpio_external_interrupt),
 	    cmocka_unit_test(test_ficr_or_ram),
 	    cmocka_unit_test(test_stats),
 	};
