@@ -52,6 +52,7 @@ struct rsess {
 	int cmd_rc;
 	bool cmd_done;
 	bool want_run;
+	bool starting;    /* run only once the session layer shows "running" */
 	bool quit;
 	bool has_program;
 	/* Pacing: wall-clock origin for the current run stretch. */
@@ -123,6 +124,21 @@ static void *engine_main(void *arg)
 			pthread_cond_wait(&rs->cond, &rs->lock);
 			continue;
 		}
+		/*
+		 * The session layer records "running" after power_on returns; a
+		 * crash reported before that would be overwritten, so wait for it.
+		 */
+		if (rs->starting) {
+			pthread_mutex_unlock(&rs->lock);
+			if (ms_session_state(rs->s) != MS_STATE_RUNNING) {
+				pthread_mutex_lock(&rs->lock);
+				wait_ns(rs, 1000000);
+				continue;
+			}
+			pthread_mutex_lock(&rs->lock);
+			rs->starting = false;
+			pace_reset(rs);
+		}
 		pthread_mutex_unlock(&rs->lock);
 		st = ms_rh_machine_run(m, SLICE);
 		if (m->gdb != NULL && (st == MS_RH_STOP_BREAK || ms_rh_gdb_poll(m->gdb))) {
@@ -189,6 +205,7 @@ static void set_run(struct rsess *rs, bool run)
 {
 	pthread_mutex_lock(&rs->lock);
 	rs->want_run = run;
+	rs->starting = run;
 	pthread_cond_broadcast(&rs->cond);
 	pthread_mutex_unlock(&rs->lock);
 }
@@ -346,8 +363,8 @@ static int rh_power_on(struct ms_session *s, struct ms_err *e)
 			}
 		}
 	}
+	/* The session layer records "running" when we return; the engine waits for that. */
 	set_run(rs, true);
-	ms_session_set_state(s, MS_STATE_RUNNING, NULL);
 	return 0;
 }
 
@@ -381,8 +398,8 @@ static int rh_reset(struct ms_session *s, struct ms_err *e)
 	if ((rc = post(rs, do_reset, NULL, e)) != 0)
 		return rc;
 	if (ms_session_state(s) == MS_STATE_ERROR) {
-		set_run(rs, true);
 		ms_session_set_state(s, MS_STATE_RUNNING, NULL);
+		set_run(rs, true);
 	}
 	return 0;
 }
