@@ -469,14 +469,20 @@ static const struct ms__svd *svd_for(struct ms_infer *inf, uint32_t addr)
 	}
 	if (best < 0)
 		return NULL;
-	if (inf->nsvd == 1 || (bests >= 2 && bests > second)) {
+	/*
+	 * Trust a file only once it described a register the firmware really
+	 * touched: an SVD of another part (wrong addresses) is never applied
+	 * on the strength of a peripheral block that merely covers the page.
+	 */
+	if (bests >= 2 && bests > second) {
 		inf->svd_pick = best;
 		json_t *ev = json_pack("{s:s,s:s,s:i,s:s}", "svd", inf->svd_path[best], "device",
 		                       inf->svd[best]->device, "score", bests, "reason",
 		                       "its peripherals match the addresses the firmware touches");
 		emit(inf, "infer.svd", ev);
+		return inf->svd[best];
 	}
-	return inf->svd[best];
+	return NULL;
 }
 
 /* Registers of the SVD peripherals in this page, with names, resets, W1C and aliases. */

@@ -285,6 +285,39 @@ static void test_svd_mode_uart_and_pick(void **state)
 	sh_free(&sh);
 }
 
+/* An SVD of another part (its blocks cover the page, no register matches): not applied. */
+static void test_svd_wrong_part(void **state)
+{
+	NEED_SVDS();
+	const char *paths[] = {SVD_DIR "/Nordic/nrf51.svd"};
+	struct shell sh;
+	uc_err er = run_with_svd(&sh,
+	                         "ldr r4, =0x40013800\n"
+	                         "movs r0, #'o'\n"
+	                         "bl putc\n"
+	                         "movs r0, #'k'\n"
+	                         "bl putc\n"
+	                         "movs r0, #'a'\n"
+	                         "bl putc\n"
+	                         "movs r0, #'y'\n"
+	                         "bl putc\n"
+	                         "bkpt\n"
+	                         "putc: ldr r1, [r4]\n"
+	                         "tst r1, #0x80\n"
+	                         "beq putc\n"
+	                         "str r0, [r4, #4]\n"
+	                         "bx lr\n",
+	                         "cortex-m3", UC_CPU_ARM_CORTEX_M3, paths, 1, NULL);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_string_equal(sh.out, "okay");
+	assert_null(sh_find(&sh, "infer.svd", NULL));
+	json_t *ps = ms_infer_peripherals(sh.inf);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ps, 0), "source")),
+	                    "rules");
+	json_decref(ps);
+	sh_free(&sh);
+}
+
 /* nRF INTENSET/INTENCLR: a set/clear alias pair acting on one value. */
 static void test_svd_set_clear(void **state)
 {
@@ -356,6 +389,7 @@ int main(void)
 	    cmocka_unit_test(test_hostile),
 	    cmocka_unit_test(test_dim_and_clusters),
 	    cmocka_unit_test(test_svd_mode_uart_and_pick),
+	    cmocka_unit_test(test_svd_wrong_part),
 	    cmocka_unit_test(test_svd_set_clear),
 	    cmocka_unit_test(test_svd_w1c),
 	};
