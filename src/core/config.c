@@ -62,7 +62,7 @@ void ms_config_defaults(struct ms_config *c)
 	c->server.data_dir = absolute_path("./data");
 	if (c->server.data_dir == NULL)
 		c->server.data_dir = xstrdup("./data");
-	c->server.threads = 2;
+	c->server.threads = 4;
 	c->auth.enabled = false;
 	c->backends.qemu.enabled = true;
 	c->backends.qemu.binary = xstrdup("qemu-system-arm");

@@ -33,7 +33,7 @@ struct ms_config {
 		char *mode;        /* "debug" or "release", default "release" */
 		char *bind;        /* default "127.0.0.1" */
 		char *data_dir;    /* default "./data" (made absolute at load) */
-		unsigned threads;  /* HTTP worker threads, default 2 */
+		unsigned threads;  /* HTTP worker threads, default 4: emulator operations block a worker for up to seconds (snapshots), so more workers than cores keep /health answering */
 	} server;
 	struct {
 		bool enabled;      /* default false */
