@@ -12,6 +12,7 @@
  * check, so `run` always deletes its session.
  */
 #include "cli/mctl.h"
+#include "core/text.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -296,7 +297,7 @@ static int run_unescape(const char *opt, const char *text, uint8_t **out, long *
 	*out = malloc(strlen(text) + 1);
 	if (*out == NULL)
 		return MCTL_INFRA;
-	*len = mctl_unescape(text, *out, err, sizeof(err));
+	*len = ms_unescape(text, *out, err, sizeof(err));
 	if (*len < 0) {
 		mctl_err("run: --%s: %s", opt, err);
 		return MCTL_USAGE;

@@ -27,12 +27,6 @@ enum {
 
 /* ---- util.c: pure helpers (unit tested) ---- */
 
-/*
- * Decode \r \n \t \\ \xNN escapes in text into out (at least strlen(text)
- * bytes). Returns the decoded length, or -1 with err filled for a dangling
- * backslash, an unknown escape or a bad \x.
- */
-long mctl_unescape(const char *text, uint8_t *out, char *err, size_t cap);
 
 /* Command-line options: a table per command. */
 struct mctl_optdef {

@@ -34,6 +34,7 @@
 
 #include "core/log.h"
 #include "core/store.h"
+#include "core/text.h"
 #include "http/api.h"
 #include "http/auth.h"
 #include "http/http.h"
@@ -518,17 +519,6 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Percent-decoding for paths and query values, in place. Paths are used as
  * C strings from here on, so a decoded NUL would silently cut them short
@@ -544,7 +534,7 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 	for (const char *r = s; *r != '\0';) {
 		int hi, lo;
 
-		if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 &&
+		if (r[0] == '%' && (hi = ms_hexval(r[1])) >= 0 && (lo = ms_hexval(r[2])) >= 0 &&
 		    (hi | lo) != 0) {
 			*w++ = (char)(hi * 16 + lo);
 			r += 3;

@@ -12,31 +12,32 @@
 #include <cmocka.h>
 
 #include "cli/util.c"
+#include "core/text.h"
 
 static void test_unescape(void **state)
 {
 	uint8_t out[64];
 	char err[160];
 
-	assert_int_equal(mctl_unescape("PASS", out, err, sizeof(err)), 4);
+	assert_int_equal(ms_unescape("PASS", out, err, sizeof(err)), 4);
 	assert_memory_equal(out, "PASS", 4);
-	assert_int_equal(mctl_unescape("help\\r\\n", out, err, sizeof(err)), 6);
+	assert_int_equal(ms_unescape("help\\r\\n", out, err, sizeof(err)), 6);
 	assert_memory_equal(out, "help\r\n", 6);
-	assert_int_equal(mctl_unescape("\\x41\\x7a\\x00!", out, err, sizeof(err)), 4);
+	assert_int_equal(ms_unescape("\\x41\\x7a\\x00!", out, err, sizeof(err)), 4);
 	assert_memory_equal(out, "Az\0!", 4);
-	assert_int_equal(mctl_unescape("\\xfF\\t\\\\", out, err, sizeof(err)), 3);
+	assert_int_equal(ms_unescape("\\xfF\\t\\\\", out, err, sizeof(err)), 3);
 	assert_memory_equal(out, "\xff\t\\", 3);
-	assert_int_equal(mctl_unescape("", out, err, sizeof(err)), 0);
+	assert_int_equal(ms_unescape("", out, err, sizeof(err)), 0);
 
-	assert_int_equal(mctl_unescape("abc\\", out, err, sizeof(err)), -1);
+	assert_int_equal(ms_unescape("abc\\", out, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "lone backslash"));
-	assert_int_equal(mctl_unescape("\\q", out, err, sizeof(err)), -1);
+	assert_int_equal(ms_unescape("\\q", out, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "unknown escape \\q at offset 0"));
-	assert_int_equal(mctl_unescape("ab\\x4", out, err, sizeof(err)), -1);
+	assert_int_equal(ms_unescape("ab\\x4", out, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "two hex digits"));
-	assert_int_equal(mctl_unescape("\\x", out, err, sizeof(err)), -1);
-	assert_int_equal(mctl_unescape("\\xZZ", out, err, sizeof(err)), -1);
-	assert_int_equal(mctl_unescape("\\x4g", out, err, sizeof(err)), -1);
+	assert_int_equal(ms_unescape("\\x", out, err, sizeof(err)), -1);
+	assert_int_equal(ms_unescape("\\xZZ", out, err, sizeof(err)), -1);
+	assert_int_equal(ms_unescape("\\x4g", out, err, sizeof(err)), -1);
 }
 
 enum { O_BOARD = MCTL_OPT_FIRST, O_EXPECT, O_KEEP };
