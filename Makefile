@@ -60,6 +60,7 @@ unit: $(UNIT_BIN)
 
 firmware:
 	$(MAKE) -C firmware BUILD=$(abspath $(BUILD))/firmware
+	$(MAKE) -C firmware/infer BUILD=$(abspath $(BUILD))/firmware
 
 integration: all firmware
 	MS_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration

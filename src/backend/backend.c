@@ -106,6 +106,10 @@ json_t *ms_backend_operations(const struct ms_backend *b)
 	OP(console_write, "console");
 	OP(device_map, "devices");
 	OP(coverage_start, "coverage");
+	OP(peripherals, "peripherals");
+	OP(peripheral_patch, "peripheral_patch");
+	OP(mmio_recent, "mmio_log");
+	OP(models_export, "device_map_export");
 	OP(step, "step");
 	OP(run_for, "run_for");
 	OP(inject_event, "inject_event");

@@ -79,6 +79,19 @@ struct ms_backend {
 	/* Memory-mapped regions and devices: array of {name, base, size, kind, ...}. */
 	int (*device_map)(struct ms_session *s, json_t **out, struct ms_err *e);
 
+	/*
+	 * Peripheral inference (the rehost engine): the inferred and declared
+	 * devices with their register models, a correction by hand, the recent
+	 * MMIO accesses, and the whole device map for a later session or
+	 * "machineserver run --models". May be called from API threads without
+	 * op_lock: the backend makes them safe against its engine thread.
+	 */
+	int (*peripherals)(struct ms_session *s, json_t **out, struct ms_err *e);
+	int (*peripheral_patch)(struct ms_session *s, json_t *patch, struct ms_err *e);
+	int (*mmio_recent)(struct ms_session *s, uint64_t from, size_t limit, json_t **out,
+			   struct ms_err *e);
+	int (*models_export)(struct ms_session *s, json_t **out, struct ms_err *e);
+
 	/* Later features plug in here; NULL until a backend implements them. */
 	int (*coverage_start)(struct ms_session *s, struct ms_err *e);
 	int (*coverage_stop)(struct ms_session *s, json_t **report, struct ms_err *e);

@@ -884,6 +884,45 @@ int ms_session_coverage_stop(struct ms_session *s, json_t **report, struct ms_er
 	return rc;
 }
 
+/*
+ * The inference views run without op_lock: they must answer while a long
+ * operation (a snapshot) holds it, and the backend guards its models with
+ * its own lock. A session that was never powered on simply has none yet.
+ */
+int ms_session_peripherals(struct ms_session *s, json_t **out, struct ms_err *e)
+{
+	if (s->backend->peripherals == NULL)
+		return unsupported(s, "peripheral inference", e);
+	return s->backend->peripherals(s, out, e);
+}
+
+int ms_session_peripheral_patch(struct ms_session *s, json_t *patch, struct ms_err *e)
+{
+	int rc;
+
+	if (s->backend->peripheral_patch == NULL)
+		return unsupported(s, "peripheral inference", e);
+	rc = s->backend->peripheral_patch(s, patch, e);
+	if (rc == 0)
+		ms_session_event(s, "infer.patch", json_deep_copy(patch));
+	return rc;
+}
+
+int ms_session_mmio(struct ms_session *s, uint64_t from, size_t limit, json_t **out,
+		    struct ms_err *e)
+{
+	if (s->backend->mmio_recent == NULL)
+		return unsupported(s, "the MMIO log", e);
+	return s->backend->mmio_recent(s, from, limit, out, e);
+}
+
+int ms_session_models_export(struct ms_session *s, json_t **out, struct ms_err *e)
+{
+	if (s->backend->models_export == NULL)
+		return unsupported(s, "device map export", e);
+	return s->backend->models_export(s, out, e);
+}
+
 int ms_session_console_write(struct ms_session *s, const void *data, size_t len)
 {
 	/*

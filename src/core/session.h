@@ -113,6 +113,12 @@ int ms_session_devices(struct ms_session *s, json_t **out, struct ms_err *e);
 int ms_session_coverage_start(struct ms_session *s, struct ms_err *e);
 /* Stop collecting; *report is the backend's report object (new reference). */
 int ms_session_coverage_stop(struct ms_session *s, json_t **report, struct ms_err *e);
+/* Peripheral inference views (see backend.h); not serialised with control operations. */
+int ms_session_peripherals(struct ms_session *s, json_t **out, struct ms_err *e);
+int ms_session_peripheral_patch(struct ms_session *s, json_t *patch, struct ms_err *e);
+int ms_session_mmio(struct ms_session *s, uint64_t from, size_t limit, json_t **out,
+		    struct ms_err *e);
+int ms_session_models_export(struct ms_session *s, json_t **out, struct ms_err *e);
 int ms_session_console_write(struct ms_session *s, const void *data, size_t len);
 
 /*

@@ -231,6 +231,88 @@ void ms_api_coverage_stop(struct ms_req *req, struct ms_resp *resp)
 	ms_session_put(s);
 }
 
+void ms_api_peripherals(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s = path_session(req, resp);
+	struct ms_err e;
+	json_t *out = NULL;
+
+	if (s == NULL)
+		return;
+	ms_err_clear(&e);
+	if (ms_session_peripherals(s, &out, &e) != 0)
+		ms_resp_error(resp, &e);
+	else
+		ms_resp_json(resp, 200, json_pack("{s:s,s:o}", "session_id", s->id, "peripherals", out));
+	ms_session_put(s);
+}
+
+void ms_api_peripheral_patch(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s;
+	struct ms_err e;
+	json_t *body;
+
+	ms_err_clear(&e);
+	if (ms_req_json(req, false, &body, &e) != 0) {
+		ms_resp_error(resp, &e);
+		return;
+	}
+	s = path_session(req, resp);
+	if (s != NULL) {
+		if (ms_session_peripheral_patch(s, body, &e) != 0)
+			ms_resp_error(resp, &e);
+		else
+			ms_api_peripherals(req, resp);
+		ms_session_put(s);
+	}
+	json_decref(body);
+}
+
+void ms_api_mmio(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s;
+	struct ms_err e;
+	json_t *out = NULL;
+	const char *from = ms_req_query(req, "from"), *limit = ms_req_query(req, "limit");
+	unsigned long long f = 0, l = 256;
+	char *end;
+
+	if (from != NULL && (f = strtoull(from, &end, 10), *from == '\0' || *end != '\0' || *from == '-')) {
+		ms_resp_fail(resp, 400, "bad_query", "from must be a sequence number");
+		return;
+	}
+	if (limit != NULL && (l = strtoull(limit, &end, 10), *limit == '\0' || *end != '\0' || l < 1 || l > 4096)) {
+		ms_resp_fail(resp, 400, "bad_query", "limit must be 1..4096");
+		return;
+	}
+	s = path_session(req, resp);
+	if (s == NULL)
+		return;
+	ms_err_clear(&e);
+	if (ms_session_mmio(s, f, (size_t)l, &out, &e) != 0)
+		ms_resp_error(resp, &e);
+	else
+		ms_resp_json(resp, 200, out);
+	ms_session_put(s);
+}
+
+void ms_api_device_map(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s = path_session(req, resp);
+	struct ms_err e;
+	json_t *out = NULL;
+
+	if (s == NULL)
+		return;
+	ms_err_clear(&e);
+	if (ms_session_models_export(s, &out, &e) != 0)
+		ms_resp_error(resp, &e);
+	else
+		ms_resp_json(resp, 200, out);
+	ms_session_put(s);
+}
+
 void ms_api_snapshots_create(struct ms_req *req, struct ms_resp *resp)
 {
 	struct ms_session *s;
