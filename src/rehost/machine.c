@@ -368,15 +368,56 @@ void ms__rh_console_out(struct ms_rh_machine *m, const uint8_t *b, size_t n)
 		m->console(m->ud, b, n);
 }
 
-void ms__rh_mmio_log(struct ms_rh_machine *m, const char *dev, uint32_t addr, unsigned size,
-		     bool is_write, uint64_t val)
+static const char *dev_name(struct ms_rh_machine *m, uint32_t addr)
 {
-	if (m->mmio_log == NULL)
+	int i;
+
+	if (addr >= 0xe000e000u && addr < 0xe000f000u)
+		return "scs";
+	for (i = 0; i < m->n_devs; i++)
+		if (addr >= m->devs[i].base && addr - m->devs[i].base < m->devs[i].size)
+			return m->devs[i].name;
+	return "inferred";
+}
+
+/*
+ * The MMIO log is written from memory hooks on the peripheral windows,
+ * which exist only while a log is open. Unicorn 2.0.1 does not keep the PC
+ * exact inside memory hooks (it is the block's start), so an instruction
+ * hook records each instruction's address while logging: slower, but every
+ * line names the instruction that made the access.
+ */
+static void hook_insn_pc(uc_engine *uc, uint64_t addr, uint32_t size, void *ud)
+{
+	((struct ms_rh_machine *)ud)->insn_pc = (uint32_t)addr;
+}
+
+static void hook_mmio(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value,
+		      void *ud)
+{
+	struct ms_rh_machine *m = ud;
+	uint32_t pc = m->insn_pc;
+
+	if (m->mmio_log == NULL || find_region(m, (uint32_t)addr) != NULL)
 		return;
 	fprintf(m->mmio_log,
 		"{\"type\":\"mmio\",\"icount\":%" PRIu64 ",\"pc\":\"0x%08x\",\"addr\":\"0x%08x\","
-		"\"size\":%u,\"dir\":\"%s\",\"value\":\"0x%" PRIx64 "\",\"dev\":\"%s\"}\n",
-		m->icount, ms__rh_pc(m), addr, size, is_write ? "w" : "r", val, dev);
+		"\"size\":%d,\"dir\":\"%s\",\"value\":\"0x%" PRIx64 "\",\"dev\":\"%s\"}\n",
+		m->icount, pc, (uint32_t)addr, size, type == UC_MEM_WRITE ? "w" : "r",
+		(uint64_t)value & (size >= 8 ? UINT64_MAX : (((uint64_t)1 << (8 * size)) - 1)),
+		dev_name(m, (uint32_t)addr));
+}
+
+void ms__rh_mmio_log(struct ms_rh_machine *m, const char *dev, uint32_t addr, unsigned size,
+		     bool is_write, uint64_t val)
+{
+	/* Logged by hook_mmio with the exact PC; kept for callers that predate it. */
+	(void)m;
+	(void)dev;
+	(void)addr;
+	(void)size;
+	(void)is_write;
+	(void)val;
 }
 
 void ms_rh_machine_regs_text(struct ms_rh_machine *m, char *buf, size_t cap)
@@ -661,6 +702,21 @@ int ms_rh_machine_new(const struct ms_rh_opts *o, struct ms_rh_machine **out, st
 	uc_hook_add(m->uc, &m->h_intr, UC_HOOK_INTR, (void *)hook_intr, m, 1, 0);
 	uc_hook_add(m->uc, &m->h_unmapped, UC_HOOK_MEM_UNMAPPED, (void *)hook_unmapped, m, 1, 0);
 	uc_hook_add(m->uc, &m->h_insn_invalid, UC_HOOK_MEM_PROT, (void *)hook_prot, m, 1, 0);
+	if (m->mmio_log != NULL) {
+		static const uint64_t win[][2] = {{0x40000000u, 0x5fffffffu},
+						  {0xa0000000u, 0xbfffffffu},
+						  {0xe0000000u, 0xffffffffu}};
+		uc_hook h;
+		size_t w;
+
+		uc_hook_add(m->uc, &h, UC_HOOK_CODE, (void *)hook_insn_pc, m, 1, 0);
+		for (w = 0; w < 3; w++) {
+			uc_hook_add(m->uc, &h, UC_HOOK_MEM_READ_AFTER, (void *)hook_mmio, m, win[w][0],
+				    win[w][1]);
+			uc_hook_add(m->uc, &h, UC_HOOK_MEM_WRITE, (void *)hook_mmio, m, win[w][0],
+				    win[w][1]);
+		}
+	}
 	if (!o->no_infer) {
 		struct ms_infer_host host = {
 			.ud = m,
@@ -858,7 +914,7 @@ int ms_rh_machine_reset(struct ms_rh_machine *m, struct ms_err *e)
 		ms_infer_reset(m->inf);
 	ms__rh_scs_reset(m);
 	m->scs.vtor = m->boot_vtor;
-	m->icount = 0;
+	/* Virtual time is monotonic across resets (a warm reset does not stop the clock). */
 	m->locked_up = false;
 	m->sleeping = false;
 	m->crash[0] = 0;

@@ -185,6 +185,7 @@ struct ms_rh_machine {
 	bool ran;                     /* code has been translated at least once */
 	bool reset_request;           /* AIRCR.SYSRESETREQ: reset at the next boundary */
 	uint32_t fault_addr;          /* address of the last failed access */
+	uint32_t insn_pc;             /* current instruction, tracked only for the MMIO log */
 	bool halted_for_debug;        /* BKPT/watch: reason in gdb */
 
 	/* Host side. */

@@ -173,6 +173,23 @@ static void test_fpu_matches_qemu(void **s)
 	compare_with_qemu("mps2-an386", "mps2-fpu", "fpu PASS\n", false);
 }
 
+static void test_sysresetreq(void **s)
+{
+	static struct out o;
+	struct ms_rh_machine *m;
+	const char *p;
+	int n = 0;
+
+	memset(&o, 0, sizeof(o));
+	m = boot("mps2-an385", "mps2-reset", &o, false);
+	run_to(m, 100000);
+	for (p = o.buf; (p = strstr(p, "boot rvr=0\r\n")) != NULL; p++)
+		n++;
+	assert_true(n >= 3);
+	assert_null(strstr(o.buf, "rvr=1234"));
+	ms_rh_machine_free(m);
+}
+
 static void test_echo_and_determinism(void **s)
 {
 	static struct out o1, o2;
@@ -413,6 +430,7 @@ int main(void)
 		cmocka_unit_test(test_nested_matches_qemu),
 		cmocka_unit_test(test_fault_matches_qemu),
 		cmocka_unit_test(test_fpu_matches_qemu),
+		cmocka_unit_test(test_sysresetreq),
 		cmocka_unit_test(test_echo_and_determinism),
 		cmocka_unit_test(test_snapshot_restore_twice),
 		cmocka_unit_test(test_snapshot_file_hostile),
