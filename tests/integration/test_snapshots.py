@@ -4,8 +4,9 @@ guest's RAM, restore, and see the old value; list, delete, refuse bad names
 and boards that QEMU 7.2 cannot restore.
 """
 import re
+import signal
 
-from conftest import UBOOT_ELF, assert_error
+from conftest import UBOOT_ELF, assert_error, yaml_dump
 
 
 def _get_counter(ws):
@@ -160,4 +161,44 @@ def test_snapshot_quota_is_429(own_daemon, fw):
     assert d.session(s["id"])["state"] == "running"
     ws.send("inc\r")
     ws.read_until(b"counter=1", timeout=30)
+    ws.close()
+
+
+def test_snapshots_survive_poweroff_and_daemon_restart(own_daemon, fw):
+    make = own_daemon
+    d = make(name="snaprestart").start()
+    s, prog, ws = d.boot("mps2-an385", fw.read(), "mstest.elf")
+    sid = s["id"]
+    ws.read_until(b"mstest ready\r\n> ", timeout=30)
+    for i in range(1, 4):
+        ws.send("inc\r")
+        ws.read_until(b"counter=%d\r\n> " % i, timeout=20)
+    assert d.post("/api/v1/sessions/%s/snapshots" % sid, {"name": "three"}).status == 201
+    ws.close()
+    # Power cycle: a new QEMU process, the snapshot is still there and restores.
+    assert d.post("/api/v1/sessions/%s/poweroff" % sid).status == 200
+    assert_error(d.post("/api/v1/sessions/%s/restore" % sid, {"snapshot_id": "three"}), 409)
+    ws = d.console(sid)
+    assert d.post("/api/v1/sessions/%s/poweron" % sid).status == 200
+    ws.read_until(b"mstest ready\r\n> ", timeout=30)
+    assert d.post("/api/v1/sessions/%s/restore" % sid, {"snapshot_id": "three"}).status == 200
+    ws.send("inc\r")
+    ws.read_until(b"counter=4\r\n", timeout=20)
+    ws.close()
+    # Daemon restart: the record and the qcow2 survive.
+    assert d.stop(signal.SIGTERM) == 0
+    d2 = make(name="snaprestart")
+    with open(d.config_path, "w") as f:
+        f.write(yaml_dump(d.cfg) + "\n")
+    d2.cfg, d2.port = d.cfg, d.port
+    d2.start()
+    lj = d2.get("/api/v1/sessions/%s/snapshots" % sid).json()
+    assert "three" in [x["name"] for x in (lj if isinstance(lj, list) else lj["snapshots"])]
+    ws = d2.console(sid)
+    assert d2.post("/api/v1/sessions/%s/poweron" % sid).status == 200
+    assert d2.post("/api/v1/sessions/%s/restore" % sid, {"snapshot_id": "three"}).status == 200
+    # The backlog holds the old "counter=4": a fresh marker ties the answer to this request.
+    ws.send("inc\rafter-restart-mark\r")
+    out = ws.read_until(re.compile(rb"counter=(\d+)\r\n> echo: after-restart-mark"), timeout=20)
+    assert re.findall(rb"counter=(\d+)\r\n> echo: after-restart-mark", out)[-1] == b"4", out[-200:]
     ws.close()
