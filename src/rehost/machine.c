@@ -221,6 +221,7 @@ static void hook_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud)
 		if (!stop)
 			m->attention = m->scs.any_pending;
 		if (stop) {
+			m->hook_stopped = true;
 			uc_emu_stop(uc);
 			return;
 		}
@@ -798,7 +799,8 @@ static int copy_image(struct ms_image *dst, const struct ms_image *src)
 			ms_image_free(dst);
 			return -ENOMEM;
 		}
-		memcpy(dst->segs[i].data, src->segs[i].data, src->segs[i].filesz);
+		if (src->segs[i].filesz > 0)
+			memcpy(dst->segs[i].data, src->segs[i].data, src->segs[i].filesz);
 	}
 	return 0;
 }
@@ -1137,11 +1139,13 @@ enum ms_rh_stop ms_rh_machine_run(struct ms_rh_machine *m, uint64_t max_insns)
 		m->attention = m->scs.any_pending;
 		pc = start_pc = ms__rh_pc(m);
 		m->ran = true;
+		m->hook_stopped = false;
 		err = uc_emu_start(m->uc, pc | 1, 0xffffffffu, 0, 0);
 		pc = ms__rh_pc(m);
 		if (err == UC_ERR_OK) {
-			if (pc != start_pc && after_wfi(m, pc) && !m->halted_for_debug &&
-			    !m->locked_up && m->icount < m->deadline)
+			/* Unicorn also returns OK after WFI (the core halted): tell it from our stops. */
+			if (!m->hook_stopped && !m->halted_for_debug && !m->locked_up && pc != start_pc &&
+			    after_wfi(m, pc))
 				m->sleeping = true;
 			continue;
 		}

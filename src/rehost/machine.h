@@ -183,6 +183,7 @@ struct ms_rh_machine {
 	bool locked_up;
 	bool sleeping;                /* in WFI/WFE, waiting for an event */
 	bool ran;                     /* code has been translated at least once */
+	bool hook_stopped;            /* the block hook ended the last uc_emu_start */
 	bool reset_request;           /* AIRCR.SYSRESETREQ: reset at the next boundary */
 	uint32_t fault_addr;          /* address of the last failed access */
 	uint32_t insn_pc;             /* current instruction, tracked only for the MMIO log */
