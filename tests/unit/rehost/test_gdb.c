@@ -6,6 +6,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -87,10 +88,98 @@ static void test_gdb_session(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* Send one RSP packet. */
+static void pkt(int fd, const char *data)
+{
+	char buf[512];
+	unsigned cs = 0;
+	size_t i;
+
+	for (i = 0; data[i]; i++)
+		cs += (unsigned char)data[i];
+	snprintf(buf, sizeof(buf), "$%s#%02x", data, cs & 0xff);
+	assert_int_equal(write(fd, buf, strlen(buf)), (ssize_t)strlen(buf));
+}
+
+/* Read until the buffer holds want (or 10 s pass, as a hang guard). */
+static bool read_until(int fd, char *buf, size_t cap, const char *want)
+{
+	size_t len = 0;
+	int i;
+
+	buf[0] = 0;
+	for (i = 0; i < 1000 && strstr(buf, want) == NULL; i++) {
+		ssize_t k;
+
+		usleep(10000);
+		k = recv(fd, buf + len, cap - 1 - len, MSG_DONTWAIT);
+		if (k > 0) {
+			len += (size_t)k;
+			buf[len] = 0;
+		}
+	}
+	return strstr(buf, want) != NULL;
+}
+
+/* Ctrl-C while running stops the guest with SIGINT; detach lets it run to its end. */
+static void test_interrupt_and_detach(void **state)
+{
+	char port_s[16], buf[4096];
+	int port = free_port(), fd = -1, status, i;
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	pid_t pid;
+
+	snprintf(port_s, sizeof(port_s), "%d", port);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char *argv[] = {"run", "--board", "mps2-an385", "--gdb", port_s, "--timeout", "2",
+				elf, NULL};
+
+		if (freopen("/dev/null", "w", stdout) == NULL)
+			_exit(5);
+		_exit(ms_run_main(8, argv));
+	}
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (i = 0; i < 200; i++) {
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+			break;
+		close(fd);
+		fd = -1;
+		usleep(20000);
+	}
+	assert_true(fd >= 0);
+	pkt(fd, "?");
+	assert_true(read_until(fd, buf, sizeof(buf), "#"));
+	assert_non_null(strstr(buf, "$T05"));
+	/* Run, then interrupt. */
+	pkt(fd, "c");
+	usleep(200000);
+	assert_int_equal(write(fd, "\x03", 1), 1);
+	assert_true(read_until(fd, buf, sizeof(buf), "$T02"));
+	/* Registers are readable while halted: 23 core registers of 8 hex digits. */
+	pkt(fd, "g");
+	assert_true(read_until(fd, buf, sizeof(buf), "#"));
+	assert_true(strlen(buf) >= 1 + 23 * 8);
+	/* A malformed packet gets a NAK, not a crash. */
+	assert_int_equal(write(fd, "$m20000000,zz#00", 16), 16);
+	assert_true(read_until(fd, buf, sizeof(buf), "-"));
+	pkt(fd, "D");
+	assert_true(read_until(fd, buf, sizeof(buf), "$OK"));
+	close(fd);
+	waitpid(pid, &status, 0);
+	assert_true(WIFEXITED(status));
+	/* After the detach the firmware ran on to the end of its time. */
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_gdb_session),
+		cmocka_unit_test(test_interrupt_and_detach),
 	};
 	char cwd[1024];
 
