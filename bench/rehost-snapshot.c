@@ -30,7 +30,7 @@ static int cmp(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	json_t *mm = json_pack("[{s:s,s:i,s:i},{s:s,s:i,s:i}]", "name", "flash", "base", 0, "size",
-			       256 * 1024, "name", "ram", "base", 0x20000000, "size", 64 * 1024);
+	                       256 * 1024, "name", "ram", "base", 0x20000000, "size", 64 * 1024);
 	struct ms_rh_opts o = {.cpu = "cortex-m3", .memory_map = mm, .no_infer = true};
 	struct ms_rh_machine *m;
 	struct ms_image img;

@@ -52,7 +52,7 @@ struct rsess {
 	int cmd_rc;
 	bool cmd_done;
 	bool want_run;
-	bool starting;    /* run only once the session layer shows "running" */
+	bool starting; /* run only once the session layer shows "running" */
 	bool quit;
 	bool has_program;
 	/* Pacing: wall-clock origin for the current run stretch. */
@@ -157,7 +157,8 @@ static void *engine_main(void *arg)
 		if (st == MS_RH_STOP_LOCKUP || st == MS_RH_STOP_HOST_ERROR) {
 			rs->want_run = false;
 			pthread_mutex_unlock(&rs->lock);
-			ms_session_event(rs->s, "guest_crashed", json_pack("{s:s}", "report", m->crash));
+			ms_session_event(rs->s, "guest_crashed",
+			                 json_pack("{s:s}", "report", m->crash));
 			ms_session_set_state(rs->s, MS_STATE_ERROR, m->crash);
 			pthread_mutex_lock(&rs->lock);
 			continue;
@@ -171,7 +172,7 @@ static void *engine_main(void *arg)
 		}
 		/* Keep virtual time from running ahead of wall time by more than 20 ms. */
 		ahead = (int64_t)(ms_rh_machine_now_ns(m) - rs->ns0) -
-			(mono_ns() - ((int64_t)rs->t0.tv_sec * 1000000000ll + rs->t0.tv_nsec));
+		    (mono_ns() - ((int64_t)rs->t0.tv_sec * 1000000000ll + rs->t0.tv_nsec));
 		if (ahead > 20000000 && (rs->cmd == NULL || rs->cmd_done))
 			wait_ns(rs, ahead);
 	}
@@ -217,7 +218,8 @@ static int rh_init(const struct ms_config *cfg, struct ms_err *e)
 	uc_engine *uc;
 
 	if (uc_open(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS, &uc) != UC_ERR_OK)
-		return ms_fail(e, 500, "unicorn_failed", "unicorn cannot open an ARM M-profile engine");
+		return ms_fail(e, 500, "unicorn_failed",
+		               "unicorn cannot open an ARM M-profile engine");
 	uc_close(uc);
 	return 0;
 }
@@ -235,10 +237,10 @@ static json_t *rh_capabilities(void)
 	for (i = 0; ms_rh_cpus[i] != NULL; i++)
 		json_array_append_new(cpus, json_string(ms_rh_cpus[i]));
 	return json_pack("{s:s, s:o, s:o, s:[s,s,s], s:[s], s:o, s:s}", "backend", "rehost",
-			 "boards", ms_rh_board_list(), "processors", cpus, "peripherals",
-			 "cmsdk-uart", "cmsdk-timer", "inferred", "bus_types", "mmio",
-			 "operations", ms_backend_operations(&ms_backend_rehost), "notes",
-			 "Cortex-M33 runs without TrustZone; FP lazy stacking is done eagerly");
+	                 "boards", ms_rh_board_list(), "processors", cpus, "peripherals",
+	                 "cmsdk-uart", "cmsdk-timer", "inferred", "bus_types", "mmio", "operations",
+	                 ms_backend_operations(&ms_backend_rehost), "notes",
+	                 "Cortex-M33 runs without TrustZone; FP lazy stacking is done eagerly");
 }
 
 static int rh_validate(json_t *bc, struct ms_err *e)
@@ -252,10 +254,11 @@ static int rh_validate(json_t *bc, struct ms_err *e)
 		return ms_fail(e, 400, "bad_board_config", "board_config must be an object");
 	if (board == NULL && cpu == NULL)
 		return ms_fail(e, 400, "bad_board_config",
-			       "rehost needs board_config.board or board_config.cpu");
+		               "rehost needs board_config.board or board_config.cpu");
 	if (board != NULL && ms_rh_board_load(board, &b, e) != 0)
-		return e->status == 404 ? ms_fail(e, 400, "unknown_board", "unknown board %s", board)
-					: MS_EBADINPUT;
+		return e->status == 404
+		    ? ms_fail(e, 400, "unknown_board", "unknown board %s", board)
+		    : MS_EBADINPUT;
 	if (cpu != NULL && ms_rh_cpu_model(cpu, NULL, NULL) < 0)
 		return ms_fail(e, 400, "unknown_cpu", "unknown cpu %s for rehost", cpu);
 	if (mm != NULL && !json_is_array(mm))
@@ -425,15 +428,15 @@ static int do_load(struct rsess *rs, void *arg, struct ms_err *e)
 }
 
 static int rh_load_program(struct ms_session *s, const struct ms_program *p, bool has_addr,
-			   uint64_t addr, struct ms_err *e)
+                           uint64_t addr, struct ms_err *e)
 {
 	struct rsess *rs = s->bdata;
 	struct load_arg la = {.path = p->path, .addr = has_addr ? addr : 0};
 
 	if (p->format == MS_IMAGE_ELF && (p->elf_class != 32 || strcmp(p->arch, "arm") != 0))
 		return ms_fail(e, 400, "incompatible_program",
-			       "rehost runs 32-bit ARM Cortex-M programs, this one is %s",
-			       p->arch[0] ? p->arch : "of unknown architecture");
+		               "rehost runs 32-bit ARM Cortex-M programs, this one is %s",
+		               p->arch[0] ? p->arch : "of unknown architecture");
 	return post(rs, do_load, &la, e);
 }
 
@@ -474,7 +477,8 @@ static int do_snap_load(struct rsess *rs, void *arg, struct ms_err *e)
 	return rc;
 }
 
-static int rh_snapshot_save(struct ms_session *s, const char *name, uint64_t *size, struct ms_err *e)
+static int rh_snapshot_save(struct ms_session *s, const char *name, uint64_t *size,
+                            struct ms_err *e)
 {
 	struct rsess *rs = s->bdata;
 	struct snap_arg sa;
@@ -505,7 +509,7 @@ static int rh_snapshot_delete(struct ms_session *s, const char *name, struct ms_
 	snap_path(s, name, path, sizeof(path));
 	if (unlink(path) != 0 && errno != ENOENT)
 		return ms_fail(e, 500, "io_error", "cannot delete snapshot %s: %s", name,
-			       strerror(errno));
+		               strerror(errno));
 	return 0;
 }
 
@@ -574,23 +578,23 @@ static int rh_coverage_stop(struct ms_session *s, json_t **report, struct ms_err
 }
 
 const struct ms_backend ms_backend_rehost = {
-	.name = "rehost",
-	.init = rh_init,
-	.fini = rh_fini,
-	.capabilities = rh_capabilities,
-	.validate = rh_validate,
-	.create = rh_create,
-	.destroy = rh_destroy,
-	.power_on = rh_power_on,
-	.power_off = rh_power_off,
-	.pause = rh_pause,
-	.reset = rh_reset,
-	.load_program = rh_load_program,
-	.snapshot_save = rh_snapshot_save,
-	.snapshot_load = rh_snapshot_load,
-	.snapshot_delete = rh_snapshot_delete,
-	.console_write = rh_console_write,
-	.device_map = rh_device_map,
-	.coverage_start = rh_coverage_start,
-	.coverage_stop = rh_coverage_stop,
+    .name = "rehost",
+    .init = rh_init,
+    .fini = rh_fini,
+    .capabilities = rh_capabilities,
+    .validate = rh_validate,
+    .create = rh_create,
+    .destroy = rh_destroy,
+    .power_on = rh_power_on,
+    .power_off = rh_power_off,
+    .pause = rh_pause,
+    .reset = rh_reset,
+    .load_program = rh_load_program,
+    .snapshot_save = rh_snapshot_save,
+    .snapshot_load = rh_snapshot_load,
+    .snapshot_delete = rh_snapshot_delete,
+    .console_write = rh_console_write,
+    .device_map = rh_device_map,
+    .coverage_start = rh_coverage_start,
+    .coverage_stop = rh_coverage_stop,
 };

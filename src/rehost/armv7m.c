@@ -213,8 +213,8 @@ static int stack_write(struct ms_rh_machine *m, uint32_t sp, const uint32_t *w, 
  */
 static void exc_enter(struct ms_rh_machine *m, int exc)
 {
-	static const int fr[] = {UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3,
-				 UC_ARM_REG_R12, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_XPSR};
+	static const int fr[] = {UC_ARM_REG_R0,  UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3,
+	                         UC_ARM_REG_R12, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_XPSR};
 	uint32_t frame[8 + 18];
 	uint32_t control = rreg(m, UC_ARM_REG_CONTROL);
 	uint32_t xpsr = rreg(m, UC_ARM_REG_XPSR);
@@ -249,7 +249,7 @@ static void exc_enter(struct ms_rh_machine *m, int exc)
 		char why[160];
 
 		snprintf(why, sizeof(why),
-			 "stack 0x%08x outside memory while entering exception %d", nsp, exc);
+		         "stack 0x%08x outside memory while entering exception %d", nsp, exc);
 		ms__rh_lockup(m, why);
 		return;
 	}
@@ -257,15 +257,15 @@ static void exc_enter(struct ms_rh_machine *m, int exc)
 		char why[160];
 
 		snprintf(why, sizeof(why), "vector table at 0x%08x unreadable for exception %d",
-			 m->scs.vtor, exc);
+		         m->scs.vtor, exc);
 		ms__rh_lockup(m, why);
 		return;
 	}
 	if ((vec & 1) == 0 || ms_rh_mem_read(m, vec & ~1u, &i, 2) != 0) {
 		char why[160];
 
-		snprintf(why, sizeof(why), "vector %d is 0x%08x, which points to no Thumb code", exc,
-			 vec);
+		snprintf(why, sizeof(why), "vector %d is 0x%08x, which points to no Thumb code",
+		         exc, vec);
 		ms__rh_lockup(m, why);
 		return;
 	}
@@ -311,8 +311,8 @@ static void invpc(struct ms_rh_machine *m, const char *why)
  */
 static void exc_return(struct ms_rh_machine *m)
 {
-	static const int fr[] = {UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3,
-				 UC_ARM_REG_R12, UC_ARM_REG_LR};
+	static const int fr[] = {UC_ARM_REG_R0, UC_ARM_REG_R1,  UC_ARM_REG_R2,
+	                         UC_ARM_REG_R3, UC_ARM_REG_R12, UC_ARM_REG_LR};
 	uint32_t excret = rreg(m, UC_ARM_REG_PC) | 1u;
 	uint32_t xpsr = rreg(m, UC_ARM_REG_XPSR);
 	uint32_t control = rreg(m, UC_ARM_REG_CONTROL);
@@ -361,8 +361,7 @@ static void exc_return(struct ms_rh_machine *m)
 		/* Privileged while in handler mode: drop nPRIV so the thread-mode writes land. */
 		wreg(m, UC_ARM_REG_CONTROL, (control & ~1u & ~4u) | (ext ? 4u : 0));
 		wreg(m, UC_ARM_REG_XPSR, (frame[7] & ~(1u << 9)) & ~0x1ffu);
-		wreg(m, UC_ARM_REG_CONTROL,
-		     (mode == 0xd ? 2u : 0u) | (ext ? 4u : 0) | npriv);
+		wreg(m, UC_ARM_REG_CONTROL, (mode == 0xd ? 2u : 0u) | (ext ? 4u : 0) | npriv);
 	}
 	wreg(m, UC_ARM_REG_SP, nsp);
 	for (i = 0; i < 6; i++)
@@ -379,7 +378,7 @@ static void exc_return(struct ms_rh_machine *m)
 }
 
 void ms__rh_fault(struct ms_rh_machine *m, int exc, uint32_t cfsr_bits, bool addr_valid,
-		  uint32_t addr)
+                  uint32_t addr)
 {
 	int target = exc;
 	int cur = exec_prio(m, true);
@@ -409,8 +408,9 @@ void ms__rh_fault(struct ms_rh_machine *m, int exc, uint32_t cfsr_bits, bool add
 	if (target == EXC_HARDFAULT && cur <= -1) {
 		char why[200];
 
-		snprintf(why, sizeof(why), "fault (exception %d, cfsr bits 0x%08x) while at priority %d",
-			 exc, cfsr_bits, cur);
+		snprintf(why, sizeof(why),
+		         "fault (exception %d, cfsr bits 0x%08x) while at priority %d", exc,
+		         cfsr_bits, cur);
 		ms__rh_lockup(m, why);
 		return;
 	}
@@ -521,7 +521,8 @@ static void syst_start(struct ms_rh_machine *m, uint32_t from)
 {
 	uint64_t d = syst_div(m);
 
-	m->scs.syst_next = m->icount + (from ? (uint64_t)from * d : ((uint64_t)m->scs.syst_rvr + 1) * d);
+	m->scs.syst_next =
+	    m->icount + (from ? (uint64_t)from * d : ((uint64_t)m->scs.syst_rvr + 1) * d);
 }
 
 /* ---- SCS register file ---- */
@@ -906,7 +907,7 @@ static void scs_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t va
 int ms__rh_scs_map(struct ms_rh_machine *m)
 {
 	return uc_mmio_map(m->uc, SCS_BASE, 0x1000, scs_read, m, scs_write, m) == UC_ERR_OK ? 0
-											    : -1;
+	                                                                                    : -1;
 }
 
 void ms__rh_scs_reset(struct ms_rh_machine *m)

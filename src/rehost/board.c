@@ -19,7 +19,7 @@
 #include "rehost/board.h"
 
 const char *const ms_rh_cpus[] = {
-	"cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", NULL,
+    "cortex-m0", "cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33", NULL,
 };
 
 int ms_rh_cpu_model(const char *name, bool *fpu, bool *v6m)
@@ -127,7 +127,7 @@ static json_t *scalar_value(const yaml_event_t *ev)
 static int yfail(struct yparse *y, const yaml_mark_t *mk, const char *what)
 {
 	return ms_fail(y->e, 400, "bad_yaml", "%s:%zu:%zu: %s", y->name, mk->line + 1,
-		       mk->column + 1, what);
+	               mk->column + 1, what);
 }
 
 static int parse_node(struct yparse *y, yaml_event_t *first, json_t **out);
@@ -136,8 +136,8 @@ static int next_event(struct yparse *y, yaml_event_t *ev)
 {
 	if (!yaml_parser_parse(&y->p, ev)) {
 		return ms_fail(y->e, 400, "bad_yaml", "%s:%zu:%zu: %s", y->name,
-			       y->p.problem_mark.line + 1, y->p.problem_mark.column + 1,
-			       y->p.problem != NULL ? y->p.problem : "syntax error");
+		               y->p.problem_mark.line + 1, y->p.problem_mark.column + 1,
+		               y->p.problem != NULL ? y->p.problem : "syntax error");
 	}
 	return 0;
 }
@@ -199,7 +199,8 @@ static int parse_node(struct yparse *y, yaml_event_t *ev, json_t **out)
 				json_decref(node);
 				goto out;
 			}
-			key = json_stringn((const char *)sub.data.scalar.value, sub.data.scalar.length);
+			key = json_stringn((const char *)sub.data.scalar.value,
+			                   sub.data.scalar.length);
 			yaml_event_delete(&sub);
 			if (key == NULL || (rc = next_event(y, &sub)) != 0) {
 				if (key == NULL)
@@ -231,7 +232,7 @@ out:
 }
 
 int ms_rh_yaml_to_json(const char *yaml, size_t len, const char *name, json_t **out,
-		       struct ms_err *e)
+                       struct ms_err *e)
 {
 	struct yparse y = {.name = name, .e = e};
 	yaml_event_t ev;
@@ -280,7 +281,7 @@ int ms_rh_yaml_to_json(const char *yaml, size_t len, const char *name, json_t **
 /* ---- board files ---- */
 
 static int get_u32(json_t *o, const char *key, bool required, uint32_t *out, const char *ctx,
-		   struct ms_err *e)
+                   struct ms_err *e)
 {
 	json_t *v = json_object_get(o, key);
 
@@ -291,14 +292,14 @@ static int get_u32(json_t *o, const char *key, bool required, uint32_t *out, con
 	}
 	if (!json_is_integer(v) || json_integer_value(v) < 0 ||
 	    json_integer_value(v) > (json_int_t)UINT32_MAX)
-		return ms_fail(e, 400, "bad_board", "%s: %s must be an integer in 0..0xffffffff", ctx,
-			       key);
+		return ms_fail(e, 400, "bad_board", "%s: %s must be an integer in 0..0xffffffff",
+		               ctx, key);
 	*out = (uint32_t)json_integer_value(v);
 	return 0;
 }
 
 static int get_str(json_t *o, const char *key, bool required, char *out, size_t cap,
-		   const char *ctx, struct ms_err *e)
+                   const char *ctx, struct ms_err *e)
 {
 	json_t *v = json_object_get(o, key);
 
@@ -309,7 +310,7 @@ static int get_str(json_t *o, const char *key, bool required, char *out, size_t 
 	}
 	if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) >= cap)
 		return ms_fail(e, 400, "bad_board", "%s: %s must be a string of 1..%zu characters",
-			       ctx, key, cap - 1);
+		               ctx, key, cap - 1);
 	memcpy(out, json_string_value(v), json_string_length(v) + 1);
 	return 0;
 }
@@ -320,7 +321,8 @@ static int check_keys(json_t *o, const char *const *allowed, const char *ctx, st
 	json_t *v;
 	int i;
 
-	json_object_foreach(o, k, v) {
+	json_object_foreach(o, k, v)
+	{
 		for (i = 0; allowed[i] != NULL; i++)
 			if (strcmp(k, allowed[i]) == 0)
 				break;
@@ -331,10 +333,10 @@ static int check_keys(json_t *o, const char *const *allowed, const char *ctx, st
 }
 
 int ms_rh_board_parse(const char *yaml, size_t len, const char *name, struct ms_rh_board *b,
-		      struct ms_err *e)
+                      struct ms_err *e)
 {
-	static const char *const top_keys[] = {"name", "cpu", "cpu_hz", "irqs", "memory",
-					       "devices", "description", NULL};
+	static const char *const top_keys[] = {"name",   "cpu",     "cpu_hz",      "irqs",
+	                                       "memory", "devices", "description", NULL};
 	static const char *const mem_keys[] = {"name", "base", "size", "readonly", "alias", NULL};
 	static const char *const dev_keys[] = {"type", "name", "base", "irqs", "console", NULL};
 	json_t *doc, *arr, *it, *v;
@@ -380,13 +382,14 @@ int ms_rh_board_parse(const char *yaml, size_t len, const char *name, struct ms_
 		rc = ms_fail(e, 400, "bad_board", "%s: memory must be a list", name);
 		goto out;
 	}
-	json_array_foreach(arr, i, it) {
+	json_array_foreach(arr, i, it)
+	{
 		struct ms_rh_board_mem *mm;
 
 		snprintf(ctx, sizeof(ctx), "%s: memory[%zu]", name, i);
 		if (b->n_mem >= MS_RH_BOARD_MAX_MEM) {
 			rc = ms_fail(e, 400, "bad_board", "%s: more than %d regions", ctx,
-				     MS_RH_BOARD_MAX_MEM);
+			             MS_RH_BOARD_MAX_MEM);
 			goto out;
 		}
 		if (!json_is_object(it)) {
@@ -403,7 +406,8 @@ int ms_rh_board_parse(const char *yaml, size_t len, const char *name, struct ms_
 			goto out;
 		v = json_object_get(it, "readonly");
 		if (v != NULL && !json_is_boolean(v)) {
-			rc = ms_fail(e, 400, "bad_board", "%s: readonly must be true or false", ctx);
+			rc =
+			    ms_fail(e, 400, "bad_board", "%s: readonly must be true or false", ctx);
 			goto out;
 		}
 		mm->readonly = json_is_true(v);
@@ -413,8 +417,8 @@ int ms_rh_board_parse(const char *yaml, size_t len, const char *name, struct ms_
 					break;
 			if (j == (size_t)b->n_mem) {
 				rc = ms_fail(e, 400, "bad_board",
-					     "%s: alias of %s, which is not declared before it", ctx,
-					     mm->alias);
+				             "%s: alias of %s, which is not declared before it",
+				             ctx, mm->alias);
 				goto out;
 			}
 			mm->size = b->mem[j].size;
@@ -422,7 +426,8 @@ int ms_rh_board_parse(const char *yaml, size_t len, const char *name, struct ms_
 		if ((mm->base & 0xfff) != 0 || mm->size == 0 || (mm->size & 0xfff) != 0 ||
 		    (uint64_t)mm->base + mm->size > 0x100000000ull) {
 			rc = ms_fail(e, 400, "bad_board",
-				     "%s: base and size must be multiples of 4 KiB inside 4 GiB", ctx);
+			             "%s: base and size must be multiples of 4 KiB inside 4 GiB",
+			             ctx);
 			goto out;
 		}
 		b->n_mem++;
@@ -432,7 +437,8 @@ int ms_rh_board_parse(const char *yaml, size_t len, const char *name, struct ms_
 		rc = ms_fail(e, 400, "bad_board", "%s: devices must be a list", name);
 		goto out;
 	}
-	json_array_foreach(arr, i, it) {
+	json_array_foreach(arr, i, it)
+	{
 		struct ms_rh_board_dev *d;
 		json_t *irqs;
 
@@ -453,8 +459,8 @@ int ms_rh_board_parse(const char *yaml, size_t len, const char *name, struct ms_
 			goto out;
 		if (strcmp(d->type, "cmsdk-uart") != 0 && strcmp(d->type, "cmsdk-timer") != 0) {
 			rc = ms_fail(e, 400, "bad_board",
-				     "%s: unknown device type %s (known: cmsdk-uart, cmsdk-timer)", ctx,
-				     d->type);
+			             "%s: unknown device type %s (known: cmsdk-uart, cmsdk-timer)",
+			             ctx, d->type);
 			goto out;
 		}
 		if ((d->base & 0xfff) != 0) {
@@ -464,8 +470,8 @@ int ms_rh_board_parse(const char *yaml, size_t len, const char *name, struct ms_
 		irqs = json_object_get(it, "irqs");
 		if (irqs != NULL) {
 			if (!json_is_array(irqs) || json_array_size(irqs) > 4) {
-				rc = ms_fail(e, 400, "bad_board", "%s: irqs must be a list of up to 4",
-					     ctx);
+				rc = ms_fail(e, 400, "bad_board",
+				             "%s: irqs must be a list of up to 4", ctx);
 				goto out;
 			}
 			for (j = 0; j < json_array_size(irqs); j++) {
@@ -473,8 +479,8 @@ int ms_rh_board_parse(const char *yaml, size_t len, const char *name, struct ms_
 				if (!json_is_integer(v) || json_integer_value(v) < -1 ||
 				    json_integer_value(v) >= (json_int_t)b->irqs) {
 					rc = ms_fail(e, 400, "bad_board",
-						     "%s: irq out of range 0..%u (or -1 for none)", ctx,
-						     b->irqs - 1);
+					             "%s: irq out of range 0..%u (or -1 for none)",
+					             ctx, b->irqs - 1);
 					goto out;
 				}
 				d->irqs[j] = (int)json_integer_value(v);
@@ -542,7 +548,7 @@ int ms_rh_board_load(const char *name, struct ms_rh_board *b, struct ms_err *e)
 	free(buf);
 	if (rc == 0 && strcmp(b->name, name) != 0)
 		rc = ms_fail(e, 400, "bad_board", "%s: name %s does not match the file name", path,
-			     b->name);
+		             b->name);
 	return rc;
 }
 

@@ -39,7 +39,7 @@ struct ms_rh_board_mem {
 	uint32_t base;
 	uint32_t size;
 	bool readonly;
-	char alias[32];     /* "" or the region this one mirrors */
+	char alias[32]; /* "" or the region this one mirrors */
 };
 
 struct ms_rh_board_dev {
@@ -52,7 +52,7 @@ struct ms_rh_board_dev {
 };
 
 struct ms_rh_board {
-	char name[64];       /* "" for a CPU-only machine */
+	char name[64]; /* "" for a CPU-only machine */
 	char cpu[32];
 	uint64_t cpu_hz;
 	uint32_t irqs;
@@ -76,7 +76,7 @@ int ms_rh_board_load(const char *name, struct ms_rh_board *b, struct ms_err *e);
 
 /* Parse a board description from YAML text (name used in messages). */
 int ms_rh_board_parse(const char *yaml, size_t len, const char *name, struct ms_rh_board *b,
-		      struct ms_err *e);
+                      struct ms_err *e);
 
 /* Names of every board file, as a JSON array (new reference). */
 json_t *ms_rh_board_list(void);
@@ -87,6 +87,6 @@ json_t *ms_rh_board_list(void);
  * true/false booleans, the rest strings. 400 "bad_yaml" with line:col.
  */
 int ms_rh_yaml_to_json(const char *yaml, size_t len, const char *name, json_t **out,
-		       struct ms_err *e);
+                       struct ms_err *e);
 
 #endif

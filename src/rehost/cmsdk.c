@@ -19,13 +19,13 @@
 
 struct uart_state {
 	uint32_t ctrl, intstatus, bauddiv, state_ovr;
-	int32_t rx;          /* byte held in the receive buffer, -1 when empty */
+	int32_t rx; /* byte held in the receive buffer, -1 when empty */
 };
 
 struct timer_state {
 	uint32_t ctrl, reload, intstatus;
-	uint32_t value;      /* while stopped */
-	uint64_t zero_at;    /* icount when VALUE reaches 0, while running */
+	uint32_t value; /* while stopped */
+	uint64_t zero_at; /* icount when VALUE reaches 0, while running */
 };
 
 /* ---- UART ---- */
@@ -302,8 +302,10 @@ int ms__rh_dev_create(struct ms_rh_machine *m, const struct ms_rh_board_dev *bd,
 		d->next_event = timer_next;
 		d->event = timer_event;
 	} else {
-		return ms_fail(e, 400, "bad_board", "device %s: unknown type %s (known: cmsdk-uart, "
-			       "cmsdk-timer)", bd->name, bd->type);
+		return ms_fail(e, 400, "bad_board",
+		               "device %s: unknown type %s (known: cmsdk-uart, "
+		               "cmsdk-timer)",
+		               bd->name, bd->type);
 	}
 	d->state = calloc(1, d->state_size);
 	if (d->state == NULL)
@@ -312,7 +314,7 @@ int ms__rh_dev_create(struct ms_rh_machine *m, const struct ms_rh_board_dev *bd,
 	if (uc_mmio_map(m->uc, d->base, d->size, dev_read, d, dev_write, d) != UC_ERR_OK) {
 		free(d->state);
 		return ms_fail(e, 400, "bad_board", "device %s at 0x%08x cannot be mapped", d->name,
-			       d->base);
+		               d->base);
 	}
 	m->n_devs++;
 	return 0;

@@ -16,7 +16,7 @@
 #include "rehost/coverage.h"
 
 struct cov_ent {
-	uint32_t addr;   /* 0 is a valid address: used marks the slot */
+	uint32_t addr; /* 0 is a valid address: used marks the slot */
 	uint32_t size;
 	uint64_t hits;
 	uint32_t order;
@@ -25,9 +25,9 @@ struct cov_ent {
 
 struct ms_rh_cov {
 	struct cov_ent *tab;
-	size_t cap;      /* power of two */
+	size_t cap; /* power of two */
 	size_t n;
-	uint32_t *seq;   /* addresses in order of first execution */
+	uint32_t *seq; /* addresses in order of first execution */
 	size_t seq_cap;
 };
 
@@ -233,7 +233,7 @@ static uint64_t hits_at(const struct range *r, size_t n, uint32_t a)
 }
 
 int ms_rh_cov_write_lcov(const struct ms_rh_cov *c, const char *elf_path, const char *path,
-			 struct ms_err *e)
+                         struct ms_err *e)
 {
 	struct range *rs = NULL;
 	struct line_ent *ls = NULL;
@@ -252,7 +252,7 @@ int ms_rh_cov_write_lcov(const struct ms_rh_cov *c, const char *elf_path, const 
 	if (dw == NULL) {
 		close(fd);
 		return ms_fail(e, 400, "no_debug_info", "%s has no DWARF line tables: %s", elf_path,
-			       dwarf_errmsg(-1));
+		               dwarf_errmsg(-1));
 	}
 	rs = calloc(c->n ? c->n : 1, sizeof(*rs));
 	if (rs == NULL) {
@@ -285,7 +285,8 @@ int ms_rh_cov_write_lcov(const struct ms_rh_cov *c, const char *elf_path, const 
 				bool end = false;
 				const char *src;
 
-				if (l == NULL || dwarf_lineaddr(l, &a) != 0 || dwarf_lineno(l, &ln) != 0)
+				if (l == NULL || dwarf_lineaddr(l, &a) != 0 ||
+				    dwarf_lineno(l, &ln) != 0)
 					continue;
 				dwarf_lineendsequence(l, &end);
 				src = dwarf_linesrc(l, NULL, NULL);

@@ -40,7 +40,7 @@ int ms_rh_cov_write_bb(const struct ms_rh_cov *c, const char *path, struct ms_er
  * engine records them (ms_rh_cov_block_sized).
  */
 int ms_rh_cov_write_lcov(const struct ms_rh_cov *c, const char *elf_path, const char *path,
-			 struct ms_err *e);
+                         struct ms_err *e);
 
 /* {"blocks": N, "addresses": ["0x...", ...]} (new reference). */
 json_t *ms_rh_cov_json(const struct ms_rh_cov *c, size_t max);

@@ -47,7 +47,7 @@ struct ms_rh_gdb {
 	int lfd, cfd;
 	int port;
 	bool noack;
-	bool resumed;     /* gdb waits for a stop reply */
+	bool resumed; /* gdb waits for a stop reply */
 	struct bp bps[MAX_BP];
 	struct wp wps[MAX_WP];
 	uc_hook step_hook;
@@ -64,52 +64,53 @@ struct ms_rh_gdb {
 };
 
 static const char target_xml_head[] =
-	"<?xml version=\"1.0\"?><!DOCTYPE target SYSTEM \"gdb-target.dtd\">"
-	"<target version=\"1.0\"><architecture>arm</architecture>"
-	"<feature name=\"org.gnu.gdb.arm.m-profile\">"
-	"<reg name=\"r0\" bitsize=\"32\" regnum=\"0\"/><reg name=\"r1\" bitsize=\"32\"/>"
-	"<reg name=\"r2\" bitsize=\"32\"/><reg name=\"r3\" bitsize=\"32\"/>"
-	"<reg name=\"r4\" bitsize=\"32\"/><reg name=\"r5\" bitsize=\"32\"/>"
-	"<reg name=\"r6\" bitsize=\"32\"/><reg name=\"r7\" bitsize=\"32\"/>"
-	"<reg name=\"r8\" bitsize=\"32\"/><reg name=\"r9\" bitsize=\"32\"/>"
-	"<reg name=\"r10\" bitsize=\"32\"/><reg name=\"r11\" bitsize=\"32\"/>"
-	"<reg name=\"r12\" bitsize=\"32\"/>"
-	"<reg name=\"sp\" bitsize=\"32\" type=\"data_ptr\"/>"
-	"<reg name=\"lr\" bitsize=\"32\"/>"
-	"<reg name=\"pc\" bitsize=\"32\" type=\"code_ptr\"/>"
-	"<reg name=\"xpsr\" bitsize=\"32\" regnum=\"16\"/></feature>"
-	"<feature name=\"org.gnu.gdb.arm.m-system\">"
-	"<reg name=\"msp\" bitsize=\"32\" regnum=\"17\" type=\"data_ptr\"/>"
-	"<reg name=\"psp\" bitsize=\"32\" type=\"data_ptr\"/>"
-	"<reg name=\"primask\" bitsize=\"32\"/><reg name=\"basepri\" bitsize=\"32\"/>"
-	"<reg name=\"faultmask\" bitsize=\"32\"/><reg name=\"control\" bitsize=\"32\"/>"
-	"</feature>";
+    "<?xml version=\"1.0\"?><!DOCTYPE target SYSTEM \"gdb-target.dtd\">"
+    "<target version=\"1.0\"><architecture>arm</architecture>"
+    "<feature name=\"org.gnu.gdb.arm.m-profile\">"
+    "<reg name=\"r0\" bitsize=\"32\" regnum=\"0\"/><reg name=\"r1\" bitsize=\"32\"/>"
+    "<reg name=\"r2\" bitsize=\"32\"/><reg name=\"r3\" bitsize=\"32\"/>"
+    "<reg name=\"r4\" bitsize=\"32\"/><reg name=\"r5\" bitsize=\"32\"/>"
+    "<reg name=\"r6\" bitsize=\"32\"/><reg name=\"r7\" bitsize=\"32\"/>"
+    "<reg name=\"r8\" bitsize=\"32\"/><reg name=\"r9\" bitsize=\"32\"/>"
+    "<reg name=\"r10\" bitsize=\"32\"/><reg name=\"r11\" bitsize=\"32\"/>"
+    "<reg name=\"r12\" bitsize=\"32\"/>"
+    "<reg name=\"sp\" bitsize=\"32\" type=\"data_ptr\"/>"
+    "<reg name=\"lr\" bitsize=\"32\"/>"
+    "<reg name=\"pc\" bitsize=\"32\" type=\"code_ptr\"/>"
+    "<reg name=\"xpsr\" bitsize=\"32\" regnum=\"16\"/></feature>"
+    "<feature name=\"org.gnu.gdb.arm.m-system\">"
+    "<reg name=\"msp\" bitsize=\"32\" regnum=\"17\" type=\"data_ptr\"/>"
+    "<reg name=\"psp\" bitsize=\"32\" type=\"data_ptr\"/>"
+    "<reg name=\"primask\" bitsize=\"32\"/><reg name=\"basepri\" bitsize=\"32\"/>"
+    "<reg name=\"faultmask\" bitsize=\"32\"/><reg name=\"control\" bitsize=\"32\"/>"
+    "</feature>";
 static const char target_xml_vfp[] =
-	"<feature name=\"org.gnu.gdb.arm.vfp\">"
-	"<reg name=\"d0\" bitsize=\"64\" type=\"ieee_double\" regnum=\"23\"/>"
-	"<reg name=\"d1\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d2\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d3\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d4\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d5\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d6\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d7\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d8\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d9\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d10\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d11\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d12\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d13\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d14\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"d15\" bitsize=\"64\" type=\"ieee_double\"/>"
-	"<reg name=\"fpscr\" bitsize=\"32\" type=\"int\" group=\"float\"/></feature>";
+    "<feature name=\"org.gnu.gdb.arm.vfp\">"
+    "<reg name=\"d0\" bitsize=\"64\" type=\"ieee_double\" regnum=\"23\"/>"
+    "<reg name=\"d1\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d2\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d3\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d4\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d5\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d6\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d7\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d8\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d9\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d10\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d11\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d12\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d13\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d14\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"d15\" bitsize=\"64\" type=\"ieee_double\"/>"
+    "<reg name=\"fpscr\" bitsize=\"32\" type=\"int\" group=\"float\"/></feature>";
 
 static const int core_regs[] = {
-	UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3, UC_ARM_REG_R4,
-	UC_ARM_REG_R5, UC_ARM_REG_R6, UC_ARM_REG_R7, UC_ARM_REG_R8, UC_ARM_REG_R9,
-	UC_ARM_REG_R10, UC_ARM_REG_R11, UC_ARM_REG_R12, UC_ARM_REG_SP, UC_ARM_REG_LR,
-	UC_ARM_REG_PC, UC_ARM_REG_XPSR, UC_ARM_REG_MSP, UC_ARM_REG_PSP, UC_ARM_REG_PRIMASK,
-	UC_ARM_REG_BASEPRI, UC_ARM_REG_FAULTMASK, UC_ARM_REG_CONTROL,
+    UC_ARM_REG_R0,      UC_ARM_REG_R1,        UC_ARM_REG_R2,      UC_ARM_REG_R3,
+    UC_ARM_REG_R4,      UC_ARM_REG_R5,        UC_ARM_REG_R6,      UC_ARM_REG_R7,
+    UC_ARM_REG_R8,      UC_ARM_REG_R9,        UC_ARM_REG_R10,     UC_ARM_REG_R11,
+    UC_ARM_REG_R12,     UC_ARM_REG_SP,        UC_ARM_REG_LR,      UC_ARM_REG_PC,
+    UC_ARM_REG_XPSR,    UC_ARM_REG_MSP,       UC_ARM_REG_PSP,     UC_ARM_REG_PRIMASK,
+    UC_ARM_REG_BASEPRI, UC_ARM_REG_FAULTMASK, UC_ARM_REG_CONTROL,
 };
 #define N_CORE 23
 
@@ -366,7 +367,7 @@ static void step_hook(uc_engine *uc, uint64_t addr, uint32_t size, void *ud)
 
 /* The watchpoint hook needs both the gdb object and which watchpoint: find it by address. */
 static void wp_hook_g(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value,
-		      void *ud)
+                      void *ud)
 {
 	struct ms_rh_gdb *g = ud;
 	int i;
@@ -375,7 +376,8 @@ static void wp_hook_g(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, 
 		struct wp *w = &g->wps[i];
 		bool is_write = type == UC_MEM_WRITE;
 
-		if (!w->used || addr + (uint64_t)size <= w->addr || addr >= (uint64_t)w->addr + w->len)
+		if (!w->used || addr + (uint64_t)size <= w->addr ||
+		    addr >= (uint64_t)w->addr + w->len)
 			continue;
 		if ((w->type == 2 && !is_write) || (w->type == 3 && is_write))
 			continue;
@@ -383,7 +385,10 @@ static void wp_hook_g(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, 
 			char why[48];
 
 			snprintf(why, sizeof(why), "%swatch:%x",
-				 w->type == 2 ? "" : w->type == 3 ? "r" : "a", w->addr);
+			         w->type == 2       ? ""
+			             : w->type == 3 ? "r"
+			                            : "a",
+			         w->addr);
 			ms_rh_gdb_note_stop(g, 5, why);
 		}
 		g->m->halted_for_debug = true;
@@ -433,7 +438,8 @@ static void cmd_read_mem(struct ms_rh_gdb *g, const char *args)
 	hex = malloc(2 * len + 1);
 	if (buf == NULL || hex == NULL || ms_rh_mem_read(g->m, (uint32_t)addr, buf, len) != 0) {
 		/* Memory-mapped devices and unmapped space: what Unicorn can read, else an error. */
-		if (buf != NULL && hex != NULL && uc_mem_read(g->m->uc, addr, buf, len) == UC_ERR_OK) {
+		if (buf != NULL && hex != NULL &&
+		    uc_mem_read(g->m->uc, addr, buf, len) == UC_ERR_OK) {
 			tohex(hex, buf, len);
 			send_pkt(g, hex);
 		} else {
@@ -494,7 +500,7 @@ static void cmd_z(struct ms_rh_gdb *g, const char *pkt, bool insert)
 				;
 			if (i == MAX_BP ||
 			    uc_hook_add(g->m->uc, &g->bps[i].h, UC_HOOK_CODE, (void *)bp_hook, g,
-					addr, addr) != UC_ERR_OK) {
+			                addr, addr) != UC_ERR_OK) {
 				send_pkt(g, "E0c");
 				return;
 			}
@@ -518,8 +524,8 @@ static void cmd_z(struct ms_rh_gdb *g, const char *pkt, bool insert)
 			break;
 	if (insert) {
 		int htype = type == 2 ? UC_HOOK_MEM_WRITE
-			    : type == 3 ? UC_HOOK_MEM_READ
-					: (UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE);
+		    : type == 3       ? UC_HOOK_MEM_READ
+		                      : (UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE);
 
 		if (i < MAX_WP) {
 			send_pkt(g, "OK");
@@ -527,8 +533,9 @@ static void cmd_z(struct ms_rh_gdb *g, const char *pkt, bool insert)
 		}
 		for (i = 0; i < MAX_WP && g->wps[i].used; i++)
 			;
-		if (i == MAX_WP || uc_hook_add(g->m->uc, &g->wps[i].h, htype, (void *)wp_hook_g, g,
-					       addr, addr + kind - 1) != UC_ERR_OK) {
+		if (i == MAX_WP ||
+		    uc_hook_add(g->m->uc, &g->wps[i].h, htype, (void *)wp_hook_g, g, addr,
+		                addr + kind - 1) != UC_ERR_OK) {
 			send_pkt(g, "E0c");
 			return;
 		}
@@ -562,7 +569,7 @@ static void begin_step(struct ms_rh_gdb *g)
 	g->step_seen = 0;
 	if (!g->stepping &&
 	    uc_hook_add(g->m->uc, &g->step_hook, UC_HOOK_CODE, (void *)step_hook, g, 1, 0) ==
-		    UC_ERR_OK)
+	        UC_ERR_OK)
 		g->stepping = true;
 	ms__rh_flush_code(g->m);
 }
@@ -637,7 +644,8 @@ static int handle(struct ms_rh_gdb *g, char *pkt)
 		return 0;
 	case 'G':
 		off = 0;
-		for (n = 0; n < nregs(g) && (size_t)off + 2 * (size_t)reg_size(n) <= strlen(pkt + 1);
+		for (n = 0;
+		     n < nregs(g) && (size_t)off + 2 * (size_t)reg_size(n) <= strlen(pkt + 1);
 		     n++) {
 			if (!fromhex(raw, pkt + 1 + off, (size_t)reg_size(n))) {
 				send_pkt(g, "E01");
@@ -722,8 +730,9 @@ static int handle(struct ms_rh_gdb *g, char *pkt)
 		return 0;
 	case 'q':
 		if (strncmp(pkt, "qSupported", 10) == 0) {
-			send_pkt(g, "PacketSize=3fff;qXfer:features:read+;QStartNoAckMode+;"
-				    "swbreak+;hwbreak+;vContSupported+");
+			send_pkt(g,
+			         "PacketSize=3fff;qXfer:features:read+;QStartNoAckMode+;"
+			         "swbreak+;hwbreak+;vContSupported+");
 			return 0;
 		}
 		if (strncmp(pkt, "qXfer:features:read:target.xml:", 31) == 0) {
@@ -790,7 +799,7 @@ int ms_rh_gdb_new(struct ms_rh_machine *m, int port, struct ms_rh_gdb **out, str
 		close(g->lfd);
 		free(g);
 		return ms_fail(e, 409, "port_in_use", "cannot listen on 127.0.0.1:%d: %s", port,
-			       strerror(err));
+		               strerror(err));
 	}
 	getsockname(g->lfd, (struct sockaddr *)&a, &al);
 	g->port = ntohs(a.sin_port);

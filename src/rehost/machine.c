@@ -26,7 +26,7 @@
 static bool in_periph_window(uint32_t a)
 {
 	return (a >= 0x40000000u && a < 0x60000000u) || a >= 0xe0000000u ||
-	       (a >= 0xa0000000u && a < 0xa0001000u);
+	    (a >= 0xa0000000u && a < 0xa0001000u);
 }
 
 /* ---- memory map ---- */
@@ -66,7 +66,7 @@ static bool overlaps(struct ms_rh_machine *m, uint32_t base, uint32_t size)
 }
 
 static int add_region(struct ms_rh_machine *m, const char *name, uint32_t base, uint32_t size,
-		      bool readonly, int alias_of, bool lazy, struct ms_err *e)
+                      bool readonly, int alias_of, bool lazy, struct ms_err *e)
 {
 	struct ms_rh_region *r;
 	uint32_t prot = readonly ? (UC_PROT_READ | UC_PROT_EXEC) : UC_PROT_ALL;
@@ -74,13 +74,14 @@ static int add_region(struct ms_rh_machine *m, const char *name, uint32_t base, 
 
 	if (m->n_regions >= MS_RH_MAX_REGIONS)
 		return ms_fail(e, 400, "bad_memory_map", "more than %d memory regions",
-			       MS_RH_MAX_REGIONS);
+		               MS_RH_MAX_REGIONS);
 	if (size == 0 || (base & 0xfff) || (size & 0xfff) || (uint64_t)base + size > 0x100000000ull)
 		return ms_fail(e, 400, "bad_memory_map",
-			       "region %s: base and size must be 4 KiB multiples inside 4 GiB", name);
+		               "region %s: base and size must be 4 KiB multiples inside 4 GiB",
+		               name);
 	if (overlaps(m, base, size))
-		return ms_fail(e, 400, "bad_memory_map", "region %s at 0x%08x overlaps another", name,
-			       base);
+		return ms_fail(e, 400, "bad_memory_map", "region %s at 0x%08x overlaps another",
+		               name, base);
 	r = &m->regions[m->n_regions];
 	memset(r, 0, sizeof(*r));
 	snprintf(r->name, sizeof(r->name), "%s", name);
@@ -97,7 +98,7 @@ static int add_region(struct ms_rh_machine *m, const char *name, uint32_t base, 
 		 * them back with MADV_DONTNEED instead of writing zeros.
 		 */
 		r->host = mmap(NULL, size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (r->host == MAP_FAILED) {
 			r->host = NULL;
 			return ms_fail(e, 500, "internal", "out of memory for region %s", name);
@@ -108,7 +109,7 @@ static int add_region(struct ms_rh_machine *m, const char *name, uint32_t base, 
 		if (alias_of < 0)
 			munmap(r->host, size);
 		return ms_fail(e, 500, "emulator_failed", "cannot map %s at 0x%08x: %s", name, base,
-			       uc_strerror(err));
+		               uc_strerror(err));
 	}
 	m->n_regions++;
 	return 0;
@@ -184,7 +185,7 @@ void ms__rh_flush_code(struct ms_rh_machine *m)
 
 	for (i = 0; i < m->n_regions; i++)
 		uc_ctl_remove_cache(m->uc, m->regions[i].base,
-				    (uint64_t)m->regions[i].base + m->regions[i].size);
+		                    (uint64_t)m->regions[i].base + m->regions[i].size);
 }
 
 /* ---- instruction counting per block ---- */
@@ -277,9 +278,9 @@ static bool map_lazy(struct ms_rh_machine *m, uint32_t addr)
 	if (add_region(m, name, base, size & ~0xfffu, false, -1, true, NULL) != 0)
 		return false;
 	if (m->event != NULL) {
-		json_t *ev = json_pack("{s:s, s:I, s:I, s:I}", "kind", "memory", "base",
-				       (json_int_t)base, "size", (json_int_t)(size & ~0xfffu), "pc",
-				       (json_int_t)ms__rh_pc(m));
+		json_t *ev =
+		    json_pack("{s:s, s:I, s:I, s:I}", "kind", "memory", "base", (json_int_t)base,
+		              "size", (json_int_t)(size & ~0xfffu), "pc", (json_int_t)ms__rh_pc(m));
 
 		m->event(m->ud, "rehost.lazy_memory", ev);
 		json_decref(ev);
@@ -287,8 +288,8 @@ static bool map_lazy(struct ms_rh_machine *m, uint32_t addr)
 	return true;
 }
 
-static bool hook_unmapped(uc_engine *uc, uc_mem_type type, uint64_t addr, int size,
-			  int64_t value, void *ud)
+static bool hook_unmapped(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value,
+                          void *ud)
 {
 	struct ms_rh_machine *m = ud;
 	uint32_t a = (uint32_t)addr;
@@ -305,7 +306,7 @@ static bool hook_unmapped(uc_engine *uc, uc_mem_type type, uint64_t addr, int si
 }
 
 static bool hook_prot(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value,
-		      void *ud)
+                      void *ud)
 {
 	((struct ms_rh_machine *)ud)->fault_addr = (uint32_t)addr;
 	return false;
@@ -394,7 +395,7 @@ static void hook_insn_pc(uc_engine *uc, uint64_t addr, uint32_t size, void *ud)
 }
 
 static void hook_mmio(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, int64_t value,
-		      void *ud)
+                      void *ud)
 {
 	struct ms_rh_machine *m = ud;
 	uint32_t pc = m->insn_pc;
@@ -402,15 +403,15 @@ static void hook_mmio(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, 
 	if (m->mmio_log == NULL || find_region(m, (uint32_t)addr) != NULL)
 		return;
 	fprintf(m->mmio_log,
-		"{\"type\":\"mmio\",\"icount\":%" PRIu64 ",\"pc\":\"0x%08x\",\"addr\":\"0x%08x\","
-		"\"size\":%d,\"dir\":\"%s\",\"value\":\"0x%" PRIx64 "\",\"dev\":\"%s\"}\n",
-		m->icount, pc, (uint32_t)addr, size, type == UC_MEM_WRITE ? "w" : "r",
-		(uint64_t)value & (size >= 8 ? UINT64_MAX : (((uint64_t)1 << (8 * size)) - 1)),
-		dev_name(m, (uint32_t)addr));
+	        "{\"type\":\"mmio\",\"icount\":%" PRIu64 ",\"pc\":\"0x%08x\",\"addr\":\"0x%08x\","
+	        "\"size\":%d,\"dir\":\"%s\",\"value\":\"0x%" PRIx64 "\",\"dev\":\"%s\"}\n",
+	        m->icount, pc, (uint32_t)addr, size, type == UC_MEM_WRITE ? "w" : "r",
+	        (uint64_t)value & (size >= 8 ? UINT64_MAX : (((uint64_t)1 << (8 * size)) - 1)),
+	        dev_name(m, (uint32_t)addr));
 }
 
 void ms__rh_mmio_log(struct ms_rh_machine *m, const char *dev, uint32_t addr, unsigned size,
-		     bool is_write, uint64_t val)
+                     bool is_write, uint64_t val)
 {
 	/* Logged by hook_mmio with the exact PC; kept for callers that predate it. */
 	(void)m;
@@ -423,15 +424,15 @@ void ms__rh_mmio_log(struct ms_rh_machine *m, const char *dev, uint32_t addr, un
 
 void ms_rh_machine_regs_text(struct ms_rh_machine *m, char *buf, size_t cap)
 {
-	static const int regs[] = {UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3,
-				   UC_ARM_REG_R4, UC_ARM_REG_R5, UC_ARM_REG_R6, UC_ARM_REG_R7,
-				   UC_ARM_REG_R8, UC_ARM_REG_R9, UC_ARM_REG_R10, UC_ARM_REG_R11,
-				   UC_ARM_REG_R12, UC_ARM_REG_SP, UC_ARM_REG_LR, UC_ARM_REG_PC,
-				   UC_ARM_REG_XPSR, UC_ARM_REG_MSP, UC_ARM_REG_PSP,
-				   UC_ARM_REG_CONTROL, UC_ARM_REG_PRIMASK};
-	static const char *const names[] = {"r0", "r1", "r2", "r3", "r4", "r5", "r6",
-					    "r7", "r8", "r9", "r10", "r11", "r12", "sp",
-					    "lr", "pc", "xpsr", "msp", "psp", "control", "primask"};
+	static const int regs[] = {
+	    UC_ARM_REG_R0,     UC_ARM_REG_R1,   UC_ARM_REG_R2,  UC_ARM_REG_R3,  UC_ARM_REG_R4,
+	    UC_ARM_REG_R5,     UC_ARM_REG_R6,   UC_ARM_REG_R7,  UC_ARM_REG_R8,  UC_ARM_REG_R9,
+	    UC_ARM_REG_R10,    UC_ARM_REG_R11,  UC_ARM_REG_R12, UC_ARM_REG_SP,  UC_ARM_REG_LR,
+	    UC_ARM_REG_PC,     UC_ARM_REG_XPSR, UC_ARM_REG_MSP, UC_ARM_REG_PSP, UC_ARM_REG_CONTROL,
+	    UC_ARM_REG_PRIMASK};
+	static const char *const names[] = {"r0", "r1", "r2",   "r3",  "r4",  "r5",      "r6",
+	                                    "r7", "r8", "r9",   "r10", "r11", "r12",     "sp",
+	                                    "lr", "pc", "xpsr", "msp", "psp", "control", "primask"};
 	size_t i, off = 0;
 
 	buf[0] = 0;
@@ -451,7 +452,7 @@ void ms_rh_machine_regs_text(struct ms_rh_machine *m, char *buf, size_t cap)
 	}
 	if (off < cap)
 		snprintf(buf + off, cap - off, " cfsr=0x%08x hfsr=0x%08x bfar=0x%08x", m->scs.cfsr,
-			 m->scs.hfsr, m->scs.bfar);
+		         m->scs.hfsr, m->scs.bfar);
 }
 
 /* ---- input queue ---- */
@@ -577,7 +578,7 @@ static void inf_event(void *ud, const char *type, json_t *data)
 }
 
 static void inf_mmio(void *ud, uint64_t pc, uint64_t addr, unsigned size, bool is_write,
-		     uint64_t value)
+                     uint64_t value)
 {
 	ms__rh_mmio_log(ud, "inferred", (uint32_t)addr, size, is_write, value);
 }
@@ -594,7 +595,7 @@ static int setup_board(struct ms_rh_machine *m, const struct ms_rh_opts *o, stru
 	} else {
 		memset(&m->board, 0, sizeof(m->board));
 		snprintf(m->board.cpu, sizeof(m->board.cpu), "%s",
-			 o->cpu != NULL && o->cpu[0] ? o->cpu : "cortex-m3");
+		         o->cpu != NULL && o->cpu[0] ? o->cpu : "cortex-m3");
 		m->board.cpu_hz = 25000000;
 		m->board.irqs = MS_RH_MAX_IRQ;
 	}
@@ -603,7 +604,7 @@ static int setup_board(struct ms_rh_machine *m, const struct ms_rh_opts *o, stru
 	m->cpu_model = ms_rh_cpu_model(m->board.cpu, &m->has_fpu, &m->v6m);
 	if (m->cpu_model < 0)
 		return ms_fail(e, 400, "unknown_cpu", "unknown cpu %s (rehost emulates %s)",
-			       m->board.cpu, "cortex-m0, m0plus, m3, m4, m7, m33");
+		               m->board.cpu, "cortex-m0, m0plus, m3, m4, m7, m33");
 	m->cpu_hz = o->cpu_hz ? o->cpu_hz : m->board.cpu_hz;
 	m->nirq = m->board.irqs;
 	(void)i;
@@ -625,7 +626,7 @@ static int map_board(struct ms_rh_machine *m, const struct ms_rh_opts *o, struct
 					alias = k;
 			if (alias < 0)
 				return ms_fail(e, 400, "bad_board", "alias of unknown region %s",
-					       bm->alias);
+				               bm->alias);
 		}
 		rc = add_region(m, bm->name, bm->base, bm->size, bm->readonly, alias, false, e);
 		if (rc != 0)
@@ -636,20 +637,23 @@ static int map_board(struct ms_rh_machine *m, const struct ms_rh_opts *o, struct
 
 		if (!json_is_array(o->memory_map))
 			return ms_fail(e, 400, "bad_memory_map", "memory_map must be an array");
-		json_array_foreach(o->memory_map, i, it) {
+		json_array_foreach(o->memory_map, i, it)
+		{
 			json_t *b = json_object_get(it, "base"), *s = json_object_get(it, "size");
 			const char *name = json_string_value(json_object_get(it, "name"));
 
-			if (!json_is_integer(b) || !json_is_integer(s) || json_integer_value(b) < 0 ||
-			    json_integer_value(s) <= 0 ||
+			if (!json_is_integer(b) || !json_is_integer(s) ||
+			    json_integer_value(b) < 0 || json_integer_value(s) <= 0 ||
 			    json_integer_value(b) + json_integer_value(s) > 0x100000000ll)
-				return ms_fail(e, 400, "bad_memory_map",
-					       "memory_map[%zu]: base and size must be integers inside "
-					       "4 GiB",
-					       i);
-			rc = add_region(m, name ? name : "mem", (uint32_t)json_integer_value(b),
-					(uint32_t)json_integer_value(s),
-					json_is_true(json_object_get(it, "readonly")), -1, false, e);
+				return ms_fail(
+				    e, 400, "bad_memory_map",
+				    "memory_map[%zu]: base and size must be integers inside "
+				    "4 GiB",
+				    i);
+			rc =
+			    add_region(m, name ? name : "mem", (uint32_t)json_integer_value(b),
+			               (uint32_t)json_integer_value(s),
+			               json_is_true(json_object_get(it, "readonly")), -1, false, e);
 			if (rc != 0)
 				return rc;
 		}
@@ -705,44 +709,45 @@ int ms_rh_machine_new(const struct ms_rh_opts *o, struct ms_rh_machine **out, st
 	uc_hook_add(m->uc, &m->h_insn_invalid, UC_HOOK_MEM_PROT, (void *)hook_prot, m, 1, 0);
 	if (m->mmio_log != NULL) {
 		static const uint64_t win[][2] = {{0x40000000u, 0x5fffffffu},
-						  {0xa0000000u, 0xbfffffffu},
-						  {0xe0000000u, 0xffffffffu}};
+		                                  {0xa0000000u, 0xbfffffffu},
+		                                  {0xe0000000u, 0xffffffffu}};
 		uc_hook h;
 		size_t w;
 
 		uc_hook_add(m->uc, &h, UC_HOOK_CODE, (void *)hook_insn_pc, m, 1, 0);
 		for (w = 0; w < 3; w++) {
-			uc_hook_add(m->uc, &h, UC_HOOK_MEM_READ_AFTER, (void *)hook_mmio, m, win[w][0],
-				    win[w][1]);
+			uc_hook_add(m->uc, &h, UC_HOOK_MEM_READ_AFTER, (void *)hook_mmio, m,
+			            win[w][0], win[w][1]);
 			uc_hook_add(m->uc, &h, UC_HOOK_MEM_WRITE, (void *)hook_mmio, m, win[w][0],
-				    win[w][1]);
+			            win[w][1]);
 		}
 	}
 	if (!o->no_infer) {
 		struct ms_infer_host host = {
-			.ud = m,
-			.console_out = inf_console,
-			.input_avail = inf_input_avail,
-			.input_get = inf_input_get,
-			.irq_set_pending = inf_irq_set_pending,
-			.irq_enabled = inf_irq_enabled,
-			.vtor = inf_vtor,
-			.now_ns = inf_now_ns,
-			.event = inf_event,
-			.mmio = inf_mmio,
+		    .ud = m,
+		    .console_out = inf_console,
+		    .input_avail = inf_input_avail,
+		    .input_get = inf_input_get,
+		    .irq_set_pending = inf_irq_set_pending,
+		    .irq_enabled = inf_irq_enabled,
+		    .vtor = inf_vtor,
+		    .now_ns = inf_now_ns,
+		    .event = inf_event,
+		    .mmio = inf_mmio,
 		};
 		struct ms_infer_opts io = {
-			.mode = o->n_svd > 0 ? MS_INFER_SVD : MS_INFER_RULES,
-			.svd_paths = o->svd_paths,
-			.n_svd = o->n_svd,
-			.models_path = o->models_path,
-			.firmware_hash = o->firmware_hash,
-			.cpu_hz = m->cpu_hz,
+		    .mode = o->n_svd > 0 ? MS_INFER_SVD : MS_INFER_RULES,
+		    .svd_paths = o->svd_paths,
+		    .n_svd = o->n_svd,
+		    .models_path = o->models_path,
+		    .firmware_hash = o->firmware_hash,
+		    .cpu_hz = m->cpu_hz,
 		};
 
 		m->inf = ms_infer_new(m->uc, &host, &io, e);
 		if (m->inf == NULL) {
-			rc = e != NULL && e->status ? -1 : ms_fail(e, 500, "internal", "infer failed");
+			rc = e != NULL && e->status ? -1
+			                            : ms_fail(e, 500, "internal", "infer failed");
 			goto fail;
 		}
 	}
@@ -807,7 +812,7 @@ static int copy_image(struct ms_image *dst, const struct ms_image *src)
 
 /* Make sure [a, a+len) is backed by regions, creating them from the image when needed. */
 static int ensure_mapped(struct ms_rh_machine *m, uint32_t a, uint64_t len, bool exec,
-			 struct ms_err *e)
+                         struct ms_err *e)
 {
 	uint64_t end = (uint64_t)a + len;
 	uint64_t p = a;
@@ -842,11 +847,11 @@ int ms_rh_machine_load(struct ms_rh_machine *m, const struct ms_image *img, stru
 	size_t i;
 	int rc;
 
-	if (img->format == MS_IMAGE_ELF && (img->elf_class != 32 || strcmp(img->arch, "arm") != 0 ||
-					    img->big_endian))
+	if (img->format == MS_IMAGE_ELF &&
+	    (img->elf_class != 32 || strcmp(img->arch, "arm") != 0 || img->big_endian))
 		return ms_fail(e, 400, "bad_image",
-			       "rehost runs 32-bit little-endian ARM images, not %s (class %d)",
-			       img->arch[0] ? img->arch : "unknown", img->elf_class);
+		               "rehost runs 32-bit little-endian ARM images, not %s (class %d)",
+		               img->arch[0] ? img->arch : "unknown", img->elf_class);
 	if (img->n_segs == 0)
 		return ms_fail(e, 400, "bad_image", "image has nothing to load");
 	for (i = 0; i < img->n_segs; i++) {
@@ -856,12 +861,13 @@ int ms_rh_machine_load(struct ms_rh_machine *m, const struct ms_image *img, stru
 			continue;
 		if (s->addr + s->memsz > 0x100000000ull)
 			return ms_fail(e, 400, "bad_image", "segment at 0x%" PRIx64 " beyond 4 GiB",
-				       s->addr);
+			               s->addr);
 		if (in_periph_window((uint32_t)s->addr))
 			return ms_fail(e, 400, "bad_image",
-				       "segment at 0x%08" PRIx64 " lies in a peripheral window",
-				       s->addr);
-		if ((rc = ensure_mapped(m, (uint32_t)s->addr, s->memsz, (s->flags & 1) != 0, e)) != 0)
+			               "segment at 0x%08" PRIx64 " lies in a peripheral window",
+			               s->addr);
+		if ((rc = ensure_mapped(m, (uint32_t)s->addr, s->memsz, (s->flags & 1) != 0, e)) !=
+		    0)
 			return rc;
 	}
 	if (copy_image(&copy, img) != 0)
@@ -904,7 +910,7 @@ int ms_rh_machine_reset(struct ms_rh_machine *m, struct ms_err *e)
 		if (seg->filesz > 0 &&
 		    ms_rh_mem_write(m, (uint32_t)seg->addr, seg->data, seg->filesz) != 0)
 			return ms_fail(e, 500, "internal", "segment at 0x%08x not mapped",
-				       (uint32_t)seg->addr);
+			               (uint32_t)seg->addr);
 	}
 	/* Nothing was translated before the first run: no cache to drop then. */
 	if (m->ran)
@@ -1068,15 +1074,15 @@ static void fault_from_error(struct ms_rh_machine *m, uc_err err, uint32_t pc)
 	case UC_ERR_FETCH_PROT:
 	case UC_ERR_FETCH_UNALIGNED:
 		if (pc >= 0xe0000000u)
-			ms__rh_fault(m, 4, 0x01, false, 0);   /* MemManage IACCVIOL (XN) */
+			ms__rh_fault(m, 4, 0x01, false, 0); /* MemManage IACCVIOL (XN) */
 		else
 			ms__rh_fault(m, 5, 0x0100, false, 0); /* BusFault IBUSERR */
 		break;
 	case UC_ERR_INSN_INVALID:
-		ms__rh_fault(m, 6, 0x10000, false, 0);        /* UsageFault UNDEFINSTR */
+		ms__rh_fault(m, 6, 0x10000, false, 0); /* UsageFault UNDEFINSTR */
 		break;
 	case UC_ERR_EXCEPTION:
-		ms__rh_fault(m, 6, 0x20000, false, 0);        /* UsageFault INVSTATE */
+		ms__rh_fault(m, 6, 0x20000, false, 0); /* UsageFault INVSTATE */
 		break;
 	default: {
 		char why[200];
@@ -1144,8 +1150,8 @@ enum ms_rh_stop ms_rh_machine_run(struct ms_rh_machine *m, uint64_t max_insns)
 		pc = ms__rh_pc(m);
 		if (err == UC_ERR_OK) {
 			/* Unicorn also returns OK after WFI (the core halted): tell it from our stops. */
-			if (!m->hook_stopped && !m->halted_for_debug && !m->locked_up && pc != start_pc &&
-			    after_wfi(m, pc))
+			if (!m->hook_stopped && !m->halted_for_debug && !m->locked_up &&
+			    pc != start_pc && after_wfi(m, pc))
 				m->sleeping = true;
 			continue;
 		}
@@ -1175,36 +1181,40 @@ json_t *ms_rh_machine_device_map(struct ms_rh_machine *m)
 	for (i = 0; i < m->n_regions; i++) {
 		struct ms_rh_region *r = &m->regions[i];
 
-		json_array_append_new(
-			arr, json_pack("{s:s, s:I, s:I, s:s, s:b}", "name", r->name, "base",
-				       (json_int_t)r->base, "size", (json_int_t)r->size, "kind",
-				       r->alias_of >= 0 ? "alias"
-				       : r->lazy	? "lazy-memory"
-				       : r->readonly    ? "flash"
-							: "memory",
-				       "readonly", r->readonly));
+		json_array_append_new(arr,
+		                      json_pack("{s:s, s:I, s:I, s:s, s:b}", "name", r->name,
+		                                "base", (json_int_t)r->base, "size",
+		                                (json_int_t)r->size, "kind",
+		                                r->alias_of >= 0  ? "alias"
+		                                    : r->lazy     ? "lazy-memory"
+		                                    : r->readonly ? "flash"
+		                                                  : "memory",
+		                                "readonly", r->readonly));
 	}
-	json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:s}", "name", "scs", "base",
-					     (json_int_t)0xe000e000, "size", (json_int_t)0x1000,
-					     "kind", "system"));
+	json_array_append_new(arr,
+	                      json_pack("{s:s, s:I, s:I, s:s}", "name", "scs", "base",
+	                                (json_int_t)0xe000e000, "size", (json_int_t)0x1000, "kind",
+	                                "system"));
 	for (i = 0; i < m->n_devs; i++) {
 		struct ms_rh_dev *d = &m->devs[i];
 
-		json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:s, s:s}", "name", d->name,
-						     "base", (json_int_t)d->base, "size",
-						     (json_int_t)d->size, "kind", "device", "type",
-						     d->type));
+		json_array_append_new(arr,
+		                      json_pack("{s:s, s:I, s:I, s:s, s:s}", "name", d->name,
+		                                "base", (json_int_t)d->base, "size",
+		                                (json_int_t)d->size, "kind", "device", "type",
+		                                d->type));
 	}
 	if (m->inf != NULL) {
 		json_t *p = ms_infer_peripherals(m->inf);
 		size_t k;
 		json_t *it;
 
-		json_array_foreach(p, k, it) {
-			json_t *o = json_pack("{s:s, s:O, s:O, s:s, s:O}", "name", "inferred", "base",
-					      json_object_get(it, "base"), "size",
-					      json_object_get(it, "size"), "kind", "inferred", "source",
-					      json_object_get(it, "source"));
+		json_array_foreach(p, k, it)
+		{
+			json_t *o = json_pack("{s:s, s:O, s:O, s:s, s:O}", "name", "inferred",
+			                      "base", json_object_get(it, "base"), "size",
+			                      json_object_get(it, "size"), "kind", "inferred",
+			                      "source", json_object_get(it, "source"));
 
 			if (o != NULL)
 				json_array_append_new(arr, o);

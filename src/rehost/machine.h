@@ -46,12 +46,12 @@ struct ms_rh_cov;
 
 /* Why ms_rh_machine_run returned. */
 enum ms_rh_stop {
-	MS_RH_STOP_LIMIT = 0,   /* the slice's instruction budget is used up */
-	MS_RH_STOP_IDLE,        /* WFI with nothing scheduled: waiting for input */
-	MS_RH_STOP_REQUEST,     /* ms_rh_machine_request_stop was called */
-	MS_RH_STOP_BREAK,       /* breakpoint, watchpoint or step done (gdb) */
-	MS_RH_STOP_LOCKUP,      /* unrecoverable fault: m->crash holds the report */
-	MS_RH_STOP_HOST_ERROR,  /* Unicorn failed in a way we cannot map: m->crash */
+	MS_RH_STOP_LIMIT = 0, /* the slice's instruction budget is used up */
+	MS_RH_STOP_IDLE, /* WFI with nothing scheduled: waiting for input */
+	MS_RH_STOP_REQUEST, /* ms_rh_machine_request_stop was called */
+	MS_RH_STOP_BREAK, /* breakpoint, watchpoint or step done (gdb) */
+	MS_RH_STOP_LOCKUP, /* unrecoverable fault: m->crash holds the report */
+	MS_RH_STOP_HOST_ERROR, /* Unicorn failed in a way we cannot map: m->crash */
 };
 
 /* Up to 240 external interrupts, as ARMv7-M allows. */
@@ -63,26 +63,26 @@ enum ms_rh_stop {
  * that a snapshot is a struct copy.
  */
 struct ms_rh_scs {
-	uint8_t prio[MS_RH_NEXC];    /* raw priority bytes (SHPR / NVIC_IPR) */
+	uint8_t prio[MS_RH_NEXC]; /* raw priority bytes (SHPR / NVIC_IPR) */
 	uint8_t enabled[MS_RH_NEXC]; /* external IRQs: ISER */
 	uint8_t pending[MS_RH_NEXC];
 	uint8_t active[MS_RH_NEXC];
-	uint8_t level[MS_RH_NEXC];   /* device interrupt lines currently asserted */
+	uint8_t level[MS_RH_NEXC]; /* device interrupt lines currently asserted */
 	uint32_t vtor;
 	uint32_t prigroup;
 	uint32_t ccr;
 	uint32_t scr;
-	uint32_t shcsr_en;           /* SHCSR enable bits 16..18 */
+	uint32_t shcsr_en; /* SHCSR enable bits 16..18 */
 	uint32_t cfsr, hfsr, dfsr, mmfar, bfar, afsr;
 	uint32_t cpacr, fpccr, fpcar, fpdscr;
 	/* SysTick */
-	uint32_t syst_csr;           /* ENABLE, TICKINT, CLKSOURCE; COUNTFLAG kept apart */
+	uint32_t syst_csr; /* ENABLE, TICKINT, CLKSOURCE; COUNTFLAG kept apart */
 	uint32_t syst_rvr;
 	bool syst_countflag;
-	uint32_t syst_cvr;           /* counter value while disabled */
-	uint64_t syst_next;          /* icount at which the counter next reaches 0 */
-	bool event_reg;              /* WFE event register */
-	bool any_pending;            /* some pending[] bit is set (fast path) */
+	uint32_t syst_cvr; /* counter value while disabled */
+	uint64_t syst_next; /* icount at which the counter next reaches 0 */
+	bool event_reg; /* WFE event register */
+	bool any_pending; /* some pending[] bit is set (fast path) */
 };
 
 /* A region of guest memory backed by a host buffer. */
@@ -90,10 +90,10 @@ struct ms_rh_region {
 	char name[32];
 	uint32_t base;
 	uint32_t size;
-	uint8_t *host;       /* owned unless alias_of >= 0 */
-	int alias_of;        /* index of the region this one mirrors, or -1 */
-	bool readonly;       /* guest writes fault (flash) */
-	bool lazy;           /* created on first touch */
+	uint8_t *host; /* owned unless alias_of >= 0 */
+	int alias_of; /* index of the region this one mirrors, or -1 */
+	bool readonly; /* guest writes fault (flash) */
+	bool lazy; /* created on first touch */
 };
 
 #define MS_RH_MAX_REGIONS 64
@@ -103,7 +103,7 @@ struct ms_rh_dev {
 	char name[32];
 	char type[32];
 	uint32_t base, size;
-	void *state;         /* plain data, state_size bytes (snapshotted) */
+	void *state; /* plain data, state_size bytes (snapshotted) */
 	size_t state_size;
 	uint64_t (*read)(struct ms_rh_dev *d, uint32_t off, unsigned size);
 	void (*write)(struct ms_rh_dev *d, uint32_t off, unsigned size, uint64_t val);
@@ -114,7 +114,7 @@ struct ms_rh_dev {
 	/* Called after input arrives (UART receive). */
 	void (*input_ready)(struct ms_rh_dev *d);
 	struct ms_rh_machine *m;
-	bool console;        /* transmit goes to the console, receive takes input */
+	bool console; /* transmit goes to the console, receive takes input */
 	int irq[4];
 };
 
@@ -126,11 +126,11 @@ typedef void (*ms_rh_console_fn)(void *ud, const uint8_t *bytes, size_t n);
 typedef void (*ms_rh_event_fn)(void *ud, const char *type, json_t *data);
 
 struct ms_rh_opts {
-	const char *board;            /* board name or NULL */
-	const char *cpu;              /* cpu name when no board, or override */
-	uint64_t cpu_hz;              /* 0: board's, else 25 MHz */
-	json_t *memory_map;           /* extra regions [{name, base, size, readonly}], or NULL */
-	bool no_infer;                /* do not load the inference module */
+	const char *board; /* board name or NULL */
+	const char *cpu; /* cpu name when no board, or override */
+	uint64_t cpu_hz; /* 0: board's, else 25 MHz */
+	json_t *memory_map; /* extra regions [{name, base, size, readonly}], or NULL */
+	bool no_infer; /* do not load the inference module */
 	const char *const *svd_paths; /* for inference */
 	size_t n_svd;
 	const char *models_path;
@@ -138,15 +138,15 @@ struct ms_rh_opts {
 	ms_rh_console_fn console;
 	ms_rh_event_fn event;
 	void *ud;
-	FILE *mmio_log;               /* JSON lines, or NULL; not closed by us */
+	FILE *mmio_log; /* JSON lines, or NULL; not closed by us */
 };
 
 struct ms_rh_machine {
 	uc_engine *uc;
 	struct ms_rh_board board;
-	int cpu_model;                /* UC_CPU_ARM_* */
+	int cpu_model; /* UC_CPU_ARM_* */
 	bool has_fpu;
-	bool v6m;                     /* ARMv6-M (M0/M0+): no BASEPRI/FAULTMASK, fewer faults */
+	bool v6m; /* ARMv6-M (M0/M0+): no BASEPRI/FAULTMASK, fewer faults */
 	uint64_t cpu_hz;
 	uint32_t nirq;
 
@@ -158,13 +158,17 @@ struct ms_rh_machine {
 
 	/* Time. */
 	uint64_t icount;
-	uint64_t deadline;            /* stop at a block boundary when icount reaches it */
+	uint64_t deadline; /* stop at a block boundary when icount reaches it */
 	uint64_t slice_end;
-	volatile int attention;       /* re-check interrupts/stop at the next block */
-	volatile int stop_request;    /* atomic: set by any thread */
+	volatile int attention; /* re-check interrupts/stop at the next block */
+	volatile int stop_request; /* atomic: set by any thread */
 
 	/* Instructions per block, counted once (direct-mapped cache). */
-	struct ms_rh_bbc { uint32_t addr; uint16_t size; uint16_t n; } *bbc;
+	struct ms_rh_bbc {
+		uint32_t addr;
+		uint16_t size;
+		uint16_t n;
+	} * bbc;
 	uint32_t bbc_mask;
 
 	/* The image, kept for reset. */
@@ -181,13 +185,13 @@ struct ms_rh_machine {
 	char crash[1024];
 	enum ms_rh_stop last_stop;
 	bool locked_up;
-	bool sleeping;                /* in WFI/WFE, waiting for an event */
-	bool ran;                     /* code has been translated at least once */
-	bool hook_stopped;            /* the block hook ended the last uc_emu_start */
-	bool reset_request;           /* AIRCR.SYSRESETREQ: reset at the next boundary */
-	uint32_t fault_addr;          /* address of the last failed access */
-	uint32_t insn_pc;             /* current instruction, tracked only for the MMIO log */
-	bool halted_for_debug;        /* BKPT/watch: reason in gdb */
+	bool sleeping; /* in WFI/WFE, waiting for an event */
+	bool ran; /* code has been translated at least once */
+	bool hook_stopped; /* the block hook ended the last uc_emu_start */
+	bool reset_request; /* AIRCR.SYSRESETREQ: reset at the next boundary */
+	uint32_t fault_addr; /* address of the last failed access */
+	uint32_t insn_pc; /* current instruction, tracked only for the MMIO log */
+	bool halted_for_debug; /* BKPT/watch: reason in gdb */
 
 	/* Host side. */
 	ms_rh_console_fn console;
@@ -244,12 +248,13 @@ json_t *ms_rh_machine_device_map(struct ms_rh_machine *m);
 /* Snapshots (snapshot.c). */
 struct ms_rh_snapshot;
 struct ms_rh_snapshot *ms_rh_snapshot_take(struct ms_rh_machine *m);
-int ms_rh_snapshot_restore(struct ms_rh_machine *m, const struct ms_rh_snapshot *s, struct ms_err *e);
+int ms_rh_snapshot_restore(struct ms_rh_machine *m, const struct ms_rh_snapshot *s,
+                           struct ms_err *e);
 void ms_rh_snapshot_free(struct ms_rh_snapshot *s);
 size_t ms_rh_snapshot_size(const struct ms_rh_snapshot *s);
 int ms_rh_snapshot_write(const struct ms_rh_snapshot *s, const char *path, struct ms_err *e);
 int ms_rh_snapshot_read(struct ms_rh_machine *m, const char *path, struct ms_rh_snapshot **out,
-			struct ms_err *e);
+                        struct ms_err *e);
 
 /* Internal, across the engine's files. */
 void ms__rh_irq_level(struct ms_rh_machine *m, int irq, bool level);
@@ -257,7 +262,7 @@ void ms__rh_irq_pulse(struct ms_rh_machine *m, int irq);
 void ms__rh_console_out(struct ms_rh_machine *m, const uint8_t *b, size_t n);
 void ms__rh_recompute_deadline(struct ms_rh_machine *m);
 void ms__rh_mmio_log(struct ms_rh_machine *m, const char *dev, uint32_t addr, unsigned size,
-		     bool is_write, uint64_t val);
+                     bool is_write, uint64_t val);
 uint32_t ms__rh_pc(struct ms_rh_machine *m);
 void ms__rh_input_notify(struct ms_rh_machine *m);
 void ms__rh_flush_code(struct ms_rh_machine *m);
@@ -276,7 +281,7 @@ bool ms__rh_wfi_wakes(struct ms_rh_machine *m);
 void ms__rh_on_intr(struct ms_rh_machine *m, uint32_t intno);
 /* A fault caused by the instruction at pc: raise it (escalating as needed). */
 void ms__rh_fault(struct ms_rh_machine *m, int exc, uint32_t cfsr_bits, bool addr_valid,
-		  uint32_t addr);
+                  uint32_t addr);
 uint64_t ms__rh_systick_next(struct ms_rh_machine *m);
 void ms__rh_systick_event(struct ms_rh_machine *m);
 void ms__rh_lockup(struct ms_rh_machine *m, const char *why);

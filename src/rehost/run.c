@@ -73,41 +73,47 @@ struct watch {
 	size_t len, cap;
 	const struct run_opts *o;
 	struct ms_rh_machine *m;
-	int verdict;            /* -1 undecided, EXIT_PASS or EXIT_FAIL */
+	int verdict; /* -1 undecided, EXIT_PASS or EXIT_FAIL */
 };
 
 static void usage(FILE *to)
 {
-	fprintf(to,
-		"usage: machineserver run [options] FIRMWARE\n"
-		"\n"
-		"Runs FIRMWARE (ELF, Intel HEX, or raw binary with --load-addr) once and exits with\n"
-		"a verdict. Console output goes to standard output as it happens; diagnostics to\n"
-		"standard error.\n"
-		"\n"
-		"  --backend rehost|qemu   engine (default rehost)\n"
-		"  --board NAME            board file boards/NAME.yaml (e.g. mps2-an385)\n"
-		"  --cpu NAME              cortex-m0|m0plus|m3|m4|m7|m33 (no board: memory from the image)\n"
-		"  --cpu-hz N              CPU clock for virtual time (default: the board's, or 25 MHz)\n"
-		"  --svd FILE              SVD file(s) for peripheral inference (repeatable)\n"
-		"  --models FILE           device map from an earlier run (no inference needed)\n"
-		"  --no-infer              do not infer peripherals (unknown accesses fault)\n"
-		"  --input FILE            bytes for the console UART's receive side\n"
-		"  --input-text TEXT       same, from TEXT (C escapes: \\r \\n \\t \\\\ \\xNN)\n"
-		"  --expect TEXT           pass when TEXT appears on the console (C escapes)\n"
-		"  --fail-text TEXT        fail when TEXT appears on the console (C escapes)\n"
-		"  --timeout SECONDS       limit (virtual seconds on rehost, wall on qemu; default 10)\n"
-		"  --max-insns N           instruction limit (rehost)\n"
-		"  --bb-out FILE           executed basic blocks, one 0x%%08x per line, first-execution order\n"
-		"  --lcov-out FILE         LCOV line coverage from the ELF's DWARF (genhtml makes HTML)\n"
-		"  --mmio-log FILE         every peripheral access and inference decision, JSON lines\n"
-		"  --gdb PORT              wait for gdb on 127.0.0.1:PORT before running\n"
-		"  --load-addr ADDR        where a raw binary goes (default 0)\n"
-		"\n"
-		"exit codes: 0 expected text seen (without --expect: limit reached, no failure)\n"
-		"            1 failure text seen, or the firmware crashed (lockup, unhandled fault)\n"
-		"            3 timeout or instruction limit before the expected text\n"
-		"            4 infrastructure error (bad file, bad option)\n");
+	fprintf(
+	    to,
+	    "usage: machineserver run [options] FIRMWARE\n"
+	    "\n"
+	    "Runs FIRMWARE (ELF, Intel HEX, or raw binary with --load-addr) once and exits with\n"
+	    "a verdict. Console output goes to standard output as it happens; diagnostics to\n"
+	    "standard error.\n"
+	    "\n"
+	    "  --backend rehost|qemu   engine (default rehost)\n"
+	    "  --board NAME            board file boards/NAME.yaml (e.g. mps2-an385)\n"
+	    "  --cpu NAME              cortex-m0|m0plus|m3|m4|m7|m33 (no board: memory from the "
+	    "image)\n"
+	    "  --cpu-hz N              CPU clock for virtual time (default: the board's, or 25 "
+	    "MHz)\n"
+	    "  --svd FILE              SVD file(s) for peripheral inference (repeatable)\n"
+	    "  --models FILE           device map from an earlier run (no inference needed)\n"
+	    "  --no-infer              do not infer peripherals (unknown accesses fault)\n"
+	    "  --input FILE            bytes for the console UART's receive side\n"
+	    "  --input-text TEXT       same, from TEXT (C escapes: \\r \\n \\t \\\\ \\xNN)\n"
+	    "  --expect TEXT           pass when TEXT appears on the console (C escapes)\n"
+	    "  --fail-text TEXT        fail when TEXT appears on the console (C escapes)\n"
+	    "  --timeout SECONDS       limit (virtual seconds on rehost, wall on qemu; default "
+	    "10)\n"
+	    "  --max-insns N           instruction limit (rehost)\n"
+	    "  --bb-out FILE           executed basic blocks, one 0x%%08x per line, "
+	    "first-execution order\n"
+	    "  --lcov-out FILE         LCOV line coverage from the ELF's DWARF (genhtml makes "
+	    "HTML)\n"
+	    "  --mmio-log FILE         every peripheral access and inference decision, JSON lines\n"
+	    "  --gdb PORT              wait for gdb on 127.0.0.1:PORT before running\n"
+	    "  --load-addr ADDR        where a raw binary goes (default 0)\n"
+	    "\n"
+	    "exit codes: 0 expected text seen (without --expect: limit reached, no failure)\n"
+	    "            1 failure text seen, or the firmware crashed (lockup, unhandled fault)\n"
+	    "            3 timeout or instruction limit before the expected text\n"
+	    "            4 infrastructure error (bad file, bad option)\n");
 }
 
 /* Decode C escapes in place into a new buffer. Returns NULL on a bad escape. */
@@ -198,31 +204,47 @@ static bool parse_u64(const char *s, uint64_t *out)
 static int parse_opts(int argc, char **argv, struct run_opts *o)
 {
 	enum {
-		O_BACKEND = 256, O_BOARD, O_CPU, O_SVD, O_INPUT, O_INPUT_TEXT, O_EXPECT, O_FAIL,
-		O_TIMEOUT, O_MAX_INSNS, O_BB, O_LCOV, O_MMIO, O_GDB, O_HELP, O_MODELS, O_NO_INFER,
-		O_CPU_HZ, O_LOAD_ADDR,
+		O_BACKEND = 256,
+		O_BOARD,
+		O_CPU,
+		O_SVD,
+		O_INPUT,
+		O_INPUT_TEXT,
+		O_EXPECT,
+		O_FAIL,
+		O_TIMEOUT,
+		O_MAX_INSNS,
+		O_BB,
+		O_LCOV,
+		O_MMIO,
+		O_GDB,
+		O_HELP,
+		O_MODELS,
+		O_NO_INFER,
+		O_CPU_HZ,
+		O_LOAD_ADDR,
 	};
 	static const struct option lo[] = {
-		{"backend", required_argument, 0, O_BACKEND},
-		{"board", required_argument, 0, O_BOARD},
-		{"cpu", required_argument, 0, O_CPU},
-		{"cpu-hz", required_argument, 0, O_CPU_HZ},
-		{"svd", required_argument, 0, O_SVD},
-		{"models", required_argument, 0, O_MODELS},
-		{"no-infer", no_argument, 0, O_NO_INFER},
-		{"input", required_argument, 0, O_INPUT},
-		{"input-text", required_argument, 0, O_INPUT_TEXT},
-		{"expect", required_argument, 0, O_EXPECT},
-		{"fail-text", required_argument, 0, O_FAIL},
-		{"timeout", required_argument, 0, O_TIMEOUT},
-		{"max-insns", required_argument, 0, O_MAX_INSNS},
-		{"bb-out", required_argument, 0, O_BB},
-		{"lcov-out", required_argument, 0, O_LCOV},
-		{"mmio-log", required_argument, 0, O_MMIO},
-		{"gdb", required_argument, 0, O_GDB},
-		{"load-addr", required_argument, 0, O_LOAD_ADDR},
-		{"help", no_argument, 0, O_HELP},
-		{0, 0, 0, 0},
+	    {"backend", required_argument, 0, O_BACKEND},
+	    {"board", required_argument, 0, O_BOARD},
+	    {"cpu", required_argument, 0, O_CPU},
+	    {"cpu-hz", required_argument, 0, O_CPU_HZ},
+	    {"svd", required_argument, 0, O_SVD},
+	    {"models", required_argument, 0, O_MODELS},
+	    {"no-infer", no_argument, 0, O_NO_INFER},
+	    {"input", required_argument, 0, O_INPUT},
+	    {"input-text", required_argument, 0, O_INPUT_TEXT},
+	    {"expect", required_argument, 0, O_EXPECT},
+	    {"fail-text", required_argument, 0, O_FAIL},
+	    {"timeout", required_argument, 0, O_TIMEOUT},
+	    {"max-insns", required_argument, 0, O_MAX_INSNS},
+	    {"bb-out", required_argument, 0, O_BB},
+	    {"lcov-out", required_argument, 0, O_LCOV},
+	    {"mmio-log", required_argument, 0, O_MMIO},
+	    {"gdb", required_argument, 0, O_GDB},
+	    {"load-addr", required_argument, 0, O_LOAD_ADDR},
+	    {"help", no_argument, 0, O_HELP},
+	    {0, 0, 0, 0},
 	};
 	uint64_t u;
 	char *end;
@@ -237,7 +259,8 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		switch (c) {
 		case O_BACKEND:
 			if (strcmp(optarg, "rehost") != 0 && strcmp(optarg, "qemu") != 0) {
-				fprintf(stderr, "run: unknown backend %s (rehost or qemu)\n", optarg);
+				fprintf(stderr, "run: unknown backend %s (rehost or qemu)\n",
+				        optarg);
 				return -1;
 			}
 			o->backend = optarg;
@@ -400,7 +423,8 @@ static bool contains_new(struct watch *w, const char *pat, size_t plen, size_t b
 {
 	size_t from = before >= plen ? before - plen + 1 : 0;
 
-	return plen > 0 && w->len >= plen && memmem(w->buf + from, w->len - from, pat, plen) != NULL;
+	return plen > 0 && w->len >= plen &&
+	    memmem(w->buf + from, w->len - from, pat, plen) != NULL;
 }
 
 static void watch_console(void *ud, const uint8_t *b, size_t n)
@@ -526,10 +550,11 @@ static int run_rehost(const struct run_opts *o)
 
 		if (m->icount >= limit) {
 			rc = o->expect != NULL ? EXIT_TIMEOUT : EXIT_PASS;
-			fprintf(stderr, "run: %s reached (%" PRIu64 " instructions, %.6f virtual s)\n",
-				o->max_insns != 0 && limit == o->max_insns ? "instruction limit"
-									 : "timeout",
-				m->icount, (double)ms_rh_machine_now_ns(m) / 1e9);
+			fprintf(stderr,
+			        "run: %s reached (%" PRIu64 " instructions, %.6f virtual s)\n",
+			        o->max_insns != 0 && limit == o->max_insns ? "instruction limit"
+			                                                   : "timeout",
+			        m->icount, (double)ms_rh_machine_now_ns(m) / 1e9);
 			break;
 		}
 		budget = limit - m->icount;
@@ -539,9 +564,11 @@ static int run_rehost(const struct run_opts *o)
 		fflush(stdout);
 		if (w.verdict >= 0) {
 			rc = w.verdict;
-			fprintf(stderr, "run: %s text seen after %" PRIu64 " instructions (%.6f virtual s)\n",
-				rc == EXIT_FAIL ? "failure" : "expected", m->icount,
-				(double)ms_rh_machine_now_ns(m) / 1e9);
+			fprintf(stderr,
+			        "run: %s text seen after %" PRIu64
+			        " instructions (%.6f virtual s)\n",
+			        rc == EXIT_FAIL ? "failure" : "expected", m->icount,
+			        (double)ms_rh_machine_now_ns(m) / 1e9);
 			break;
 		}
 		if (st == MS_RH_STOP_LOCKUP || st == MS_RH_STOP_HOST_ERROR) {
@@ -560,7 +587,8 @@ static int run_rehost(const struct run_opts *o)
 				continue;
 			}
 			/* Asleep with no input left and nothing scheduled: time runs out. */
-			fprintf(stderr, "run: firmware idle with no input left and nothing scheduled\n");
+			fprintf(stderr,
+			        "run: firmware idle with no input left and nothing scheduled\n");
 			m->icount = limit;
 			continue;
 		}
@@ -615,8 +643,9 @@ static int run_qemu(const struct run_opts *o)
 	pid_t pid;
 
 	if (o->bb_out || o->lcov_out || o->mmio_log || o->max_insns || o->n_svd || o->models) {
-		fprintf(stderr, "run: --bb-out, --lcov-out, --mmio-log, --max-insns, --svd and "
-				"--models need --backend rehost\n");
+		fprintf(stderr,
+		        "run: --bb-out, --lcov-out, --mmio-log, --max-insns, --svd and "
+		        "--models need --backend rehost\n");
 		return EXIT_INFRA;
 	}
 	if (o->cpu != NULL && o->board == NULL) {
@@ -683,7 +712,7 @@ static int run_qemu(const struct run_opts *o)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (;;) {
 		struct pollfd p[2] = {{.fd = out_pipe[0], .events = POLLIN},
-				      {.fd = in_pipe[1], .events = POLLOUT}};
+		                      {.fd = in_pipe[1], .events = POLLOUT}};
 		double el;
 		int np = in_off < in_len ? 2 : 1;
 

@@ -25,15 +25,24 @@
 #include "rehost/machine.h"
 
 static const int snap_regs[] = {
-	UC_ARM_REG_R0, UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3, UC_ARM_REG_R4,
-	UC_ARM_REG_R5, UC_ARM_REG_R6, UC_ARM_REG_R7, UC_ARM_REG_R8, UC_ARM_REG_R9,
-	UC_ARM_REG_R10, UC_ARM_REG_R11, UC_ARM_REG_R12, UC_ARM_REG_LR, UC_ARM_REG_PC,
-	UC_ARM_REG_XPSR, UC_ARM_REG_MSP, UC_ARM_REG_PSP, UC_ARM_REG_CONTROL,
-	UC_ARM_REG_PRIMASK, UC_ARM_REG_BASEPRI, UC_ARM_REG_FAULTMASK, UC_ARM_REG_FPSCR,
+    UC_ARM_REG_R0,      UC_ARM_REG_R1,        UC_ARM_REG_R2,      UC_ARM_REG_R3,
+    UC_ARM_REG_R4,      UC_ARM_REG_R5,        UC_ARM_REG_R6,      UC_ARM_REG_R7,
+    UC_ARM_REG_R8,      UC_ARM_REG_R9,        UC_ARM_REG_R10,     UC_ARM_REG_R11,
+    UC_ARM_REG_R12,     UC_ARM_REG_LR,        UC_ARM_REG_PC,      UC_ARM_REG_XPSR,
+    UC_ARM_REG_MSP,     UC_ARM_REG_PSP,       UC_ARM_REG_CONTROL, UC_ARM_REG_PRIMASK,
+    UC_ARM_REG_BASEPRI, UC_ARM_REG_FAULTMASK, UC_ARM_REG_FPSCR,
 };
 #define N_SNAP_REGS (sizeof(snap_regs) / sizeof(snap_regs[0]))
 enum {
-	R_LR = 13, R_PC, R_XPSR, R_MSP, R_PSP, R_CONTROL, R_PRIMASK, R_BASEPRI, R_FAULTMASK,
+	R_LR = 13,
+	R_PC,
+	R_XPSR,
+	R_MSP,
+	R_PSP,
+	R_CONTROL,
+	R_PRIMASK,
+	R_BASEPRI,
+	R_FAULTMASK,
 	R_FPSCR,
 };
 
@@ -42,7 +51,7 @@ struct snap_region {
 	uint32_t base, size;
 	int alias_of;
 	bool readonly, lazy;
-	uint8_t *data;       /* NULL for aliases */
+	uint8_t *data; /* NULL for aliases */
 };
 
 struct ms_rh_snapshot {
@@ -58,7 +67,7 @@ struct ms_rh_snapshot {
 	uint8_t *dev_state[MS_RH_MAX_DEVS];
 	uint8_t *input;
 	size_t input_len;
-	json_t *infer;       /* NULL when the machine has no inference module */
+	json_t *infer; /* NULL when the machine has no inference module */
 	char cpu[32];
 	size_t bytes;
 };
@@ -181,8 +190,8 @@ static void restore_regs(struct ms_rh_machine *m, const uint32_t *r, const uint3
 	if ((r[R_XPSR] & 0x1ff) == 0)
 		wreg(m, UC_ARM_REG_CONTROL, r[R_CONTROL]);
 	/* The current SP now follows the restored mode and SPSEL. */
-	wreg(m, UC_ARM_REG_SP, ((r[R_XPSR] & 0x1ff) == 0 && (r[R_CONTROL] & 2)) ? r[R_PSP]
-										 : r[R_MSP]);
+	wreg(m, UC_ARM_REG_SP,
+	     ((r[R_XPSR] & 0x1ff) == 0 && (r[R_CONTROL] & 2)) ? r[R_PSP] : r[R_MSP]);
 	for (i = 0; i <= 12; i++)
 		wreg(m, snap_regs[i], r[i]);
 	wreg(m, UC_ARM_REG_LR, r[R_LR]);
@@ -206,12 +215,13 @@ static int match_regions(struct ms_rh_machine *m, const struct ms_rh_snapshot *s
 		if (r != NULL) {
 			if (r->base != d->base || r->size != d->size || r->alias_of != d->alias_of)
 				return ms_fail(e, 409, "snapshot_mismatch",
-					       "snapshot memory layout differs at region %s", d->name);
+				               "snapshot memory layout differs at region %s",
+				               d->name);
 			continue;
 		}
 		if (!d->lazy || d->alias_of >= 0)
 			return ms_fail(e, 409, "snapshot_mismatch",
-				       "snapshot has region %s that this machine lacks", d->name);
+			               "snapshot has region %s that this machine lacks", d->name);
 		r = &m->regions[m->n_regions];
 		memset(r, 0, sizeof(*r));
 		memcpy(r->name, d->name, sizeof(r->name));
@@ -220,32 +230,34 @@ static int match_regions(struct ms_rh_machine *m, const struct ms_rh_snapshot *s
 		r->lazy = true;
 		r->alias_of = -1;
 		r->host = mmap(NULL, d->size, PROT_READ | PROT_WRITE,
-			       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+		               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 		if (r->host == MAP_FAILED)
 			return ms_fail(e, 500, "internal", "out of memory");
 		if (uc_mem_map_ptr(m->uc, d->base, d->size, UC_PROT_ALL, r->host) != UC_ERR_OK) {
 			munmap(r->host, d->size);
-			return ms_fail(e, 409, "snapshot_mismatch", "cannot map region %s", d->name);
+			return ms_fail(e, 409, "snapshot_mismatch", "cannot map region %s",
+			               d->name);
 		}
 		m->n_regions++;
 	}
 	return 0;
 }
 
-int ms_rh_snapshot_restore(struct ms_rh_machine *m, const struct ms_rh_snapshot *s, struct ms_err *e)
+int ms_rh_snapshot_restore(struct ms_rh_machine *m, const struct ms_rh_snapshot *s,
+                           struct ms_err *e)
 {
 	int i, rc;
 
 	if (strcmp(s->cpu, m->board.cpu) != 0)
-		return ms_fail(e, 409, "snapshot_mismatch", "snapshot is for a %s, this machine is a %s",
-			       s->cpu, m->board.cpu);
+		return ms_fail(e, 409, "snapshot_mismatch",
+		               "snapshot is for a %s, this machine is a %s", s->cpu, m->board.cpu);
 	if (s->n_devs != m->n_devs)
 		return ms_fail(e, 409, "snapshot_mismatch", "snapshot has %d devices, machine %d",
-			       s->n_devs, m->n_devs);
+		               s->n_devs, m->n_devs);
 	for (i = 0; i < s->n_devs; i++)
 		if (s->dev_size[i] != m->devs[i].state_size)
 			return ms_fail(e, 409, "snapshot_mismatch", "device %s state differs",
-				       m->devs[i].name);
+			               m->devs[i].name);
 	if ((rc = match_regions(m, s, e)) != 0)
 		return rc;
 	/* Regions created lazily after the snapshot were unmapped then: they read as zero. */
@@ -261,7 +273,8 @@ int ms_rh_snapshot_restore(struct ms_rh_machine *m, const struct ms_rh_snapshot 
 	}
 	for (i = 0; i < m->n_devs; i++)
 		memcpy(m->devs[i].state, s->dev_state[i], s->dev_size[i]);
-	if (m->inf != NULL && s->infer != NULL && (rc = ms_infer_state_load(m->inf, s->infer, e)) != 0)
+	if (m->inf != NULL && s->infer != NULL &&
+	    (rc = ms_infer_state_load(m->inf, s->infer, e)) != 0)
 		return rc;
 	m->scs = s->scs;
 	m->icount = s->icount;
@@ -290,8 +303,8 @@ static bool wr(FILE *f, const void *p, size_t n)
 
 int ms_rh_snapshot_write(const struct ms_rh_snapshot *s, const char *path, struct ms_err *e)
 {
-	json_t *hdr = json_object(), *regs = json_array(), *sregs = json_array(), *rg = json_array(),
-	       *dv = json_array();
+	json_t *hdr = json_object(), *regs = json_array(), *sregs = json_array(),
+	       *rg = json_array(), *dv = json_array();
 	char tmp[4200];
 	char *js = NULL;
 	uint32_t jl;
@@ -306,10 +319,11 @@ int ms_rh_snapshot_write(const struct ms_rh_snapshot *s, const char *path, struc
 	for (k = 0; k < s->n_regions; k++) {
 		const struct snap_region *d = &s->regions[k];
 
-		json_array_append_new(rg, json_pack("{s:s, s:I, s:I, s:i, s:b, s:b}", "name", d->name,
-						    "base", (json_int_t)d->base, "size",
-						    (json_int_t)d->size, "alias_of", d->alias_of,
-						    "readonly", d->readonly, "lazy", d->lazy));
+		json_array_append_new(rg,
+		                      json_pack("{s:s, s:I, s:I, s:i, s:b, s:b}", "name", d->name,
+		                                "base", (json_int_t)d->base, "size",
+		                                (json_int_t)d->size, "alias_of", d->alias_of,
+		                                "readonly", d->readonly, "lazy", d->lazy));
 	}
 	for (k = 0; k < s->n_devs; k++)
 		json_array_append_new(dv, json_integer((json_int_t)s->dev_size[k]));
@@ -362,7 +376,7 @@ static bool rd(FILE *f, void *p, size_t n)
 }
 
 int ms_rh_snapshot_read(struct ms_rh_machine *m, const char *path, struct ms_rh_snapshot **out,
-			struct ms_err *e)
+                        struct ms_err *e)
 {
 	struct ms_rh_snapshot *s;
 	json_t *hdr = NULL, *v, *it;
@@ -396,8 +410,8 @@ int ms_rh_snapshot_read(struct ms_rh_machine *m, const char *path, struct ms_rh_
 	if (hdr == NULL)
 		goto out;
 	v = json_object_get(hdr, "regs");
-	if (json_array_size(v) != N_SNAP_REGS || json_integer_value(json_object_get(hdr, "scs_size")) !=
-							  (json_int_t)sizeof(s->scs))
+	if (json_array_size(v) != N_SNAP_REGS ||
+	    json_integer_value(json_object_get(hdr, "scs_size")) != (json_int_t)sizeof(s->scs))
 		goto out;
 	json_array_foreach(v, i, it) s->regs[i] = (uint32_t)json_integer_value(it);
 	v = json_object_get(hdr, "sregs");
@@ -414,7 +428,8 @@ int ms_rh_snapshot_read(struct ms_rh_machine *m, const char *path, struct ms_rh_
 	v = json_object_get(hdr, "devices");
 	if (!json_is_array(v) || json_array_size(v) > MS_RH_MAX_DEVS)
 		goto out;
-	json_array_foreach(v, i, it) {
+	json_array_foreach(v, i, it)
+	{
 		json_int_t sz = json_integer_value(it);
 
 		if (sz < 0 || sz > (1 << 20))
@@ -428,7 +443,8 @@ int ms_rh_snapshot_read(struct ms_rh_machine *m, const char *path, struct ms_rh_
 	v = json_object_get(hdr, "regions");
 	if (!json_is_array(v) || json_array_size(v) > MS_RH_MAX_REGIONS)
 		goto out;
-	json_array_foreach(v, i, it) {
+	json_array_foreach(v, i, it)
+	{
 		struct snap_region *d = &s->regions[i];
 		const char *name = json_string_value(json_object_get(it, "name"));
 		json_int_t base = json_integer_value(json_object_get(it, "base"));

@@ -146,7 +146,8 @@ static void test_session_lifecycle(void **state)
 
 		ms_stream_snapshot(s->console, 1 << 20, &buf, &len);
 		first = buf != NULL ? memmem(buf, len, "Hello", 5) : NULL;
-		if (first != NULL && memmem(first + 5, len - (size_t)(first + 5 - buf), "Hello", 5)) {
+		if (first != NULL &&
+		    memmem(first + 5, len - (size_t)(first + 5 - buf), "Hello", 5)) {
 			free(buf);
 			break;
 		}
@@ -187,11 +188,11 @@ static void test_crash_is_session_error(void **state)
 static void test_bad_board_config(void **state)
 {
 	static const char *const bad[] = {
-		"{}",
-		"{\"board\":\"no-such-board\"}",
-		"{\"cpu\":\"cortex-a57\"}",
-		"{\"board\":\"../../etc/passwd\"}",
-		"{\"cpu\":\"cortex-m3\",\"memory_map\":7}",
+	    "{}",
+	    "{\"board\":\"no-such-board\"}",
+	    "{\"cpu\":\"cortex-a57\"}",
+	    "{\"board\":\"../../etc/passwd\"}",
+	    "{\"cpu\":\"cortex-m3\",\"memory_map\":7}",
 	};
 	size_t i;
 
@@ -224,10 +225,10 @@ static void test_capabilities(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_capabilities),
-		cmocka_unit_test(test_bad_board_config),
-		cmocka_unit_test(test_session_lifecycle),
-		cmocka_unit_test(test_crash_is_session_error),
+	    cmocka_unit_test(test_capabilities),
+	    cmocka_unit_test(test_bad_board_config),
+	    cmocka_unit_test(test_session_lifecycle),
+	    cmocka_unit_test(test_crash_is_session_error),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -94,9 +94,9 @@ static void qemu_out(const char *machine, const char *fw, char *out, size_t cap)
 	size_t n;
 
 	snprintf(cmd, sizeof(cmd),
-		 "timeout 3 qemu-system-arm -M %s -nographic -monitor none -serial stdio -kernel "
-		 "%s/%s.elf </dev/null 2>/dev/null | tr -d '\\r' | sed '/^qemu/d' ",
-		 machine, fwdir, fw);
+	         "timeout 3 qemu-system-arm -M %s -nographic -monitor none -serial stdio -kernel "
+	         "%s/%s.elf </dev/null 2>/dev/null | tr -d '\\r' | sed '/^qemu/d' ",
+	         machine, fwdir, fw);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	n = fread(out, 1, cap - 1, p);
@@ -150,22 +150,24 @@ static void test_systick_matches_qemu(void **s)
 
 static void test_tasks_match_qemu(void **s)
 {
-	compare_with_qemu("mps2-an385", "mps2-tasks", "B2 (unprivileged, psp)\ntasks PASS\n", false);
+	compare_with_qemu("mps2-an385", "mps2-tasks", "B2 (unprivileged, psp)\ntasks PASS\n",
+	                  false);
 }
 
 static void test_nested_matches_qemu(void **s)
 {
 	compare_with_qemu("mps2-an385", "mps2-nested",
-			  "low enter\nhigh\nlow exit\n2: basepri\nmasked by basepri\nhigh\n"
-			  "3: primask, both pending\nmasked by primask\nhigh\nlow enter\nlow exit\n"
-			  "nested PASS\n",
-			  false);
+	                  "low enter\nhigh\nlow exit\n2: basepri\nmasked by basepri\nhigh\n"
+	                  "3: primask, both pending\nmasked by primask\nhigh\nlow enter\nlow exit\n"
+	                  "nested PASS\n",
+	                  false);
 }
 
 static void test_fault_matches_qemu(void **s)
 {
 	compare_with_qemu("mps2-an385", "mps2-fault",
-			  "recovered from UsageFault\nHardFault hfsr=0x40000000 cfsr=0x00010000", true);
+	                  "recovered from UsageFault\nHardFault hfsr=0x40000000 cfsr=0x00010000",
+	                  true);
 }
 
 static void test_fpu_matches_qemu(void **s)
@@ -369,7 +371,7 @@ static void test_hostile_images(void **s)
 	/* A segment in the peripheral window is refused. */
 	{
 		static const char hex[] = ":0400000540000000B7\n:04000000010203049C\n"
-					  ":020000044000BA\n:0400000001020304F2\n:00000001FF\n";
+		                          ":020000044000BA\n:0400000001020304F2\n:00000001FF\n";
 
 		if (ms_image_parse((const uint8_t *)hex, strlen(hex), 0, &img, &e) == 0) {
 			assert_int_equal(ms_rh_machine_new(&opts, &m, &e), 0);
@@ -385,21 +387,21 @@ static void test_hostile_images(void **s)
 static void test_board_parser_hostile(void **s)
 {
 	static const char *const bad[] = {
-		"",
-		"name: x\n",
-		"name: x\ncpu: cortex-m99\n",
-		"name: x\ncpu: cortex-m3\nirqs: 999\n",
-		"name: x\ncpu: cortex-m3\nmemory: [{name: a, base: 0x123, size: 0x1000}]\n",
-		"name: x\ncpu: cortex-m3\nmemory: [{name: a, base: 0xfffff000, size: 0x2000}]\n",
-		"name: x\ncpu: cortex-m3\nmemory: [{name: b, base: 0, alias: nope}]\n",
-		"name: x\ncpu: cortex-m3\ndevices: [{type: warp-drive, name: w, base: 0x40000000}]\n",
-		"name: x\ncpu: cortex-m3\nbogus: 1\n",
-		"name: x\ncpu: cortex-m3\ndevices: [{type: cmsdk-uart, name: u, base: 0x40000000, "
-		"irqs: [1,2,3,4,5]}]\n",
-		"name: &a x\ncpu: *a\n",
-		"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]",
-		"name: x\ncpu: cortex-m3\nmemory: {a: 1}\n",
-		"name: x\n  cpu: : :\n",
+	    "",
+	    "name: x\n",
+	    "name: x\ncpu: cortex-m99\n",
+	    "name: x\ncpu: cortex-m3\nirqs: 999\n",
+	    "name: x\ncpu: cortex-m3\nmemory: [{name: a, base: 0x123, size: 0x1000}]\n",
+	    "name: x\ncpu: cortex-m3\nmemory: [{name: a, base: 0xfffff000, size: 0x2000}]\n",
+	    "name: x\ncpu: cortex-m3\nmemory: [{name: b, base: 0, alias: nope}]\n",
+	    "name: x\ncpu: cortex-m3\ndevices: [{type: warp-drive, name: w, base: 0x40000000}]\n",
+	    "name: x\ncpu: cortex-m3\nbogus: 1\n",
+	    "name: x\ncpu: cortex-m3\ndevices: [{type: cmsdk-uart, name: u, base: 0x40000000, "
+	    "irqs: [1,2,3,4,5]}]\n",
+	    "name: &a x\ncpu: *a\n",
+	    "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]",
+	    "name: x\ncpu: cortex-m3\nmemory: {a: 1}\n",
+	    "name: x\n  cpu: : :\n",
 	};
 	struct ms_rh_board b;
 	struct ms_err e;
@@ -423,20 +425,20 @@ static void test_board_parser_hostile(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_board_parser_hostile),
-		cmocka_unit_test(test_hello_matches_qemu),
-		cmocka_unit_test(test_systick_matches_qemu),
-		cmocka_unit_test(test_tasks_match_qemu),
-		cmocka_unit_test(test_nested_matches_qemu),
-		cmocka_unit_test(test_fault_matches_qemu),
-		cmocka_unit_test(test_fpu_matches_qemu),
-		cmocka_unit_test(test_sysresetreq),
-		cmocka_unit_test(test_echo_and_determinism),
-		cmocka_unit_test(test_snapshot_restore_twice),
-		cmocka_unit_test(test_snapshot_file_hostile),
-		cmocka_unit_test(test_vector_table_nowhere),
-		cmocka_unit_test(test_runaway_stopped_by_limit),
-		cmocka_unit_test(test_hostile_images),
+	    cmocka_unit_test(test_board_parser_hostile),
+	    cmocka_unit_test(test_hello_matches_qemu),
+	    cmocka_unit_test(test_systick_matches_qemu),
+	    cmocka_unit_test(test_tasks_match_qemu),
+	    cmocka_unit_test(test_nested_matches_qemu),
+	    cmocka_unit_test(test_fault_matches_qemu),
+	    cmocka_unit_test(test_fpu_matches_qemu),
+	    cmocka_unit_test(test_sysresetreq),
+	    cmocka_unit_test(test_echo_and_determinism),
+	    cmocka_unit_test(test_snapshot_restore_twice),
+	    cmocka_unit_test(test_snapshot_file_hostile),
+	    cmocka_unit_test(test_vector_table_nowhere),
+	    cmocka_unit_test(test_runaway_stopped_by_limit),
+	    cmocka_unit_test(test_hostile_images),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -49,8 +49,8 @@ static void test_gdb_session(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		char *argv[] = {"run", "--board", "mps2-an385", "--gdb", port_s, "--timeout", "3",
-				"--input-text", "count\\r", elf, NULL};
+		char *argv[] = {"run", "--board",      "mps2-an385", "--gdb", port_s, "--timeout",
+		                "3",   "--input-text", "count\\r",   elf,     NULL};
 
 		if (freopen("/dev/null", "w", stdout) == NULL)
 			_exit(5);
@@ -59,14 +59,15 @@ static void test_gdb_session(void **state)
 	fd = mkstemp(script);
 	assert_true(fd >= 0);
 	dprintf(fd,
-		"set confirm off\nset pagination off\ntarget remote 127.0.0.1:%d\n"
-		"break uart_putdec\ncontinue\nprint ticks\nnext\ninfo registers pc\n"
-		"print/x $xpsr\nwatch ticks\ncontinue\ndelete\ncontinue\n",
-		port);
+	        "set confirm off\nset pagination off\ntarget remote 127.0.0.1:%d\n"
+	        "break uart_putdec\ncontinue\nprint ticks\nnext\ninfo registers pc\n"
+	        "print/x $xpsr\nwatch ticks\ncontinue\ndelete\ncontinue\n",
+	        port);
 	close(fd);
 	/* The server listens before it starts waiting; give the child a moment to bind. */
 	usleep(300000);
-	snprintf(cmd, sizeof(cmd), "timeout 60 gdb-multiarch -batch -nx -x %s %s 2>&1", script, elf);
+	snprintf(cmd, sizeof(cmd), "timeout 60 gdb-multiarch -batch -nx -x %s %s 2>&1", script,
+	         elf);
 	p = popen(cmd, "r");
 	assert_non_null(p);
 	n = fread(out, 1, sizeof(out) - 1, p);
@@ -133,8 +134,8 @@ static void test_interrupt_and_detach(void **state)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		char *argv[] = {"run", "--board", "mps2-an385", "--gdb", port_s, "--timeout", "2",
-				elf, NULL};
+		char *argv[] = {"run",       "--board", "mps2-an385", "--gdb", port_s,
+		                "--timeout", "2",       elf,          NULL};
 
 		if (freopen("/dev/null", "w", stdout) == NULL)
 			_exit(5);
@@ -178,8 +179,8 @@ static void test_interrupt_and_detach(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_gdb_session),
-		cmocka_unit_test(test_interrupt_and_detach),
+	    cmocka_unit_test(test_gdb_session),
+	    cmocka_unit_test(test_interrupt_and_detach),
 	};
 	char cwd[1024];
 

@@ -33,7 +33,8 @@ static int run(const char *const *args)
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		if (freopen("/dev/null", "w", stdout) == NULL || freopen("/dev/null", "w", stderr) == NULL)
+		if (freopen("/dev/null", "w", stdout) == NULL ||
+		    freopen("/dev/null", "w", stderr) == NULL)
 			_exit(99);
 		_exit(ms_run_main(argc, argv));
 	}
@@ -54,17 +55,18 @@ static const char *elf(const char *name)
 
 static void test_exit_codes(void **s)
 {
-	const char *pass[] = {"--board", "mps2-an385", "--input-text", "hi\\r", "--expect",
-			      "echo: hi\\r\\n", elf("mps2-hello"), NULL};
-	const char *failtext[] = {"--board", "mps2-an385", "--fail-text", "Hello", "--expect",
-				  "never", elf("mps2-hello"), NULL};
-	const char *crash[] = {"--board", "mps2-an385", "--expect", "never", elf("mps2-fault"), NULL};
-	const char *timeout[] = {"--board", "mps2-an385", "--timeout", "0.01", "--expect", "never",
-				 elf("mps2-hello"), NULL};
-	const char *limit[] = {"--board", "mps2-an385", "--max-insns", "1000", "--expect", "tick 5",
-			       elf("mps2-systick"), NULL};
-	const char *nolimit_ok[] = {"--board", "mps2-an385", "--timeout", "0.01",
-				    elf("mps2-hello"), NULL};
+	const char *pass[] = {"--board",  "mps2-an385",     "--input-text",    "hi\\r",
+	                      "--expect", "echo: hi\\r\\n", elf("mps2-hello"), NULL};
+	const char *failtext[] = {"--board",  "mps2-an385", "--fail-text",     "Hello",
+	                          "--expect", "never",      elf("mps2-hello"), NULL};
+	const char *crash[] = {"--board", "mps2-an385",      "--expect",
+	                       "never",   elf("mps2-fault"), NULL};
+	const char *timeout[] = {"--board",  "mps2-an385", "--timeout",       "0.01",
+	                         "--expect", "never",      elf("mps2-hello"), NULL};
+	const char *limit[] = {"--board",  "mps2-an385", "--max-insns",       "1000",
+	                       "--expect", "tick 5",     elf("mps2-systick"), NULL};
+	const char *nolimit_ok[] = {"--board", "mps2-an385",      "--timeout",
+	                            "0.01",    elf("mps2-hello"), NULL};
 	const char *missing[] = {"--board", "mps2-an385", "/nonexistent.elf", NULL};
 	const char *badopt[] = {"--warp", "9", elf("mps2-hello"), NULL};
 	const char *badesc[] = {"--expect", "\\x4", elf("mps2-hello"), NULL};
@@ -94,8 +96,8 @@ static void test_hex_and_bin(void **s)
 {
 	char hex[1200], bin[1200];
 	const char *h[] = {"--board", "mps2-an385", "--expect", "Hello from", hex, NULL};
-	const char *b[] = {"--board", "mps2-an385", "--load-addr", "0", "--expect", "Hello from", bin,
-			   NULL};
+	const char *b[] = {"--board",  "mps2-an385", "--load-addr", "0",
+	                   "--expect", "Hello from", bin,           NULL};
 
 	snprintf(hex, sizeof(hex), "%s/mps2-hello.hex", fw);
 	snprintf(bin, sizeof(bin), "%s/mps2-hello.bin", fw);
@@ -105,9 +107,13 @@ static void test_hex_and_bin(void **s)
 
 static void test_reports(void **s)
 {
-	const char *a[] = {"--board", "mps2-an385", "--input-text", "count\\r", "--expect", "count: ",
-			   "--bb-out", "/tmp/ms_rh_run.bb", "--lcov-out", "/tmp/ms_rh_run.info",
-			   "--mmio-log", "/tmp/ms_rh_run.mmio", elf("mps2-hello"), NULL};
+	const char *a[] = {"--board",         "mps2-an385",
+	                   "--input-text",    "count\\r",
+	                   "--expect",        "count: ",
+	                   "--bb-out",        "/tmp/ms_rh_run.bb",
+	                   "--lcov-out",      "/tmp/ms_rh_run.info",
+	                   "--mmio-log",      "/tmp/ms_rh_run.mmio",
+	                   elf("mps2-hello"), NULL};
 	char line[256];
 	int n = 0, rc;
 	FILE *f;
@@ -145,13 +151,13 @@ static void test_reports(void **s)
 
 static void test_qemu_backend(void **s)
 {
-	const char *pass[] = {"--backend", "qemu", "--board", "mps2-an385", "--input-text",
-			      "hi\\r", "--expect", "echo: hi", "--timeout", "20", elf("mps2-hello"),
-			      NULL};
-	const char *timeout[] = {"--backend", "qemu", "--board", "mps2-an385", "--expect", "never",
-				 "--timeout", "1", elf("mps2-hello"), NULL};
-	const char *unsupported[] = {"--backend", "qemu", "--board", "mps2-an385", "--bb-out",
-				     "/tmp/x", elf("mps2-hello"), NULL};
+	const char *pass[] = {"--backend",    "qemu",  "--board",         "mps2-an385",
+	                      "--input-text", "hi\\r", "--expect",        "echo: hi",
+	                      "--timeout",    "20",    elf("mps2-hello"), NULL};
+	const char *timeout[] = {"--backend", "qemu",      "--board", "mps2-an385",      "--expect",
+	                         "never",     "--timeout", "1",       elf("mps2-hello"), NULL};
+	const char *unsupported[] = {"--backend", "qemu",   "--board",         "mps2-an385",
+	                             "--bb-out",  "/tmp/x", elf("mps2-hello"), NULL};
 
 	assert_int_equal(run(pass), 0);
 	assert_int_equal(run(timeout), 3);
@@ -181,11 +187,9 @@ static void test_unescape(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_unescape),
-		cmocka_unit_test(test_exit_codes),
-		cmocka_unit_test(test_hex_and_bin),
-		cmocka_unit_test(test_reports),
-		cmocka_unit_test(test_qemu_backend),
+	    cmocka_unit_test(test_unescape),     cmocka_unit_test(test_exit_codes),
+	    cmocka_unit_test(test_hex_and_bin),  cmocka_unit_test(test_reports),
+	    cmocka_unit_test(test_qemu_backend),
 	};
 	char cwd[900];
 
