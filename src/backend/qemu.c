@@ -88,7 +88,11 @@ struct inst {
 	int wstatus;
 	bool status_known;
 	bool expect_exit; /* we asked it to go: not an error */
-	bool starting; /* spawn_once reports a death itself until it returns */
+	bool run_start; /* the supervisor connects QMP and the UART before its loop */
+	bool starting; /* a caller waits for the start and reports its failure itself */
+	bool ready; /* QMP negotiated and the UART connected */
+	int64_t start_deadline;
+	char start_err[300]; /* why a start failed while QEMU itself had not died */
 	int quiet; /* >0: our own operation; don't follow STOP/RESUME */
 	bool guest_shutdown;
 	bool uart_kick; /* console input not yet taken by QEMU: keep poking */
@@ -407,7 +411,10 @@ static void child_exited(struct inst *in)
 	in->exited = true;
 	expected = in->expect_exit || in->starting;
 	guest_off = in->guest_shutdown;
-	describe_status(in->wstatus, in->status_known, status, sizeof(status));
+	if (in->start_err[0])
+		snprintf(status, sizeof(status), "cannot start qemu: %s", in->start_err);
+	else
+		describe_status(in->wstatus, in->status_known, status, sizeof(status));
 	ms__qemu_last_line(in->errtail, in->errlen, line, sizeof(line));
 	pthread_cond_broadcast(&in->cond);
 	if (in->qmp)
@@ -471,11 +478,104 @@ static void kick_uart(struct inst *in, struct ms_qmp *q, int ufd)
 		ms_qmp_send(q, "query-status");
 }
 
+/* True when the child ended within timeout_us (its pidfd became readable). */
+static bool pidfd_ended(int pidfd, long timeout_us)
+{
+	struct pollfd pf = {.fd = pidfd, .events = POLLIN};
+	struct timespec ts = {timeout_us / 1000000, (timeout_us % 1000000) * 1000L};
+
+	return ppoll(&pf, 1, &ts, NULL) > 0;
+}
+
+/*
+ * Connect to a socket QEMU creates while it starts. QEMU binds it early in
+ * its start-up, so the retries are few; they are short (250 us) because
+ * this wait is on the path of every session start.
+ */
+static int connect_starting(struct inst *in, const char *path)
+{
+	for (;;) {
+		int fd = ms_qmp_connect_unix(path);
+
+		if (fd >= 0)
+			return fd;
+		if (fd != -ENOENT && fd != -ECONNREFUSED)
+			return fd;
+		if (mono_ms() > in->start_deadline)
+			return -ETIMEDOUT;
+		if (pidfd_ended(in->pidfd, 250))
+			return -ESRCH;
+	}
+}
+
+/*
+ * The supervisor's first job for a child it saw spawned: connect QMP,
+ * negotiate, connect the UART. Nobody else reads the sockets yet, so it
+ * reads them itself. 0 when ready; otherwise the child is dead or being
+ * killed (start_err says why when it did not die on its own).
+ */
+static int start_phase(struct inst *in)
+{
+	char path[PATH_MAX], why[300] = "";
+	struct ms_err e;
+	int fd;
+
+	ms_err_clear(&e);
+	snprintf(path, sizeof(path), "%s/qmp.sock", in->s->dir);
+	fd = connect_starting(in, path);
+	if (fd >= 0) {
+		struct ms_qmp *q = ms_qmp_new(fd, on_event, in);
+		int64_t left = in->start_deadline - mono_ms();
+
+		if (!q) {
+			fd = -ENOMEM;
+		} else {
+			pthread_mutex_lock(&in->lock);
+			in->qmp = q;
+			pthread_mutex_unlock(&in->lock);
+			if (ms_qmp_handshake_direct(q, in->pidfd, left > 0 ? (int)left : 1, &e) != 0) {
+				snprintf(why, sizeof(why), "%s", e.message);
+				fd = -EPROTO;
+			}
+		}
+	}
+	if (fd >= 0) {
+		snprintf(path, sizeof(path), "%s/uart.sock", in->s->dir);
+		fd = connect_starting(in, path);
+	}
+	if (fd >= 0) {
+		pthread_mutex_lock(&in->lock);
+		in->uart_fd = fd;
+		in->ready = true;
+		pthread_cond_broadcast(&in->cond);
+		pthread_mutex_unlock(&in->lock);
+		return 0;
+	}
+	/*
+	 * A QEMU that refuses its command line closes its sockets as it exits:
+	 * give it a moment so that its own exit status and words are the story.
+	 */
+	if (!pidfd_ended(in->pidfd, 200000)) {
+		pthread_mutex_lock(&in->lock);
+		if (!why[0])
+			snprintf(why, sizeof(why), "%s",
+			         fd == -ETIMEDOUT ? "no monitor socket in time" : strerror(-fd));
+		snprintf(in->start_err, sizeof(in->start_err), "%s", why);
+		pthread_mutex_unlock(&in->lock);
+		pidfd_kill(in->pidfd, SIGKILL);
+	}
+	return -1;
+}
+
 static void *supervisor_main(void *arg)
 {
 	struct inst *in = arg;
 	bool qmp_live = true, uart_live = true;
 
+	if (in->run_start && start_phase(in) != 0) {
+		child_exited(in);
+		return NULL;
+	}
 	for (;;) {
 		struct pollfd pf[5];
 		int n = 0, iq = -1, iu = -1, ip, iw;
@@ -607,8 +707,10 @@ static void inst_end(struct inst *in, bool graceful)
 		return;
 	pthread_mutex_lock(&in->lock);
 	in->expect_exit = true;
-	q = in->qmp;
+	/* One still starting has never run anything: nothing to end gracefully. */
+	q = in->ready ? in->qmp : NULL;
 	pthread_mutex_unlock(&in->lock);
+	graceful = graceful && q;
 	if (in->thr_started) {
 		if (graceful && q && inst_alive(in))
 			ms_qmp_execute(q, "quit", NULL, QUIT_TIMEOUT_MS, NULL, NULL);
@@ -831,30 +933,77 @@ static void inst_error_line(struct inst *in, char *buf, size_t cap)
 	pthread_mutex_unlock(&in->lock);
 }
 
-/* Connect to a socket QEMU creates, waiting while the child starts. */
-static int connect_while_alive(struct inst *in, const char *path, int64_t deadline)
-{
-	for (;;) {
-		int fd = ms_qmp_connect_unix(path);
+/*
+ * Command lines known to start. QEMU refuses a bad one (a CPU the board
+ * cannot take, a RAM size it does not allow) only after most of its
+ * start-up, so create waits for the QMP handshake of a configuration it
+ * has never seen start, which turns a refusal into the create's own 400.
+ * A configuration seen starting before is not waited for at create: the
+ * supervisor finishes the start, operations that need QEMU wait for it, and
+ * a failure after all (a busy port, the host out of resources) moves the
+ * session to error with QEMU's words. The key is everything in the argv a
+ * board_config decides; guarded by good_lock, shared by all sessions.
+ */
+#define GOOD_SLOTS 64
+static pthread_mutex_t good_lock = PTHREAD_MUTEX_INITIALIZER;
+static char good_cfg[GOOD_SLOTS][PATH_MAX + 200];
+static unsigned good_next;
 
-		if (fd >= 0)
-			return fd;
-		if (fd != -ENOENT && fd != -ECONNREFUSED)
-			return fd;
-		if (!inst_alive(in))
-			return -ESRCH;
-		if (mono_ms() > deadline)
-			return -ETIMEDOUT;
-		sleep_ms(1);
+static void config_key(const struct qsess *qs, char *buf, size_t cap)
+{
+	snprintf(buf, cap, "%s|%s|%s|%s|%d", qs->bin->path, qs->machine, qs->cpu, qs->memory,
+	         qs->network);
+}
+
+static bool config_known_good(const char *key)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&good_lock);
+	for (unsigned i = 0; i < GOOD_SLOTS && !found; i++)
+		found = strcmp(good_cfg[i], key) == 0;
+	pthread_mutex_unlock(&good_lock);
+	return found;
+}
+
+static void config_started(const char *key)
+{
+	if (config_known_good(key))
+		return;
+	pthread_mutex_lock(&good_lock);
+	snprintf(good_cfg[good_next % GOOD_SLOTS], sizeof(good_cfg[0]), "%s", key);
+	good_next++;
+	pthread_mutex_unlock(&good_lock);
+}
+
+/* Wait until the instance finished starting or ended; true when it is ready. */
+static bool wait_ready(struct inst *in)
+{
+	struct timespec dl;
+	bool ok;
+
+	/* The supervisor gives up at start_deadline and kills the child; allow for its end. */
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += (START_TIMEOUT_MS + QUIT_TIMEOUT_MS) / 1000;
+	pthread_mutex_lock(&in->lock);
+	while (!in->ready && !in->exited) {
+		if (pthread_cond_timedwait(&in->cond, &in->lock, &dl) == ETIMEDOUT)
+			break;
 	}
+	ok = in->ready && !in->exited;
+	pthread_mutex_unlock(&in->lock);
+	return ok;
 }
 
 /*
- * Start QEMU for this session (paused, -S), connect QMP and the UART and
- * start the supervisor. On success qs->inst is the new instance.
+ * Start QEMU for this session (paused, -S); its supervisor connects QMP and
+ * the UART. wait: return only once it is ready, with its failure as the
+ * error (QEMU's own words); otherwise return at once and let a failure
+ * reach the session through the supervisor. On success qs->inst is the
+ * new instance.
  */
-static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *port_busy,
-                      struct ms_err *e)
+static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool wait,
+                      bool *port_busy, struct ms_err *e)
 {
 	struct argv_buf a;
 	posix_spawn_file_actions_t fa;
@@ -863,8 +1012,8 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 	int errfd;
 	struct inst *in = NULL;
 	char path[PATH_MAX];
-	int64_t deadline = mono_ms() + START_TIMEOUT_MS;
-	int rc, fd;
+	int rc;
+	bool ok;
 
 	*port_busy = false;
 	/* sun_path holds 108 bytes; QEMU would refuse a longer socket path. */
@@ -914,7 +1063,9 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 		               strerror(rc));
 	}
 	in->is_child = true;
-	in->starting = true;
+	in->run_start = true;
+	in->starting = wait;
+	in->start_deadline = mono_ms() + START_TIMEOUT_MS;
 	in->pidfd = pidfd_open_(in->pid);
 	if (in->pidfd < 0) {
 		inst_end(in, false);
@@ -926,52 +1077,26 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 	}
 	in->thr_started = true;
 
-	snprintf(path, sizeof(path), "%s/qmp.sock", s->dir);
-	fd = connect_while_alive(in, path, deadline);
-	if (fd >= 0) {
-		struct ms_qmp *q = ms_qmp_new(fd, on_event, in);
-
-		if (!q) {
-			fd = -ENOMEM;
-		} else {
-			pthread_mutex_lock(&in->lock);
-			in->qmp = q;
-			pthread_mutex_unlock(&in->lock);
-			inst_wake(in);
-			rc = ms_qmp_handshake(
-			    q, (int)(deadline - mono_ms() > 0 ? deadline - mono_ms() : 1), NULL, e);
-			if (rc != 0)
-				fd = -EPROTO;
-		}
-	}
-	if (fd >= 0) {
-		snprintf(path, sizeof(path), "%s/uart.sock", s->dir);
-		fd = connect_while_alive(in, path, deadline);
-		if (fd >= 0) {
-			pthread_mutex_lock(&in->lock);
-			in->uart_fd = fd;
-			pthread_mutex_unlock(&in->lock);
-			inst_wake(in);
-		}
-	}
-	if (fd >= 0) {
+	ok = !wait || wait_ready(in);
+	if (wait) {
 		/* From here on a death is the supervisor's to report. */
 		pthread_mutex_lock(&in->lock);
-		if (in->exited)
-			fd = -ESRCH;
+		ok = ok && !in->exited;
 		in->starting = false;
 		pthread_mutex_unlock(&in->lock);
 	}
-	if (fd < 0) {
-		char line[400], status[128];
+	if (!ok) {
+		char line[400], status[128], why[300];
 		bool dead, refused;
 
-		/* Let the child finish writing its complaint before we read it. */
-		dead = wait_exit(in, 200);
+		/* The supervisor killed it if it did not die by itself; let it finish. */
+		dead = wait_exit(in, QUIT_TIMEOUT_MS);
 		inst_error_line(in, line, sizeof(line));
 		pthread_mutex_lock(&in->lock);
 		describe_status(in->wstatus, in->status_known, status, sizeof(status));
-		refused = in->status_known && WIFEXITED(in->wstatus) && WEXITSTATUS(in->wstatus) == 1;
+		snprintf(why, sizeof(why), "%s", in->start_err);
+		refused = !why[0] && in->status_known && WIFEXITED(in->wstatus) &&
+		          WEXITSTATUS(in->wstatus) == 1;
 		pthread_mutex_unlock(&in->lock);
 		*port_busy = strstr(line, "Address already in use") != NULL;
 		inst_end(in, false);
@@ -983,12 +1108,18 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool *po
 		if (dead && refused)
 			return ms_fail(e, 400, "bad_board_config", "qemu refused the configuration: %s",
 			               line[0] ? line : status);
-		if (dead)
-			return ms_fail(e, 502, "emulator_failed", "cannot start qemu: %s",
-			               line[0] ? line : status);
-		return ms_fail(e, 502, "emulator_failed", "cannot start qemu: %s%s%s",
-		               fd == -ETIMEDOUT ? "no monitor socket in time" : strerror(-fd),
-		               line[0] ? ": " : "", line);
+		if (why[0] || !dead)
+			return ms_fail(e, 502, "emulator_failed", "cannot start qemu: %s%s%s",
+			               why[0] ? why : "it did not start in time", line[0] ? ": " : "",
+			               line);
+		return ms_fail(e, 502, "emulator_failed", "cannot start qemu: %s",
+		               line[0] ? line : status);
+	}
+	if (wait && !qs->prog.have) {
+		char key[sizeof(good_cfg[0])];
+
+		config_key(qs, key, sizeof(key));
+		config_started(key);
 	}
 	write_state_file(s, qs, in, port);
 	ms_session_set_extra(s, "emulator_stderr", NULL);
@@ -1013,8 +1144,8 @@ static void release_port(struct ms_session *s)
 		ms_port_free(port);
 }
 
-/* Spawn with the session's GDB port, taking a fresh one if it is busy. */
-static int spawn(struct ms_session *s, struct qsess *qs, struct ms_err *e)
+/* Spawn with the session's GDB port, taking a fresh one if it is busy (when waiting). */
+static int spawn(struct ms_session *s, struct qsess *qs, bool wait, struct ms_err *e)
 {
 	int rc = 0;
 
@@ -1037,7 +1168,7 @@ static int spawn(struct ms_session *s, struct qsess *qs, struct ms_err *e)
 			s->gdb_port = port;
 			pthread_mutex_unlock(&s->lock);
 		}
-		rc = spawn_once(s, qs, port, &busy, e);
+		rc = spawn_once(s, qs, port, wait, &busy, e);
 		if (rc == 0)
 			return 0;
 		if (!busy)
@@ -1054,8 +1185,8 @@ static int spawn(struct ms_session *s, struct qsess *qs, struct ms_err *e)
 	return rc;
 }
 
-/* The live instance, or NULL after cleaning up a dead one. */
-static struct inst *live(struct qsess *qs)
+/* The instance, possibly still starting, or NULL after cleaning up a dead one. */
+static struct inst *current(struct qsess *qs)
 {
 	struct inst *in = NULL;
 
@@ -1065,6 +1196,22 @@ static struct inst *live(struct qsess *qs)
 	in = qs->inst;
 	pthread_mutex_unlock(&qs->lock);
 	if (in && !inst_alive(in)) {
+		inst_end(take_inst(qs), false);
+		return NULL;
+	}
+	return in;
+}
+
+/*
+ * The instance ready for QMP commands (waiting for one still starting), or
+ * NULL. A start that fails here was reported to the session by the
+ * supervisor already.
+ */
+static struct inst *live(struct qsess *qs)
+{
+	struct inst *in = current(qs);
+
+	if (in && !wait_ready(in)) {
 		inst_end(take_inst(qs), false);
 		return NULL;
 	}
@@ -1150,12 +1297,14 @@ static void free_qsess(struct qsess *qs)
 static int qemu_create(struct ms_session *s, struct ms_err *e)
 {
 	struct qsess *qs;
+	char key[sizeof(good_cfg[0])];
 	int rc = setup_qsess(s, &qs, e);
 
 	if (rc)
 		return rc;
 	s->bdata = qs;
-	rc = spawn(s, qs, e);
+	config_key(qs, key, sizeof(key));
+	rc = spawn(s, qs, !config_known_good(key), e);
 	if (rc) {
 		release_port(s);
 		s->bdata = NULL;
@@ -1212,7 +1361,7 @@ static int qemu_power_on(struct ms_session *s, struct ms_err *e)
 		               "load a program first: a %s without firmware locks up at once",
 		               qs->machine);
 	if (!in) {
-		rc = spawn(s, qs, e);
+		rc = spawn(s, qs, true, e);
 		if (rc != 0)
 			return rc;
 		in = live(qs);
@@ -1298,7 +1447,8 @@ static int qemu_load_program(struct ms_session *s, const struct ms_program *p, b
 	qs->prog.have = true;
 
 	st = ms_session_state(s);
-	in = live(qs);
+	/* Not waiting: an instance still starting (never run) is ended at once. */
+	in = current(qs);
 	if (!in)
 		return 0; /* stopped: the program is used at the next poweron */
 	/* ROM blobs are re-applied on every reset, so a restart is what makes the load stick. */
@@ -1306,7 +1456,7 @@ static int qemu_load_program(struct ms_session *s, const struct ms_program *p, b
 	in->quiet++;
 	pthread_mutex_unlock(&in->lock);
 	inst_end(take_inst(qs), false);
-	rc = spawn(s, qs, e);
+	rc = spawn(s, qs, true, e);
 	if (rc) {
 		char msg[512];
 
@@ -1581,7 +1731,8 @@ static int qemu_console_write(struct ms_session *s, const void *data, size_t len
 	if (!qs)
 		return MS_ESTATE;
 	pthread_mutex_lock(&qs->lock);
-	if (!qs->inst || !inst_alive(qs->inst) || qs->inst->uart_fd < 0) {
+	/* An instance still starting gets its UART connected in a moment. */
+	if (!qs->inst || !wait_ready(qs->inst) || qs->inst->uart_fd < 0) {
 		pthread_mutex_unlock(&qs->lock);
 		return MS_ESTATE;
 	}
@@ -1720,6 +1871,7 @@ static int qemu_reattach(struct ms_session *s)
 		return -ESRCH;
 	}
 	in->pid = pid;
+	in->ready = true; /* the supervisor reads from the start; the handshake is ours */
 	in->pidfd = pidfd_open_(pid);
 	in->qmp = ms_qmp_new(fd, on_event, in);
 	if (in->pidfd < 0 || !in->qmp || pthread_create(&in->thr, NULL, supervisor_main, in) != 0)

@@ -2,8 +2,9 @@
  * qmp: QEMU machine protocol client (see qmp.h for the protocol and the
  * threading model).
  *
- * Threads: one reader thread calls ms_qmp_on_readable; any thread calls
- * ms_qmp_execute / ms_qmp_handshake. q->lock guards the waiter list, the
+ * Threads: one reader thread calls ms_qmp_on_readable (or, before it
+ * starts its loop, ms_qmp_handshake_direct, which reads for itself); any
+ * thread calls ms_qmp_execute / ms_qmp_handshake. q->lock guards the waiter list, the
  * greeting, the dead flag and the counters; q->wlock serialises writes so
  * that two commands never interleave their bytes on the socket. The read
  * buffer belongs to the reader thread alone and needs no lock.
@@ -361,18 +362,18 @@ static int reply_result(struct ms_qmp *q, const char *cmd, json_t *reply, json_t
 	return 0;
 }
 
-int ms_qmp_execute(struct ms_qmp *q, const char *cmd, json_t *args, int timeout_ms, json_t **ret,
-                   struct ms_err *e)
+/*
+ * Register w and write the command. args (may be NULL) is stolen. On
+ * failure w is not registered and *e says why.
+ */
+static int submit(struct ms_qmp *q, const char *cmd, json_t *args, struct waiter *w,
+                  int timeout_ms, struct ms_err *e)
 {
-	struct waiter w;
-	struct timespec dl;
 	json_t *msg;
 	char *text;
-	int rc = 0;
+	int rc;
 
-	if (ret)
-		*ret = NULL;
-	memset(&w, 0, sizeof(w));
+	memset(w, 0, sizeof(*w));
 	msg = json_object();
 	json_object_set_new(msg, "execute", json_string(cmd));
 	if (args)
@@ -385,32 +386,73 @@ int ms_qmp_execute(struct ms_qmp *q, const char *cmd, json_t *args, int timeout_
 		return ms_fail(e, 502, "emulator_gone", "%s: qemu monitor connection is closed",
 		               cmd);
 	}
-	snprintf(w.id, sizeof(w.id), "ms-%lu", ++q->next_id);
-	w.next = q->waiters;
-	q->waiters = &w;
+	snprintf(w->id, sizeof(w->id), "ms-%lu", ++q->next_id);
+	w->next = q->waiters;
+	q->waiters = w;
 	pthread_mutex_unlock(&q->lock);
 
-	json_object_set_new(msg, "id", json_string(w.id));
+	json_object_set_new(msg, "id", json_string(w->id));
 	text = json_dumps(msg, JSON_COMPACT);
 	json_decref(msg);
 	if (!text) {
 		rc = ms_fail(e, 500, "internal", "%s: cannot encode command", cmd);
-		goto out;
-	}
-	/* QEMU parses a stream of JSON values; the newline just keeps logs readable. */
-	{
+	} else {
+		/* QEMU parses a stream of JSON values; the newline just keeps logs readable. */
 		size_t n = strlen(text);
 
 		text[n] = '\n';
 		rc = send_all(q, text, n + 1, timeout_ms);
 		free(text);
+		if (rc) {
+			mark_dead(q);
+			rc = ms_fail(e, 502, "emulator_gone", "%s: cannot write to the qemu monitor",
+			             cmd);
+		}
 	}
 	if (rc) {
-		mark_dead(q);
-		rc = ms_fail(e, 502, "emulator_gone", "%s: cannot write to the qemu monitor", cmd);
-		goto out;
+		pthread_mutex_lock(&q->lock);
+		unlink_waiter(q, w);
+		pthread_mutex_unlock(&q->lock);
 	}
+	return rc;
+}
 
+/* The outcome of a submitted command once its wait ended; unregisters w. */
+static int conclude(struct ms_qmp *q, const char *cmd, struct waiter *w, int timeout_ms,
+                    json_t **ret, struct ms_err *e)
+{
+	int rc;
+	bool dead;
+
+	pthread_mutex_lock(&q->lock);
+	unlink_waiter(q, w);
+	dead = q->dead;
+	pthread_mutex_unlock(&q->lock);
+	if (w->reply)
+		rc = reply_result(q, cmd, w->reply, ret, e);
+	else if (dead)
+		rc = ms_fail(e, 502, "emulator_gone", "%s: qemu closed its monitor before replying",
+		             cmd);
+	else
+		rc = ms_fail(e, 502, "emulator_timeout", "%s: no reply from qemu within %d ms", cmd,
+		             timeout_ms);
+	json_decref(w->reply);
+	w->reply = NULL;
+	return rc;
+}
+
+int ms_qmp_execute(struct ms_qmp *q, const char *cmd, json_t *args, int timeout_ms, json_t **ret,
+                   struct ms_err *e)
+{
+	struct waiter w;
+	struct timespec dl;
+	int rc;
+
+	if (ret)
+		*ret = NULL;
+	rc = submit(q, cmd, args, &w, timeout_ms, e);
+	if (rc)
+		return rc;
 	deadline_after(&dl, timeout_ms);
 	pthread_mutex_lock(&q->lock);
 	while (!w.reply && !q->dead) {
@@ -418,20 +460,89 @@ int ms_qmp_execute(struct ms_qmp *q, const char *cmd, json_t *args, int timeout_
 			break;
 	}
 	pthread_mutex_unlock(&q->lock);
-	if (w.reply)
-		rc = reply_result(q, cmd, w.reply, ret, e);
-	else if (q->dead)
-		rc = ms_fail(e, 502, "emulator_gone", "%s: qemu closed its monitor before replying",
-		             cmd);
-	else
-		rc = ms_fail(e, 502, "emulator_timeout", "%s: no reply from qemu within %d ms", cmd,
-		             timeout_ms);
-out:
-	pthread_mutex_lock(&q->lock);
-	unlink_waiter(q, &w);
-	pthread_mutex_unlock(&q->lock);
-	json_decref(w.reply);
-	return rc;
+	return conclude(q, cmd, &w, timeout_ms, ret, e);
+}
+
+/*
+ * Read the socket in this thread until done(q, w) holds, the peer closes,
+ * stop_fd becomes readable (-ESRCH) or the deadline passes (-ETIMEDOUT).
+ */
+static int pump_until(struct ms_qmp *q, int stop_fd, int64_t deadline_ms,
+                      bool (*done)(struct ms_qmp *, struct waiter *), struct waiter *w)
+{
+	for (;;) {
+		struct pollfd pf[2] = {{.fd = q->fd, .events = POLLIN},
+		                       {.fd = stop_fd, .events = POLLIN}};
+		struct timespec now;
+		int64_t left;
+		bool ok, dead;
+		int n;
+
+		pthread_mutex_lock(&q->lock);
+		ok = done(q, w);
+		dead = q->dead;
+		pthread_mutex_unlock(&q->lock);
+		if (ok)
+			return 0;
+		if (dead)
+			return -EPIPE;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = deadline_ms - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+		if (left <= 0)
+			return -ETIMEDOUT;
+		n = poll(pf, stop_fd >= 0 ? 2 : 1, (int)left);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n <= 0)
+			continue;
+		if (stop_fd >= 0 && pf[1].revents)
+			return -ESRCH;
+		if (pf[0].revents)
+			ms_qmp_on_readable(q);
+	}
+}
+
+static bool have_greeting(struct ms_qmp *q, struct waiter *w)
+{
+	(void)w;
+	return q->greeting != NULL;
+}
+
+static bool have_reply(struct ms_qmp *q, struct waiter *w)
+{
+	(void)q;
+	return w->reply != NULL;
+}
+
+int ms_qmp_handshake_direct(struct ms_qmp *q, int stop_fd, int timeout_ms, struct ms_err *e)
+{
+	struct timespec now;
+	struct waiter w;
+	int64_t deadline;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms;
+	rc = pump_until(q, stop_fd, deadline, have_greeting, NULL);
+	if (rc == -ESRCH)
+		return ms_fail(e, 502, "emulator_gone", "qemu ended before its qmp greeting");
+	if (rc == -ETIMEDOUT)
+		return ms_fail(e, 502, "emulator_timeout", "no qmp greeting within %d ms",
+		               timeout_ms);
+	if (rc)
+		return ms_fail(e, 502, "emulator_gone", "qmp closed before its greeting");
+	rc = submit(q, "qmp_capabilities", NULL, &w, timeout_ms, e);
+	if (rc)
+		return rc;
+	rc = pump_until(q, stop_fd, deadline, have_reply, &w);
+	if (rc == -ESRCH) {
+		pthread_mutex_lock(&q->lock);
+		unlink_waiter(q, &w);
+		pthread_mutex_unlock(&q->lock);
+		json_decref(w.reply);
+		return ms_fail(e, 502, "emulator_gone", "qemu ended during the qmp handshake");
+	}
+	return conclude(q, "qmp_capabilities", &w, timeout_ms, NULL, e);
 }
 
 int ms_qmp_send(struct ms_qmp *q, const char *cmd)

@@ -72,6 +72,14 @@ int ms_qmp_on_readable(struct ms_qmp *q);
 int ms_qmp_handshake(struct ms_qmp *q, int timeout_ms, json_t **greeting, struct ms_err *e);
 
 /*
+ * The same handshake done by the thread that will be the reader, before it
+ * starts its read loop: this call reads the socket itself. It gives up with
+ * 502 "emulator_gone" as soon as stop_fd (e.g. a pidfd; -1 for none)
+ * becomes readable, so a child that dies while starting is noticed at once.
+ */
+int ms_qmp_handshake_direct(struct ms_qmp *q, int stop_fd, int timeout_ms, struct ms_err *e);
+
+/*
  * Run a command. args (may be NULL) is stolen. On success *ret (may be NULL)
  * receives a new reference to the "return" value. Failures: QEMU's error
  * (502 "emulator_failed", message "CMD: <QEMU's desc>"), timeout (502

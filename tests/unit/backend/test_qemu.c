@@ -1013,11 +1013,18 @@ static void test_qemu_refuses_to_start(void **state)
 	assert_int_equal(ms_store_list(MS_TABLE_SESSIONS, NULL, &docs), 0);
 	stored_before = json_array_size(docs);
 	json_decref(docs);
+	/* QEMU exits with status 1 on a command line it refuses: the client's 400, in QEMU's words. */
+	assert_int_not_equal(ms_sessions_create("qemu", bc, &s, &e), 0);
+	assert_null(s);
+	assert_int_equal(e.status, 400);
+	assert_string_equal(e.code, "bad_board_config");
+	assert_non_null(strstr(e.message, "Invalid RAM size"));
+	assert_int_equal(ms_sessions_total(), before);
+	/* A refused configuration never counts as known to start: the same answer again. */
 	assert_int_not_equal(ms_sessions_create("qemu", bc, &s, &e), 0);
 	json_decref(bc);
 	assert_null(s);
-	assert_int_equal(e.status, 502);
-	assert_string_equal(e.code, "emulator_failed");
+	assert_int_equal(e.status, 400);
 	assert_non_null(strstr(e.message, "Invalid RAM size"));
 	assert_int_equal(ms_sessions_total(), before);
 	/* Nothing was recorded for the session that never existed. */
@@ -1027,6 +1034,67 @@ static void test_qemu_refuses_to_start(void **state)
 		assert_int_equal(ms_store_list(MS_TABLE_SESSIONS, NULL, &docs), 0);
 		assert_int_equal(json_array_size(docs), stored_before);
 		json_decref(docs);
+	}
+}
+
+/*
+ * A configuration seen starting before is not waited for at create: every
+ * operation right after create must still find (or end) a QEMU that may be
+ * half-way through its start.
+ */
+static void test_ops_right_after_create(void **state)
+{
+	struct ms_err e;
+	const char *bc = "{\"board\":\"mps2-an385\",\"cpu\":\"cortex-m3\"}";
+
+	(void)state;
+	/* The first create of a configuration waits for QEMU; it is then known to start. */
+	del_session(new_session(bc));
+
+	for (int round = 0; round < 3; round++) {
+		struct ms_session *s = new_session(bc);
+		json_t *devs = NULL;
+		pid_t first = session_pid(s);
+
+		/* Needs QMP: waits for the start to finish. */
+		assert_int_equal(ms_session_devices(s, &devs, &e), 0);
+		assert_true(json_array_size(devs) > 0);
+		json_decref(devs);
+		assert_int_equal(ms_session_state(s), MS_STATE_CREATED);
+		del_session(s);
+
+		/* A load ends the instance that never ran and starts the program's. */
+		s = new_session(bc);
+		first = session_pid(s);
+		assert_int_equal(ms_session_load(s, &prog_elf, false, 0, &e), 0);
+		assert_int_not_equal(session_pid(s), first);
+		assert_int_equal(ms_session_state(s), MS_STATE_CREATED);
+		assert_int_equal(ms_session_poweron(s, &e), 0);
+		assert_int_equal(ms_session_state(s), MS_STATE_RUNNING);
+		assert_true(wait_console(s, "BOOT\n", 10000));
+		/* The ended first instance was not reported as a failure. */
+		assert_int_equal(ms_session_state(s), MS_STATE_RUNNING);
+		del_session(s);
+
+		/* Console input waits for the UART to be connected, then is queued. */
+		s = new_session(bc);
+		assert_int_equal(ms_session_console_write(s, "x", 1), 0);
+		/* Poweroff and delete at once end a QEMU still starting, quietly. */
+		assert_int_equal(ms_session_poweroff(s, &e), 0);
+		assert_int_equal(ms_session_state(s), MS_STATE_STOPPED);
+		assert_int_equal(gdb_port_of(s), 0);
+		del_session(s);
+		s = new_session(bc);
+		first = session_pid(s);
+		assert_true(first > 0);
+		del_session(s);
+		{
+			int64_t end = now_ms() + 5000;
+
+			while (kill(first, 0) == 0 && now_ms() < end)
+				msleep(5);
+			assert_int_not_equal(kill(first, 0), 0);
+		}
 	}
 }
 
@@ -1124,6 +1192,7 @@ int main(void)
 	    cmocka_unit_test(test_reattach),
 	    cmocka_unit_test(test_reloaded_stopped_session),
 	    cmocka_unit_test(test_qemu_refuses_to_start),
+	    cmocka_unit_test(test_ops_right_after_create),
 	    cmocka_unit_test(test_latency_figures),
 	};
 	int rc = cmocka_run_group_tests_name("qemu parsers", parsers, NULL, NULL);
