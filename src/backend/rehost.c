@@ -33,6 +33,7 @@
 #include "rehost/coverage.h"
 #include "rehost/gdb.h"
 #include "rehost/machine.h"
+#include "rehost/session.h"
 
 /* Instructions per slice between looks at commands, gdb and the clock. */
 #define SLICE 200000
@@ -114,6 +115,8 @@ static void *engine_main(void *arg)
 		int64_t ahead;
 
 		if (rs->cmd != NULL && !rs->cmd_done) {
+			/* The stop request that brought us here was for this command. */
+			__atomic_store_n(&m->stop_request, 0, __ATOMIC_SEQ_CST);
 			rs->cmd_rc = rs->cmd(rs, rs->cmd_arg, rs->cmd_err);
 			rs->cmd_done = true;
 			pace_reset(rs);
@@ -577,6 +580,71 @@ static int rh_coverage_stop(struct ms_session *s, json_t **report, struct ms_err
 	return post(s->bdata, do_cov_stop, report, e);
 }
 
+struct ms_infer *ms_rehost_session_infer(struct ms_session *s)
+{
+	extern const struct ms_backend ms_backend_rehost;
+	struct rsess *rs;
+
+	if (s == NULL || s->backend != &ms_backend_rehost)
+		return NULL;
+	rs = s->bdata;
+	return rs != NULL ? rs->m->inf : NULL;
+}
+
+struct run_arg {
+	uint64_t insns;
+};
+
+static int do_run_insns(struct rsess *rs, void *arg, struct ms_err *e)
+{
+	struct run_arg *ra = arg;
+	uint64_t end = rs->m->icount + ra->insns;
+
+	while (rs->m->icount < end) {
+		enum ms_rh_stop st = ms_rh_machine_run(rs->m, end - rs->m->icount);
+
+		if (st == MS_RH_STOP_LOCKUP || st == MS_RH_STOP_HOST_ERROR)
+			return ms_fail(e, 502, "guest_crashed", "%s", rs->m->crash);
+		if (st == MS_RH_STOP_IDLE) {
+			/* Asleep with nothing scheduled: time passes without events. */
+			rs->m->icount = end;
+			break;
+		}
+		if (st == MS_RH_STOP_BREAK || st == MS_RH_STOP_REQUEST)
+			break;
+	}
+	return 0;
+}
+
+static int run_paused(struct ms_session *s, uint64_t insns, struct ms_err *e)
+{
+	struct rsess *rs = s->bdata;
+	struct run_arg ra = {.insns = insns};
+
+	if (!rs->has_program)
+		return ms_fail(e, 409, "no_program", "no program loaded");
+	if (ms_session_state(s) != MS_STATE_PAUSED && ms_session_state(s) != MS_STATE_CREATED)
+		return ms_fail(e, 409, "not_paused", "step and run_for need a paused session");
+	return post(rs, do_run_insns, &ra, e);
+}
+
+static int rh_step(struct ms_session *s, uint64_t insns, struct ms_err *e)
+{
+	if (insns == 0 || insns > 1000000000000ull)
+		return ms_fail(e, 400, "bad_request", "insns must be 1..1e12");
+	return run_paused(s, insns, e);
+}
+
+static int rh_run_for(struct ms_session *s, uint64_t virtual_ns, struct ms_err *e)
+{
+	struct rsess *rs = s->bdata;
+	unsigned __int128 n = (unsigned __int128)virtual_ns * rs->m->cpu_hz / 1000000000u;
+
+	if (virtual_ns == 0 || n == 0 || n > 1000000000000ull)
+		return ms_fail(e, 400, "bad_request", "virtual_ns out of range");
+	return run_paused(s, (uint64_t)n, e);
+}
+
 const struct ms_backend ms_backend_rehost = {
     .name = "rehost",
     .init = rh_init,
@@ -597,4 +665,6 @@ const struct ms_backend ms_backend_rehost = {
     .device_map = rh_device_map,
     .coverage_start = rh_coverage_start,
     .coverage_stop = rh_coverage_stop,
+    .step = rh_step,
+    .run_for = rh_run_for,
 };

@@ -136,6 +136,13 @@ static void test_session_lifecycle(void **state)
 	json_decref(devs);
 	assert_int_equal(ms_session_pause(s, &e), 0);
 	assert_int_equal(ms_session_state(s), MS_STATE_PAUSED);
+	/* While paused, run a counted stretch and see "count" answered. */
+	assert_int_equal(ms_session_console_write(s, "count\r", 6), 0);
+	assert_int_equal(s->backend->step(s, 200000, &e), 0);
+	assert_true(console_has(s, "count: "));
+	assert_int_equal(s->backend->run_for(s, 1000000, &e), 0);
+	assert_int_not_equal(s->backend->step(s, 0, &e), 0);
+	assert_int_equal(e.status, 400);
 	assert_int_equal(ms_session_reset(s, &e), 0);
 	assert_int_equal(ms_session_poweron(s, &e), 0);
 	/* After the reset the greeting appears a second time. */
