@@ -9,10 +9,14 @@ ROUNDS=${1:-400}
 MS=$BUILD/machineserver
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-arm-none-eabi-gcc -mthumb -Os -g -ffreestanding -mcpu=cortex-m3 -DROUNDS="$ROUNDS" \
-	-Ifirmware/common/mps2 -nostdlib -nostartfiles -Wl,--gc-sections \
-	-Wl,--no-warn-rwx-segments -Tfirmware/common/mps2/link.ld -o "$OUT/bench.elf" \
-	firmware/mps2-bench/main.c firmware/common/mps2/startup.c firmware/common/mps2/uart.c -lgcc
+build() { # name, extra flags
+	arm-none-eabi-gcc -mthumb -Os -g -ffreestanding -mcpu=cortex-m3 -DROUNDS="$ROUNDS" $2 \
+		-Ifirmware/common/mps2 -nostdlib -nostartfiles -Wl,--gc-sections \
+		-Wl,--no-warn-rwx-segments -Tfirmware/common/mps2/link.ld -o "$OUT/$1.elf" \
+		firmware/mps2-bench/main.c firmware/common/mps2/startup.c firmware/common/mps2/uart.c -lgcc
+}
+build mixed ""
+build crc -DCRC_ONLY
 export MS_BOARDS_DIR=${MS_BOARDS_DIR:-$(pwd)/boards}
 
 best() { # best-of-3 wall time of a command, in seconds
@@ -27,15 +31,20 @@ best() { # best-of-3 wall time of a command, in seconds
 	printf '%.3f' "$b"
 }
 
-insns=$("$MS" run --board mps2-an385 --no-infer --timeout 100000 --expect done "$OUT/bench.elf" 2>&1 >/dev/null |
-	sed -n 's/.*after \([0-9]*\) instructions.*/\1/p')
-q=$(best "$MS" run --backend qemu --board mps2-an385 --timeout 600 --expect done "$OUT/bench.elf")
-r=$(best "$MS" run --board mps2-an385 --no-infer --timeout 100000 --expect done "$OUT/bench.elf")
-ri=$(best "$MS" run --board mps2-an385 --timeout 100000 --expect done "$OUT/bench.elf")
-rc=$(best "$MS" run --board mps2-an385 --no-infer --timeout 100000 --expect done --bb-out "$OUT/bb" "$OUT/bench.elf")
-echo "rehost-speed: rounds=$ROUNDS guest_instructions=$insns"
-echo "  qemu-system-arm mps2-an385 : ${q} s"
-echo "  rehost (no inference)      : ${r} s  ($(echo "$r / $q" | bc -l | xargs printf '%.2f')x qemu)"
-echo "  rehost (inference on)      : ${ri} s"
-echo "  rehost + coverage (--bb-out): ${rc} s  ($(echo "$rc / $r" | bc -l | xargs printf '%.2f')x rehost)"
-echo "  rehost MIPS: $(echo "$insns / $r / 1000000" | bc -l | xargs printf '%.0f')"
+measure() { # name
+	local f="$OUT/$1.elf" insns q r ri rc
+	insns=$("$MS" run --board mps2-an385 --no-infer --timeout 100000 --expect done "$f" 2>&1 >/dev/null |
+		sed -n 's/.*after \([0-9]*\) instructions.*/\1/p')
+	q=$(best "$MS" run --backend qemu --board mps2-an385 --timeout 600 --expect done "$f")
+	r=$(best "$MS" run --board mps2-an385 --no-infer --timeout 100000 --expect done "$f")
+	ri=$(best "$MS" run --board mps2-an385 --timeout 100000 --expect done "$f")
+	rc=$(best "$MS" run --board mps2-an385 --no-infer --timeout 100000 --expect done --bb-out "$OUT/bb" "$f")
+	echo "rehost-speed [$1]: rounds=$ROUNDS guest_instructions=$insns"
+	echo "  qemu-system-arm mps2-an385  : ${q} s"
+	echo "  rehost (no inference)       : ${r} s  ($(echo "$r / $q" | bc -l | xargs printf '%.2f')x qemu)"
+	echo "  rehost (inference on)       : ${ri} s"
+	echo "  rehost + coverage (--bb-out): ${rc} s  ($(echo "$rc / $r" | bc -l | xargs printf '%.2f')x rehost)"
+	echo "  rehost MIPS: $(echo "$insns / $r / 1000000" | bc -l | xargs printf '%.0f')"
+}
+measure crc
+measure mixed

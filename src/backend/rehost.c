@@ -549,13 +549,16 @@ static int rh_device_map(struct ms_session *s, json_t **out, struct ms_err *e)
 
 static int do_cov_start(struct rsess *rs, void *arg, struct ms_err *e)
 {
-	if (rs->m->cov == NULL) {
-		rs->m->cov = ms_rh_cov_new();
-		if (rs->m->cov == NULL)
+	struct ms_rh_cov *cov = rs->m->cov;
+
+	if (cov == NULL) {
+		cov = ms_rh_cov_new();
+		if (cov == NULL)
 			return ms_fail(e, 500, "internal", "out of memory");
 	} else {
-		ms_rh_cov_reset(rs->m->cov);
+		ms_rh_cov_reset(cov);
 	}
+	ms_rh_machine_cov_attach(rs->m, cov);
 	return 0;
 }
 
@@ -565,7 +568,7 @@ static int do_cov_stop(struct rsess *rs, void *arg, struct ms_err *e)
 		return ms_fail(e, 409, "coverage_not_started", "coverage was not started");
 	*(json_t **)arg = ms_rh_cov_json(rs->m->cov, 100000);
 	ms_rh_cov_free(rs->m->cov);
-	rs->m->cov = NULL;
+	ms_rh_machine_cov_attach(rs->m, NULL);
 	return 0;
 }
 

@@ -232,12 +232,24 @@ static void hook_block(uc_engine *uc, uint64_t addr, uint32_t size, void *ud)
 		c->addr = a;
 		c->size = (uint16_t)size;
 		c->n = count_insns(m, a, size);
+		c->cov_epoch = 0;
 	}
 	m->icount += c->n;
 	if (m->inf != NULL)
 		m->icount += ms_infer_on_block(m->inf, addr, size);
-	if (m->cov != NULL)
+	if (m->cov != NULL && c->cov_epoch != m->cov_epoch) {
+		/* First execution since coverage started (or since this cache slot was reused). */
 		ms_rh_cov_block_sized(m->cov, a, size);
+		c->cov_epoch = m->cov_epoch;
+	}
+}
+
+void ms_rh_machine_cov_attach(struct ms_rh_machine *m, struct ms_rh_cov *cov)
+{
+	m->cov = cov;
+	/* A new epoch: every block is recorded again on its next execution. */
+	if (++m->cov_epoch == 0)
+		m->cov_epoch = 1;
 }
 
 /* ---- unmapped accesses: inference, lazy memory, or a fault ---- */

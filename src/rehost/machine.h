@@ -168,8 +168,10 @@ struct ms_rh_machine {
 		uint32_t addr;
 		uint16_t size;
 		uint16_t n;
+		uint32_t cov_epoch; /* == m->cov_epoch: already recorded in m->cov */
 	} * bbc;
 	uint32_t bbc_mask;
+	uint32_t cov_epoch; /* bumped by ms_rh_machine_cov_attach */
 
 	/* The image, kept for reset. */
 	struct ms_image image;
@@ -241,6 +243,13 @@ void ms_rh_machine_regs_text(struct ms_rh_machine *m, char *buf, size_t cap);
 /* Guest memory access through our region table (debugger, snapshots). 0 or -EFAULT. */
 int ms_rh_mem_read(struct ms_rh_machine *m, uint32_t addr, void *buf, size_t len);
 int ms_rh_mem_write(struct ms_rh_machine *m, uint32_t addr, const void *buf, size_t len);
+
+/*
+ * Attach a coverage recorder (NULL detaches; the old one is not freed).
+ * Each block is recorded on its first execution, so coverage costs one
+ * compare per block after that; LCOV hit counts are therefore 0 or 1.
+ */
+void ms_rh_machine_cov_attach(struct ms_rh_machine *m, struct ms_rh_cov *cov);
 
 /* Device map for the API: [{name, base, size, kind}]. New reference. */
 json_t *ms_rh_machine_device_map(struct ms_rh_machine *m);

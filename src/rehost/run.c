@@ -516,11 +516,13 @@ static int run_rehost(const struct run_opts *o)
 	}
 	w.m = m;
 	if (o->bb_out != NULL || o->lcov_out != NULL) {
-		m->cov = ms_rh_cov_new();
-		if (m->cov == NULL) {
+		struct ms_rh_cov *cov = ms_rh_cov_new();
+
+		if (cov == NULL) {
 			fprintf(stderr, "run: out of memory\n");
 			goto out;
 		}
+		ms_rh_machine_cov_attach(m, cov);
 	}
 	if (ms_rh_machine_load(m, &img, &e) != 0) {
 		fprintf(stderr, "run: %s: %s\n", o->firmware, e.message);

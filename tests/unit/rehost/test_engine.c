@@ -67,7 +67,7 @@ static struct ms_rh_machine *boot(const char *board, const char *fw, struct out 
 	assert_int_equal(ms_image_load_file(path, 0, 1 << 24, &img, &e), 0);
 	assert_int_equal(ms_rh_machine_new(&opts, &m, &e), 0);
 	if (cov)
-		m->cov = ms_rh_cov_new();
+		ms_rh_machine_cov_attach(m, ms_rh_cov_new());
 	assert_int_equal(ms_rh_machine_load(m, &img, &e), 0);
 	ms_image_free(&img);
 	return m;
