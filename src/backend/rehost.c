@@ -54,6 +54,7 @@ struct rsess {
 	bool cmd_done;
 	bool want_run;
 	bool starting; /* run only once the session layer shows "running" */
+	bool gdb_halted; /* gdb holds the guest halted */
 	bool quit;
 	bool has_program;
 	/* Pacing: wall-clock origin for the current run stretch. */
@@ -123,6 +124,25 @@ static void *engine_main(void *arg)
 			pthread_cond_broadcast(&rs->cond);
 			continue;
 		}
+		if (rs->gdb_halted) {
+			int r;
+
+			pthread_mutex_unlock(&rs->lock);
+			r = ms_rh_gdb_serve(m->gdb, -1);
+			pthread_mutex_lock(&rs->lock);
+			if (r < 0)
+				continue; /* a command or quit first; gdb keeps the guest halted */
+			rs->gdb_halted = false;
+			if (r == 1) {
+				rs->want_run = false;
+				continue;
+			}
+			pthread_mutex_unlock(&rs->lock);
+			ms_session_set_state(rs->s, MS_STATE_RUNNING, NULL);
+			pthread_mutex_lock(&rs->lock);
+			pace_reset(rs);
+			continue;
+		}
 		if (!rs->want_run || !rs->has_program) {
 			pthread_cond_wait(&rs->cond, &rs->lock);
 			continue;
@@ -148,13 +168,9 @@ static void *engine_main(void *arg)
 			if (st != MS_RH_STOP_BREAK)
 				ms_rh_gdb_note_stop(m->gdb, 2, NULL);
 			ms_session_set_state(rs->s, MS_STATE_PAUSED, "halted by gdb");
-			if (ms_rh_gdb_serve(m->gdb, -1) == 1) {
-				pthread_mutex_lock(&rs->lock);
-				rs->want_run = false;
-				continue;
-			}
-			ms_session_set_state(rs->s, MS_STATE_RUNNING, NULL);
-			pace_reset(rs);
+			pthread_mutex_lock(&rs->lock);
+			rs->gdb_halted = true;
+			continue;
 		}
 		pthread_mutex_lock(&rs->lock);
 		if (st == MS_RH_STOP_LOCKUP || st == MS_RH_STOP_HOST_ERROR) {

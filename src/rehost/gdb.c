@@ -871,11 +871,17 @@ int ms_rh_gdb_serve(struct ms_rh_gdb *g, int timeout_ms)
 		stop_reply(g);
 	}
 	for (;;) {
-		int r = read_pkt(g, pkt, PKT_MAX, -1);
+		int r = read_pkt(g, pkt, PKT_MAX, 100);
 
 		if (r < 0) {
 			drop_client(g);
 			return 0;
+		}
+		if (r == 0) {
+			/* The host needs the machine (a command, or the session is going away). */
+			if (__atomic_load_n(&g->m->stop_request, __ATOMIC_SEQ_CST))
+				return -1;
+			continue;
 		}
 		if (r == 2) {
 			/* Ctrl-C while halted: report the halt again. */

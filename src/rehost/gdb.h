@@ -39,8 +39,10 @@ void ms_rh_gdb_note_stop(struct ms_rh_gdb *g, int sig, const char *why);
  * The guest is halted (initially, or after a breakpoint): talk to gdb
  * until it resumes (returns 0 and the caller runs the machine), kills
  * (returns 1: the caller ends the run) or detaches (returns 0, running on
- * without a debugger). timeout_ms bounds the wait for a client to connect
- * (-1: wait forever).
+ * without a debugger). Returns -1 when ms_rh_machine_request_stop was
+ * called meanwhile: the guest stays halted for gdb, the caller does what
+ * the host needs and calls this again. timeout_ms bounds the wait for a
+ * client to connect (-1: wait forever).
  */
 int ms_rh_gdb_serve(struct ms_rh_gdb *g, int timeout_ms);
 

@@ -466,6 +466,16 @@ static void watch_event(void *ud, const char *type, json_t *data)
 
 /* ---- rehost ---- */
 
+/* Serve gdb while the guest is halted; a stop request meanwhile is ours to drop. */
+static int serve_gdb(struct ms_rh_machine *m)
+{
+	int r;
+
+	while ((r = ms_rh_gdb_serve(m->gdb, -1)) < 0)
+		__atomic_store_n(&m->stop_request, 0, __ATOMIC_SEQ_CST);
+	return r;
+}
+
 static int run_rehost(const struct run_opts *o)
 {
 	struct ms_rh_opts mo = {0};
@@ -538,7 +548,7 @@ static int run_rehost(const struct run_opts *o)
 			goto out;
 		}
 		fprintf(stderr, "run: waiting for gdb on 127.0.0.1:%d\n", o->gdb_port);
-		if (ms_rh_gdb_serve(m->gdb, -1) == 1) {
+		if (serve_gdb(m) == 1) {
 			fprintf(stderr, "run: killed by gdb\n");
 			rc = EXIT_FAIL;
 			goto report;
@@ -582,7 +592,7 @@ static int run_rehost(const struct run_opts *o)
 			if (m->gdb != NULL && ms_rh_gdb_attached(m->gdb)) {
 				if (ms_rh_gdb_poll(m->gdb)) {
 					ms_rh_gdb_note_stop(m->gdb, 2, NULL);
-					if (ms_rh_gdb_serve(m->gdb, -1) == 1)
+					if (serve_gdb(m) == 1)
 						break;
 				}
 				usleep(1000);
@@ -598,7 +608,7 @@ static int run_rehost(const struct run_opts *o)
 			if (st == MS_RH_STOP_BREAK || ms_rh_gdb_poll(m->gdb)) {
 				if (st != MS_RH_STOP_BREAK)
 					ms_rh_gdb_note_stop(m->gdb, 2, NULL);
-				if (ms_rh_gdb_serve(m->gdb, -1) == 1) {
+				if (serve_gdb(m) == 1) {
 					fprintf(stderr, "run: killed by gdb\n");
 					rc = EXIT_FAIL;
 					goto report;

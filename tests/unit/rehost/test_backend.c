@@ -14,6 +14,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <cmocka.h>
 
 #include "backend/backend.h"
@@ -192,6 +195,42 @@ static void test_crash_is_session_error(void **state)
 	assert_int_equal(ms_sessions_delete(id, &e), 0);
 }
 
+/* A debugger holding the guest halted blocks neither commands nor deletion. */
+static void test_gdb_halt_does_not_block_control(void **state)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	struct ms_program p;
+	struct ms_session *s;
+	struct ms_err e;
+	json_t *snap = NULL;
+	char id[40], buf[256];
+	int fd, port, i;
+
+	add_program("mps2-hello", &p);
+	s = create("{\"board\":\"mps2-an385\"}");
+	snprintf(id, sizeof(id), "%s", s->id);
+	assert_int_equal(ms_session_load(s, &p, false, 0, &e), 0);
+	assert_int_equal(ms_session_poweron(s, &e), 0);
+	pthread_mutex_lock(&s->lock);
+	port = s->gdb_port;
+	pthread_mutex_unlock(&s->lock);
+	assert_true(port > 0);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(write(fd, "$?#3f", 5), 5);
+	for (i = 0; i < 500 && ms_session_state(s) != MS_STATE_PAUSED; i++)
+		usleep(10000);
+	assert_int_equal(ms_session_state(s), MS_STATE_PAUSED);
+	assert_true(read(fd, buf, sizeof(buf)) > 0);
+	assert_int_equal(ms_session_snapshot_save(s, "while-halted", &snap, &e), 0);
+	json_decref(snap);
+	ms_session_put(s);
+	assert_int_equal(ms_sessions_delete(id, &e), 0);
+	close(fd);
+}
+
 static void test_bad_board_config(void **state)
 {
 	static const char *const bad[] = {
@@ -236,6 +275,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_board_config),
 	    cmocka_unit_test(test_session_lifecycle),
 	    cmocka_unit_test(test_crash_is_session_error),
+	    cmocka_unit_test(test_gdb_halt_does_not_block_control),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
