@@ -34,6 +34,7 @@
 #include "rehost/gdb.h"
 #include "rehost/machine.h"
 #include "rehost/session.h"
+#include "infer/infer.h"
 
 /* Instructions per slice between looks at commands, gdb and the clock. */
 #define SLICE 200000
@@ -61,6 +62,14 @@ struct rsess {
 	struct timespec t0;
 	uint64_t ns0;
 };
+
+/*
+ * The inference views are called from API threads without op_lock; this
+ * lock keeps a session's backend state from being freed under them
+ * (destroy takes it to clear s->bdata). The infer functions used here are
+ * safe against the engine thread by their own mutex.
+ */
+static pthread_mutex_t view_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int64_t mono_ns(void)
 {
@@ -335,11 +344,14 @@ static void rh_destroy(struct ms_session *s)
 		ms_port_free(s->gdb_port);
 		s->gdb_port = 0;
 	}
+	/* No inference view may be reading the machine while it goes. */
+	pthread_mutex_lock(&view_lock);
+	s->bdata = NULL;
+	pthread_mutex_unlock(&view_lock);
 	ms_rh_machine_free(rs->m);
 	pthread_mutex_destroy(&rs->lock);
 	pthread_cond_destroy(&rs->cond);
 	free(rs);
-	s->bdata = NULL;
 }
 
 static int do_reset(struct rsess *rs, void *arg, struct ms_err *e)
@@ -599,6 +611,97 @@ static int rh_coverage_stop(struct ms_session *s, json_t **report, struct ms_err
 	return post(s->bdata, do_cov_stop, report, e);
 }
 
+static struct ms_infer *view_begin(struct ms_session *s, struct rsess **rso, struct ms_err *e)
+{
+	struct rsess *rs;
+
+	pthread_mutex_lock(&view_lock);
+	rs = s->bdata;
+	if (rs == NULL) {
+		pthread_mutex_unlock(&view_lock);
+		ms_fail(e, 409, "session_gone", "session %s has no engine", s->id);
+		return NULL;
+	}
+	*rso = rs;
+	if (rs->m->inf == NULL) {
+		pthread_mutex_unlock(&view_lock);
+		ms_fail(e, 501, "inference_off", "peripheral inference is off for session %s",
+		        s->id);
+		return NULL;
+	}
+	return rs->m->inf;
+}
+
+static int rh_peripherals(struct ms_session *s, json_t **out, struct ms_err *e)
+{
+	struct rsess *rs;
+	struct ms_infer *inf = view_begin(s, &rs, e);
+	json_t *arr;
+	int i;
+
+	if (inf == NULL)
+		return e->status == 501 ? MS_EUNSUPPORTED : MS_ESTATE;
+	/* Declared (board) devices first; they are fixed after creation. */
+	arr = json_array();
+	for (i = 0; i < rs->m->n_devs; i++) {
+		struct ms_rh_dev *d = &rs->m->devs[i];
+
+		json_array_append_new(arr,
+		                      json_pack("{s:s, s:I, s:I, s:s, s:s, s:[]}", "name", d->name,
+		                                "base", (json_int_t)d->base, "size",
+		                                (json_int_t)d->size, "source", "board", "type",
+		                                d->type, "registers"));
+	}
+	{
+		json_t *inferred = ms_infer_peripherals(inf);
+
+		if (inferred != NULL)
+			json_array_extend(arr, inferred);
+		json_decref(inferred);
+	}
+	pthread_mutex_unlock(&view_lock);
+	*out = arr;
+	return 0;
+}
+
+static int rh_peripheral_patch(struct ms_session *s, json_t *patch, struct ms_err *e)
+{
+	struct rsess *rs;
+	struct ms_infer *inf = view_begin(s, &rs, e);
+	int rc;
+
+	if (inf == NULL)
+		return e->status == 501 ? MS_EUNSUPPORTED : MS_ESTATE;
+	rc = ms_infer_patch(inf, patch, e);
+	pthread_mutex_unlock(&view_lock);
+	return rc;
+}
+
+static int rh_mmio_recent(struct ms_session *s, uint64_t from, size_t limit, json_t **out,
+                          struct ms_err *e)
+{
+	struct rsess *rs;
+	struct ms_infer *inf = view_begin(s, &rs, e);
+
+	if (inf == NULL)
+		return e->status == 501 ? MS_EUNSUPPORTED : MS_ESTATE;
+	*out = ms_infer_mmio_recent(inf, from, limit);
+	pthread_mutex_unlock(&view_lock);
+	return *out != NULL ? 0 : ms_fail(e, 500, "internal", "out of memory");
+}
+
+static int rh_models_export(struct ms_session *s, json_t **out, struct ms_err *e)
+{
+	struct rsess *rs;
+	struct ms_infer *inf = view_begin(s, &rs, e);
+
+	if (inf == NULL)
+		return e->status == 501 ? MS_EUNSUPPORTED : MS_ESTATE;
+	*out = ms_infer_export(inf);
+	pthread_mutex_unlock(&view_lock);
+	return *out != NULL ? 0 : ms_fail(e, 500, "internal", "out of memory");
+}
+
 struct ms_infer *ms_rehost_session_infer(struct ms_session *s)
 {
 	extern const struct ms_backend ms_backend_rehost;
@@ -684,6 +787,10 @@ const struct ms_backend ms_backend_rehost = {
     .device_map = rh_device_map,
     .coverage_start = rh_coverage_start,
     .coverage_stop = rh_coverage_stop,
+    .peripherals = rh_peripherals,
+    .peripheral_patch = rh_peripheral_patch,
+    .mmio_recent = rh_mmio_recent,
+    .models_export = rh_models_export,
     .step = rh_step,
     .run_for = rh_run_for,
 };

@@ -137,6 +137,22 @@ static void test_session_lifecycle(void **state)
 	assert_non_null(strstr(dump, "\"cmsdk-timer\""));
 	free(dump);
 	json_decref(devs);
+	{
+		json_t *per = NULL, *mmio = NULL, *models = NULL;
+		char *txt;
+
+		assert_int_equal(s->backend->peripherals(s, &per, &e), 0);
+		txt = json_dumps(per, JSON_COMPACT);
+		assert_non_null(strstr(txt, "\"source\":\"board\""));
+		assert_non_null(strstr(txt, "\"uart0\""));
+		free(txt);
+		json_decref(per);
+		assert_int_equal(s->backend->mmio_recent(s, 0, 10, &mmio, &e), 0);
+		assert_non_null(json_object_get(mmio, "entries"));
+		json_decref(mmio);
+		assert_int_equal(s->backend->models_export(s, &models, &e), 0);
+		json_decref(models);
+	}
 	assert_int_equal(ms_session_pause(s, &e), 0);
 	assert_int_equal(ms_session_state(s), MS_STATE_PAUSED);
 	/* While paused, run a counted stretch and see "count" answered. */
