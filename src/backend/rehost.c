@@ -54,7 +54,6 @@ struct rsess {
 	int cmd_rc;
 	bool cmd_done;
 	bool want_run;
-	bool starting; /* run only once the session layer shows "running" */
 	bool gdb_halted; /* gdb holds the guest halted */
 	bool quit;
 	bool has_program;
@@ -154,22 +153,8 @@ static void *engine_main(void *arg)
 		}
 		if (!rs->want_run || !rs->has_program) {
 			pthread_cond_wait(&rs->cond, &rs->lock);
+			pace_reset(rs); /* virtual time stood still while we were off */
 			continue;
-		}
-		/*
-		 * The session layer records "running" after power_on returns; a
-		 * crash reported before that would be overwritten, so wait for it.
-		 */
-		if (rs->starting) {
-			pthread_mutex_unlock(&rs->lock);
-			if (ms_session_state(rs->s) != MS_STATE_RUNNING) {
-				pthread_mutex_lock(&rs->lock);
-				wait_ns(rs, 1000000);
-				continue;
-			}
-			pthread_mutex_lock(&rs->lock);
-			rs->starting = false;
-			pace_reset(rs);
 		}
 		pthread_mutex_unlock(&rs->lock);
 		st = ms_rh_machine_run(m, SLICE);
@@ -234,7 +219,6 @@ static void set_run(struct rsess *rs, bool run)
 {
 	pthread_mutex_lock(&rs->lock);
 	rs->want_run = run;
-	rs->starting = run;
 	pthread_cond_broadcast(&rs->cond);
 	pthread_mutex_unlock(&rs->lock);
 }

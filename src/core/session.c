@@ -421,6 +421,8 @@ void ms_session_set_state(struct ms_session *s, enum ms_state st, const char *re
 	old = s->state;
 	changed = old != st || (reason != NULL && strcmp(reason, s->reason) != 0);
 	s->state = st;
+	if (st == MS_STATE_ERROR)
+		s->error_seq++;
 	if (reason != NULL)
 		snprintf(s->reason, sizeof(s->reason), "%s", reason);
 	else if (st != MS_STATE_ERROR)
@@ -620,16 +622,41 @@ static int wrong_state(struct ms_session *s, enum ms_state st, const char *op, s
 		       ms_state_name(st));
 }
 
+/*
+ * Record the state a successful operation leads to, unless the backend's
+ * own thread reported an error in the meantime (a guest that crashes the
+ * instant it starts): that error is newer and must not be overwritten.
+ */
+static void settle(struct ms_session *s, enum ms_state st)
+{
+	bool failed;
+
+	pthread_mutex_lock(&s->lock);
+	failed = s->state == MS_STATE_ERROR && s->error_seq != s->seen_error_seq;
+	pthread_mutex_unlock(&s->lock);
+	if (!failed)
+		ms_session_set_state(s, st, NULL);
+}
+
+/* Note the current error as known before an operation starts (see settle). */
+static void mark_errors_seen(struct ms_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->seen_error_seq = s->error_seq;
+	pthread_mutex_unlock(&s->lock);
+}
+
 int ms_session_poweron(struct ms_session *s, struct ms_err *e)
 {
 	int rc = 0;
 
 	pthread_mutex_lock(&s->op_lock);
 	if (ms_session_state(s) != MS_STATE_RUNNING) {
+		mark_errors_seen(s);
 		if (s->backend->power_on == NULL)
 			rc = unsupported(s, "poweron", e);
 		else if ((rc = s->backend->power_on(s, e)) == 0)
-			ms_session_set_state(s, MS_STATE_RUNNING, NULL);
+			settle(s, MS_STATE_RUNNING);
 	}
 	pthread_mutex_unlock(&s->op_lock);
 	return rc;
@@ -658,10 +685,11 @@ int ms_session_pause(struct ms_session *s, struct ms_err *e)
 	pthread_mutex_lock(&s->op_lock);
 	st = ms_session_state(s);
 	if (st == MS_STATE_RUNNING) {
+		mark_errors_seen(s);
 		if (s->backend->pause == NULL)
 			rc = unsupported(s, "pause", e);
 		else if ((rc = s->backend->pause(s, e)) == 0)
-			ms_session_set_state(s, MS_STATE_PAUSED, NULL);
+			settle(s, MS_STATE_PAUSED);
 	} else if (st != MS_STATE_PAUSED) {
 		rc = wrong_state(s, st, "pause", e);
 	}
