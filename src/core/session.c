@@ -1045,6 +1045,9 @@ static void *reaper_main(void *arg)
 			int64_t last;
 
 			pthread_mutex_lock(&all[i]->lock);
+			/* Someone watching its console or events is using it. */
+			if (__atomic_load_n(&all[i]->watchers, __ATOMIC_SEQ_CST) > 0)
+				all[i]->last_used_ms = now_ms();
 			last = all[i]->last_used_ms;
 			pthread_mutex_unlock(&all[i]->lock);
 			if (now_ms() - last > limit) {

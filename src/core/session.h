@@ -71,6 +71,7 @@ struct ms_session {
 	bool has_load_addr;
 	int64_t last_used_ms;           /* for resources.session_timeout */
 	json_t *extra;                  /* backend-reported fields (object) merged into the JSON view */
+	int watchers;                   /* open console/event streams (atomic): a watched session is in use */
 	unsigned error_seq;             /* counts transitions into error */
 	unsigned seen_error_seq;        /* error_seq when the current control operation began */
 

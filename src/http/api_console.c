@@ -152,10 +152,12 @@ static void bridge_run(int fd, const uint8_t *early, size_t early_len, void *ud)
 	char *pending = NULL;
 	size_t plen = 0;
 	uint8_t buf[16384];
-	bool go = true;
+	bool go = true, watching = false;
 
 	if (fd < 0)
 		goto out;
+	__atomic_add_fetch(&b->s->watchers, 1, __ATOMIC_SEQ_CST);
+	watching = true;
 	r = ms_stream_reader_open(b->console ? b->s->console : b->s->events, b->from);
 	pending = malloc(WS_MAX_MESSAGE);
 	if (r == NULL || pending == NULL)
@@ -207,6 +209,8 @@ static void bridge_run(int fd, const uint8_t *early, size_t early_len, void *ud)
 	}
 	ms_ws_parser_free(&p);
 out:
+	if (watching)
+		__atomic_sub_fetch(&b->s->watchers, 1, __ATOMIC_SEQ_CST);
 	free(pending);
 	ms_stream_reader_close(r);
 	ms_session_put(b->s);
