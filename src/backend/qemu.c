@@ -10,7 +10,10 @@
  * Threads and locks:
  *  - control functions (create, power_on, ..., destroy) run on API threads
  *    with s->op_lock held (backend.h), so one session never sees two at once;
- *  - each instance has one supervisor thread that polls the QMP socket, the
+ *  - each instance has one supervisor thread. For a child we spawned it
+ *    first finishes the start (connects QMP, negotiates, connects the UART,
+ *    then sets inst->ready), so a control call need not wait for QEMU unless
+ *    it has to talk to it (wait_ready). Then it polls the QMP socket, the
  *    UART socket and a pidfd of the child (QEMU's stderr goes to a file in
  *    the run directory, read when it dies). It alone reads
  *    those fds, follows QEMU's events into the session state and reports a
@@ -21,7 +24,9 @@
  *    it is held while writing to the UART socket so the fd cannot close
  *    underneath.
  *  - the qcow2 template is written once in init, before any session
- *    exists, and only read afterwards.
+ *    exists, and only read afterwards;
+ *  - good_lock guards the table of configurations known to start (a leaf
+ *    lock: nothing else is taken under it).
  * Lock order: s->op_lock, then qs->lock, then inst->lock, then s->lock
  * (taken inside ms_session_* calls).
  */
@@ -38,7 +43,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
 #include <linux/sockios.h>
+#include <netinet/in.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -71,8 +78,11 @@ static size_t qcow2_template_len;
 
 /* ---- per-session state ------------------------------------------------ */
 
+struct qsess;
+
 struct inst {
 	struct ms_session *s;
+	struct qsess *qs;
 	pid_t pid;
 	int pidfd;
 	bool is_child; /* false after a daemon restart (reattached) */
@@ -115,8 +125,15 @@ struct qprog {
 };
 
 struct qsess {
-	pthread_mutex_t lock; /* guards inst for console_write */
+	pthread_mutex_t lock; /* guards inst for console_write, and gdb_fd */
 	struct inst *inst;
+	/*
+	 * Our listening socket on s->gdb_port, handed to each QEMU as its
+	 * gdbstub's chardev: the port accepts connections from create on, and
+	 * across a restart by load, and no other program can take it between
+	 * a test bind and QEMU's. -1 when none (or QEMU was reattached).
+	 */
+	int gdb_fd;
 
 	/* Below: touched only under s->op_lock (control calls). */
 	const struct ms__qemu_bin *bin;
@@ -385,13 +402,32 @@ static void read_uart(struct inst *in, int fd)
 	}
 }
 
+/* The session no longer has a GDB port: close our listener and free the port. */
+static void drop_gdb(struct ms_session *s, struct qsess *qs)
+{
+	int port;
+
+	if (qs) {
+		pthread_mutex_lock(&qs->lock);
+		if (qs->gdb_fd >= 0)
+			close(qs->gdb_fd);
+		qs->gdb_fd = -1;
+		pthread_mutex_unlock(&qs->lock);
+	}
+	pthread_mutex_lock(&s->lock);
+	port = s->gdb_port;
+	s->gdb_port = 0;
+	pthread_mutex_unlock(&s->lock);
+	if (port > 0)
+		ms_port_free(port);
+}
+
 /* The child is gone: reap it and tell the session unless we asked for it. */
 static void child_exited(struct inst *in)
 {
 	struct ms_session *s = in->s;
 	char status[128], line[400], reason[512];
 	bool expected, guest_off;
-	int port;
 
 	if (in->is_child) {
 		int st = 0;
@@ -437,12 +473,7 @@ static void child_exited(struct inst *in)
 		}
 		ms_session_set_extra(s, "emulator_stderr", json_string(tail));
 	}
-	pthread_mutex_lock(&s->lock);
-	port = s->gdb_port;
-	s->gdb_port = 0;
-	pthread_mutex_unlock(&s->lock);
-	if (port > 0)
-		ms_port_free(port);
+	drop_gdb(s, in->qs);
 	ms_session_event(s, "emulator_exit",
 	                 json_pack("{s:s,s:b}", "reason", reason, "guest_shutdown", guest_off));
 	if (guest_off && in->status_known && WIFEXITED(in->wstatus) &&
@@ -869,10 +900,12 @@ static int build_argv(struct ms_session *s, struct qsess *qs, int gdb_port, stru
 	av_add(a, "-serial");
 	av_add(a, "chardev:ser0");
 
-	o = av_slot(a);
-	snprintf(o, PATH_MAX, "tcp:127.0.0.1:%d", gdb_port);
+	/* Our listener is the child's fd 3 (see spawn_once). */
+	(void)gdb_port;
+	av_add(a, "-chardev");
+	av_add(a, "socket,id=gdb0,fd=3,server=on,wait=off,nodelay=on");
 	av_add(a, "-gdb");
-	av_add(a, o);
+	av_add(a, "chardev:gdb0");
 
 	o = av_slot(a);
 	snprintf(tmp, sizeof(tmp), "%s/snap.qcow2", s->dir);
@@ -1002,8 +1035,8 @@ static bool wait_ready(struct inst *in)
  * reach the session through the supervisor. On success qs->inst is the
  * new instance.
  */
-static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool wait,
-                      bool *port_busy, struct ms_err *e)
+static int spawn_once(struct ms_session *s, struct qsess *qs, int port, int gdb_fd, bool wait,
+                      struct ms_err *e)
 {
 	struct argv_buf a;
 	posix_spawn_file_actions_t fa;
@@ -1015,7 +1048,6 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool wai
 	int rc;
 	bool ok;
 
-	*port_busy = false;
 	/* sun_path holds 108 bytes; QEMU would refuse a longer socket path. */
 	if (strlen(s->dir) + sizeof("/uart.sock") > 108)
 		return ms_fail(
@@ -1042,8 +1074,9 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool wai
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_adddup2(&fa, errfd, 1);
 	posix_spawn_file_actions_adddup2(&fa, errfd, 2);
+	posix_spawn_file_actions_adddup2(&fa, gdb_fd, 3);
 	/* The daemon's sockets and database must not leak into a long-lived child. */
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 4);
 	posix_spawnattr_init(&at);
 	sigemptyset(&none);
 	sigfillset(&all);
@@ -1063,6 +1096,7 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool wai
 		               strerror(rc));
 	}
 	in->is_child = true;
+	in->qs = qs;
 	in->run_start = true;
 	in->starting = wait;
 	in->start_deadline = mono_ms() + START_TIMEOUT_MS;
@@ -1098,7 +1132,6 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool wai
 		refused = !why[0] && in->status_known && WIFEXITED(in->wstatus) &&
 		          WEXITSTATUS(in->wstatus) == 1;
 		pthread_mutex_unlock(&in->lock);
-		*port_busy = strstr(line, "Address already in use") != NULL;
 		inst_end(in, false);
 		/*
 		 * QEMU exits with status 1 when it refuses its command line: a CPU
@@ -1134,31 +1167,47 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, bool wai
 
 static void release_port(struct ms_session *s)
 {
-	int port;
-
-	pthread_mutex_lock(&s->lock);
-	port = s->gdb_port;
-	s->gdb_port = 0;
-	pthread_mutex_unlock(&s->lock);
-	if (port > 0)
-		ms_port_free(port);
+	drop_gdb(s, s->bdata);
 }
 
-/* Spawn with the session's GDB port, taking a fresh one if it is busy (when waiting). */
-static int spawn(struct ms_session *s, struct qsess *qs, bool wait, struct ms_err *e)
+/* A listening TCP socket on 127.0.0.1:port, numbered above the low fds; or -errno. */
+static int listen_on(int port)
 {
-	int rc = 0;
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int one = 1, fd, hi, err;
 
-	rc = ensure_snapshot_drive(s, qs, e);
-	if (rc != 0)
-		return rc;
-	for (int attempt = 0; attempt < 3; attempt++) {
-		bool busy = false;
-		int port;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* Reused at once after a previous owner's connections (TIME_WAIT). */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 || listen(fd, 4) != 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	/* Kept away from 3, which it becomes in the child (dup2 onto itself would keep CLOEXEC). */
+	hi = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+	close(fd);
+	return hi >= 0 ? hi : -errno;
+}
+
+/* Make sure the session has a GDB port with our listener on it. */
+static int gdb_listener(struct ms_session *s, struct qsess *qs, struct ms_err *e)
+{
+	for (int attempt = 0; attempt < 8; attempt++) {
+		int port, fd;
+		bool have;
 
 		pthread_mutex_lock(&s->lock);
 		port = s->gdb_port;
 		pthread_mutex_unlock(&s->lock);
+		pthread_mutex_lock(&qs->lock);
+		have = qs->gdb_fd >= 0;
+		pthread_mutex_unlock(&qs->lock);
+		if (port > 0 && have)
+			return 0;
 		if (port <= 0) {
 			port = ms_port_alloc();
 			if (port < 0)
@@ -1168,20 +1217,45 @@ static int spawn(struct ms_session *s, struct qsess *qs, bool wait, struct ms_er
 			s->gdb_port = port;
 			pthread_mutex_unlock(&s->lock);
 		}
-		rc = spawn_once(s, qs, port, wait, &busy, e);
-		if (rc == 0)
+		fd = listen_on(port);
+		if (fd >= 0) {
+			pthread_mutex_lock(&qs->lock);
+			qs->gdb_fd = fd;
+			pthread_mutex_unlock(&qs->lock);
 			return 0;
-		if (!busy)
-			break;
-		/* Another program took the port between our test bind and QEMU's. */
+		}
+		if (fd != -EADDRINUSE) {
+			release_port(s);
+			return ms_fail(e, 503, "host_failure", "cannot listen on gdb port %d: %s",
+			               port, strerror(-fd));
+		}
+		/* Another program took the port after the allocator's test bind. */
 		ms_warn("session %s: gdb port %d is busy, taking another", s->id, port);
-		pthread_mutex_lock(&s->lock);
-		s->gdb_port = 0;
-		pthread_mutex_unlock(&s->lock);
-		ms_port_free(port);
+		release_port(s);
 	}
-	/* No process: no port to advertise. */
-	release_port(s);
+	return ms_fail(e, 429, "no_gdb_port", "no free gdb port: every one tried was busy");
+}
+
+/* Spawn with the session's GDB port and our listener on it. */
+static int spawn(struct ms_session *s, struct qsess *qs, bool wait, struct ms_err *e)
+{
+	int rc, port, fd;
+
+	rc = ensure_snapshot_drive(s, qs, e);
+	if (rc != 0)
+		return rc;
+	rc = gdb_listener(s, qs, e);
+	if (rc != 0)
+		return rc;
+	pthread_mutex_lock(&s->lock);
+	port = s->gdb_port;
+	pthread_mutex_unlock(&s->lock);
+	pthread_mutex_lock(&qs->lock);
+	fd = qs->gdb_fd;
+	pthread_mutex_unlock(&qs->lock);
+	rc = spawn_once(s, qs, port, fd, wait, e);
+	if (rc != 0)
+		release_port(s); /* no process: no port to advertise */
 	return rc;
 }
 
@@ -1257,6 +1331,7 @@ static int setup_qsess(struct ms_session *s, struct qsess **out, struct ms_err *
 	if (!qs)
 		return ms_fail(e, 503, "out_of_memory", "cannot allocate qemu session state");
 	pthread_mutex_init(&qs->lock, NULL);
+	qs->gdb_fd = -1;
 	qs->bin = r.bin;
 	snprintf(qs->machine, sizeof(qs->machine), "%s", r.machine);
 	snprintf(qs->cpu, sizeof(qs->cpu), "%s", r.cpu);
@@ -1290,6 +1365,8 @@ static int qs_ensure(struct ms_session *s, struct qsess **out, struct ms_err *e)
 
 static void free_qsess(struct qsess *qs)
 {
+	if (qs->gdb_fd >= 0)
+		close(qs->gdb_fd);
 	pthread_mutex_destroy(&qs->lock);
 	free(qs);
 }
@@ -1871,6 +1948,7 @@ static int qemu_reattach(struct ms_session *s)
 		return -ESRCH;
 	}
 	in->pid = pid;
+	in->qs = qs;
 	in->ready = true; /* the supervisor reads from the start; the handshake is ours */
 	in->pidfd = pidfd_open_(pid);
 	in->qmp = ms_qmp_new(fd, on_event, in);

@@ -24,7 +24,14 @@ def test_qemu_command_line(clean):
     assert os.path.basename(argv[0]).startswith("qemu-system-arm")
     assert "-S" in argv
     assert "-s" not in argv
-    assert argv[argv.index("-gdb") + 1] == "tcp:127.0.0.1:%d" % s["gdb_port"]
+    gdb = argv[argv.index("-gdb") + 1]
+    if gdb.startswith("chardev:"):
+        # The daemon's own listener on 127.0.0.1:gdb_port, handed over as an fd
+        # (test_gdb_port_is_loopback_only checks the address).
+        chardevs = [argv[i + 1] for i, a in enumerate(argv) if a == "-chardev"]
+        assert any(c.startswith("socket,id=%s," % gdb[8:]) and ",fd=" in c for c in chardevs), chardevs
+    else:
+        assert gdb == "tcp:127.0.0.1:%d" % s["gdb_port"]
     assert argv[argv.index("-display") + 1] == "none"
     assert argv[argv.index("-nic") + 1] == "none"
     assert argv[argv.index("-M" if "-M" in argv else "-machine") + 1].split(",")[0] == "mps2-an385"

@@ -1037,6 +1037,26 @@ static void test_qemu_refuses_to_start(void **state)
 	}
 }
 
+/* A gdbstub answers on port: connect, ask why it stopped, expect QEMU's ack. */
+static bool gdb_answers(int port)
+{
+	struct sockaddr_in sa;
+	struct timeval tv = {10, 0};
+	char c = 0;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	bool ok;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && write(fd, "$?#3f", 5) == 5 &&
+	     read(fd, &c, 1) == 1 && c == '+';
+	close(fd);
+	return ok;
+}
+
 /*
  * A configuration seen starting before is not waited for at create: every
  * operation right after create must still find (or end) a QEMU that may be
@@ -1066,7 +1086,15 @@ static void test_ops_right_after_create(void **state)
 		/* A load ends the instance that never ran and starts the program's. */
 		s = new_session(bc);
 		first = session_pid(s);
-		assert_int_equal(ms_session_load(s, &prog_elf, false, 0, &e), 0);
+		{
+			/* The GDB port listens from create on, and keeps its number across the restart. */
+			int port = gdb_port_of(s);
+
+			assert_true(gdb_answers(port));
+			assert_int_equal(ms_session_load(s, &prog_elf, false, 0, &e), 0);
+			assert_int_equal(gdb_port_of(s), port);
+			assert_true(gdb_answers(port));
+		}
 		assert_int_not_equal(session_pid(s), first);
 		assert_int_equal(ms_session_state(s), MS_STATE_CREATED);
 		assert_int_equal(ms_session_poweron(s, &e), 0);
