@@ -255,15 +255,83 @@ static json_t *rh_capabilities(void)
 	                 "Cortex-M33 runs without TrustZone; FP lazy stacking is done eagerly");
 }
 
+#define MAX_SVD 8
+
+static int svd_paths_list(json_t *list, char paths[][512], size_t max, size_t *n,
+                          struct ms_err *e);
+
+/*
+ * board_config.svd names uploaded files (program ids from POST
+ * /api/v1/programs), one or a list: a client must never make the daemon
+ * open a host path of its choosing. Fills paths (at most max) from the
+ * program store.
+ */
+static int svd_paths(json_t *bc, char paths[][512], size_t max, size_t *n, struct ms_err *e)
+{
+	json_t *v = json_object_get(bc, "svd");
+
+	*n = 0;
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (json_is_string(v)) {
+		json_t *one = json_pack("[O]", v);
+		int rc = svd_paths_list(one, paths, max, n, e);
+
+		json_decref(one);
+		return rc;
+	}
+	if (!json_is_array(v))
+		return ms_fail(e, 400, "bad_board_config",
+		               "board_config.svd is an uploaded program id or a list of them");
+	return svd_paths_list(v, paths, max, n, e);
+}
+
+static int svd_paths_list(json_t *list, char paths[][512], size_t max, size_t *n, struct ms_err *e)
+{
+	json_t *item;
+	size_t i;
+
+	if (json_array_size(list) > max)
+		return ms_fail(e, 400, "bad_board_config", "at most %zu SVD files", max);
+	json_array_foreach(list, i, item) {
+		struct ms_program p;
+
+		if (!json_is_string(item))
+			return ms_fail(e, 400, "bad_board_config",
+			               "board_config.svd entries are uploaded program ids (strings)");
+		if (ms_programs_get(json_string_value(item), &p, e) != 0)
+			return ms_fail(e, 400, "bad_board_config",
+			               "board_config.svd: no uploaded file %.64s (upload the SVD with POST /api/v1/programs)",
+			               json_string_value(item));
+		snprintf(paths[i], 512, "%s", p.path);
+		(*n)++;
+	}
+	return 0;
+}
+
 static int rh_validate(json_t *bc, struct ms_err *e)
 {
 	const char *board = json_string_value(json_object_get(bc, "board"));
 	const char *cpu = json_string_value(json_object_get(bc, "cpu"));
 	json_t *mm = json_object_get(bc, "memory_map");
+	json_t *models = json_object_get(bc, "models");
 	struct ms_rh_board b;
+	char paths[MAX_SVD][512];
+	size_t n;
+	const char *key;
+	json_t *val;
 
 	if (!json_is_object(bc))
 		return ms_fail(e, 400, "bad_board_config", "board_config must be an object");
+	json_object_foreach(bc, key, val) {
+		if (strcmp(key, "board") != 0 && strcmp(key, "cpu") != 0 &&
+		    strcmp(key, "memory_map") != 0 && strcmp(key, "svd") != 0 &&
+		    strcmp(key, "models") != 0)
+			return ms_fail(e, 400, "bad_board_config",
+			               "unknown board_config key \"%.64s\" for rehost (known: board, cpu, "
+			               "memory_map, svd, models)",
+			               key);
+	}
 	if (board == NULL && cpu == NULL)
 		return ms_fail(e, 400, "bad_board_config",
 		               "rehost needs board_config.board or board_config.cpu");
@@ -275,24 +343,45 @@ static int rh_validate(json_t *bc, struct ms_err *e)
 		return ms_fail(e, 400, "unknown_cpu", "unknown cpu %s for rehost", cpu);
 	if (mm != NULL && !json_is_array(mm))
 		return ms_fail(e, 400, "bad_board_config", "memory_map must be an array");
-	return 0;
+	if (models != NULL && !json_is_object(models))
+		return ms_fail(e, 400, "bad_board_config",
+		               "board_config.models is a device map object (GET .../device_map)");
+	return svd_paths(bc, paths, MAX_SVD, &n, e);
 }
 
 static int rh_create(struct ms_session *s, struct ms_err *e)
 {
 	struct rsess *rs = calloc(1, sizeof(*rs));
 	struct ms_rh_opts o = {0};
-	const char *svd = json_string_value(json_object_get(s->board_config, "svd"));
+	json_t *models = json_object_get(s->board_config, "models");
+	char paths[MAX_SVD][512], models_path[600];
+	const char *svd[MAX_SVD];
+	size_t n_svd = 0;
 	int rc;
 
 	if (rs == NULL)
 		return ms_fail(e, 500, "internal", "out of memory");
+	if ((rc = svd_paths(s->board_config, paths, MAX_SVD, &n_svd, e)) != 0) {
+		free(rs);
+		return rc;
+	}
+	for (size_t i = 0; i < n_svd; i++)
+		svd[i] = paths[i];
+	if (models != NULL) {
+		/* The engine imports device maps from a file: keep the session's copy in its directory. */
+		snprintf(models_path, sizeof(models_path), "%s/models.json", s->dir);
+		if (json_dump_file(models, models_path, JSON_COMPACT) != 0) {
+			free(rs);
+			return ms_fail(e, 500, "io_error", "cannot write %s", models_path);
+		}
+		o.models_path = models_path;
+	}
 	rs->s = s;
 	o.board = s->board[0] ? s->board : NULL;
 	o.cpu = s->cpu[0] ? s->cpu : NULL;
 	o.memory_map = json_object_get(s->board_config, "memory_map");
-	o.svd_paths = svd != NULL ? &svd : NULL;
-	o.n_svd = svd != NULL ? 1 : 0;
+	o.svd_paths = n_svd > 0 ? svd : NULL;
+	o.n_svd = n_svd;
 	o.console = console_cb;
 	o.event = event_cb;
 	o.ud = rs;

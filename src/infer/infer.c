@@ -2035,8 +2035,9 @@ uint64_t ms_infer_next_event_ns(struct ms_infer *inf)
 {
 	uint64_t t = UINT64_MAX;
 	pthread_mutex_lock(&inf->lock);
+	/* next_ns 0 is a timer not started yet (one imported from a device map): no deadline. */
 	for (int i = 0; i < inf->np; i++)
-		if (inf->p[i]->timer && inf->p[i]->next_ns < t)
+		if (inf->p[i]->timer && inf->p[i]->next_ns != 0 && inf->p[i]->next_ns < t)
 			t = inf->p[i]->next_ns;
 	pthread_mutex_unlock(&inf->lock);
 	return t;

@@ -1,0 +1,125 @@
+"""
+Peripheral inference through the daemon: a rehost session runs Debian's
+micro:bit MicroPython with no board file and no SVD (only a CPU), the
+inferred peripherals, the MMIO log and the device map are served, a
+correction by hand is applied or refused with a clear error, an exported
+device map given back as board_config.models makes a second session infer
+nothing, SVDs are uploaded files (never host paths), and unknown
+board_config keys are refused.
+"""
+import json
+import os
+
+import pytest
+
+from conftest import assert_error
+
+MICROPYTHON = "/usr/share/firmware-microbit-micropython/firmware.hex"
+SVD = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "svd", "Nordic", "nrf51.svd")
+
+
+def rehost_session(d, board_config):
+    r = d.post("/api/v1/sessions", {"backend": "rehost", "board_config": board_config})
+    assert r.status == 201, r
+    return r.json()
+
+
+def boot_micropython(d, board_config):
+    if not os.path.isfile(MICROPYTHON):
+        pytest.skip("firmware-microbit-micropython is not installed")
+    s = rehost_session(d, board_config)
+    r = d.upload(open(MICROPYTHON, "rb").read(), "micropython.hex")
+    assert r.status == 201, r
+    assert d.post("/api/v1/sessions/%s/program" % s["id"], {"program_id": r.json()["id"]}).status == 200
+    ws = d.console(s["id"])
+    assert d.post("/api/v1/sessions/%s/poweron" % s["id"]).status == 200
+    ws.read_until(b">>> ", timeout=30)
+    ws.send(b"print(1+2)\r")
+    ws.read_until(b"\r\n3\r\n>>> ", timeout=30)
+    return s, ws
+
+
+def events(d, sid):
+    r = d.get("/api/v1/sessions/%s/events?limit=10000" % sid)
+    assert r.status == 200, r
+    return r.json()
+
+
+def test_zero_config_micropython_and_the_inference_views(clean):
+    d = clean
+    s, ws = boot_micropython(d, {"cpu": "cortex-m0"})
+    sid = s["id"]
+
+    r = d.get("/api/v1/sessions/%s/peripherals" % sid)
+    assert r.status == 200, r
+    periph = r.json()["peripherals"]
+    inferred = [p for p in periph if p.get("source") == "rules"]
+    assert len(inferred) >= 5, periph
+    reg = inferred[0]["registers"][0]
+    for key in ("offset", "category", "model", "value", "reset", "confidence", "reads", "writes"):
+        assert key in reg, reg
+    uart = [p for p in periph if p.get("uart")]
+    assert uart, "the UART was not recognised from its access pattern"
+
+    r = d.get("/api/v1/sessions/%s/mmio?limit=5" % sid)
+    assert r.status == 200, r
+    mm = r.json()
+    assert 0 < len(mm["entries"]) <= 5
+    assert {"pc", "addr", "size", "dir", "value"} <= set(mm["entries"][0])
+    assert d.get("/api/v1/sessions/%s/mmio?limit=0" % sid).status == 400
+    assert d.get("/api/v1/sessions/%s/mmio?from=-1" % sid).status == 400
+
+    kinds = {e["type"] for e in events(d, sid)}
+    assert "infer.region" in kinds and "infer.poll" in kinds, kinds
+
+    # Corrections: unknown register 404, bad field 400, a good one is applied.
+    assert_error(d.request("PATCH", "/api/v1/sessions/%s/peripherals" % sid,
+                           {"addr": "0x5fff0000", "model": "memory"}), 404)
+    assert_error(d.request("PATCH", "/api/v1/sessions/%s/peripherals" % sid,
+                           {"addr": reg["addr"], "model": "no-such-model"}), 400)
+    assert_error(d.request("PATCH", "/api/v1/sessions/%s/peripherals" % sid, "{bad"), 400)
+    r = d.request("PATCH", "/api/v1/sessions/%s/peripherals" % sid, {"addr": reg["addr"], "name": "MYREG"})
+    assert r.status == 200, r
+    names = [g.get("name") for p in r.json()["peripherals"] for g in p["registers"] if g["addr"] == reg["addr"]]
+    assert names == ["MYREG"], names
+
+    r = d.get("/api/v1/sessions/%s/device_map" % sid)
+    assert r.status == 200, r
+    device_map = r.json()
+    ws.close()
+
+    # A second session started from the exported map decides nothing.
+    s2, ws2 = boot_micropython(d, {"cpu": "cortex-m0", "models": device_map})
+    kinds2 = [e["type"] for e in events(d, s2["id"]) if e["type"].startswith("infer.")]
+    assert "infer.region" not in kinds2 and "infer.poll" not in kinds2, kinds2
+    ws2.close()
+
+
+def test_board_config_is_checked(clean):
+    d = clean
+    for bc, status in (({"cpu": "cortex-m0", "svd": "/etc/passwd"}, 400),
+                       ({"cpu": "cortex-m0", "svd": ["prog_doesnotexist"]}, 400),
+                       ({"cpu": "cortex-m0", "svd": 7}, 400),
+                       ({"cpu": "cortex-m0", "models": "not a map"}, 400),
+                       ({"cpu": "cortex-m0", "foo": 1}, 400),
+                       ({"cpu": "cortex-m99"}, 400),
+                       ({}, 400)):
+        r = d.post("/api/v1/sessions", {"backend": "rehost", "board_config": bc})
+        assert_error(r, status)
+    # A device map that is not one: refused when the session is created.
+    r = d.post("/api/v1/sessions", {"backend": "rehost",
+                                   "board_config": {"cpu": "cortex-m0", "models": {"format": "x"}}})
+    assert r.status == 400, r
+
+
+def test_svd_is_an_uploaded_file(clean):
+    d = clean
+    if not os.path.isfile(SVD):
+        pytest.skip("vendor SVDs not found beside the project (../shared/svd)")
+    r = d.upload(open(SVD, "rb").read(), "nrf51.svd")
+    assert r.status == 201, r
+    s, ws = boot_micropython(d, {"cpu": "cortex-m0", "svd": r.json()["id"]})
+    periph = d.get("/api/v1/sessions/%s/peripherals" % s["id"]).json()["peripherals"]
+    named = [g["name"] for p in periph for g in p["registers"] if g.get("name")]
+    assert named, "no register got its SVD name"
+    ws.close()
