@@ -48,6 +48,7 @@ void ms_api_console_log(struct ms_req *req, struct ms_resp *resp);
 void ms_api_console_ticket(struct ms_req *req, struct ms_resp *resp);
 void ms_api_console_stream(struct ms_req *req, struct ms_resp *resp);
 void ms_api_events_stream(struct ms_req *req, struct ms_resp *resp);
+void ms_api_mmio_stream(struct ms_req *req, struct ms_resp *resp);
 void ms_api_events_log(struct ms_req *req, struct ms_resp *resp);
 
 #endif

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
 #include "core/log.h"
 #include "core/session.h"
 #include "core/stream.h"
@@ -26,11 +27,21 @@
 #define WS_MAX_MESSAGE (64 * 1024)
 #define PING_EVERY_MS 30000
 
+enum bridge_kind {
+	BRIDGE_CONSOLE, /* console bytes as binary frames; client frames go to the UART */
+	BRIDGE_EVENTS,  /* one JSON event per text frame */
+	BRIDGE_MMIO,    /* batches of inferred-device accesses, polled from the backend */
+};
+
 struct bridge {
 	struct ms_session *s;
-	bool console;          /* console bytes (binary frames, input accepted) or events (text lines) */
+	enum bridge_kind kind;
+	bool console;
 	uint64_t from;
 };
+
+#define MMIO_POLL_MS 100
+#define MMIO_BATCH 1024
 
 static struct ms_session *path_session(struct ms_req *req, struct ms_resp *resp)
 {
@@ -217,7 +228,92 @@ out:
 	free(b);
 }
 
-static void stream_route(struct ms_req *req, struct ms_resp *resp, bool console)
+/*
+ * MMIO bridge: the access ring lives in the backend (inference module), so
+ * it is polled every MMIO_POLL_MS and each non-empty batch is one text
+ * frame {"next":SEQ,"entries":[...]}. A reader on the event stream tells
+ * when the session is deleted.
+ */
+static void mmio_run(int fd, const uint8_t *early, size_t early_len, void *ud)
+{
+	struct bridge *b = ud;
+	struct ms_stream_reader *r = NULL;
+	struct ms_ws_parser p;
+	uint8_t buf[4096];
+	bool go = true;
+
+	if (fd < 0)
+		goto out;
+	__atomic_add_fetch(&b->s->watchers, 1, __ATOMIC_SEQ_CST);
+	r = ms_stream_reader_open(b->s->events, UINT64_MAX);
+	if (r == NULL)
+		goto done;
+	if (b->from == UINT64_MAX) {
+		/* "from=end": start after what the ring holds now. */
+		json_t *now = NULL;
+
+		if (ms_session_mmio(b->s, 0, 4096, &now, NULL) == 0) /* the ring holds 4096 */
+			b->from = (uint64_t)json_integer_value(json_object_get(now, "next"));
+		else
+			b->from = 0;
+		json_decref(now);
+	}
+	ms_ws_parser_init(&p, true, WS_MAX_MESSAGE);
+	if (early_len > 0)
+		go = on_client_bytes(b, fd, &p, early, early_len);
+	while (go) {
+		struct pollfd pf[2] = {
+			{ .fd = fd, .events = POLLIN },
+			{ .fd = ms_stream_reader_fd(r), .events = POLLIN },
+		};
+		int n = poll(pf, 2, MMIO_POLL_MS);
+		json_t *batch = NULL;
+		struct ms_err e;
+
+		if (n < 0 && errno != EINTR)
+			break;
+		if (n > 0 && (pf[1].revents & POLLIN)) {
+			ssize_t k;
+
+			while ((k = ms_stream_read(r, buf, sizeof(buf))) > 0)
+				;
+			if (k < 0) {
+				ms_ws_send_close(fd, 1001, "session closed");
+				break;
+			}
+		}
+		if (n > 0 && (pf[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+			ssize_t k = recv(fd, buf, sizeof(buf), 0);
+
+			if (k <= 0)
+				break;
+			go = on_client_bytes(b, fd, &p, buf, (size_t)k);
+			continue;
+		}
+		ms_err_clear(&e);
+		if (ms_session_mmio(b->s, b->from, MMIO_BATCH, &batch, &e) != 0) {
+			ms_ws_send_close(fd, 1011, e.message);
+			break;
+		}
+		if (json_array_size(json_object_get(batch, "entries")) > 0) {
+			char *text = json_dumps(batch, JSON_COMPACT);
+
+			b->from = (uint64_t)json_integer_value(json_object_get(batch, "next"));
+			go = text != NULL && ms_ws_send(fd, MS_WS_TEXT, text, strlen(text)) == 0;
+			free(text);
+		}
+		json_decref(batch);
+	}
+	ms_ws_parser_free(&p);
+done:
+	__atomic_sub_fetch(&b->s->watchers, 1, __ATOMIC_SEQ_CST);
+out:
+	ms_stream_reader_close(r);
+	ms_session_put(b->s);
+	free(b);
+}
+
+static void stream_route(struct ms_req *req, struct ms_resp *resp, enum bridge_kind kind)
 {
 	struct ms_session *s = path_session(req, resp);
 	const char *from = ms_req_query(req, "from");
@@ -232,7 +328,8 @@ static void stream_route(struct ms_req *req, struct ms_resp *resp, bool console)
 		return;
 	}
 	b->s = s;
-	b->console = console;
+	b->kind = kind;
+	b->console = kind == BRIDGE_CONSOLE;
 	b->from = 0;
 	if (from != NULL) {
 		char *end;
@@ -245,19 +342,30 @@ static void stream_route(struct ms_req *req, struct ms_resp *resp, bool console)
 			return;
 		}
 	}
+	if (kind == BRIDGE_MMIO && s->backend->mmio_recent == NULL) {
+		ms_resp_fail(resp, 501, "not_supported", "backend %s has no MMIO log", s->backend->name);
+		ms_session_put(s);
+		free(b);
+		return;
+	}
 	resp->status = 101;
-	resp->ws = bridge_run;
+	resp->ws = kind == BRIDGE_MMIO ? mmio_run : bridge_run;
 	resp->ws_ud = b;
 }
 
 void ms_api_console_stream(struct ms_req *req, struct ms_resp *resp)
 {
-	stream_route(req, resp, true);
+	stream_route(req, resp, BRIDGE_CONSOLE);
 }
 
 void ms_api_events_stream(struct ms_req *req, struct ms_resp *resp)
 {
-	stream_route(req, resp, false);
+	stream_route(req, resp, BRIDGE_EVENTS);
+}
+
+void ms_api_mmio_stream(struct ms_req *req, struct ms_resp *resp)
+{
+	stream_route(req, resp, BRIDGE_MMIO);
 }
 
 void ms_api_events_log(struct ms_req *req, struct ms_resp *resp)

@@ -72,6 +72,9 @@ const struct ms_route ms_routes[] = {
 	  "WebSocket: console backlog then live UART output; frames sent go to the UART", NULL },
 	{ "GET", SESS "/stream/events", ms_api_events_stream, MS_ROUTE_WS,
 	  "WebSocket: session events (state changes, snapshots, loads) as JSON text frames", NULL },
+	{ "GET", SESS "/stream/mmio", ms_api_mmio_stream, MS_ROUTE_WS,
+	  "WebSocket: accesses to inferred devices as they happen, batches {next, entries} as JSON text frames (?from=SEQ)",
+	  NULL },
 	{ "GET", SESS "/events", ms_api_events_log, 0, "recent session events (?limit=N)", NULL },
 
 	{ "POST", "/api/v1/programs", ms_api_programs_upload, MS_ROUTE_UPLOAD,

@@ -12,7 +12,7 @@ import os
 
 import pytest
 
-from conftest import assert_error
+from conftest import WS, assert_error
 
 MICROPYTHON = "/usr/share/firmware-microbit-micropython/firmware.hex"
 SVD = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "svd", "Nordic", "nrf51.svd")
@@ -123,3 +123,27 @@ def test_svd_is_an_uploaded_file(clean):
     named = [g["name"] for p in periph for g in p["registers"] if g.get("name")]
     assert named, "no register got its SVD name"
     ws.close()
+
+
+def test_mmio_websocket_streams_accesses(clean):
+    d = clean
+    s, ws = boot_micropython(d, {"cpu": "cortex-m0"})
+    mm = WS(d.port, "/api/v1/sessions/%s/stream/mmio?from=end" % s["id"])
+    assert mm.status == 101, mm.handshake
+    ws.send(b"print(4+5)\r")
+    op, data = mm.recv_frame(20)
+    assert op == 1, (op, data)
+    batch = json.loads(data)
+    assert batch["entries"] and {"pc", "addr", "dir", "value"} <= set(batch["entries"][0])
+    assert d.delete("/api/v1/sessions/" + s["id"]).status == 200
+    for _ in range(1000):
+        op, data = mm.recv_frame(20)
+        if op == 8:
+            break
+    assert op == 8, "the MMIO stream stayed open after its session was deleted"
+    # A QEMU session has no MMIO log to stream.
+    q = d.create_session("mps2-an385")
+    r = d.get("/api/v1/sessions/%s/stream/mmio" % q["id"],
+              headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                       "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert_error(r, 501)
