@@ -62,7 +62,7 @@ static void test_minimal_config(void **state)
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	snprintf(want, sizeof(want), "%s/data", strcmp(cwd, "/") == 0 ? "" : cwd);
 	assert_string_equal(c.server.data_dir, want);
-	assert_int_equal(c.server.threads, 2);
+	assert_int_equal(c.server.threads, 4);
 	assert_false(c.auth.enabled);
 	assert_int_equal(c.auth.n_api_keys, 0);
 	assert_null(c.auth.jwt_secret);
