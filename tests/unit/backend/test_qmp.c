@@ -411,6 +411,68 @@ static void test_no_or_truncated_greeting(void **state)
 	}
 }
 
+/* The handshake done by the future reader thread itself, before its loop. */
+static void test_handshake_direct(void **state)
+{
+	struct peer pe;
+	struct ms_err e;
+	struct ms_qmp *q;
+	int sv[2], stop[2];
+
+	(void)state;
+	/* Noise, greeting, capabilities: negotiated without any pump thread. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	memset(&pe, 0, sizeof(pe));
+	pe.fd = sv[1];
+	pe.send_greeting = true;
+	assert_int_equal(pthread_create(&pe.thr, NULL, peer_main, &pe), 0);
+	q = ms_qmp_new(sv[0], NULL, NULL);
+	assert_non_null(q);
+	assert_int_equal(ms_qmp_handshake_direct(q, -1, 2000, &e), 0);
+	assert_int_equal(ms_qmp_dropped(q), 1); /* the garbage line, counted */
+	peer_stop(&pe);
+	ms_qmp_free(q);
+
+	/* A silent peer: a timeout. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	q = ms_qmp_new(sv[0], NULL, NULL);
+	assert_int_not_equal(ms_qmp_handshake_direct(q, -1, 100, &e), 0);
+	assert_string_equal(e.code, "emulator_timeout");
+
+	/* The same silence, but the stop fd fires (the child died): gone, long before the timeout. */
+	assert_int_equal(pipe(stop), 0);
+	assert_int_equal(write(stop[1], "x", 1), 1);
+	assert_int_not_equal(ms_qmp_handshake_direct(q, stop[0], 60000, &e), 0);
+	assert_string_equal(e.code, "emulator_gone");
+	close(stop[0]);
+	close(stop[1]);
+	close(sv[1]);
+	ms_qmp_free(q);
+
+	/* A greeting cut in the middle and a hang-up: gone, no crash. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	memset(&pe, 0, sizeof(pe));
+	pe.fd = sv[1];
+	pe.truncated_greeting = true;
+	assert_int_equal(pthread_create(&pe.thr, NULL, peer_main, &pe), 0);
+	q = ms_qmp_new(sv[0], NULL, NULL);
+	assert_int_not_equal(ms_qmp_handshake_direct(q, -1, 2000, &e), 0);
+	assert_string_equal(e.code, "emulator_gone");
+	pthread_join(pe.thr, NULL);
+	close(pe.fd);
+	ms_qmp_free(q);
+
+	/* A greeting, then a hang-up instead of the capabilities reply. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	peer_send(sv[1], "{\"QMP\": {\"version\": {}, \"capabilities\": []}}\r\n");
+	q = ms_qmp_new(sv[0], NULL, NULL);
+	shutdown(sv[1], SHUT_WR);
+	assert_int_not_equal(ms_qmp_handshake_direct(q, -1, 2000, &e), 0);
+	assert_string_equal(e.code, "emulator_gone");
+	close(sv[1]);
+	ms_qmp_free(q);
+}
+
 static void test_connect_errors(void **state)
 {
 	char longpath[200];
@@ -527,6 +589,7 @@ int main(void)
 	    cmocka_unit_test(test_handshake_and_demux),
 	    cmocka_unit_test(test_errors_and_timeouts),
 	    cmocka_unit_test(test_no_or_truncated_greeting),
+	    cmocka_unit_test(test_handshake_direct),
 	    cmocka_unit_test(test_connect_errors),
 	    cmocka_unit_test_setup_teardown(test_real_qemu, setup_tmp, teardown_tmp),
 	};
