@@ -1116,6 +1116,25 @@ static void test_ops_right_after_create(void **state)
 		first = session_pid(s);
 		assert_true(first > 0);
 		del_session(s);
+
+		/* A QEMU that dies while nobody waits for its start: the session says so. */
+		s = new_session(bc);
+		assert_int_equal(kill(session_pid(s), SIGKILL), 0);
+		assert_true(wait_state(s, MS_STATE_ERROR, 10000));
+		{
+			char reason[512];
+
+			pthread_mutex_lock(&s->lock);
+			snprintf(reason, sizeof(reason), "%s", s->reason);
+			pthread_mutex_unlock(&s->lock);
+			assert_non_null(strstr(reason, "signal 9"));
+		}
+		assert_int_equal(gdb_port_of(s), 0);
+		/* A load is refused in error, with the reason. */
+		assert_int_not_equal(ms_session_load(s, &prog_elf, false, 0, &e), 0);
+		assert_int_equal(e.status, 409);
+		assert_non_null(strstr(e.message, "signal 9"));
+		del_session(s);
 		{
 			int64_t end = now_ms() + 5000;
 
