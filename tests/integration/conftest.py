@@ -6,7 +6,7 @@ firmware with arm-none-eabi-gcc, and attaches the daemon's stderr to the
 report of any failing test.
 
 Environment: MS_BUILD (default ./build) holds machineserver, mctl and
-firmware/. Daemons are shared between tests where state allows (one plain
+firmware/; MS_KEEP_WORK=1 keeps the temporary directory of the run. Daemons are shared between tests where state allows (one plain
 daemon per test session, one with auth, one with small limits); tests that
 kill or restart a daemon start their own.
 """
@@ -564,7 +564,9 @@ def _require_binary():
 def workroot():
     d = tempfile.mkdtemp(prefix="ms-it-")
     yield d
-    shutil.rmtree(d, ignore_errors=True)
+    # MS_KEEP_WORK=1 keeps configs, data, daemon logs (and core files) for a post-mortem.
+    if os.environ.get("MS_KEEP_WORK") != "1":
+        shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

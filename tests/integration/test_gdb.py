@@ -4,6 +4,7 @@ RAM symbol the console changed, detach, and the guest goes on running.
 """
 import re
 import subprocess
+import time
 
 
 def test_gdb_multiarch_attaches_and_reads_state(clean, fw):
@@ -41,10 +42,16 @@ def test_gdb_multiarch_attaches_and_reads_state(clean, fw):
 def test_gdb_port_is_loopback_only(clean):
     s = clean.create_session("mps2-an385")
     port = s["gdb_port"]
-    out = open("/proc/net/tcp").read() + open("/proc/net/tcp6").read()
-    listening = [l.split() for l in out.splitlines()[1:] if l.split()[3:4] == ["0A"]]
-    mine = [l[1] for l in listening if int(l[1].split(":")[1], 16) == port]
-    assert mine, "nothing listens on gdb port %d" % port
+    # create may answer before QEMU has bound its ports: wait for the listener.
+    deadline = time.monotonic() + 20
+    while True:
+        out = open("/proc/net/tcp").read() + open("/proc/net/tcp6").read()
+        listening = [l.split() for l in out.splitlines()[1:] if l.split()[3:4] == ["0A"]]
+        mine = [l[1] for l in listening if int(l[1].split(":")[1], 16) == port]
+        if mine:
+            break
+        assert time.monotonic() < deadline, "nothing listens on gdb port %d" % port
+        time.sleep(0.05)
     for local in mine:
         addr = local.split(":")[0]
         assert addr in ("0100007F", "00000000000000000000000001000000"), local
