@@ -101,8 +101,10 @@ def main():
               "in order: %s" % (lines, len(body), dt, len(body) / dt / 1024, ws.frames - frames0, lost, dup, in_order))
         st, j = d.req("GET", "/api/v1/sessions/%s" % sid)
         print("session state after flood: %s" % j["state"])
-        n, dt = qemu_alone_flood(elf, tmp, lines)
-        print("reference, QEMU alone into a unix socket: %d bytes in %.2f s = %.0f KiB/s" % (n, dt, n / dt / 1024))
+        # A tenth of the lines: QEMU alone is slow and erratic here (see docs/PERFORMANCE.md).
+        n, dt = qemu_alone_flood(elf, tmp, max(1, lines // 10))
+        print("reference, QEMU alone into a unix socket (%d lines): %d bytes in %.2f s = %.0f KiB/s"
+              % (max(1, lines // 10), n, dt, n / dt / 1024))
         ws.close()
     finally:
         d.stop()

@@ -32,13 +32,13 @@ int ms_run_main(int argc, char **argv);
 static void usage(FILE *to)
 {
 	fprintf(to,
-		"usage: machineserver [--config FILE] [--log-level debug|info|warn|error]\n"
-		"       machineserver run [options] FIRMWARE   (see: machineserver run --help)\n"
-		"       machineserver --help | --version\n"
-		"\n"
-		"Runs the MachineServer daemon: a REST and WebSocket API over firmware emulators\n"
-		"(QEMU children and the in-process rehost engine). Without --config the\n"
-		"embedded defaults apply: 127.0.0.1:8080, data in ./data, auth disabled.\n");
+	        "usage: machineserver [--config FILE] [--log-level debug|info|warn|error]\n"
+	        "       machineserver run [options] FIRMWARE   (see: machineserver run --help)\n"
+	        "       machineserver --help | --version\n"
+	        "\n"
+	        "Runs the MachineServer daemon: a REST and WebSocket API over firmware emulators\n"
+	        "(QEMU children and the in-process rehost engine). Without --config the\n"
+	        "embedded defaults apply: 127.0.0.1:8080, data in ./data, auth disabled.\n");
 }
 
 static int run_daemon(const char *config_path)
@@ -67,7 +67,7 @@ static int run_daemon(const char *config_path)
 		ms_log_set_level(MS_LOG_DEBUG);
 	if (mkdir(cfg.server.data_dir, 0700) != 0 && errno != EEXIST) {
 		fprintf(stderr, "machineserver: cannot create %s: %s\n", cfg.server.data_dir,
-			strerror(errno));
+		        strerror(errno));
 		ms_config_free(&cfg);
 		return 2;
 	}
@@ -81,10 +81,11 @@ static int run_daemon(const char *config_path)
 	signal(SIGPIPE, SIG_IGN);
 
 	snprintf(db, sizeof(db), "%s/machineserver.db", cfg.server.data_dir);
-	if (ms_store_open(db, &e) != 0 || ms_programs_init(cfg.server.data_dir, cfg.resources.max_upload_bytes) != 0 ||
+	if (ms_store_open(db, &e) != 0 ||
+	    ms_programs_init(cfg.server.data_dir, cfg.resources.max_upload_bytes) != 0 ||
 	    ms_ports_init(cfg.resources.gdb_port_min, cfg.resources.gdb_port_max) != 0) {
 		fprintf(stderr, "machineserver: cannot open the data directory %s: %s\n",
-			cfg.server.data_dir, e.message[0] ? e.message : "initialisation failed");
+		        cfg.server.data_dir, e.message[0] ? e.message : "initialisation failed");
 		ms_config_free(&cfg);
 		return 2;
 	}
@@ -99,8 +100,9 @@ static int run_daemon(const char *config_path)
 		ms_config_free(&cfg);
 		return 2;
 	}
-	ms_info("machineserver %s listening on %s:%d (auth %s, data %s)", MS_VERSION, cfg.server.bind,
-		cfg.server.port, cfg.auth.enabled ? "enabled" : "disabled", cfg.server.data_dir);
+	ms_info("machineserver %s listening on %s:%d (auth %s, data %s)", MS_VERSION,
+	        cfg.server.bind, cfg.server.port, cfg.auth.enabled ? "enabled" : "disabled",
+	        cfg.server.data_dir);
 
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
@@ -137,7 +139,7 @@ int main(int argc, char **argv)
 			printf("machineserver %s\n", MS_VERSION);
 			return 0;
 		} else if ((strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-c") == 0) &&
-			   i + 1 < argc) {
+		           i + 1 < argc) {
 			config_path = argv[++i];
 		} else if (strcmp(argv[i], "--log-level") == 0 && i + 1 < argc) {
 			const char *l = argv[++i];

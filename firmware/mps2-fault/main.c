@@ -19,7 +19,7 @@ void fault_report(uint32_t *frame, uint32_t exc)
 	uart_puts("\r\n");
 	if (exc == 6) {
 		SCB_CFSR = SCB_CFSR; /* clear */
-		frame[6] += 2;       /* skip the 16-bit udf */
+		frame[6] += 2; /* skip the 16-bit udf */
 		return;
 	}
 	uart_puts("locking up\r\n");
@@ -29,25 +29,25 @@ void fault_report(uint32_t *frame, uint32_t exc)
 __attribute__((naked)) void hardfault_handler(void)
 {
 	__asm__ volatile("tst lr, #4\n"
-			 "ite eq\n"
-			 "mrseq r0, msp\n"
-			 "mrsne r0, psp\n"
-			 "mrs r1, ipsr\n"
-			 "push {r4, lr}\n"
-			 "bl fault_report\n"
-			 "pop {r4, pc}\n");
+	                 "ite eq\n"
+	                 "mrseq r0, msp\n"
+	                 "mrsne r0, psp\n"
+	                 "mrs r1, ipsr\n"
+	                 "push {r4, lr}\n"
+	                 "bl fault_report\n"
+	                 "pop {r4, pc}\n");
 }
 
 __attribute__((naked)) void usagefault_handler(void)
 {
 	__asm__ volatile("tst lr, #4\n"
-			 "ite eq\n"
-			 "mrseq r0, msp\n"
-			 "mrsne r0, psp\n"
-			 "mrs r1, ipsr\n"
-			 "push {r4, lr}\n"
-			 "bl fault_report\n"
-			 "pop {r4, pc}\n");
+	                 "ite eq\n"
+	                 "mrseq r0, msp\n"
+	                 "mrsne r0, psp\n"
+	                 "mrs r1, ipsr\n"
+	                 "push {r4, lr}\n"
+	                 "bl fault_report\n"
+	                 "pop {r4, pc}\n");
 }
 
 int main(void)

@@ -15,23 +15,23 @@ void systick_handler(void)
 
 	/* Touch many FP registers. */
 	__asm__ volatile("vmov s0, %0\n"
-			 "vmov s1, %0\n"
-			 "vmov s2, %0\n"
-			 "vmov s3, %0\n"
-			 "vmov s4, %0\n"
-			 "vmov s5, %0\n"
-			 "vmov s6, %0\n"
-			 "vmov s7, %0\n"
-			 "vmov s8, %0\n"
-			 "vmov s9, %0\n"
-			 "vmov s10, %0\n"
-			 "vmov s11, %0\n"
-			 "vmov s12, %0\n"
-			 "vmov s13, %0\n"
-			 "vmov s14, %0\n"
-			 "vmov s15, %0\n" ::"r"(0x7f7fffff)
-			 : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11",
-			   "s12", "s13", "s14", "s15");
+	                 "vmov s1, %0\n"
+	                 "vmov s2, %0\n"
+	                 "vmov s3, %0\n"
+	                 "vmov s4, %0\n"
+	                 "vmov s5, %0\n"
+	                 "vmov s6, %0\n"
+	                 "vmov s7, %0\n"
+	                 "vmov s8, %0\n"
+	                 "vmov s9, %0\n"
+	                 "vmov s10, %0\n"
+	                 "vmov s11, %0\n"
+	                 "vmov s12, %0\n"
+	                 "vmov s13, %0\n"
+	                 "vmov s14, %0\n"
+	                 "vmov s15, %0\n" ::"r"(0x7f7fffff)
+	                 : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11",
+	                   "s12", "s13", "s14", "s15");
 	isr_acc = isr_acc + x * 0.5f;
 	ticks++;
 }

@@ -19,7 +19,7 @@ int main(void)
 	uart_puts("systick test\r\n");
 	SYST_RVR = 25000 - 1; /* 1 ms at 25 MHz */
 	SYST_CVR = 0;
-	SYST_CSR = 7;         /* core clock, interrupt, enable */
+	SYST_CSR = 7; /* core clock, interrupt, enable */
 	while (seen < 5) {
 		__asm__ volatile("wfi");
 		if (ticks != seen) {

@@ -77,33 +77,33 @@ void svc_dispatch(uint32_t *frame)
 __attribute__((naked)) void svc_handler(void)
 {
 	__asm__ volatile("tst lr, #4\n"
-			 "ite eq\n"
-			 "mrseq r0, msp\n"
-			 "mrsne r0, psp\n"
-			 "push {lr}\n"
-			 "bl svc_dispatch\n"
-			 "pop {lr}\n"
-			 "mrs r0, control\n"
-			 "cmp r0, #1\n"
-			 "bne 1f\n"
-			 "mov lr, #0xfffffffd\n"
-			 "1: bx lr\n");
+	                 "ite eq\n"
+	                 "mrseq r0, msp\n"
+	                 "mrsne r0, psp\n"
+	                 "push {lr}\n"
+	                 "bl svc_dispatch\n"
+	                 "pop {lr}\n"
+	                 "mrs r0, control\n"
+	                 "cmp r0, #1\n"
+	                 "bne 1f\n"
+	                 "mov lr, #0xfffffffd\n"
+	                 "1: bx lr\n");
 }
 
 __attribute__((naked)) void pendsv_handler(void)
 {
 	__asm__ volatile("mrs r0, psp\n"
-			 "stmdb r0!, {r4-r11}\n"
-			 "ldr r1, =current\n"
-			 "ldr r2, [r1]\n"
-			 "ldr r3, =task_sp\n"
-			 "str r0, [r3, r2, lsl #2]\n"
-			 "eor r2, r2, #1\n"
-			 "str r2, [r1]\n"
-			 "ldr r0, [r3, r2, lsl #2]\n"
-			 "ldmia r0!, {r4-r11}\n"
-			 "msr psp, r0\n"
-			 "bx lr\n");
+	                 "stmdb r0!, {r4-r11}\n"
+	                 "ldr r1, =current\n"
+	                 "ldr r2, [r1]\n"
+	                 "ldr r3, =task_sp\n"
+	                 "str r0, [r3, r2, lsl #2]\n"
+	                 "eor r2, r2, #1\n"
+	                 "str r2, [r1]\n"
+	                 "ldr r0, [r3, r2, lsl #2]\n"
+	                 "ldmia r0!, {r4-r11}\n"
+	                 "msr psp, r0\n"
+	                 "bx lr\n");
 }
 
 int main(void)
@@ -118,4 +118,3 @@ int main(void)
 	for (;;)
 		;
 }
-

@@ -14,9 +14,9 @@ extern const struct ms_backend ms_backend_qemu;
 extern const struct ms_backend ms_backend_rehost;
 
 const struct ms_backend *const ms_backends[] = {
-	&ms_backend_qemu,
-	&ms_backend_rehost,
-	NULL,
+    &ms_backend_qemu,
+    &ms_backend_rehost,
+    NULL,
 };
 
 #define MAX_BACKENDS 8
@@ -88,10 +88,10 @@ json_t *ms_backend_operations(const struct ms_backend *b)
 {
 	json_t *ops = json_array();
 
-#define OP(field, name)                                         \
-	do {                                                    \
-		if (b->field != NULL)                           \
-			json_array_append_new(ops, json_string(name)); \
+#define OP(field, name)                                                                            \
+	do {                                                                                       \
+		if (b->field != NULL)                                                              \
+			json_array_append_new(ops, json_string(name));                             \
 	} while (0)
 	OP(create, "create");
 	OP(destroy, "destroy");

@@ -30,7 +30,7 @@ struct ms_session;
 struct ms_program;
 
 struct ms_backend {
-	const char *name;                   /* "qemu", "rehost", ... */
+	const char *name; /* "qemu", "rehost", ... */
 
 	/* Daemon start: probe what is installed. Non-zero disables the backend. */
 	int (*init)(const struct ms_config *cfg, struct ms_err *e);
@@ -57,19 +57,20 @@ struct ms_backend {
 	/* Stop the emulator and free everything; never fails. */
 	void (*destroy)(struct ms_session *s);
 
-	int (*power_on)(struct ms_session *s, struct ms_err *e);   /* -> running */
-	int (*power_off)(struct ms_session *s, struct ms_err *e);  /* -> stopped, process gone */
-	int (*pause)(struct ms_session *s, struct ms_err *e);      /* running -> paused */
-	int (*reset)(struct ms_session *s, struct ms_err *e);      /* keeps running/paused */
+	int (*power_on)(struct ms_session *s, struct ms_err *e); /* -> running */
+	int (*power_off)(struct ms_session *s, struct ms_err *e); /* -> stopped, process gone */
+	int (*pause)(struct ms_session *s, struct ms_err *e); /* running -> paused */
+	int (*reset)(struct ms_session *s, struct ms_err *e); /* keeps running/paused */
 
 	/*
 	 * Load a program; it must survive reset. The run state is kept: a
 	 * running session runs the new program from its reset vector.
 	 */
-	int (*load_program)(struct ms_session *s, const struct ms_program *p,
-			    bool has_addr, uint64_t addr, struct ms_err *e);
+	int (*load_program)(struct ms_session *s, const struct ms_program *p, bool has_addr,
+	                    uint64_t addr, struct ms_err *e);
 
-	int (*snapshot_save)(struct ms_session *s, const char *name, uint64_t *size, struct ms_err *e);
+	int (*snapshot_save)(struct ms_session *s, const char *name, uint64_t *size,
+	                     struct ms_err *e);
 	int (*snapshot_load)(struct ms_session *s, const char *name, struct ms_err *e);
 	int (*snapshot_delete)(struct ms_session *s, const char *name, struct ms_err *e);
 
@@ -89,7 +90,7 @@ struct ms_backend {
 	int (*peripherals)(struct ms_session *s, json_t **out, struct ms_err *e);
 	int (*peripheral_patch)(struct ms_session *s, json_t *patch, struct ms_err *e);
 	int (*mmio_recent)(struct ms_session *s, uint64_t from, size_t limit, json_t **out,
-			   struct ms_err *e);
+	                   struct ms_err *e);
 	int (*models_export)(struct ms_session *s, json_t **out, struct ms_err *e);
 
 	/* Later features plug in here; NULL until a backend implements them. */

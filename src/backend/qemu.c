@@ -564,7 +564,8 @@ static int start_phase(struct inst *in)
 			pthread_mutex_lock(&in->lock);
 			in->qmp = q;
 			pthread_mutex_unlock(&in->lock);
-			if (ms_qmp_handshake_direct(q, in->pidfd, left > 0 ? (int)left : 1, &e) != 0) {
+			if (ms_qmp_handshake_direct(q, in->pidfd, left > 0 ? (int)left : 1, &e) !=
+			    0) {
 				snprintf(why, sizeof(why), "%s", e.message);
 				fd = -EPROTO;
 			}
@@ -1130,7 +1131,7 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, int gdb_
 		describe_status(in->wstatus, in->status_known, status, sizeof(status));
 		snprintf(why, sizeof(why), "%s", in->start_err);
 		refused = !why[0] && in->status_known && WIFEXITED(in->wstatus) &&
-		          WEXITSTATUS(in->wstatus) == 1;
+		    WEXITSTATUS(in->wstatus) == 1;
 		pthread_mutex_unlock(&in->lock);
 		inst_end(in, false);
 		/*
@@ -1139,12 +1140,13 @@ static int spawn_once(struct ms_session *s, struct qsess *qs, int port, int gdb_
 		 * came from the client's board_config, so it is the client's 400.
 		 */
 		if (dead && refused)
-			return ms_fail(e, 400, "bad_board_config", "qemu refused the configuration: %s",
+			return ms_fail(e, 400, "bad_board_config",
+			               "qemu refused the configuration: %s",
 			               line[0] ? line : status);
 		if (why[0] || !dead)
 			return ms_fail(e, 502, "emulator_failed", "cannot start qemu: %s%s%s",
-			               why[0] ? why : "it did not start in time", line[0] ? ": " : "",
-			               line);
+			               why[0] ? why : "it did not start in time",
+			               line[0] ? ": " : "", line);
 		return ms_fail(e, 502, "emulator_failed", "cannot start qemu: %s",
 		               line[0] ? line : status);
 	}
@@ -1173,7 +1175,8 @@ static void release_port(struct ms_session *s)
 /* A listening TCP socket on 127.0.0.1:port, numbered above the low fds; or -errno. */
 static int listen_on(int port)
 {
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	struct sockaddr_in sa = {.sin_family = AF_INET,
+	                         .sin_port = htons((uint16_t)port),
 	                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int one = 1, fd, hi, err;
 

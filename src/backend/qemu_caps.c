@@ -822,17 +822,20 @@ int ms__qemu_resolve(json_t *bc, const char *prog_arch, struct ms__qemu_resolved
 		json_t *val;
 
 		/* A key we would silently ignore is a lie about the machine the user gets. */
-		json_object_foreach(bc, key, val) {
+		json_object_foreach(bc, key, val)
+		{
 			if (strcmp(key, "memory_map") == 0)
-				return ms_fail(e, 501, "not_supported",
-				               "the qemu backend runs QEMU's own board models and cannot "
-				               "change their memory map (the rehost backend can)");
+				return ms_fail(
+				    e, 501, "not_supported",
+				    "the qemu backend runs QEMU's own board models and cannot "
+				    "change their memory map (the rehost backend can)");
 			if (strcmp(key, "board") != 0 && strcmp(key, "cpu") != 0 &&
 			    strcmp(key, "memory") != 0 && strcmp(key, "network") != 0)
-				return ms_fail(e, 400, "bad_board_config",
-				               "unknown board_config key \"%.64s\" for qemu (known: board, "
-				               "cpu, memory, network)",
-				               key);
+				return ms_fail(
+				    e, 400, "bad_board_config",
+				    "unknown board_config key \"%.64s\" for qemu (known: board, "
+				    "cpu, memory, network)",
+				    key);
 		}
 	}
 	jb = json_object_get(bc, "board");

@@ -366,8 +366,8 @@ static int reply_result(struct ms_qmp *q, const char *cmd, json_t *reply, json_t
  * Register w and write the command. args (may be NULL) is stolen. On
  * failure w is not registered and *e says why.
  */
-static int submit(struct ms_qmp *q, const char *cmd, json_t *args, struct waiter *w,
-                  int timeout_ms, struct ms_err *e)
+static int submit(struct ms_qmp *q, const char *cmd, json_t *args, struct waiter *w, int timeout_ms,
+                  struct ms_err *e)
 {
 	json_t *msg;
 	char *text;
@@ -405,8 +405,8 @@ static int submit(struct ms_qmp *q, const char *cmd, json_t *args, struct waiter
 		free(text);
 		if (rc) {
 			mark_dead(q);
-			rc = ms_fail(e, 502, "emulator_gone", "%s: cannot write to the qemu monitor",
-			             cmd);
+			rc = ms_fail(e, 502, "emulator_gone",
+			             "%s: cannot write to the qemu monitor", cmd);
 		}
 	}
 	if (rc) {

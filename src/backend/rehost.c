@@ -257,8 +257,7 @@ static json_t *rh_capabilities(void)
 
 #define MAX_SVD 8
 
-static int svd_paths_list(json_t *list, char paths[][512], size_t max, size_t *n,
-                          struct ms_err *e);
+static int svd_paths_list(json_t *list, char paths[][512], size_t max, size_t *n, struct ms_err *e);
 
 /*
  * board_config.svd names uploaded files (program ids from POST
@@ -293,15 +292,18 @@ static int svd_paths_list(json_t *list, char paths[][512], size_t max, size_t *n
 
 	if (json_array_size(list) > max)
 		return ms_fail(e, 400, "bad_board_config", "at most %zu SVD files", max);
-	json_array_foreach(list, i, item) {
+	json_array_foreach(list, i, item)
+	{
 		struct ms_program p;
 
 		if (!json_is_string(item))
-			return ms_fail(e, 400, "bad_board_config",
-			               "board_config.svd entries are uploaded program ids (strings)");
+			return ms_fail(
+			    e, 400, "bad_board_config",
+			    "board_config.svd entries are uploaded program ids (strings)");
 		if (ms_programs_get(json_string_value(item), &p, e) != 0)
 			return ms_fail(e, 400, "bad_board_config",
-			               "board_config.svd: no uploaded file %.64s (upload the SVD with POST /api/v1/programs)",
+			               "board_config.svd: no uploaded file %.64s (upload the SVD "
+			               "with POST /api/v1/programs)",
 			               json_string_value(item));
 		snprintf(paths[i], 512, "%s", p.path);
 		(*n)++;
@@ -323,14 +325,16 @@ static int rh_validate(json_t *bc, struct ms_err *e)
 
 	if (!json_is_object(bc))
 		return ms_fail(e, 400, "bad_board_config", "board_config must be an object");
-	json_object_foreach(bc, key, val) {
+	json_object_foreach(bc, key, val)
+	{
 		if (strcmp(key, "board") != 0 && strcmp(key, "cpu") != 0 &&
 		    strcmp(key, "memory_map") != 0 && strcmp(key, "svd") != 0 &&
 		    strcmp(key, "models") != 0)
-			return ms_fail(e, 400, "bad_board_config",
-			               "unknown board_config key \"%.64s\" for rehost (known: board, cpu, "
-			               "memory_map, svd, models)",
-			               key);
+			return ms_fail(
+			    e, 400, "bad_board_config",
+			    "unknown board_config key \"%.64s\" for rehost (known: board, cpu, "
+			    "memory_map, svd, models)",
+			    key);
 	}
 	if (board == NULL && cpu == NULL)
 		return ms_fail(e, 400, "bad_board_config",

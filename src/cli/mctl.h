@@ -27,7 +27,6 @@ enum {
 
 /* ---- util.c: pure helpers (unit tested) ---- */
 
-
 /* Command-line options: a table per command. */
 struct mctl_optdef {
 	const char *name; /* long name without "--" */

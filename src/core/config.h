@@ -24,39 +24,41 @@
 
 struct ms_config_backend {
 	bool enabled;
-	char *binary;      /* may be NULL: backend picks its default */
+	char *binary; /* may be NULL: backend picks its default */
 };
 
 struct ms_config {
 	struct {
-		int port;          /* default 8080 */
-		char *mode;        /* "debug" or "release", default "release" */
-		char *bind;        /* default "127.0.0.1" */
-		char *data_dir;    /* default "./data" (made absolute at load) */
-		unsigned threads;  /* HTTP worker threads, default 4: emulator operations block a worker for up to seconds (snapshots), so more workers than cores keep /health answering */
+		int port; /* default 8080 */
+		char *mode; /* "debug" or "release", default "release" */
+		char *bind; /* default "127.0.0.1" */
+		char *data_dir; /* default "./data" (made absolute at load) */
+		unsigned
+		    threads; /* HTTP worker threads, default 4: emulator operations block a worker for up to seconds (snapshots), so more workers than cores keep /health answering */
 	} server;
 	struct {
-		bool enabled;      /* default false */
-		char **api_keys;   /* n_api_keys entries */
+		bool enabled; /* default false */
+		char **api_keys; /* n_api_keys entries */
 		size_t n_api_keys;
-		char *jwt_secret;  /* may be NULL: JWT disabled */
+		char *jwt_secret; /* may be NULL: JWT disabled */
 	} auth;
 	struct {
-		struct ms_config_backend qemu;    /* binary: default qemu-system-arm */
-		struct ms_config_backend rehost;  /* default enabled */
+		struct ms_config_backend qemu; /* binary: default qemu-system-arm */
+		struct ms_config_backend rehost; /* default enabled */
 		struct ms_config_backend renode;
 		struct ms_config_backend openocd;
 	} backends;
 	struct {
-		unsigned max_sessions;      /* default 10 */
-		unsigned session_timeout;   /* seconds an idle session lives; 0 = forever; default 3600 */
-		int gdb_port_min;           /* default 3400 */
-		int gdb_port_max;           /* default 3999 */
-		uint64_t max_upload_bytes;  /* default 64 MiB */
-		uint64_t max_snapshot_bytes;/* default 1 GiB per session */
+		unsigned max_sessions; /* default 10 */
+		unsigned
+		    session_timeout; /* seconds an idle session lives; 0 = forever; default 3600 */
+		int gdb_port_min; /* default 3400 */
+		int gdb_port_max; /* default 3999 */
+		uint64_t max_upload_bytes; /* default 64 MiB */
+		uint64_t max_snapshot_bytes; /* default 1 GiB per session */
 	} resources;
 	struct {
-		bool enabled;               /* /metrics; default true */
+		bool enabled; /* /metrics; default true */
 	} monitoring;
 };
 
@@ -80,8 +82,8 @@ void ms_config_defaults(struct ms_config *c);
 int ms_config_load(const char *path, struct ms_config *c, struct ms_err *e);
 
 /* Same, from a memory buffer; name is used in messages. */
-int ms_config_load_string(const char *yaml, size_t len, const char *name,
-			  struct ms_config *c, struct ms_err *e);
+int ms_config_load_string(const char *yaml, size_t len, const char *name, struct ms_config *c,
+                          struct ms_err *e);
 
 /*
  * Cross-field checks done after loading: port range, gdb port range,

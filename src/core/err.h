@@ -17,17 +17,17 @@
 
 /* Project error codes (below -1000). */
 enum {
-	MS_EBADINPUT = -1001,   /* client sent something malformed */
-	MS_ESTATE = -1002,      /* operation not allowed in this state */
-	MS_EUNSUPPORTED = -1003,/* backend or board cannot do this */
-	MS_EEMULATOR = -1004,   /* the emulator failed; reason in ms_err */
-	MS_EQUOTA = -1005,      /* a configured limit was reached */
-	MS_ETOOBIG = -1006,     /* input larger than allowed */
-	MS_EAUTH = -1007,       /* missing or bad credentials */
-	MS_EFORBIDDEN = -1008,  /* authenticated but not allowed */
-	MS_ENOTFOUND = -1009,   /* named object does not exist */
-	MS_ECONFLICT = -1010,   /* already exists */
-	MS_EINTERNAL = -1011,   /* our own bug or host failure */
+	MS_EBADINPUT = -1001, /* client sent something malformed */
+	MS_ESTATE = -1002, /* operation not allowed in this state */
+	MS_EUNSUPPORTED = -1003, /* backend or board cannot do this */
+	MS_EEMULATOR = -1004, /* the emulator failed; reason in ms_err */
+	MS_EQUOTA = -1005, /* a configured limit was reached */
+	MS_ETOOBIG = -1006, /* input larger than allowed */
+	MS_EAUTH = -1007, /* missing or bad credentials */
+	MS_EFORBIDDEN = -1008, /* authenticated but not allowed */
+	MS_ENOTFOUND = -1009, /* named object does not exist */
+	MS_ECONFLICT = -1010, /* already exists */
+	MS_EINTERNAL = -1011, /* our own bug or host failure */
 };
 
 /*
@@ -48,7 +48,7 @@ struct ms_err {
  * The message is printf-formatted and truncated to fit.
  */
 int ms_fail(struct ms_err *e, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Clear *e to "no error" (status 0). */
 void ms_err_clear(struct ms_err *e);

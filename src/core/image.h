@@ -27,20 +27,20 @@ enum ms_image_format {
 };
 
 struct ms_image_segment {
-	uint64_t addr;      /* physical (load) address */
-	uint8_t *data;      /* filesz bytes, owned by the image */
+	uint64_t addr; /* physical (load) address */
+	uint8_t *data; /* filesz bytes, owned by the image */
 	uint64_t filesz;
-	uint64_t memsz;     /* >= filesz; the rest is zero-filled */
-	uint32_t flags;     /* ELF p_flags (PF_X=1, PF_W=2, PF_R=4); 0 for HEX/bin */
+	uint64_t memsz; /* >= filesz; the rest is zero-filled */
+	uint32_t flags; /* ELF p_flags (PF_X=1, PF_W=2, PF_R=4); 0 for HEX/bin */
 };
 
 struct ms_image {
 	enum ms_image_format format;
-	char arch[24];      /* "arm", "aarch64", "riscv32", "riscv64", "x86_64", ... or "" */
-	int elf_class;      /* 32 or 64 for ELF, 0 otherwise */
+	char arch[24]; /* "arm", "aarch64", "riscv32", "riscv64", "x86_64", ... or "" */
+	int elf_class; /* 32 or 64 for ELF, 0 otherwise */
 	bool big_endian;
 	bool has_entry;
-	uint64_t entry;     /* ELF e_entry, or HEX start linear address record */
+	uint64_t entry; /* ELF e_entry, or HEX start linear address record */
 	struct ms_image_segment *segs;
 	size_t n_segs;
 };
@@ -64,16 +64,16 @@ enum ms_image_format ms_image_detect(const uint8_t *data, size_t len);
  * 4 GiB. Returns 0, or MS_EBADINPUT with e filled (status 400,
  * code "bad_image") for malformed, truncated or inconsistent input.
  */
-int ms_image_parse(const uint8_t *data, size_t len, uint64_t bin_base,
-		   struct ms_image *img, struct ms_err *e);
+int ms_image_parse(const uint8_t *data, size_t len, uint64_t bin_base, struct ms_image *img,
+                   struct ms_err *e);
 
 /*
  * Read a whole file (at most max_len bytes; 0 means no limit beyond 8 GiB)
  * and parse it. Besides the parse errors: 404 "file_not_found",
  * 403/500 "file_unreadable", 413 "too_large", 400 for a non-regular file.
  */
-int ms_image_load_file(const char *path, uint64_t bin_base, size_t max_len,
-		       struct ms_image *img, struct ms_err *e);
+int ms_image_load_file(const char *path, uint64_t bin_base, size_t max_len, struct ms_image *img,
+                       struct ms_err *e);
 
 void ms_image_free(struct ms_image *img);
 

@@ -17,7 +17,7 @@ void ms_log_set_level(enum ms_log_level level)
 
 void ms_log(enum ms_log_level level, const char *fmt, ...)
 {
-	static const char *names[] = { "debug", "info", "warn", "error" };
+	static const char *names[] = {"debug", "info", "warn", "error"};
 	char line[1024];
 	struct timespec ts;
 	struct tm tm;

@@ -21,16 +21,16 @@
 #include "core/image.h"
 
 struct ms_program {
-	char id[40];             /* "prog_" + first 24 hex digits of sha256 */
+	char id[40]; /* "prog_" + first 24 hex digits of sha256 */
 	char sha256[65];
-	char name[128];          /* uploaded file name, sanitised; may be "" */
+	char name[128]; /* uploaded file name, sanitised; may be "" */
 	enum ms_image_format format;
 	uint64_t size;
 	char arch[24];
 	int elf_class;
 	bool has_entry;
 	uint64_t entry;
-	char path[512];          /* absolute path of the stored file */
+	char path[512]; /* absolute path of the stored file */
 	int64_t created_at_ms;
 };
 
@@ -44,12 +44,12 @@ const char *ms_programs_dir(void);
  * Validate and store len bytes. filename may be NULL. 413 "too_large" above
  * the limit, 400 "bad_image" when it does not parse, 400 "empty_file".
  */
-int ms_programs_add(const uint8_t *data, size_t len, const char *filename,
-		    struct ms_program *out, struct ms_err *e);
+int ms_programs_add(const uint8_t *data, size_t len, const char *filename, struct ms_program *out,
+                    struct ms_err *e);
 
 /* Same, from a file already on disk (the upload spool); the file is not removed. */
-int ms_programs_add_file(const char *spool_path, const char *filename,
-			 struct ms_program *out, struct ms_err *e);
+int ms_programs_add_file(const char *spool_path, const char *filename, struct ms_program *out,
+                         struct ms_err *e);
 
 int ms_programs_get(const char *id, struct ms_program *out, struct ms_err *e);
 

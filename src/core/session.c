@@ -46,7 +46,7 @@ static pthread_cond_t reaper_cv = PTHREAD_COND_INITIALIZER;
 static bool reaper_stop;
 
 static const char *state_names[MS_STATE_COUNT] = {
-	"created", "running", "paused", "stopped", "error",
+    "created", "running", "paused", "stopped", "error",
 };
 
 const char *ms_state_name(enum ms_state st)
@@ -78,7 +78,7 @@ static void rfc3339(int64_t ms, char out[32])
 
 	gmtime_r(&t, &tm);
 	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }
 
 bool ms_valid_name(const char *name)
@@ -295,8 +295,8 @@ json_t *ms_session_json(struct ms_session *s)
 
 	rfc3339(s->created_at_ms, created);
 	snprintf(url, sizeof(url), "ws://%s:%d/api/v1/sessions/%s/stream/console",
-		 config != NULL ? config->server.bind : "127.0.0.1",
-		 config != NULL ? config->server.port : 8080, s->id);
+	         config != NULL ? config->server.bind : "127.0.0.1",
+	         config != NULL ? config->server.port : 8080, s->id);
 	o = json_object();
 	json_object_set_new(o, "id", json_string(s->id));
 	json_object_set_new(o, "backend", json_string(s->backend->name));
@@ -310,15 +310,18 @@ json_t *ms_session_json(struct ms_session *s)
 	json_object_set_new(o, "state", json_string(ms_state_name(s->state)));
 	if (s->state == MS_STATE_ERROR || s->reason[0] != '\0')
 		json_object_set_new(o, "reason", json_string(s->reason));
-	json_object_set_new(o, "gdb_port", s->gdb_port > 0 ? json_integer(s->gdb_port) : json_null());
-	json_object_set_new(o, "program_id", s->program_id[0] ? json_string(s->program_id) : json_null());
+	json_object_set_new(o, "gdb_port",
+	                    s->gdb_port > 0 ? json_integer(s->gdb_port) : json_null());
+	json_object_set_new(o, "program_id",
+	                    s->program_id[0] ? json_string(s->program_id) : json_null());
 	if (s->has_load_addr) {
 		char a[24];
 
 		snprintf(a, sizeof(a), "0x%llx", (unsigned long long)s->load_addr);
 		json_object_set_new(o, "load_address", json_string(a));
 	}
-	json_object_foreach(s->extra, key, val) {
+	json_object_foreach(s->extra, key, val)
+	{
 		if (json_object_get(o, key) == NULL)
 			json_object_set(o, key, val);
 	}
@@ -350,7 +353,7 @@ json_t *ms_sessions_list_json(void)
 }
 
 void ms_sessions_count(void (*cb)(const char *backend, enum ms_state st, unsigned n, void *ud),
-		       void *ud)
+                       void *ud)
 {
 	/* Tally per (backend index, state) without holding reg_mu across callbacks. */
 	unsigned counts[16][MS_STATE_COUNT];
@@ -432,7 +435,8 @@ void ms_session_set_state(struct ms_session *s, enum ms_state st, const char *re
 		return;
 	persist(s);
 	{
-		json_t *d = json_pack("{s:s,s:s}", "from", ms_state_name(old), "state", ms_state_name(st));
+		json_t *d =
+		    json_pack("{s:s,s:s}", "from", ms_state_name(old), "state", ms_state_name(st));
 
 		if (reason != NULL)
 			json_object_set_new(d, "reason", json_string(reason));
@@ -479,7 +483,7 @@ static void fill_board(struct ms_session *s)
 }
 
 int ms_sessions_create(const char *backend, json_t *board_config, struct ms_session **out,
-		       struct ms_err *e)
+                       struct ms_err *e)
 {
 	const struct ms_backend *b;
 	struct ms_session *s;
@@ -495,7 +499,8 @@ int ms_sessions_create(const char *backend, json_t *board_config, struct ms_sess
 			known = known || strcmp(ms_backends[i]->name, backend) == 0;
 		if (known)
 			return ms_fail(e, 501, "backend_disabled",
-				       "backend %s is not enabled or not installed on this host", backend);
+			               "backend %s is not enabled or not installed on this host",
+			               backend);
 		return ms_fail(e, 400, "unknown_backend", "unknown backend \"%.64s\"", backend);
 	}
 	if (board_config != NULL && !json_is_object(board_config))
@@ -503,7 +508,7 @@ int ms_sessions_create(const char *backend, json_t *board_config, struct ms_sess
 	if (config->resources.max_sessions > 0 &&
 	    ms_sessions_total() >= config->resources.max_sessions)
 		return ms_fail(e, 429, "too_many_sessions", "session limit reached (%u)",
-			       config->resources.max_sessions);
+		               config->resources.max_sessions);
 	if (board_config == NULL)
 		board_config = json_object();
 	else
@@ -530,7 +535,7 @@ int ms_sessions_create(const char *backend, json_t *board_config, struct ms_sess
 	if ((rc = make_dir(s->dir)) != 0 || open_streams(s) != 0) {
 		ms_session_put(s);
 		return ms_fail(e, 503, "host_failure", "cannot create the session directory: %s",
-			       ms_strerror(rc));
+		               ms_strerror(rc));
 	}
 	pthread_mutex_lock(&s->op_lock);
 	rc = b->create(s, e);
@@ -553,7 +558,7 @@ int ms_sessions_create(const char *backend, json_t *board_config, struct ms_sess
 		nftw(s->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 		ms_session_put(s);
 		return ms_fail(e, 429, "too_many_sessions", "session limit reached (%u)",
-			       config->resources.max_sessions);
+		               config->resources.max_sessions);
 	}
 	pthread_mutex_unlock(&reg_mu);
 	if (registry_add(s) != 0) {
@@ -564,7 +569,8 @@ int ms_sessions_create(const char *backend, json_t *board_config, struct ms_sess
 		return ms_fail(e, 503, "out_of_memory", "cannot register the session");
 	}
 	persist(s);
-	ms_session_event(s, "created", json_pack("{s:s,s:s}", "backend", b->name, "board", s->board));
+	ms_session_event(s, "created",
+	                 json_pack("{s:s,s:s}", "backend", b->name, "board", s->board));
 	ms_info("session %s created (%s, board %s)", s->id, b->name, s->board);
 	ms_session_get(s);
 	*out = s;
@@ -604,7 +610,7 @@ int ms_sessions_delete(const char *id, struct ms_err *e)
 static int unsupported(struct ms_session *s, const char *op, struct ms_err *e)
 {
 	return ms_fail(e, 501, "not_supported", "backend %s does not support %s", s->backend->name,
-		       op);
+	               op);
 }
 
 static int wrong_state(struct ms_session *s, enum ms_state st, const char *op, struct ms_err *e)
@@ -616,10 +622,10 @@ static int wrong_state(struct ms_session *s, enum ms_state st, const char *op, s
 		snprintf(reason, sizeof(reason), "%s", s->reason);
 		pthread_mutex_unlock(&s->lock);
 		return ms_fail(e, 409, "invalid_state", "cannot %s session %s: it is in error (%s)",
-			       op, s->id, reason);
+		               op, s->id, reason);
 	}
 	return ms_fail(e, 409, "invalid_state", "cannot %s session %s while it is %s", op, s->id,
-		       ms_state_name(st));
+	               ms_state_name(st));
 }
 
 /*
@@ -715,7 +721,7 @@ int ms_session_reset(struct ms_session *s, struct ms_err *e)
 }
 
 int ms_session_load(struct ms_session *s, const struct ms_program *p, bool has_addr, uint64_t addr,
-		    struct ms_err *e)
+                    struct ms_err *e)
 {
 	int rc;
 	enum ms_state st;
@@ -733,8 +739,9 @@ int ms_session_load(struct ms_session *s, const struct ms_program *p, bool has_a
 		s->load_addr = addr;
 		pthread_mutex_unlock(&s->lock);
 		persist(s);
-		ms_session_event(s, "program_loaded", json_pack("{s:s,s:s}", "program_id", p->id,
-								"format", ms_image_format_name(p->format)));
+		ms_session_event(s, "program_loaded",
+		                 json_pack("{s:s,s:s}", "program_id", p->id, "format",
+		                           ms_image_format_name(p->format)));
 	}
 	pthread_mutex_unlock(&s->op_lock);
 	return rc;
@@ -753,7 +760,8 @@ static json_t *find_snapshot(struct ms_session *s, const char *name_or_id)
 
 	if (ms_store_list(MS_TABLE_SNAPSHOTS, s->id, &all) != 0)
 		return NULL;
-	json_array_foreach(all, i, snap) {
+	json_array_foreach(all, i, snap)
+	{
 		const char *id = json_string_value(json_object_get(snap, "id"));
 		const char *name = json_string_value(json_object_get(snap, "name"));
 
@@ -767,7 +775,8 @@ static json_t *find_snapshot(struct ms_session *s, const char *name_or_id)
 	return found;
 }
 
-int ms_session_snapshot_save(struct ms_session *s, const char *name, json_t **snap, struct ms_err *e)
+int ms_session_snapshot_save(struct ms_session *s, const char *name, json_t **snap,
+                             struct ms_err *e)
 {
 	int rc;
 	enum ms_state st;
@@ -776,7 +785,8 @@ int ms_session_snapshot_save(struct ms_session *s, const char *name, json_t **sn
 
 	if (!ms_valid_name(name))
 		return ms_fail(e, 400, "bad_name",
-			       "snapshot names are 1-64 characters of A-Z a-z 0-9 _ . - and do not start with . or -");
+		               "snapshot names are 1-64 characters of A-Z a-z 0-9 _ . - and do not "
+		               "start with . or -");
 	pthread_mutex_lock(&s->op_lock);
 	st = ms_session_state(s);
 	if (!alive(st)) {
@@ -785,8 +795,8 @@ int ms_session_snapshot_save(struct ms_session *s, const char *name, json_t **sn
 		rc = unsupported(s, "snapshots", e);
 	} else if ((old = find_snapshot(s, name)) != NULL) {
 		json_decref(old);
-		rc = ms_fail(e, 409, "snapshot_exists", "session %s already has a snapshot named %s",
-			     s->id, name);
+		rc = ms_fail(e, 409, "snapshot_exists",
+		             "session %s already has a snapshot named %s", s->id, name);
 	} else if ((rc = s->backend->snapshot_save(s, name, &size, e)) == 0) {
 		char id[40], when[32];
 		int64_t t = now_ms();
@@ -795,10 +805,11 @@ int ms_session_snapshot_save(struct ms_session *s, const char *name, json_t **sn
 		random_hex(id + 5, 8);
 		rfc3339(t, when);
 		*snap = json_pack("{s:s,s:s,s:s,s:s,s:I,s:s}", "id", id, "name", name, "session_id",
-				  s->id, "created_at", when, "size", (json_int_t)size, "state",
-				  ms_state_name(ms_session_state(s)));
+		                  s->id, "created_at", when, "size", (json_int_t)size, "state",
+		                  ms_state_name(ms_session_state(s)));
 		ms_store_put(MS_TABLE_SNAPSHOTS, id, s->id, *snap);
-		ms_session_event(s, "snapshot_saved", json_pack("{s:s,s:s}", "id", id, "name", name));
+		ms_session_event(s, "snapshot_saved",
+		                 json_pack("{s:s,s:s}", "id", id, "name", name));
 	}
 	pthread_mutex_unlock(&s->op_lock);
 	return rc;
@@ -814,8 +825,8 @@ int ms_session_snapshot_restore(struct ms_session *s, const char *name_or_id, st
 	st = ms_session_state(s);
 	snap = find_snapshot(s, name_or_id);
 	if (snap == NULL) {
-		rc = ms_fail(e, 404, "snapshot_not_found", "session %s has no snapshot %.64s", s->id,
-			     name_or_id);
+		rc = ms_fail(e, 404, "snapshot_not_found", "session %s has no snapshot %.64s",
+		             s->id, name_or_id);
 	} else if (!alive(st)) {
 		rc = wrong_state(s, st, "restore", e);
 	} else if (s->backend->snapshot_load == NULL) {
@@ -825,7 +836,7 @@ int ms_session_snapshot_restore(struct ms_session *s, const char *name_or_id, st
 
 		rc = s->backend->snapshot_load(s, name, e);
 		ms_session_event(s, "snapshot_restored",
-				 json_pack("{s:s,s:b}", "name", name, "ok", rc == 0));
+		                 json_pack("{s:s,s:b}", "name", name, "ok", rc == 0));
 	}
 	json_decref(snap);
 	pthread_mutex_unlock(&s->op_lock);
@@ -840,15 +851,16 @@ int ms_session_snapshot_delete(struct ms_session *s, const char *name_or_id, str
 	pthread_mutex_lock(&s->op_lock);
 	snap = find_snapshot(s, name_or_id);
 	if (snap == NULL) {
-		rc = ms_fail(e, 404, "snapshot_not_found", "session %s has no snapshot %.64s", s->id,
-			     name_or_id);
+		rc = ms_fail(e, 404, "snapshot_not_found", "session %s has no snapshot %.64s",
+		             s->id, name_or_id);
 	} else if (s->backend->snapshot_delete == NULL) {
 		rc = unsupported(s, "snapshot deletion", e);
 	} else {
-		rc = s->backend->snapshot_delete(s, json_string_value(json_object_get(snap, "name")), e);
+		rc = s->backend->snapshot_delete(
+		    s, json_string_value(json_object_get(snap, "name")), e);
 		if (rc == 0)
 			ms_store_delete(MS_TABLE_SNAPSHOTS,
-					json_string_value(json_object_get(snap, "id")));
+			                json_string_value(json_object_get(snap, "id")));
 	}
 	json_decref(snap);
 	pthread_mutex_unlock(&s->op_lock);
@@ -937,7 +949,7 @@ int ms_session_peripheral_patch(struct ms_session *s, json_t *patch, struct ms_e
 }
 
 int ms_session_mmio(struct ms_session *s, uint64_t from, size_t limit, json_t **out,
-		    struct ms_err *e)
+                    struct ms_err *e)
 {
 	if (s->backend->mmio_recent == NULL)
 		return unsupported(s, "the MMIO log", e);
@@ -975,10 +987,12 @@ static void reload_one(json_t *doc)
 	struct ms_session *s;
 	int prev;
 
-	if (id == NULL || dir == NULL || strlen(id) >= sizeof(s->id) || strlen(dir) >= sizeof(s->dir))
+	if (id == NULL || dir == NULL || strlen(id) >= sizeof(s->id) ||
+	    strlen(dir) >= sizeof(s->dir))
 		return;
 	if (b == NULL) {
-		ms_warn("session %s: backend %s is not enabled; record kept", id, backend ? backend : "?");
+		ms_warn("session %s: backend %s is not enabled; record kept", id,
+		        backend ? backend : "?");
 		return;
 	}
 	s = session_alloc();
@@ -1052,7 +1066,7 @@ static void *reaper_main(void *arg)
 			pthread_mutex_unlock(&all[i]->lock);
 			if (now_ms() - last > limit) {
 				ms_info("session %s idle for more than %u s: deleting", all[i]->id,
-					config->resources.session_timeout);
+				        config->resources.session_timeout);
 				ms_sessions_delete(all[i]->id, NULL);
 			}
 		}
@@ -1073,10 +1087,9 @@ int ms_sessions_init(const struct ms_config *cfg, struct ms_err *e)
 	snprintf(sessions_dir, sizeof(sessions_dir), "%s/sessions", cfg->server.data_dir);
 	if ((rc = make_dir(sessions_dir)) != 0)
 		return ms_fail(e, 500, "host_failure", "cannot create %s: %s", sessions_dir,
-			       ms_strerror(rc));
+		               ms_strerror(rc));
 	if (ms_store_list(MS_TABLE_SESSIONS, NULL, &docs) == 0) {
-		json_array_foreach(docs, i, doc)
-			reload_one(doc);
+		json_array_foreach(docs, i, doc) reload_one(doc);
 		json_decref(docs);
 	}
 	reaper_stop = false;

@@ -52,32 +52,32 @@ enum ms_state {
 
 struct ms_session {
 	/* Immutable after ms_sessions_create returns. */
-	char id[40];                    /* "sess_" + 16 hex digits */
+	char id[40]; /* "sess_" + 16 hex digits */
 	const struct ms_backend *backend;
-	json_t *board_config;           /* as given, read-only */
-	char board[64];                 /* board_config.board or "" */
-	char cpu[64];                   /* board_config.cpu or "" */
-	char dir[512];                  /* private 0700 run directory */
+	json_t *board_config; /* as given, read-only */
+	char board[64]; /* board_config.board or "" */
+	char cpu[64]; /* board_config.cpu or "" */
+	char dir[512]; /* private 0700 run directory */
 	int64_t created_at_ms;
-	struct ms_stream *console;      /* UART bytes; log at <dir>/console.log */
-	struct ms_stream *events;       /* NDJSON events; log at <dir>/events.log */
+	struct ms_stream *console; /* UART bytes; log at <dir>/console.log */
+	struct ms_stream *events; /* NDJSON events; log at <dir>/events.log */
 
-	pthread_mutex_t lock;           /* guards the fields below */
+	pthread_mutex_t lock; /* guards the fields below */
 	enum ms_state state;
-	char reason[512];               /* why it is in error; "" otherwise */
-	int gdb_port;                   /* 0 when none */
-	char program_id[40];            /* loaded program or "" */
-	uint64_t load_addr;             /* raw binaries: where they go */
+	char reason[512]; /* why it is in error; "" otherwise */
+	int gdb_port; /* 0 when none */
+	char program_id[40]; /* loaded program or "" */
+	uint64_t load_addr; /* raw binaries: where they go */
 	bool has_load_addr;
-	int64_t last_used_ms;           /* for resources.session_timeout */
-	json_t *extra;                  /* backend-reported fields (object) merged into the JSON view */
-	int watchers;                   /* open console/event streams (atomic): a watched session is in use */
-	unsigned error_seq;             /* counts transitions into error */
-	unsigned seen_error_seq;        /* error_seq when the current control operation began */
+	int64_t last_used_ms; /* for resources.session_timeout */
+	json_t *extra; /* backend-reported fields (object) merged into the JSON view */
+	int watchers; /* open console/event streams (atomic): a watched session is in use */
+	unsigned error_seq; /* counts transitions into error */
+	unsigned seen_error_seq; /* error_seq when the current control operation began */
 
-	pthread_mutex_t op_lock;        /* serialises control operations */
-	void *bdata;                    /* backend private; see the backend's file */
-	int refs;                       /* atomic */
+	pthread_mutex_t op_lock; /* serialises control operations */
+	void *bdata; /* backend private; see the backend's file */
+	int refs; /* atomic */
 };
 
 /* Set up the registry; reload persisted sessions (those whose emulators are gone become stopped). */
@@ -91,8 +91,8 @@ void ms_sessions_shutdown(void);
  * backends, boards, cpus), enforce max_sessions (429), make the run
  * directory, call the backend's create. board_config is not stolen.
  */
-int ms_sessions_create(const char *backend, json_t *board_config,
-		       struct ms_session **out, struct ms_err *e);
+int ms_sessions_create(const char *backend, json_t *board_config, struct ms_session **out,
+                       struct ms_err *e);
 
 struct ms_session *ms_session_find(const char *id);
 void ms_session_get(struct ms_session *s);
@@ -106,9 +106,10 @@ int ms_session_poweron(struct ms_session *s, struct ms_err *e);
 int ms_session_poweroff(struct ms_session *s, struct ms_err *e);
 int ms_session_pause(struct ms_session *s, struct ms_err *e);
 int ms_session_reset(struct ms_session *s, struct ms_err *e);
-int ms_session_load(struct ms_session *s, const struct ms_program *p,
-		    bool has_addr, uint64_t addr, struct ms_err *e);
-int ms_session_snapshot_save(struct ms_session *s, const char *name, json_t **snap, struct ms_err *e);
+int ms_session_load(struct ms_session *s, const struct ms_program *p, bool has_addr, uint64_t addr,
+                    struct ms_err *e);
+int ms_session_snapshot_save(struct ms_session *s, const char *name, json_t **snap,
+                             struct ms_err *e);
 int ms_session_snapshot_restore(struct ms_session *s, const char *name_or_id, struct ms_err *e);
 int ms_session_snapshot_delete(struct ms_session *s, const char *name_or_id, struct ms_err *e);
 json_t *ms_session_snapshots_json(struct ms_session *s);
@@ -120,7 +121,7 @@ int ms_session_coverage_stop(struct ms_session *s, json_t **report, struct ms_er
 int ms_session_peripherals(struct ms_session *s, json_t **out, struct ms_err *e);
 int ms_session_peripheral_patch(struct ms_session *s, json_t *patch, struct ms_err *e);
 int ms_session_mmio(struct ms_session *s, uint64_t from, size_t limit, json_t **out,
-		    struct ms_err *e);
+                    struct ms_err *e);
 int ms_session_models_export(struct ms_session *s, json_t **out, struct ms_err *e);
 int ms_session_console_write(struct ms_session *s, const void *data, size_t len);
 
@@ -144,7 +145,8 @@ json_t *ms_session_json(struct ms_session *s);
 json_t *ms_sessions_list_json(void);
 
 /* Count of live sessions per backend name and state, for /metrics. */
-void ms_sessions_count(void (*cb)(const char *backend, enum ms_state st, unsigned n, void *ud), void *ud);
+void ms_sessions_count(void (*cb)(const char *backend, enum ms_state st, unsigned n, void *ud),
+                       void *ud);
 unsigned ms_sessions_total(void);
 
 /* True (and the first such session's id) when a session has program_id loaded. */

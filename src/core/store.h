@@ -49,8 +49,8 @@ int ms_store_delete_owned(enum ms_table t, const char *owner);
 
 struct ms_audit_entry {
 	int64_t time_ms;
-	const char *subject;   /* "key:<id>", "jwt:<sub>" or "anonymous" */
-	const char *client;    /* client address */
+	const char *subject; /* "key:<id>", "jwt:<sub>" or "anonymous" */
+	const char *client; /* client address */
 	const char *method;
 	const char *path;
 	int status;

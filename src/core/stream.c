@@ -30,9 +30,9 @@ struct ms_stream {
 	atomic_int refs;
 	uint8_t *ring;
 	size_t cap;
-	uint64_t end;          /* absolute position of the next byte */
-	uint64_t ring_from;    /* oldest position the ring ever held (log size at open) */
-	int log_fd;            /* -1 without a log file */
+	uint64_t end; /* absolute position of the next byte */
+	uint64_t ring_from; /* oldest position the ring ever held (log size at open) */
+	int log_fd; /* -1 without a log file */
 	bool closed;
 	struct ms_stream_reader *readers;
 };
@@ -219,7 +219,9 @@ ssize_t ms_stream_read(struct ms_stream_reader *r, void *buf, size_t cap)
 	if (r->pos < ring_start) {
 		/* Fell behind the ring: replay from the log file when there is one. */
 		if (st->log_fd >= 0) {
-			size_t want = (size_t)(ring_start - r->pos) < cap ? (size_t)(ring_start - r->pos) : cap;
+			size_t want = (size_t)(ring_start - r->pos) < cap
+			    ? (size_t)(ring_start - r->pos)
+			    : cap;
 
 			n = pread(st->log_fd, buf, want, (off_t)r->pos);
 			if (n > 0)

@@ -50,8 +50,9 @@ long ms_unescape(const char *text, uint8_t *out, char *err, size_t cap)
 			hi = text[i + 1] != '\0' ? ms_hexval(text[i + 1]) : -1;
 			lo = hi >= 0 && text[i + 2] != '\0' ? ms_hexval(text[i + 2]) : -1;
 			if (hi < 0 || lo < 0) {
-				snprintf(err, cap, "bad escape at offset %zu: \\x needs two hex digits",
-					 i - 1);
+				snprintf(err, cap,
+				         "bad escape at offset %zu: \\x needs two hex digits",
+				         i - 1);
 				return -1;
 			}
 			out[o++] = (uint8_t)(hi << 4 | lo);
@@ -62,8 +63,9 @@ long ms_unescape(const char *text, uint8_t *out, char *err, size_t cap)
 			return -1;
 		default:
 			snprintf(err, cap,
-				 "unknown escape \\%c at offset %zu (known: \\r \\n \\t \\0 \\\\ \\\" \\' \\xNN)",
-				 text[i], i - 1);
+			         "unknown escape \\%c at offset %zu (known: \\r \\n \\t \\0 \\\\ "
+			         "\\\" \\' \\xNN)",
+			         text[i], i - 1);
 			return -1;
 		}
 	}

@@ -29,8 +29,8 @@
 
 enum bridge_kind {
 	BRIDGE_CONSOLE, /* console bytes as binary frames; client frames go to the UART */
-	BRIDGE_EVENTS,  /* one JSON event per text frame */
-	BRIDGE_MMIO,    /* batches of inferred-device accesses, polled from the backend */
+	BRIDGE_EVENTS, /* one JSON event per text frame */
+	BRIDGE_MMIO, /* batches of inferred-device accesses, polled from the backend */
 };
 
 struct bridge {
@@ -93,11 +93,11 @@ void ms_api_console_ticket(struct ms_req *req, struct ms_resp *resp)
 		ms_resp_fail(resp, 503, "host_failure", "cannot issue a ticket");
 	} else {
 		snprintf(url, sizeof(url), "ws://%s:%d/api/v1/sessions/%s/stream/console?ticket=%s",
-			 ms_api_config->server.bind, ms_api_config->server.port, s->id, ticket);
+		         ms_api_config->server.bind, ms_api_config->server.port, s->id, ticket);
 		ms_resp_json(resp, 201,
-			     json_pack("{s:s,s:s,s:s,s:i}", "ticket", ticket, "url", url, "path",
-				       url + strlen("ws://") + strcspn(url + strlen("ws://"), "/"),
-				       "expires_in", 30));
+		             json_pack("{s:s,s:s,s:s,s:i}", "ticket", ticket, "url", url, "path",
+		                       url + strlen("ws://") + strcspn(url + strlen("ws://"), "/"),
+		                       "expires_in", 30));
 	}
 	ms_session_put(s);
 }
@@ -119,7 +119,7 @@ static int send_event_lines(int fd, char *pending, size_t *plen, const char *dat
 
 /* Handle client frames; returns false when the bridge must end. */
 static bool on_client_bytes(struct bridge *b, int fd, struct ms_ws_parser *p, const uint8_t *data,
-			    size_t len)
+                            size_t len)
 {
 	while (len > 0) {
 		struct ms_ws_message m;
@@ -127,7 +127,8 @@ static bool on_client_bytes(struct bridge *b, int fd, struct ms_ws_parser *p, co
 		int rc = ms_ws_parse(p, data, len, &used, &m);
 
 		if (rc < 0) {
-			ms_ws_send_close(fd, (uint16_t)-rc, rc == -1009 ? "message too big" : "protocol error");
+			ms_ws_send_close(fd, (uint16_t)-rc,
+			                 rc == -1009 ? "message too big" : "protocol error");
 			return false;
 		}
 		data += used;
@@ -178,8 +179,8 @@ static void bridge_run(int fd, const uint8_t *early, size_t early_len, void *ud)
 		go = on_client_bytes(b, fd, &p, early, early_len);
 	while (go) {
 		struct pollfd pf[2] = {
-			{ .fd = fd, .events = POLLIN },
-			{ .fd = ms_stream_reader_fd(r), .events = POLLIN },
+		    {.fd = fd, .events = POLLIN},
+		    {.fd = ms_stream_reader_fd(r), .events = POLLIN},
 		};
 		int n = poll(pf, 2, PING_EVERY_MS);
 
@@ -197,8 +198,9 @@ static void bridge_run(int fd, const uint8_t *early, size_t early_len, void *ud)
 			ssize_t k;
 
 			while ((k = ms_stream_read(r, buf, sizeof(buf))) > 0) {
-				int rc = b->console ? ms_ws_send(fd, MS_WS_BINARY, buf, (size_t)k)
-						    : send_event_lines(fd, pending, &plen, (char *)buf, (size_t)k);
+				int rc = b->console
+				    ? ms_ws_send(fd, MS_WS_BINARY, buf, (size_t)k)
+				    : send_event_lines(fd, pending, &plen, (char *)buf, (size_t)k);
 
 				if (rc != 0) {
 					go = false;
@@ -263,8 +265,8 @@ static void mmio_run(int fd, const uint8_t *early, size_t early_len, void *ud)
 		go = on_client_bytes(b, fd, &p, early, early_len);
 	while (go) {
 		struct pollfd pf[2] = {
-			{ .fd = fd, .events = POLLIN },
-			{ .fd = ms_stream_reader_fd(r), .events = POLLIN },
+		    {.fd = fd, .events = POLLIN},
+		    {.fd = ms_stream_reader_fd(r), .events = POLLIN},
 		};
 		int n = poll(pf, 2, MMIO_POLL_MS);
 		json_t *batch = NULL;
@@ -338,12 +340,14 @@ static void stream_route(struct ms_req *req, struct ms_resp *resp, enum bridge_k
 		if (strcmp(from, "end") != 0 && (*from == '\0' || *end != '\0')) {
 			ms_session_put(s);
 			free(b);
-			ms_resp_fail(resp, 400, "bad_query", "from must be a byte offset or \"end\"");
+			ms_resp_fail(resp, 400, "bad_query",
+			             "from must be a byte offset or \"end\"");
 			return;
 		}
 	}
 	if (kind == BRIDGE_MMIO && s->backend->mmio_recent == NULL) {
-		ms_resp_fail(resp, 501, "not_supported", "backend %s has no MMIO log", s->backend->name);
+		ms_resp_fail(resp, 501, "not_supported", "backend %s has no MMIO log",
+		             s->backend->name);
 		ms_session_put(s);
 		free(b);
 		return;
@@ -391,7 +395,8 @@ void ms_api_events_log(struct ms_req *req, struct ms_resp *resp)
 	}
 	all = json_array();
 	if (ms_stream_snapshot(s->events, 4 * 1024 * 1024, &text, &len) == 0) {
-		for (line = strtok_r(text, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		for (line = strtok_r(text, "\n", &save); line != NULL;
+		     line = strtok_r(NULL, "\n", &save)) {
 			json_t *ev = json_loads(line, 0, NULL);
 
 			if (ev != NULL)

@@ -51,8 +51,8 @@ void ms_api_program_delete(struct ms_req *req, struct ms_resp *resp)
 	 */
 	if (ms_sessions_program_in_use(req->params[0], user, sizeof(user))) {
 		ms_resp_fail(resp, 409, "program_in_use",
-			     "program %.64s is loaded in session %s: delete the session first",
-			     req->params[0], user);
+		             "program %.64s is loaded in session %s: delete the session first",
+		             req->params[0], user);
 		return;
 	}
 	if (ms_programs_delete(req->params[0], &e) != 0)

@@ -46,7 +46,8 @@ void ms_api_sessions_create(struct ms_req *req, struct ms_resp *resp)
 	if (json_object_get(body, "backend") != NULL && backend == NULL) {
 		ms_resp_fail(resp, 400, "bad_request", "\"backend\" must be a string");
 	} else if (backend == NULL) {
-		ms_resp_fail(resp, 400, "bad_request", "missing \"backend\" (one of the backends in /api/v1/capabilities)");
+		ms_resp_fail(resp, 400, "bad_request",
+		             "missing \"backend\" (one of the backends in /api/v1/capabilities)");
 	} else if (bc != NULL && !json_is_object(bc)) {
 		ms_resp_fail(resp, 400, "bad_request", "\"board_config\" must be an object");
 	} else if (ms_sessions_create(backend, bc, &s, &e) != 0) {
@@ -167,13 +168,16 @@ void ms_api_session_program(struct ms_req *req, struct ms_resp *resp)
 	addr_v = json_object_get(body, "load_address");
 	if (addr_v != NULL && !json_is_null(addr_v)) {
 		if (!parse_address(addr_v, &addr)) {
-			ms_resp_fail(resp, 400, "bad_address", "\"load_address\" must be a non-negative integer or a \"0x...\" string");
+			ms_resp_fail(resp, 400, "bad_address",
+			             "\"load_address\" must be a non-negative integer or a "
+			             "\"0x...\" string");
 			goto out;
 		}
 		has_addr = true;
 	}
 	if ((id == NULL) == (path == NULL)) {
-		ms_resp_fail(resp, 400, "bad_request", "give exactly one of \"program_id\" and \"program_path\" (strings)");
+		ms_resp_fail(resp, 400, "bad_request",
+		             "give exactly one of \"program_id\" and \"program_path\" (strings)");
 		goto out;
 	}
 	if ((id != NULL ? ms_programs_get(id, &p, &e) : ms_programs_find_path(path, &p, &e)) != 0) {
@@ -181,7 +185,8 @@ void ms_api_session_program(struct ms_req *req, struct ms_resp *resp)
 		goto out;
 	}
 	if (p.format == MS_IMAGE_BIN && !has_addr) {
-		ms_resp_fail(resp, 400, "missing_address", "program %s is a raw binary: give \"load_address\"", p.id);
+		ms_resp_fail(resp, 400, "missing_address",
+		             "program %s is a raw binary: give \"load_address\"", p.id);
 		goto out;
 	}
 	if (ms_session_load(s, &p, has_addr, addr, &e) != 0)
@@ -205,7 +210,8 @@ void ms_api_session_devices(struct ms_req *req, struct ms_resp *resp)
 	if (ms_session_devices(s, &devices, &e) != 0)
 		ms_resp_error(resp, &e);
 	else
-		ms_resp_json(resp, 200, json_pack("{s:s,s:o}", "session_id", s->id, "devices", devices));
+		ms_resp_json(resp, 200,
+		             json_pack("{s:s,s:o}", "session_id", s->id, "devices", devices));
 	ms_session_put(s);
 }
 
@@ -226,8 +232,9 @@ void ms_api_coverage_stop(struct ms_req *req, struct ms_resp *resp)
 	if (ms_session_coverage_stop(s, &report, &e) != 0)
 		ms_resp_error(resp, &e);
 	else
-		ms_resp_json(resp, 200, json_pack("{s:s,s:o}", "session_id", s->id, "coverage",
-						  report != NULL ? report : json_object()));
+		ms_resp_json(resp, 200,
+		             json_pack("{s:s,s:o}", "session_id", s->id, "coverage",
+		                       report != NULL ? report : json_object()));
 	ms_session_put(s);
 }
 
@@ -243,7 +250,8 @@ void ms_api_peripherals(struct ms_req *req, struct ms_resp *resp)
 	if (ms_session_peripherals(s, &out, &e) != 0)
 		ms_resp_error(resp, &e);
 	else
-		ms_resp_json(resp, 200, json_pack("{s:s,s:o}", "session_id", s->id, "peripherals", out));
+		ms_resp_json(resp, 200,
+		             json_pack("{s:s,s:o}", "session_id", s->id, "peripherals", out));
 	ms_session_put(s);
 }
 
@@ -278,11 +286,13 @@ void ms_api_mmio(struct ms_req *req, struct ms_resp *resp)
 	unsigned long long f = 0, l = 256;
 	char *end;
 
-	if (from != NULL && (f = strtoull(from, &end, 10), *from == '\0' || *end != '\0' || *from == '-')) {
+	if (from != NULL &&
+	    (f = strtoull(from, &end, 10), *from == '\0' || *end != '\0' || *from == '-')) {
 		ms_resp_fail(resp, 400, "bad_query", "from must be a sequence number");
 		return;
 	}
-	if (limit != NULL && (l = strtoull(limit, &end, 10), *limit == '\0' || *end != '\0' || l < 1 || l > 4096)) {
+	if (limit != NULL &&
+	    (l = strtoull(limit, &end, 10), *limit == '\0' || *end != '\0' || l < 1 || l > 4096)) {
 		ms_resp_fail(resp, 400, "bad_query", "limit must be 1..4096");
 		return;
 	}
@@ -367,7 +377,8 @@ void ms_api_snapshot_restore(struct ms_req *req, struct ms_resp *resp)
 		if (which == NULL)
 			which = json_string_value(json_object_get(body, "name"));
 		if (which == NULL)
-			ms_resp_fail(resp, 400, "bad_request", "missing \"snapshot_id\" (a snapshot name or id)");
+			ms_resp_fail(resp, 400, "bad_request",
+			             "missing \"snapshot_id\" (a snapshot name or id)");
 		else if (ms_session_snapshot_restore(s, which, &e) != 0)
 			ms_resp_error(resp, &e);
 		else
@@ -388,6 +399,7 @@ void ms_api_snapshot_delete(struct ms_req *req, struct ms_resp *resp)
 	if (ms_session_snapshot_delete(s, req->params[1], &e) != 0)
 		ms_resp_error(resp, &e);
 	else
-		ms_resp_json(resp, 200, json_pack("{s:s,s:b}", "snapshot", req->params[1], "deleted", 1));
+		ms_resp_json(resp, 200,
+		             json_pack("{s:s,s:b}", "snapshot", req->params[1], "deleted", 1));
 	ms_session_put(s);
 }

@@ -28,8 +28,8 @@ void ms_api_health(struct ms_req *req, struct ms_resp *resp)
 			json_array_append_new(backends, json_string(ms_backends[i]->name));
 	}
 	ms_resp_json(resp, 200,
-		     json_pack("{s:s,s:s,s:o,s:I}", "status", "ok", "version", MS_VERSION,
-			       "backends", backends, "sessions", (json_int_t)ms_sessions_total()));
+	             json_pack("{s:s,s:s,s:o,s:I}", "status", "ok", "version", MS_VERSION,
+	                       "backends", backends, "sessions", (json_int_t)ms_sessions_total()));
 }
 
 void ms_api_metrics(struct ms_req *req, struct ms_resp *resp)
@@ -68,7 +68,7 @@ void ms_api_openapi(struct ms_req *req, struct ms_resp *resp)
 
 /* Parse a decimal query value in [lo, hi]; false when malformed. */
 static bool query_int(struct ms_req *req, const char *key, long long lo, long long hi,
-		      long long *out)
+                      long long *out)
 {
 	const char *v = ms_req_query(req, key);
 	char *end;
@@ -90,7 +90,8 @@ void ms_api_audit(struct ms_req *req, struct ms_resp *resp)
 
 	if (!query_int(req, "limit", 1, 1000, &limit) ||
 	    !query_int(req, "before", 1, (long long)1 << 62, &before)) {
-		ms_resp_fail(resp, 400, "bad_query", "limit must be 1..1000 and before a positive id");
+		ms_resp_fail(resp, 400, "bad_query",
+		             "limit must be 1..1000 and before a positive id");
 		return;
 	}
 	if (ms_store_audit_list(before, (int)limit, &page) != 0) {

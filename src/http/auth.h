@@ -45,8 +45,8 @@ int ms_auth_check(const char *authorization, char *subject, size_t cap, struct m
  * Verify an HS256 token against key at time now (seconds). *claims (may be
  * NULL) receives the payload object (new reference).
  */
-int ms_jwt_verify(const char *token, const uint8_t *key, size_t key_len,
-		  int64_t now, json_t **claims, struct ms_err *e);
+int ms_jwt_verify(const char *token, const uint8_t *key, size_t key_len, int64_t now,
+                  json_t **claims, struct ms_err *e);
 
 /* Sign claims with HS256. Returns a heap string the caller frees, or NULL. */
 char *ms_jwt_sign(json_t *claims, const uint8_t *key, size_t key_len);
@@ -55,7 +55,7 @@ char *ms_jwt_sign(json_t *claims, const uint8_t *key, size_t key_len);
 int ms_ticket_issue(const char *session_id, const char *subject, char out[33]);
 
 /* Redeem once: 0 and the subject when valid for this session, 401 otherwise. */
-int ms_ticket_redeem(const char *ticket, const char *session_id,
-		     char *subject, size_t cap, struct ms_err *e);
+int ms_ticket_redeem(const char *ticket, const char *session_id, char *subject, size_t cap,
+                     struct ms_err *e);
 
 #endif

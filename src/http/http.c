@@ -42,7 +42,7 @@ int ms_req_json(struct ms_req *r, bool allow_empty, json_t **out, struct ms_err 
 	if (r->content_type != NULL && !media_is(r->content_type, "application/json") &&
 	    !media_is(r->content_type, "application/x-www-form-urlencoded"))
 		return ms_fail(e, 415, "unsupported_media_type",
-			       "expected application/json, got %.80s", r->content_type);
+		               "expected application/json, got %.80s", r->content_type);
 	if (r->body == NULL || r->body_len == 0) {
 		if (!allow_empty)
 			return ms_fail(e, 400, "bad_request", "a JSON object body is required");
@@ -52,8 +52,8 @@ int ms_req_json(struct ms_req *r, bool allow_empty, json_t **out, struct ms_err 
 	/* JSON_REJECT_DUPLICATES: {"a":1,"a":2} is ambiguous, say so. */
 	v = json_loadb((const char *)r->body, r->body_len, JSON_REJECT_DUPLICATES, &je);
 	if (v == NULL)
-		return ms_fail(e, 400, "bad_json", "malformed JSON at line %d column %d: %s", je.line,
-			       je.column, je.text);
+		return ms_fail(e, 400, "bad_json", "malformed JSON at line %d column %d: %s",
+		               je.line, je.column, je.text);
 	if (!json_is_object(v)) {
 		json_decref(v);
 		return ms_fail(e, 400, "bad_json", "the body must be a JSON object");
@@ -72,7 +72,8 @@ void ms_resp_json(struct ms_resp *resp, int status, json_t *obj)
 	resp->content_type = "application/json";
 	if (text == NULL) {
 		resp->status = 500;
-		text = strdup("{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the reply\"}}");
+		text = strdup(
+		    "{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the reply\"}}");
 	}
 	resp->body = text;
 	resp->body_len = text != NULL ? strlen(text) : 0;
@@ -83,8 +84,8 @@ void ms_resp_error(struct ms_resp *resp, const struct ms_err *e)
 	int status = e->status >= 400 && e->status < 600 ? e->status : 500;
 
 	ms_resp_json(resp, status,
-		     json_pack("{s:{s:s,s:s}}", "error", "code", e->code[0] ? e->code : "error",
-			       "message", e->message));
+	             json_pack("{s:{s:s,s:s}}", "error", "code", e->code[0] ? e->code : "error",
+	                       "message", e->message));
 }
 
 void ms_resp_fail(struct ms_resp *resp, int status, const char *code, const char *fmt, ...)
@@ -101,7 +102,7 @@ void ms_resp_fail(struct ms_resp *resp, int status, const char *code, const char
 }
 
 void ms_resp_bytes(struct ms_resp *resp, int status, const char *content_type, const void *data,
-		   size_t len)
+                   size_t len)
 {
 	free(resp->body);
 	resp->status = status;
@@ -130,5 +131,5 @@ void ms_time_rfc3339(int64_t ms, char out[32])
 
 	gmtime_r(&t, &tm);
 	snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
 }

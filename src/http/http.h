@@ -27,17 +27,17 @@ struct MHD_Connection;
 
 struct ms_req {
 	const char *method;
-	const char *path;                 /* decoded path, no query string */
-	const char *route;                /* the matched pattern, e.g. "/api/v1/sessions/:id" */
+	const char *path; /* decoded path, no query string */
+	const char *route; /* the matched pattern, e.g. "/api/v1/sessions/:id" */
 	const char *params[MS_ROUTE_MAX_PARAMS]; /* ":name" segments in order */
 	unsigned n_params;
-	const char *content_type;         /* NULL when absent */
-	const uint8_t *body;              /* NUL-terminated for convenience; NULL when empty */
+	const char *content_type; /* NULL when absent */
+	const uint8_t *body; /* NUL-terminated for convenience; NULL when empty */
 	size_t body_len;
-	const char *upload_path;          /* multipart "file" spooled here, or NULL */
-	const char *upload_name;          /* its file name as sent (untrusted), or NULL */
-	char client[64];                  /* peer address */
-	char subject[128];                /* "anonymous", "key:<id>", "jwt:<sub>", "ticket:<subject>" */
+	const char *upload_path; /* multipart "file" spooled here, or NULL */
+	const char *upload_name; /* its file name as sent (untrusted), or NULL */
+	char client[64]; /* peer address */
+	char subject[128]; /* "anonymous", "key:<id>", "jwt:<sub>", "ticket:<subject>" */
 	struct MHD_Connection *conn;
 };
 
@@ -51,13 +51,13 @@ typedef void (*ms_ws_handler)(int fd, const uint8_t *early, size_t early_len, vo
 
 struct ms_resp {
 	int status;
-	char *body;                        /* heap, freed by the server */
+	char *body; /* heap, freed by the server */
 	size_t body_len;
-	const char *content_type;          /* static string */
+	const char *content_type; /* static string */
 	/* WebSocket routes: set ws to a handler and ws_ud to its argument (owned by the handler). */
 	ms_ws_handler ws;
 	void *ws_ud;
-	char ws_accept[32];                /* Sec-WebSocket-Accept value */
+	char ws_accept[32]; /* Sec-WebSocket-Accept value */
 };
 
 /* Value of a query parameter, or NULL. */
@@ -80,9 +80,10 @@ void ms_resp_json(struct ms_resp *resp, int status, json_t *obj);
 void ms_resp_error(struct ms_resp *resp, const struct ms_err *e);
 /* Shortcut: build the error and fill resp. */
 void ms_resp_fail(struct ms_resp *resp, int status, const char *code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 /* Plain bytes (copied). */
-void ms_resp_bytes(struct ms_resp *resp, int status, const char *content_type, const void *data, size_t len);
+void ms_resp_bytes(struct ms_resp *resp, int status, const char *content_type, const void *data,
+                   size_t len);
 
 /* RFC 3339 UTC text for a time in ms since the epoch, e.g. "2026-11-22T04:14:22.123Z". */
 void ms_time_rfc3339(int64_t ms, char out[32]);

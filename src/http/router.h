@@ -15,10 +15,11 @@
 #include "http/http.h"
 
 enum {
-	MS_ROUTE_OPEN = 1,    /* no authentication even when auth is enabled */
-	MS_ROUTE_UPLOAD = 2,  /* multipart/form-data "file" or application/octet-stream body, spooled */
-	MS_ROUTE_WS = 4,      /* WebSocket upgrade; a ticket in ?ticket= is accepted as credentials */
-	MS_ROUTE_RAW = 8,     /* reply is not JSON (text, metrics) */
+	MS_ROUTE_OPEN = 1, /* no authentication even when auth is enabled */
+	MS_ROUTE_UPLOAD =
+	    2, /* multipart/form-data "file" or application/octet-stream body, spooled */
+	MS_ROUTE_WS = 4, /* WebSocket upgrade; a ticket in ?ticket= is accepted as credentials */
+	MS_ROUTE_RAW = 8, /* reply is not JSON (text, metrics) */
 };
 
 typedef void (*ms_route_fn)(struct ms_req *req, struct ms_resp *resp);
@@ -29,7 +30,7 @@ struct ms_route {
 	ms_route_fn fn;
 	unsigned flags;
 	const char *summary;
-	const char *body;     /* request body description for OpenAPI, or NULL */
+	const char *body; /* request body description for OpenAPI, or NULL */
 };
 
 extern const struct ms_route ms_routes[];
@@ -40,8 +41,8 @@ extern const struct ms_route ms_routes[];
  * other methods only, returns NULL and writes them to allow ("GET, POST").
  */
 const struct ms_route *ms_route_match(const char *method, const char *path, struct ms_req *req,
-				      char *scratch, size_t scratch_len, char *allow,
-				      size_t allow_len);
+                                      char *scratch, size_t scratch_len, char *allow,
+                                      size_t allow_len);
 
 /* The OpenAPI 3 document for every route (new reference). */
 json_t *ms_openapi(void);

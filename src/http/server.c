@@ -55,11 +55,11 @@ struct conn {
 	const struct ms_route *route;
 	struct ms_req req;
 	struct ms_resp resp;
-	struct ms_err early;          /* an error found before the body was read */
+	struct ms_err early; /* an error found before the body was read */
 	bool has_early;
 	bool answered;
 	bool too_big;
-	char scratch[512];            /* route parameters */
+	char scratch[512]; /* route parameters */
 	char path[1024];
 	uint8_t *body;
 	size_t body_len, body_cap;
@@ -91,7 +91,7 @@ static double elapsed(const struct timespec *t0)
 static bool is_mutating(const char *method)
 {
 	return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
-	       strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
+	    strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
 }
 
 /* ---- WebSocket upgrade -------------------------------------------------- */
@@ -109,7 +109,7 @@ static void *ws_thread(void *arg)
 }
 
 static void on_upgrade(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra_in,
-		       size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+                       size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
 	struct ws_start *w = cls;
 	pthread_attr_t attr;
@@ -156,7 +156,8 @@ static bool ws_handshake_ok(struct conn *cn, struct ms_err *e)
 	const char *key = ms_req_header(&cn->req, "Sec-WebSocket-Key");
 
 	if (upgrade == NULL || strcasecmp(upgrade, "websocket") != 0) {
-		ms_fail(e, 400, "websocket_required", "this route is a WebSocket: send Upgrade: websocket");
+		ms_fail(e, 400, "websocket_required",
+		        "this route is a WebSocket: send Upgrade: websocket");
 		return false;
 	}
 	if (version == NULL || strcmp(version, "13") != 0) {
@@ -192,29 +193,30 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct conn *cn)
 		MHD_add_response_header(r, "Sec-WebSocket-Accept", cn->resp.ws_accept);
 	} else {
 		r = MHD_create_response_from_buffer(cn->resp.body_len, cn->resp.body,
-						    MHD_RESPMEM_MUST_FREE);
+		                                    MHD_RESPMEM_MUST_FREE);
 		cn->resp.body = NULL; /* MHD owns it now */
 		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-					cn->resp.content_type ? cn->resp.content_type : "application/json");
+		                        cn->resp.content_type ? cn->resp.content_type
+		                                              : "application/json");
 		if (status == 405 && cn->scratch[0] != '\0')
 			MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, cn->scratch);
 		if (status == 401)
 			MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
-						"ApiKey, Bearer");
+			                        "ApiKey, Bearer");
 	}
 	ret = MHD_queue_response(c, (unsigned)status, r);
 	MHD_destroy_response(r);
 
 	ms_metrics_request(cn->req.method, cn->route ? cn->route->pattern : "unmatched", status,
-			   elapsed(&cn->start));
+	                   elapsed(&cn->start));
 	if (is_mutating(cn->req.method)) {
 		struct ms_audit_entry a = {
-			.time_ms = ms_now_ms(),
-			.subject = cn->req.subject[0] ? cn->req.subject : "anonymous",
-			.client = cn->req.client,
-			.method = cn->req.method,
-			.path = cn->req.path,
-			.status = status,
+		    .time_ms = ms_now_ms(),
+		    .subject = cn->req.subject[0] ? cn->req.subject : "anonymous",
+		    .client = cn->req.client,
+		    .method = cn->req.method,
+		    .path = cn->req.path,
+		    .status = status,
 		};
 
 		if (ms_store_audit_add(&a) != 0)
@@ -223,7 +225,8 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct conn *cn)
 	return ret;
 }
 
-static enum MHD_Result answer_error(struct MHD_Connection *c, struct conn *cn, const struct ms_err *e)
+static enum MHD_Result answer_error(struct MHD_Connection *c, struct conn *cn,
+                                    const struct ms_err *e)
 {
 	ms_resp_error(&cn->resp, e);
 	return queue(c, cn);
@@ -259,9 +262,9 @@ static int spool_write(struct conn *cn, const char *data, size_t size)
 }
 
 static enum MHD_Result on_post_field(void *cls, enum MHD_ValueKind kind, const char *key,
-				     const char *filename, const char *content_type,
-				     const char *transfer_encoding, const char *data, uint64_t off,
-				     size_t size)
+                                     const char *filename, const char *content_type,
+                                     const char *transfer_encoding, const char *data, uint64_t off,
+                                     size_t size)
 {
 	struct conn *cn = cls;
 
@@ -315,12 +318,13 @@ static bool media_is(const char *ct, const char *type)
 	size_t n = strlen(type);
 
 	return ct != NULL && strncasecmp(ct, type, n) == 0 &&
-	       (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
+	    (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
 static void client_address(struct MHD_Connection *c, char *out, size_t cap)
 {
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
 	snprintf(out, cap, "unknown");
 	if (ci == NULL || ci->client_addr == NULL)
@@ -354,11 +358,11 @@ static int authenticate(struct conn *cn, struct ms_err *e)
 		return rc;
 	}
 	return ms_auth_check(ms_req_header(&cn->req, MHD_HTTP_HEADER_AUTHORIZATION),
-			     cn->req.subject, sizeof(cn->req.subject), e);
+	                     cn->req.subject, sizeof(cn->req.subject), e);
 }
 
 static enum MHD_Result first_call(struct MHD_Connection *c, const char *url, const char *method,
-				  void **con_cls)
+                                  void **con_cls)
 {
 	struct conn *cn = calloc(1, sizeof(*cn));
 	const char *cl;
@@ -380,14 +384,14 @@ static enum MHD_Result first_call(struct MHD_Connection *c, const char *url, con
 
 	cl = ms_req_header(&cn->req, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	has_body = (cl != NULL && strcmp(cl, "0") != 0) ||
-		   ms_req_header(&cn->req, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+	    ms_req_header(&cn->req, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
 
 	cn->route = ms_route_match(method, cn->path, &cn->req, cn->scratch, sizeof(cn->scratch),
-				   allow, sizeof(allow));
+	                           allow, sizeof(allow));
 	if (cn->route == NULL) {
 		if (allow[0] != '\0') {
-			ms_fail(&cn->early, 405, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
-				method, cn->path, allow);
+			ms_fail(&cn->early, 405, "method_not_allowed",
+			        "%s is not allowed on %s (allowed: %s)", method, cn->path, allow);
 			snprintf(cn->scratch, sizeof(cn->scratch), "%s", allow);
 		} else {
 			ms_fail(&cn->early, 404, "not_found", "no route %s %s", method, cn->path);
@@ -397,29 +401,34 @@ static enum MHD_Result first_call(struct MHD_Connection *c, const char *url, con
 	} else if (authenticate(cn, &cn->early) != 0) {
 		cn->has_early = true;
 	} else {
-		cn->limit = (cn->route->flags & MS_ROUTE_UPLOAD) ? ms_api_config->resources.max_upload_bytes
-								 : MAX_JSON_BODY;
+		cn->limit = (cn->route->flags & MS_ROUTE_UPLOAD)
+		    ? ms_api_config->resources.max_upload_bytes
+		    : MAX_JSON_BODY;
 		if (cl != NULL && strtoull(cl, NULL, 10) > cn->limit + 64 * 1024) {
 			/* Multipart framing adds a little; anything well past the limit is refused unread. */
-			ms_fail(&cn->early, 413, "too_large", "request body is larger than %llu bytes",
-				(unsigned long long)cn->limit);
+			ms_fail(&cn->early, 413, "too_large",
+			        "request body is larger than %llu bytes",
+			        (unsigned long long)cn->limit);
 			cn->has_early = true;
 		} else if (cn->route->flags & MS_ROUTE_UPLOAD) {
 			if (media_is(cn->req.content_type, "multipart/form-data")) {
 				cn->pp = MHD_create_post_processor(c, 64 * 1024, on_post_field, cn);
 				if (cn->pp == NULL) {
-					ms_fail(&cn->early, 400, "bad_multipart", "malformed multipart/form-data header");
+					ms_fail(&cn->early, 400, "bad_multipart",
+					        "malformed multipart/form-data header");
 					cn->has_early = true;
 				}
 			} else if (media_is(cn->req.content_type, "application/octet-stream")) {
 				if (spool_open(cn) != 0) {
-					ms_fail(&cn->early, 503, "host_failure", "cannot spool the upload");
+					ms_fail(&cn->early, 503, "host_failure",
+					        "cannot spool the upload");
 					cn->has_early = true;
 				}
 				cn->got_file = true;
 			} else {
 				ms_fail(&cn->early, 415, "unsupported_media_type",
-					"upload with multipart/form-data (field \"file\") or application/octet-stream");
+				        "upload with multipart/form-data (field \"file\") or "
+				        "application/octet-stream");
 				cn->has_early = true;
 			}
 		}
@@ -430,8 +439,8 @@ static enum MHD_Result first_call(struct MHD_Connection *c, const char *url, con
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-				  const char *method, const char *version, const char *upload_data,
-				  size_t *upload_data_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
 	struct conn *cn = *con_cls;
 
@@ -451,7 +460,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (cn->pp != NULL) {
 			if (MHD_post_process(cn->pp, upload_data, *upload_data_size) != MHD_YES &&
 			    !cn->too_big) {
-				ms_fail(&cn->early, 400, "bad_multipart", "malformed multipart/form-data body");
+				ms_fail(&cn->early, 400, "bad_multipart",
+				        "malformed multipart/form-data body");
 				cn->has_early = true;
 			}
 		} else if (cn->spool_fd >= 0) {
@@ -472,12 +482,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return answer_error(c, cn, &cn->early);
 	if (cn->too_big) {
 		ms_fail(&cn->early, 413, "too_large", "request body is larger than %llu bytes",
-			(unsigned long long)cn->limit);
+		        (unsigned long long)cn->limit);
 		return answer_error(c, cn, &cn->early);
 	}
 	if (cn->route->flags & MS_ROUTE_UPLOAD) {
 		if (!cn->got_file) {
-			ms_fail(&cn->early, 400, "missing_file", "the upload has no \"file\" field");
+			ms_fail(&cn->early, 400, "missing_file",
+			        "the upload has no \"file\" field");
 			return answer_error(c, cn, &cn->early);
 		}
 		cn->req.upload_path = cn->spool_path;
@@ -496,7 +507,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+                         enum MHD_RequestTerminationCode toe)
 {
 	struct conn *cn = *con_cls;
 
@@ -561,15 +572,16 @@ int ms_http_start(const struct ms_config *cfg, struct ms_err *e)
 	struct sockaddr_in a4;
 	struct sockaddr_in6 a6;
 	struct sockaddr *sa;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE |
-			 MHD_USE_ERROR_LOG;
+	unsigned flags =
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
 	const char *bind = cfg->server.bind;
 	unsigned threads = cfg->server.threads > 0 ? cfg->server.threads : 4;
 
 	ms_api_config = cfg;
 	snprintf(spool_dir, sizeof(spool_dir), "%s/tmp", cfg->server.data_dir);
 	if (mkdir(spool_dir, 0700) != 0 && errno != EEXIST)
-		return ms_fail(e, 500, "host_failure", "cannot create %s: %s", spool_dir, strerror(errno));
+		return ms_fail(e, 500, "host_failure", "cannot create %s: %s", spool_dir,
+		               strerror(errno));
 
 	memset(&a4, 0, sizeof(a4));
 	memset(&a6, 0, sizeof(a6));
@@ -587,19 +599,17 @@ int ms_http_start(const struct ms_config *cfg, struct ms_err *e)
 	} else {
 		return ms_fail(e, 400, "bad_config", "server.bind: not an IP address: %s", bind);
 	}
-	daemon_h = MHD_start_daemon(flags, (uint16_t)cfg->server.port, NULL, NULL, on_request, NULL,
-				    MHD_OPTION_SOCK_ADDR, sa,
-				    MHD_OPTION_THREAD_POOL_SIZE, threads,
-				    MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-				    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-				    MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096,
-				    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-				    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-				    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-				    MHD_OPTION_END);
+	daemon_h = MHD_start_daemon(
+	    flags, (uint16_t)cfg->server.port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR,
+	    sa, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+	    NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)4096, MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+	    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+	    MHD_OPTION_END);
 	if (daemon_h == NULL)
-		return ms_fail(e, 500, "listen_failed", "cannot listen on %s:%d: %s", cfg->server.bind,
-			       cfg->server.port, strerror(errno ? errno : EADDRINUSE));
+		return ms_fail(e, 500, "listen_failed", "cannot listen on %s:%d: %s",
+		               cfg->server.bind, cfg->server.port,
+		               strerror(errno ? errno : EADDRINUSE));
 	return 0;
 }
 

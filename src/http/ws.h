@@ -43,14 +43,14 @@ size_t ms_ws_header(uint8_t hdr[14], int opcode, bool fin, uint64_t len, const u
 void ms_ws_mask(uint8_t *data, size_t len, const uint8_t mask[4], uint64_t off);
 
 struct ms_ws_message {
-	int opcode;          /* TEXT, BINARY, CLOSE, PING or PONG (continuations are joined) */
-	uint8_t *data;       /* owned by the parser; valid until the next ms_ws_parse */
+	int opcode; /* TEXT, BINARY, CLOSE, PING or PONG (continuations are joined) */
+	uint8_t *data; /* owned by the parser; valid until the next ms_ws_parse */
 	size_t len;
 };
 
 struct ms_ws_parser {
-	bool server;         /* true: expect masked frames from a client */
-	size_t max_payload;  /* largest message accepted */
+	bool server; /* true: expect masked frames from a client */
+	size_t max_payload; /* largest message accepted */
 	/* private */
 	uint8_t hdr[14];
 	size_t hdr_have;
@@ -76,8 +76,8 @@ void ms_ws_parser_free(struct ms_ws_parser *p);
  * more is needed, or a negative close code (-1002, -1009) on a protocol
  * violation.
  */
-int ms_ws_parse(struct ms_ws_parser *p, const uint8_t *data, size_t len,
-		size_t *used, struct ms_ws_message *msg);
+int ms_ws_parse(struct ms_ws_parser *p, const uint8_t *data, size_t len, size_t *used,
+                struct ms_ws_message *msg);
 
 /* Send one unmasked (server) frame with a single write. 0 or -errno. */
 int ms_ws_send(int fd, int opcode, const void *data, size_t len);

@@ -50,7 +50,7 @@
 #define SCB_VTOR REG32(0xe000ed08)
 #define SCB_AIRCR REG32(0xe000ed0c)
 #define SCB_CCR REG32(0xe000ed14)
-#define SCB_SHPR(n) (*(volatile uint8_t *)(0xe000ed18 + (n) - 4))
+#define SCB_SHPR(n) (*(volatile uint8_t *)(0xe000ed18 + (n)-4))
 #define SCB_SHCSR REG32(0xe000ed24)
 #define SCB_CFSR REG32(0xe000ed28)
 #define SCB_HFSR REG32(0xe000ed2c)

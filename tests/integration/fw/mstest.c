@@ -39,12 +39,11 @@ static char line[96];
  * Vector 3 (HardFault) points into unmapped memory: any fault escalates to
  * HardFault, whose fetch faults again, which is a lockup.
  */
-__attribute__((section(".vectors"), used))
-const uint32_t vectors[16] = {
-	(uint32_t)&_estack,
-	(uint32_t)reset_handler,
-	(uint32_t)hang,
-	0xf0000001u,
+__attribute__((section(".vectors"), used)) const uint32_t vectors[16] = {
+    (uint32_t)&_estack,
+    (uint32_t)reset_handler,
+    (uint32_t)hang,
+    0xf0000001u,
 };
 
 static void hang(void)

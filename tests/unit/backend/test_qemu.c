@@ -1052,7 +1052,7 @@ static bool gdb_answers(int port)
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	ok = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && write(fd, "$?#3f", 5) == 5 &&
-	     read(fd, &c, 1) == 1 && c == '+';
+	    read(fd, &c, 1) == 1 && c == '+';
 	close(fd);
 	return ok;
 }

@@ -224,16 +224,17 @@ static void test_valid_names(void **state)
 	assert_false(ms_valid_name("a/b"));
 	assert_false(ms_valid_name("a\nb"));
 	assert_false(ms_valid_name("$(id)"));
-	assert_false(ms_valid_name("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
+	assert_false(
+	    ms_valid_name("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_refusals_before_anything_exists),
-		cmocka_unit_test(test_lifecycle),
-		cmocka_unit_test(test_limit_and_events),
-		cmocka_unit_test(test_valid_names),
+	    cmocka_unit_test(test_refusals_before_anything_exists),
+	    cmocka_unit_test(test_lifecycle),
+	    cmocka_unit_test(test_limit_and_events),
+	    cmocka_unit_test(test_valid_names),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -81,7 +81,7 @@ static void test_wakeup_and_eof(void **state)
 {
 	struct ms_stream *st = ms_stream_new(64, NULL);
 	struct ms_stream_reader *r = ms_stream_reader_open(st, UINT64_MAX);
-	struct pollfd pf = { .fd = ms_stream_reader_fd(r), .events = POLLIN };
+	struct pollfd pf = {.fd = ms_stream_reader_fd(r), .events = POLLIN};
 	char buf[16];
 
 	(void)state;
@@ -122,10 +122,10 @@ static void test_snapshot_tail(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ring_only),
-		cmocka_unit_test(test_late_reader_gets_log),
-		cmocka_unit_test(test_wakeup_and_eof),
-		cmocka_unit_test(test_snapshot_tail),
+	    cmocka_unit_test(test_ring_only),
+	    cmocka_unit_test(test_late_reader_gets_log),
+	    cmocka_unit_test(test_wakeup_and_eof),
+	    cmocka_unit_test(test_snapshot_tail),
 	};
 
 	if (mkdtemp(tmpdir) == NULL)
