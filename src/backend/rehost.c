@@ -474,7 +474,6 @@ static int rh_power_on(struct ms_session *s, struct ms_err *e)
 			}
 		}
 	}
-	/* The session layer records "running" when we return; the engine waits for that. */
 	set_run(rs, true);
 	return 0;
 }
