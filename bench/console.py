@@ -12,50 +12,12 @@ Console path benchmarks on one mps2-an385 session running the test firmware.
 
 usage: console.py [ROUNDS] [FLOOD_LINES]
 """
-import os
 import re
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 
 from benchlib import WS, Daemon, build_firmware, machine, percentile
-
-
-def qemu_alone_flood(elf, tmp, lines):
-    """The same flood from QEMU straight into a unix socket we read: the reference."""
-    path = os.path.join(tmp, "uart.sock")
-    p = subprocess.Popen(["qemu-system-arm", "-M", "mps2-an385", "-kernel", elf, "-display", "none",
-                          "-monitor", "none", "-nic", "none", "-chardev",
-                          "socket,id=s,path=%s,server=on,wait=on" % path, "-serial", "chardev:s"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while True:
-            try:
-                s = socket.socket(socket.AF_UNIX)
-                s.connect(path)
-                break
-            except OSError:
-                s.close()
-                time.sleep(0.01)
-        got = bytearray()
-        while b"> " not in got:
-            got += s.recv(4096)
-        t0 = time.perf_counter()
-        s.sendall(b"flood %d\r" % lines)
-        got = bytearray()
-        while b"FLOOD-DONE\r\n" not in got[-64:]:
-            d = s.recv(1 << 20)
-            if not d:
-                break
-            got += d
-        dt = time.perf_counter() - t0
-        s.close()
-        return len(got), dt
-    finally:
-        p.kill()
-        p.wait()
 
 
 def main():
@@ -101,10 +63,6 @@ def main():
               "in order: %s" % (lines, len(body), dt, len(body) / dt / 1024, ws.frames - frames0, lost, dup, in_order))
         st, j = d.req("GET", "/api/v1/sessions/%s" % sid)
         print("session state after flood: %s" % j["state"])
-        # A tenth of the lines: QEMU alone is slow and erratic here (see docs/PERFORMANCE.md).
-        n, dt = qemu_alone_flood(elf, tmp, max(1, lines // 10))
-        print("reference, QEMU alone into a unix socket (%d lines): %d bytes in %.2f s = %.0f KiB/s"
-              % (max(1, lines // 10), n, dt, n / dt / 1024))
         ws.close()
     finally:
         d.stop()
