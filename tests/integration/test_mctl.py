@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, free_port
+from conftest import BUILD, MICROBIT_HEX, free_port
 
 MCTL = os.path.join(BUILD, "mctl")
 
@@ -133,3 +133,10 @@ def test_run_with_api_key_on_auth_daemon(auth_daemon, fw):
                        env={k: v for k, v in os.environ.items() if not k.startswith("MACHINESERVER_")})
     assert p.returncode == 1, (p.stdout, p.stderr)
     auth_daemon.delete_all_sessions()
+
+
+def test_run_micropython_hex_with_input(clean):
+    p = mctl(clean, "run", "-b", "microbit", MICROBIT_HEX, "--input-after", ">>> ", "--input-text", "print(1+2)\\r",
+             "--expect", "\\n3\\r\\n", "--timeout", "90")
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert "MicroPython" in p.stdout and "3" in p.stdout.split("print(1+2)", 1)[1]
