@@ -102,3 +102,10 @@ def test_monitoring_disabled_hides_metrics(own_daemon):
 def test_bad_mode_refused(tmp_path):
     err = _refused(tmp_path, "server:\n  port: %d\n  mode: fast\n" % free_port())
     assert re.search(r"config\.yaml:3:\d+", err), err
+
+
+def test_auth_enabled_without_credentials_refused(tmp_path):
+    err = _refused(tmp_path, "server:\n  port: %d\nauth:\n  enabled: true\n" % free_port())
+    assert "api key" in err.lower() or "api_keys" in err, err
+    err = _refused(tmp_path, "server:\n  port: %d\nauth:\n  enabled: true\n  jwt_secret: short\n" % free_port())
+    assert "jwt_secret" in err, err
