@@ -198,21 +198,36 @@ out:
 	ms_session_put(s);
 }
 
-void ms_api_session_devices(struct ms_req *req, struct ms_resp *resp)
+typedef int (*view_fn)(struct ms_session *s, json_t **out, struct ms_err *e);
+
+/*
+ * A read of something the backend computes: the session from the path, the
+ * backend's answer, replied as {"session_id": ..., key: answer}, or as the
+ * answer itself when key is NULL.
+ */
+static void view(struct ms_req *req, struct ms_resp *resp, view_fn fn, const char *key)
 {
 	struct ms_session *s = path_session(req, resp);
 	struct ms_err e;
-	json_t *devices = NULL;
+	json_t *out = NULL;
 
 	if (s == NULL)
 		return;
 	ms_err_clear(&e);
-	if (ms_session_devices(s, &devices, &e) != 0)
+	if (fn(s, &out, &e) != 0)
 		ms_resp_error(resp, &e);
+	else if (key == NULL)
+		ms_resp_json(resp, 200, out != NULL ? out : json_object());
 	else
 		ms_resp_json(resp, 200,
-		             json_pack("{s:s,s:o}", "session_id", s->id, "devices", devices));
+		             json_pack("{s:s,s:o}", "session_id", s->id, key,
+		                       out != NULL ? out : json_object()));
 	ms_session_put(s);
+}
+
+void ms_api_session_devices(struct ms_req *req, struct ms_resp *resp)
+{
+	view(req, resp, ms_session_devices, "devices");
 }
 
 void ms_api_coverage_start(struct ms_req *req, struct ms_resp *resp)
@@ -222,37 +237,12 @@ void ms_api_coverage_start(struct ms_req *req, struct ms_resp *resp)
 
 void ms_api_coverage_stop(struct ms_req *req, struct ms_resp *resp)
 {
-	struct ms_session *s = path_session(req, resp);
-	struct ms_err e;
-	json_t *report = NULL;
-
-	if (s == NULL)
-		return;
-	ms_err_clear(&e);
-	if (ms_session_coverage_stop(s, &report, &e) != 0)
-		ms_resp_error(resp, &e);
-	else
-		ms_resp_json(resp, 200,
-		             json_pack("{s:s,s:o}", "session_id", s->id, "coverage",
-		                       report != NULL ? report : json_object()));
-	ms_session_put(s);
+	view(req, resp, ms_session_coverage_stop, "coverage");
 }
 
 void ms_api_peripherals(struct ms_req *req, struct ms_resp *resp)
 {
-	struct ms_session *s = path_session(req, resp);
-	struct ms_err e;
-	json_t *out = NULL;
-
-	if (s == NULL)
-		return;
-	ms_err_clear(&e);
-	if (ms_session_peripherals(s, &out, &e) != 0)
-		ms_resp_error(resp, &e);
-	else
-		ms_resp_json(resp, 200,
-		             json_pack("{s:s,s:o}", "session_id", s->id, "peripherals", out));
-	ms_session_put(s);
+	view(req, resp, ms_session_peripherals, "peripherals");
 }
 
 void ms_api_peripheral_patch(struct ms_req *req, struct ms_resp *resp)
@@ -309,18 +299,7 @@ void ms_api_mmio(struct ms_req *req, struct ms_resp *resp)
 
 void ms_api_device_map(struct ms_req *req, struct ms_resp *resp)
 {
-	struct ms_session *s = path_session(req, resp);
-	struct ms_err e;
-	json_t *out = NULL;
-
-	if (s == NULL)
-		return;
-	ms_err_clear(&e);
-	if (ms_session_models_export(s, &out, &e) != 0)
-		ms_resp_error(resp, &e);
-	else
-		ms_resp_json(resp, 200, out);
-	ms_session_put(s);
+	view(req, resp, ms_session_models_export, NULL);
 }
 
 void ms_api_snapshots_create(struct ms_req *req, struct ms_resp *resp)
