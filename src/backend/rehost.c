@@ -33,7 +33,6 @@
 #include "rehost/coverage.h"
 #include "rehost/gdb.h"
 #include "rehost/machine.h"
-#include "rehost/session.h"
 #include "infer/infer.h"
 
 /* Instructions per slice between looks at commands, gdb and the clock. */
@@ -778,17 +777,6 @@ static int rh_models_export(struct ms_session *s, json_t **out, struct ms_err *e
 	return *out != NULL ? 0 : ms_fail(e, 500, "internal", "out of memory");
 }
 
-struct ms_infer *ms_rehost_session_infer(struct ms_session *s)
-{
-	extern const struct ms_backend ms_backend_rehost;
-	struct rsess *rs;
-
-	if (s == NULL || s->backend != &ms_backend_rehost)
-		return NULL;
-	rs = s->bdata;
-	return rs != NULL ? rs->m->inf : NULL;
-}
-
 struct run_arg {
 	uint64_t insns;
 };
@@ -843,6 +831,20 @@ static int rh_run_for(struct ms_session *s, uint64_t virtual_ns, struct ms_err *
 	return run_paused(s, (uint64_t)n, e);
 }
 
+static int do_inject(struct rsess *rs, void *arg, struct ms_err *e)
+{
+	if (rs->m->inf == NULL)
+		return ms_fail(e, 501, "not_supported",
+		               "this session runs without peripheral inference");
+	return ms_infer_inject(rs->m->inf, arg, e);
+}
+
+/* On the engine thread: the event may raise an interrupt through the NVIC. */
+static int rh_inject_event(struct ms_session *s, json_t *event, struct ms_err *e)
+{
+	return post(s->bdata, do_inject, event, e);
+}
+
 const struct ms_backend ms_backend_rehost = {
     .name = "rehost",
     .init = rh_init,
@@ -869,4 +871,5 @@ const struct ms_backend ms_backend_rehost = {
     .models_export = rh_models_export,
     .step = rh_step,
     .run_for = rh_run_for,
+    .inject_event = rh_inject_event,
 };

@@ -924,6 +924,57 @@ int ms_session_coverage_stop(struct ms_session *s, json_t **report, struct ms_er
 	return rc;
 }
 
+int ms_session_step(struct ms_session *s, uint64_t insns, struct ms_err *e)
+{
+	int rc;
+	enum ms_state st;
+
+	pthread_mutex_lock(&s->op_lock);
+	st = ms_session_state(s);
+	if (!alive(st))
+		rc = wrong_state(s, st, "step", e);
+	else if (s->backend->step == NULL)
+		rc = unsupported(s, "instruction stepping", e);
+	else
+		rc = s->backend->step(s, insns, e);
+	pthread_mutex_unlock(&s->op_lock);
+	return rc;
+}
+
+int ms_session_run_for(struct ms_session *s, uint64_t virtual_ns, struct ms_err *e)
+{
+	int rc;
+	enum ms_state st;
+
+	pthread_mutex_lock(&s->op_lock);
+	st = ms_session_state(s);
+	if (!alive(st))
+		rc = wrong_state(s, st, "run", e);
+	else if (s->backend->run_for == NULL)
+		rc = unsupported(s, "running for a virtual time", e);
+	else
+		rc = s->backend->run_for(s, virtual_ns, e);
+	pthread_mutex_unlock(&s->op_lock);
+	return rc;
+}
+
+int ms_session_inject(struct ms_session *s, json_t *event, struct ms_err *e)
+{
+	int rc;
+	enum ms_state st;
+
+	pthread_mutex_lock(&s->op_lock);
+	st = ms_session_state(s);
+	if (!alive(st))
+		rc = wrong_state(s, st, "inject an event into", e);
+	else if (s->backend->inject_event == NULL)
+		rc = unsupported(s, "event injection", e);
+	else if ((rc = s->backend->inject_event(s, event, e)) == 0)
+		ms_session_event(s, "injected", json_deep_copy(event));
+	pthread_mutex_unlock(&s->op_lock);
+	return rc;
+}
+
 /*
  * The inference views run without op_lock: they must answer while a long
  * operation (a snapshot) holds it, and the backend guards its models with

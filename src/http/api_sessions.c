@@ -198,6 +198,77 @@ out:
 	ms_session_put(s);
 }
 
+/* A JSON body's non-negative integer field (a number or a "0x..." string). */
+static int body_u64(struct ms_req *req, const char *key, uint64_t *out, json_t **body,
+                    struct ms_err *e)
+{
+	int rc = ms_req_json(req, false, body, e);
+
+	if (rc != 0)
+		return rc;
+	if (!parse_address(json_object_get(*body, key), out))
+		return ms_fail(e, 400, "bad_request", "\"%s\" must be a non-negative integer", key);
+	return 0;
+}
+
+typedef int (*run_fn)(struct ms_session *s, uint64_t n, struct ms_err *e);
+
+static void run_paused(struct ms_req *req, struct ms_resp *resp, const char *key, run_fn fn)
+{
+	struct ms_session *s;
+	struct ms_err e;
+	json_t *body = NULL;
+	uint64_t n = 0;
+
+	ms_err_clear(&e);
+	if (body_u64(req, key, &n, &body, &e) != 0) {
+		ms_resp_error(resp, &e);
+		json_decref(body);
+		return;
+	}
+	json_decref(body);
+	s = path_session(req, resp);
+	if (s == NULL)
+		return;
+	if (fn(s, n, &e) != 0)
+		ms_resp_error(resp, &e);
+	else
+		reply_session(resp, 200, s);
+	ms_session_put(s);
+}
+
+void ms_api_session_step(struct ms_req *req, struct ms_resp *resp)
+{
+	run_paused(req, resp, "instructions", ms_session_step);
+}
+
+void ms_api_session_run_for(struct ms_req *req, struct ms_resp *resp)
+{
+	run_paused(req, resp, "virtual_ns", ms_session_run_for);
+}
+
+void ms_api_session_inject(struct ms_req *req, struct ms_resp *resp)
+{
+	struct ms_session *s;
+	struct ms_err e;
+	json_t *body;
+
+	ms_err_clear(&e);
+	if (ms_req_json(req, false, &body, &e) != 0) {
+		ms_resp_error(resp, &e);
+		return;
+	}
+	s = path_session(req, resp);
+	if (s != NULL) {
+		if (ms_session_inject(s, body, &e) != 0)
+			ms_resp_error(resp, &e);
+		else
+			reply_session(resp, 200, s);
+		ms_session_put(s);
+	}
+	json_decref(body);
+}
+
 typedef int (*view_fn)(struct ms_session *s, json_t **out, struct ms_err *e);
 
 /*

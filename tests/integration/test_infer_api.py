@@ -147,3 +147,36 @@ def test_mmio_websocket_streams_accesses(clean):
               headers={"Upgrade": "websocket", "Connection": "Upgrade",
                        "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
     assert_error(r, 501)
+
+
+def test_inject_step_and_run_for(clean):
+    d = clean
+    s, ws = boot_micropython(d, {"cpu": "cortex-m0"})
+    sid = s["id"]
+    periph = d.get("/api/v1/sessions/%s/peripherals" % sid).json()["peripherals"]
+    reg = [g for p in periph if p.get("source") == "rules" for g in p["registers"]][0]
+    inject = "/api/v1/sessions/%s/inject" % sid
+    assert_error(d.post(inject, {"kind": "warp"}), 400)
+    assert_error(d.post(inject, {"kind": "gpio", "addr": "0x5fff0000", "mask": 1, "value": 1}), 404)
+    assert_error(d.post(inject, {"kind": "gpio", "addr": reg["addr"], "mask": 1, "value": 1, "irq": 999}), 400)
+    assert_error(d.post(inject, {"kind": "gpio", "addr": reg["addr"], "mask": 1, "value": 1, "irq": 63}), 409)
+    r = d.post(inject, {"kind": "gpio", "addr": reg["addr"], "mask": 1, "value": 1})
+    assert r.status == 200, r
+    assert any(e["type"] == "injected" for e in events(d, sid))
+
+    # Stepping needs a paused session; then it advances exactly, and the guest still answers.
+    assert_error(d.post("/api/v1/sessions/%s/step" % sid, {"instructions": 100}), 409)
+    assert d.post("/api/v1/sessions/%s/pause" % sid).status == 200
+    assert_error(d.post("/api/v1/sessions/%s/step" % sid, {"instructions": -1}), 400)
+    assert_error(d.post("/api/v1/sessions/%s/step" % sid, {}), 400)
+    assert d.post("/api/v1/sessions/%s/step" % sid, {"instructions": 1000}).status == 200
+    assert d.post("/api/v1/sessions/%s/run_for" % sid, {"virtual_ns": 1000000}).status == 200
+    assert d.post("/api/v1/sessions/%s/poweron" % sid).status == 200
+    ws.send(b"print(6*7)\r")
+    ws.read_until(b"\r\n42\r\n>>> ", timeout=30)
+    ws.close()
+
+    # QEMU sessions do not offer these operations.
+    q = d.create_session("mps2-an385")
+    assert_error(d.post("/api/v1/sessions/%s/step" % q["id"], {"instructions": 1}), 501)
+    assert_error(d.post("/api/v1/sessions/%s/inject" % q["id"], {"kind": "gpio"}), 501)
