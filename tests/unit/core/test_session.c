@@ -156,7 +156,9 @@ static void test_lifecycle(void **state)
 	assert_int_equal(e.status, 404);
 	assert_int_equal(ms_session_snapshot_restore(s, "first", &e), 0);
 	assert_int_equal(ms_session_snapshot_restore(s, id, &e), 0);
-	assert_int_equal(json_array_size(ms_session_snapshots_json(s)), 1);
+	snap = ms_session_snapshots_json(s);
+	assert_int_equal(json_array_size(snap), 1);
+	json_decref(snap);
 
 	/* Powered off: the emulator is gone, so reset and snapshots are refused. */
 	assert_int_equal(ms_session_poweroff(s, &e), 0);
