@@ -3,7 +3,9 @@
  */
 #include "core/text.h"
 
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 int ms_hexval(char c)
 {
@@ -70,4 +72,32 @@ long ms_unescape(const char *text, uint8_t *out, char *err, size_t cap)
 		}
 	}
 	return (long)o;
+}
+
+bool ms_json_uint(json_t *j, uint64_t max, uint64_t *out)
+{
+	if (json_is_integer(j)) {
+		json_int_t v = json_integer_value(j);
+
+		if (v < 0 || (uint64_t)v > max)
+			return false;
+		*out = (uint64_t)v;
+		return true;
+	}
+	if (json_is_string(j)) {
+		const char *s = json_string_value(j);
+		char *end;
+		unsigned long long v;
+
+		/* strtoull would wrap "-1" to the largest value. */
+		if (s[0] == '-')
+			return false;
+		errno = 0;
+		v = strtoull(s, &end, 0);
+		if (errno != 0 || end == s || *end != '\0' || v > max)
+			return false;
+		*out = v;
+		return true;
+	}
+	return false;
 }

@@ -8,8 +8,10 @@
 #ifndef MS_TEXT_H
 #define MS_TEXT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 
 /* 0..15 for a hex digit, -1 otherwise. */
 int ms_hexval(char c);
@@ -21,5 +23,12 @@ int ms_hexval(char c);
  * without two hex digits, or a lone backslash at the end.
  */
 long ms_unescape(const char *text, uint8_t *out, char *err, size_t cap);
+
+/*
+ * A JSON number or a numeric string ("123", "0x7b") as an unsigned value
+ * no larger than max. Negative numbers, "-..." strings, trailing text and
+ * overflow are refused (false).
+ */
+bool ms_json_uint(json_t *j, uint64_t max, uint64_t *out);
 
 #endif

@@ -11,7 +11,9 @@
 
 #include "core/program.h"
 #include "core/session.h"
+#include "core/text.h"
 #include "http/api.h"
+#include "http/router.h"
 
 /* The session named in the path, or NULL after answering 404. Caller puts it. */
 static struct ms_session *path_session(struct ms_req *req, struct ms_resp *resp)
@@ -126,21 +128,12 @@ void ms_api_session_reset(struct ms_req *req, struct ms_resp *resp)
 /* "0x1000", "4096" or a JSON integer; false when malformed or out of range. */
 static bool parse_address(json_t *v, uint64_t *out)
 {
-	if (json_is_integer(v) && json_integer_value(v) >= 0) {
-		*out = (uint64_t)json_integer_value(v);
-		return true;
-	}
-	if (json_is_string(v)) {
-		const char *t = json_string_value(v);
-		char *end;
+	const char *t = json_string_value(v);
 
-		if (t[0] == '\0' || t[0] == '-' || t[0] == '+' || t[0] == ' ')
-			return false;
-		errno = 0;
-		*out = strtoull(t, &end, 0);
-		return errno == 0 && *end == '\0';
-	}
-	return false;
+	/* No sign or leading blank: strtoull would quietly accept them. */
+	if (t != NULL && (t[0] == '+' || t[0] == ' '))
+		return false;
+	return ms_json_uint(v, UINT64_MAX, out);
 }
 
 void ms_api_session_program(struct ms_req *req, struct ms_resp *resp)
@@ -247,7 +240,13 @@ void ms_api_session_run_for(struct ms_req *req, struct ms_resp *resp)
 	run_paused(req, resp, "virtual_ns", ms_session_run_for);
 }
 
-void ms_api_session_inject(struct ms_req *req, struct ms_resp *resp)
+typedef int (*body_fn)(struct ms_session *s, json_t *body, struct ms_err *e);
+
+/*
+ * An operation that takes the whole JSON body: on success the reply is
+ * then(req, resp), or the session when then is NULL.
+ */
+static void with_body(struct ms_req *req, struct ms_resp *resp, body_fn fn, ms_route_fn then)
 {
 	struct ms_session *s;
 	struct ms_err e;
@@ -260,13 +259,20 @@ void ms_api_session_inject(struct ms_req *req, struct ms_resp *resp)
 	}
 	s = path_session(req, resp);
 	if (s != NULL) {
-		if (ms_session_inject(s, body, &e) != 0)
+		if (fn(s, body, &e) != 0)
 			ms_resp_error(resp, &e);
+		else if (then != NULL)
+			then(req, resp);
 		else
 			reply_session(resp, 200, s);
 		ms_session_put(s);
 	}
 	json_decref(body);
+}
+
+void ms_api_session_inject(struct ms_req *req, struct ms_resp *resp)
+{
+	with_body(req, resp, ms_session_inject, NULL);
 }
 
 typedef int (*view_fn)(struct ms_session *s, json_t **out, struct ms_err *e);
@@ -318,24 +324,7 @@ void ms_api_peripherals(struct ms_req *req, struct ms_resp *resp)
 
 void ms_api_peripheral_patch(struct ms_req *req, struct ms_resp *resp)
 {
-	struct ms_session *s;
-	struct ms_err e;
-	json_t *body;
-
-	ms_err_clear(&e);
-	if (ms_req_json(req, false, &body, &e) != 0) {
-		ms_resp_error(resp, &e);
-		return;
-	}
-	s = path_session(req, resp);
-	if (s != NULL) {
-		if (ms_session_peripheral_patch(s, body, &e) != 0)
-			ms_resp_error(resp, &e);
-		else
-			ms_api_peripherals(req, resp);
-		ms_session_put(s);
-	}
-	json_decref(body);
+	with_body(req, resp, ms_session_peripheral_patch, ms_api_peripherals);
 }
 
 void ms_api_mmio(struct ms_req *req, struct ms_resp *resp)

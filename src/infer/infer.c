@@ -38,6 +38,7 @@
  * and the MMIO ring, so the JSON views and ms_infer_patch may run on HTTP
  * threads. Host callbacks are called with the lock held.
  */
+#include "core/text.h"
 #include "infer/infer.h"
 
 #include <errno.h>
@@ -246,27 +247,15 @@ static json_t *hex(uint64_t v)
 	return json_string(b);
 }
 
-/* Accept 123, "123" or "0x7b". */
+/* Accept 123, "123" or "0x7b" (at most 32 bits). */
 static bool get_u32(json_t *j, uint32_t *out)
 {
-	if (json_is_integer(j)) {
-		json_int_t v = json_integer_value(j);
-		if (v < 0 || v > 0xffffffffll)
-			return false;
-		*out = (uint32_t)v;
-		return true;
-	}
-	if (json_is_string(j)) {
-		const char *s = json_string_value(j);
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(s, &end, 0);
-		if (errno || end == s || *end || v > 0xffffffffull)
-			return false;
-		*out = (uint32_t)v;
-		return true;
-	}
-	return false;
+	uint64_t v;
+
+	if (!ms_json_uint(j, UINT32_MAX, &v))
+		return false;
+	*out = (uint32_t)v;
+	return true;
 }
 
 static void emit(struct ms_infer *inf, const char *type, json_t *data)
@@ -2588,7 +2577,7 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 				               "device map: peripheral %zu: %s", i, err);
 		}
 		for (size_t j = 0; j < i; j++) {
-			uint32_t b2;
+			uint32_t b2 = 0;
 			get_u32(json_object_get(json_array_get(ps, j), "base"), &b2);
 			if (b2 == base)
 				return ms_fail(e, 400, "bad_models", "device map: base 0x%x twice",
@@ -2598,7 +2587,7 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 	pthread_mutex_lock(&inf->lock);
 	json_array_foreach(ps, i, pj)
 	{
-		uint32_t base;
+		uint32_t base = 0; /* validated above */
 		get_u32(json_object_get(pj, "base"), &base);
 		struct periph *p = periph_find(inf, base);
 		if (!p)
@@ -2631,7 +2620,7 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 		json_t *rj;
 		json_array_foreach(json_object_get(pj, "registers"), k, rj)
 		{
-			uint32_t off, t;
+			uint32_t off = 0, t;
 			get_u32(json_object_get(rj, "offset"), &off);
 			struct reg *r = reg_get(p, off);
 			if (!r)
@@ -2675,7 +2664,7 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 			json_t *qj;
 			json_array_foreach(json_object_get(rj, "polls"), qi, qj)
 			{
-				uint32_t pc;
+				uint32_t pc = 0;
 				get_u32(json_object_get(qj, "pc"), &pc);
 				struct poll *q = poll_find(r, pc);
 				if (!q)

@@ -7,6 +7,7 @@
  * Threads: one ms__llm per ms_infer, on the engine's owner thread;
  * curl_global_init runs once through pthread_once.
  */
+#include "core/text.h"
 #include "infer/llm.h"
 
 #include <errno.h>
@@ -106,26 +107,15 @@ void ms__llm_free(struct ms__llm *l)
 	free(l);
 }
 
+/* Accept 123, "123" or "0x7b" (at most 32 bits). */
 static bool u32_field(json_t *j, uint32_t *out)
 {
-	if (json_is_integer(j)) {
-		json_int_t v = json_integer_value(j);
-		if (v < 0 || v > 0xffffffffll)
-			return false;
-		*out = (uint32_t)v;
-		return true;
-	}
-	if (json_is_string(j)) {
-		const char *s = json_string_value(j);
-		char *end;
-		errno = 0;
-		unsigned long long v = strtoull(s, &end, 0);
-		if (errno || end == s || *end || v > 0xffffffffull)
-			return false;
-		*out = (uint32_t)v;
-		return true;
-	}
-	return false;
+	uint64_t v;
+
+	if (!ms_json_uint(j, UINT32_MAX, &v))
+		return false;
+	*out = (uint32_t)v;
+	return true;
 }
 
 int ms__llm_validate(json_t *reply, char *err, size_t cap)

@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/text.h"
 #include "rehost/gdb.h"
 #include "rehost/machine.h"
 
@@ -165,17 +166,6 @@ static void reg_set(struct ms_rh_gdb *g, int n, const uint8_t *in)
 
 /* ---- I/O ---- */
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static void tohex(char *out, const uint8_t *in, size_t n)
 {
 	static const char hx[] = "0123456789abcdef";
@@ -193,7 +183,7 @@ static bool fromhex(uint8_t *out, const char *in, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		int a = hexval(in[2 * i]), b = hexval(in[2 * i + 1]);
+		int a = ms_hexval(in[2 * i]), b = ms_hexval(in[2 * i + 1]);
 
 		if (a < 0 || b < 0)
 			return false;
@@ -295,7 +285,7 @@ static int read_pkt(struct ms_rh_gdb *g, char *out, size_t cap, int timeout_ms)
 		if (hash != NULL && (size_t)(hash - start) + 3 <= g->inlen) {
 			size_t n = (size_t)(hash - start) - 1;
 			unsigned cs = 0, want;
-			int a = hexval(hash[1]), b = hexval(hash[2]);
+			int a = ms_hexval(hash[1]), b = ms_hexval(hash[2]);
 
 			for (i = 0; i < n; i++)
 				cs += (unsigned char)start[1 + i];
@@ -415,7 +405,7 @@ static bool parse_hex(const char **p, uint64_t *out)
 	uint64_t v = 0;
 	int n = 0, d;
 
-	while ((d = hexval(**p)) >= 0 && n < 16) {
+	while ((d = ms_hexval(**p)) >= 0 && n < 16) {
 		v = v * 16 + (uint64_t)d;
 		(*p)++;
 		n++;

@@ -30,6 +30,7 @@
 
 #include "core/image.h"
 #include "core/log.h"
+#include "core/text.h"
 #include "rehost/coverage.h"
 #include "rehost/gdb.h"
 #include "rehost/machine.h"
@@ -116,74 +117,23 @@ static void usage(FILE *to)
 	    "            4 infrastructure error (bad file, bad option)\n");
 }
 
-/* Decode C escapes in place into a new buffer. Returns NULL on a bad escape. */
+/* Decode C escapes into a new NUL-terminated buffer (see ms_unescape). NULL on a bad escape. */
 char *ms_run_unescape(const char *s, size_t *out_len)
 {
-	size_t n = strlen(s), i, o = 0;
-	char *r = malloc(n + 1);
+	char err[160];
+	uint8_t *r = malloc(strlen(s) + 1);
+	long n;
 
 	if (r == NULL)
 		return NULL;
-	for (i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (c != '\\') {
-			r[o++] = c;
-			continue;
-		}
-		if (++i >= n)
-			goto bad;
-		switch (s[i]) {
-		case 'r':
-			r[o++] = '\r';
-			break;
-		case 'n':
-			r[o++] = '\n';
-			break;
-		case 't':
-			r[o++] = '\t';
-			break;
-		case '0':
-			r[o++] = 0;
-			break;
-		case '\\':
-			r[o++] = '\\';
-			break;
-		case '"':
-			r[o++] = '"';
-			break;
-		case '\'':
-			r[o++] = '\'';
-			break;
-		case 'x': {
-			int v = 0, k;
-
-			for (k = 0; k < 2; k++) {
-				char h = s[i + 1];
-
-				if (h >= '0' && h <= '9')
-					v = v * 16 + (h - '0');
-				else if (h >= 'a' && h <= 'f')
-					v = v * 16 + (h - 'a' + 10);
-				else if (h >= 'A' && h <= 'F')
-					v = v * 16 + (h - 'A' + 10);
-				else
-					goto bad;
-				i++;
-			}
-			r[o++] = (char)v;
-			break;
-		}
-		default:
-			goto bad;
-		}
+	n = ms_unescape(s, r, err, sizeof(err));
+	if (n < 0) {
+		free(r);
+		return NULL;
 	}
-	r[o] = 0;
-	*out_len = o;
-	return r;
-bad:
-	free(r);
-	return NULL;
+	r[n] = 0;
+	*out_len = (size_t)n;
+	return (char *)r;
 }
 
 static bool parse_u64(const char *s, uint64_t *out)
