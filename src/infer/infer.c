@@ -80,6 +80,9 @@ static const char *const model_names[RM__N] = {
 enum source { SRC_RULES = 0, SRC_SVD, SRC_LLM, SRC_USER, SRC__N };
 static const char *const source_names[SRC__N] = {"rules", "svd", "llm", "user"};
 
+/* How a handler acknowledges an event flag, learned from its first write while the flag is set. */
+enum ack { ACK_UNKNOWN = 0, ACK_W1C, ACK_W0C };
+
 enum pkind { PK_NONE = 0, PK_READY, PK_RX, PK_TX, PK_BRANCH, PK_STUCK, PK__N };
 static const char *const pkind_names[PK__N] = {"none", "ready", "rx", "tx", "branch", "stuck"};
 
@@ -114,6 +117,9 @@ struct reg {
 	uint32_t sparse_or; /* OR of writes that are neither 0 nor "all but a flag" (~flag) */
 	uint8_t size; /* bytes: 4, or 1/2 for byte and halfword registers */
 	uint32_t input_mask; /* bits set from outside (injected pin levels): writes keep them */
+	uint32_t event_mask; /* flags an injected event sets; the firmware can only clear them */
+	uint8_t ack; /* enum ack: how the firmware clears event_mask bits, once seen */
+	uint32_t chg[32]; /* inf->wstamp of the last write that changed each bit (enables) */
 	uint64_t count_hz; /* RM_COUNTER: counting rate (0: the CPU clock) */
 	uint32_t count_mask; /* RM_COUNTER: width (0: 32 bits) */
 	struct poll *polls;
@@ -178,6 +184,20 @@ struct window {
 
 #define MAX_WINDOWS 32
 
+/*
+ * What an external event on an interrupt line sets, found in the line's
+ * handler (see evlink_find): the flag register the handler reads first and
+ * the bit it tests, and the bit of an enable register that gates the line
+ * in the peripheral.
+ */
+struct evlink {
+	bool linked;
+	bool level_only; /* the handler reads the input register itself: no flag */
+	bool word; /* the flag is a whole register (an event word, as Nordic's EVENTS_x) */
+	uint32_t flag_addr, flag_bit;
+	uint32_t en_bit;
+};
+
 struct ms_infer {
 	uc_engine *uc;
 	struct ms_infer_host host;
@@ -206,6 +226,8 @@ struct ms_infer {
 	uint64_t seq;
 
 	int irq_page[256]; /* page index+1 associated with irq, 0 none */
+	struct evlink evl[256]; /* per interrupt line: its external event's flag */
+	uint32_t wstamp; /* counts register writes that changed bits (reg.chg) */
 	uint8_t irq_seen[256];
 	uint64_t ticks;
 
@@ -1225,17 +1247,24 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 		if (!q)
 			return v;
 	}
+	/*
+	 * Bits driven from outside (injected pin levels, event flags) are
+	 * never answered: a loop on them waits for the event, as on hardware.
+	 */
+	uint32_t outside = r->input_mask | r->event_mask;
 	switch (q->kind) {
 	case PK_READY:
-	case PK_TX:
-		v = (v & ~q->mask) | q->ready;
+	case PK_TX: {
+		uint32_t m = q->mask & ~outside;
+		v = (v & ~m) | (q->ready & m);
 		/*
 		 * Ready stays ready: later checks elsewhere (HAL's "is HSERDY
 		 * still set?") see the state the loop waited for, until the
 		 * firmware writes the register.
 		 */
-		r->value = (r->value & ~q->mask) | q->ready;
+		r->value = (r->value & ~m) | (q->ready & m);
 		break;
+	}
 	case PK_BRANCH:
 		/*
 		 * While an interrupt we raised is being handled, each branch on
@@ -1244,7 +1273,8 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 		 * never wrote (pure event/status registers); for a timer period,
 		 * bits the firmware never set itself (flags it clears by writing).
 		 */
-		if (p->explore > 0 && !r->rx_mask && q->episode != p->episode &&
+		if (p->explore > 0 && !r->rx_mask && !(q->mask & outside) &&
+		    q->episode != p->episode &&
 		    (p->explore_timer ? !(q->mask & r->written_or)
 		                      : (r->written_or == 0 && input_avail(inf)))) {
 			q->episode = p->episode;
@@ -1272,6 +1302,59 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 }
 
 static bool handler_transmits(struct ms_infer *inf, struct periph *p);
+
+/*
+ * Note which bits of r a write changed, with a global order: the enable
+ * of an interrupt line is the bit the firmware changed last (see
+ * line_enabled).
+ */
+static void stamp(struct ms_infer *inf, struct reg *r, uint32_t old)
+{
+	uint32_t d = old ^ r->value;
+	if (!d)
+		return;
+	inf->wstamp++;
+	while (d) {
+		r->chg[__builtin_ctz(d)] = inf->wstamp;
+		d &= d - 1;
+	}
+}
+
+/*
+ * A write to a register holding event flags (set by ms_infer_inject). Its
+ * first write while a flag is set tells how this device acknowledges:
+ * writing 1 to the flag (STM32 EXTI PR, "rc_w1") or 0 (Nordic EVENTS_x = 0,
+ * STM32 TIM SR "rc_w0", where the other bits are written 1 to leave them).
+ * Nobody writes 1 to keep a flag the hardware set, nor clears a flag by
+ * writing the value it holds in a plain register, so that one write is
+ * enough. Bits written the other way are left alone: `PR = 1` must not
+ * clear a pending line 1.
+ */
+static void ack_events(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t v,
+                       uint32_t wmask, uint32_t pc)
+{
+	uint32_t ev = r->event_mask & wmask;
+	uint32_t set = r->value & ev;
+	if (r->ack == ACK_UNKNOWN && set) {
+		r->ack = (v & set) ? ACK_W1C : ACK_W0C;
+		if (r->ack == ACK_W1C) {
+			r->w1c_mask |= r->event_mask;
+			if (r->model == RM_MEMORY)
+				r->model = RM_W1C;
+		}
+		r->confidence = 85;
+		snprintf(r->reason, sizeof(r->reason),
+		         "event flags 0x%x: set by the event, cleared by writing %d", r->event_mask,
+		         r->ack == ACK_W1C);
+		emit(inf, "infer.register",
+		     json_pack("{s:o,s:o,s:s,s:o,s:s,s:i,s:s}", "addr", hex(p->base + r->off), "pc",
+		               hex(pc), "model", "event-flag", "mask", hex(r->event_mask), "clear",
+		               r->ack == ACK_W1C ? "write-1" : "write-0", "confidence", 85,
+		               "reason", r->reason));
+	}
+	uint32_t clr = r->ack == ACK_W1C ? (v & ev) : r->ack == ACK_W0C ? (~v & ev) : 0;
+	r->value &= ~clr;
+}
 
 static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t v,
                       uint32_t wmask, uint32_t pc)
@@ -1307,6 +1390,10 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 			r->value = v;
 		return;
 	}
+	/* Event flags are set by the outside only; the firmware can only acknowledge them. */
+	if (r->event_mask & wmask)
+		ack_events(inf, p, r, v, wmask, pc);
+	wmask &= ~r->event_mask;
 	uint32_t old = r->value;
 	/* Injected input levels are not the firmware's to change. */
 	wmask &= ~r->input_mask;
@@ -1317,12 +1404,14 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 		struct reg *t = reg_find(p, r->alias);
 		if (!t)
 			break;
+		uint32_t told = t->value;
 		if (r->model == RM_SET)
 			t->value |= v & wmask;
 		else if (r->model == RM_CLR)
 			t->value &= ~(v & wmask);
 		else
 			t->value = (t->value | (v & 0xffff)) & ~(v >> 16);
+		stamp(inf, t, told);
 		return;
 	}
 	case RM_W1C:
@@ -1335,6 +1424,7 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 		r->value = (old & ~wmask) | (v & wmask);
 		break;
 	}
+	stamp(inf, r, old);
 	/* A configuration write: the device is set up; newly set bits may arm an interrupt. */
 	if (!r->rx_mask && (v & wmask)) {
 		p->armed = true;
@@ -1882,10 +1972,13 @@ static void timer_detect(struct ms_infer *inf, struct periph *p, uint64_t now_ns
 	if (p->uart || p->irq < 0 || !p->armed || !inf->host.irq_enabled ||
 	    !inf->host.irq_enabled(inf->host.ud, p->irq))
 		return;
-	/* Consoles and buses (data registers, data-ready polls) are not timers. */
+	/*
+	 * Consoles and buses (data registers, data-ready polls) are not
+	 * timers, nor are devices with inputs or events from outside.
+	 */
 	for (int i = 0; i < p->nregs; i++) {
 		const struct reg *r = &p->regs[i];
-		if (r->rx || r->tx || r->rx_mask || r->tx_cand)
+		if (r->rx || r->tx || r->rx_mask || r->tx_cand || r->input_mask || r->event_mask)
 			return;
 		for (int k = 0; k < r->npolls; k++)
 			if (r->polls[k].kind == PK_TX || r->polls[k].kind == PK_RX)
@@ -1917,10 +2010,15 @@ static void timer_detect(struct ms_infer *inf, struct periph *p, uint64_t now_ns
 	} else {
 		bool started = false;
 		uint32_t count = 0;
+		/*
+		 * A period is a value stored outright (ARR = 999, CC[0] = N);
+		 * one merged into a register's other bits (read-modify-write:
+		 * GPIO CRH |= 0xb0) configures shared fields and is no count.
+		 */
 		for (int i = 0; i < p->nregs; i++) {
 			if (p->regs[i].value == 1 && p->regs[i].writes)
 				started = true;
-			if (p->regs[i].writes && p->regs[i].value >= 100 &&
+			if (p->regs[i].writes && !p->regs[i].reads && p->regs[i].value >= 100 &&
 			    p->regs[i].value < (1u << 24) && p->regs[i].value > count)
 				count = p->regs[i].value;
 		}
@@ -2770,6 +2868,150 @@ int ms_infer_patch(struct ms_infer *inf, json_t *patch, struct ms_err *e)
 	return 0;
 }
 
+/* ---- external events ------------------------------------------------------ */
+
+static bool run_differs(const struct ms__run *a, const struct ms__run *b)
+{
+	return a->end != b->end || a->acc != b->acc || a->acc_addr != b->acc_addr ||
+	    a->acc_write != b->acc_write || a->ninsn != b->ninsn;
+}
+
+/*
+ * Find what an external event on interrupt line irq sets, from the line's
+ * handler alone, so that it works for any part: an interrupt handler first
+ * reads the register that says which event happened and tests a bit of it
+ * (STM32 `if (EXTI->PR & 1)`, Nordic `if (NRF_GPIOTE->EVENTS_IN[0])`, HAL's
+ * __HAL_GPIO_EXTI_GET_IT). The handler is walked from its entry to its
+ * first device load (thumb.c), then run from that load with each single
+ * bit set: the bits that change its course are the ones it tests. Among
+ * them the injected pin's bit wins (EXTI lines are numbered as pins, and a
+ * shared EXTI9_5 handler tests several); when nearly every bit changes the
+ * course, the register is one event word (compared with zero) that the
+ * event sets to 1. Its enable bit is the tested bit, or for an event word
+ * the word's index (offset / 4, modulo 32): the layout in which each event
+ * register has one interrupt-enable bit by position (Nordic's INTEN, where
+ * EVENTS_IN[0] at 0x100 is bit 0). Called with inf->lock held; NULL when
+ * the handler cannot be read this way.
+ */
+static struct evlink *evlink_find(struct ms_infer *inf, int irq, uint32_t in_addr, uint32_t in_mask)
+{
+	struct evlink *l = &inf->evl[irq];
+	if (l->linked)
+		return l;
+	if (!inf->host.vtor)
+		return NULL;
+	uint32_t h = 0;
+	uint32_t vt = inf->host.vtor(inf->host.ud);
+	if (uc_mem_read(inf->uc, vt + 4u * (16u + (uint32_t)irq), &h, 4) != UC_ERR_OK || !h)
+		return NULL;
+	/* The register file at handler entry: an exception frame below the stack, EXC_RETURN. */
+	struct ms__cpu cpu, at;
+	ms__cpu_read(inf->uc, &cpu);
+	cpu.r[13] -= 32;
+	cpu.r[14] = 0xfffffff9u;
+	cpu.r[15] = h & ~1u;
+	uint32_t fa = 0, fpc = 0;
+	if (!ms__first_device_load(inf->dis, &cpu, h, 256, &at, &fa, &fpc) ||
+	    !ms_infer_is_peripheral_addr(fa))
+		return NULL;
+	char insn[64];
+	ms__dis_text(inf->dis, fpc, insn, sizeof(insn));
+	if ((fa & ~3u) == (in_addr & ~3u)) {
+		/* The handler reads the pin itself: the level is the whole event. */
+		l->linked = l->level_only = true;
+		l->flag_addr = fa;
+		emit(inf, "infer.irq",
+		     json_pack("{s:i,s:o,s:o,s:s,s:s,s:i,s:s}", "irq", irq, "addr", hex(fa), "pc",
+		               hex(fpc), "insn", insn, "model", "event-level", "confidence", 60,
+		               "reason", "the handler reads the input register first: no flag"));
+		return l;
+	}
+	struct ms__run base, run;
+	uint32_t tested = 0;
+	ms__simulate(inf->dis, &at, fpc, fa, 0, 96, &base);
+	for (int b = 0; b < 32; b++) {
+		ms__simulate(inf->dis, &at, fpc, fa, 1u << b, 96, &run);
+		if (run_differs(&run, &base))
+			tested |= 1u << b;
+	}
+	if (!tested)
+		return NULL;
+	l->word = popcount32(tested) >= 24;
+	uint32_t pick = (tested & in_mask) ? (tested & in_mask) : tested;
+	uint32_t bit = l->word ? 0 : (uint32_t)__builtin_ctz(pick);
+	l->linked = true;
+	l->flag_addr = fa;
+	l->flag_bit = bit;
+	l->en_bit = l->word ? ((fa & (PAGE - 1)) / 4) % 32 : bit;
+	emit(inf, "infer.irq",
+	     json_pack(
+	         "{s:i,s:o,s:o,s:s,s:s,s:o,s:o,s:i,s:i,s:s}", "irq", irq, "addr", hex(fa), "pc",
+	         hex(fpc), "insn", insn, "model", "event-flag", "mask", hex(1u << bit), "tested",
+	         hex(tested), "enable_bit", (int)l->en_bit, "confidence", 75, "reason",
+	         l->word ? "the handler's first read, compared as a whole: an event word"
+	                 : "the handler's first read and the bit it tests: the pending flag"));
+	return l;
+}
+
+/* SVD names of interrupt enable or mask registers (a ...CLR alias only clears them). */
+static bool enable_name(const char *name)
+{
+	static const char *const names[] = {"IMR",      "IER",     "IE",   "DIER", "INTEN",
+	                                    "INTENSET", "INTMASK", "IMSC", "IENR", "IENF"};
+	const char *dot = strrchr(name, '.');
+	const char *n = dot ? dot + 1 : name;
+	if (name_ends(n, "CLR"))
+		return false;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(n, names[i]) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Whether the firmware enabled the event's interrupt in the peripheral.
+ * Only registers in the flag's 1 KiB block count (STM32 packs several
+ * peripherals per page: the AFIO and GPIO writes beside EXTI are not its
+ * enables). With an SVD, the block's interrupt enable/mask registers by
+ * name (EXTI IMR, GPIOTE INTENSET) decide. Without one, the enable is the
+ * register whose en_bit the firmware changed last: configuring a line
+ * writes its trigger and its mask bit (the mask usually last, and a
+ * disable writes it again), while unrelated configuration leaves that bit
+ * alone. Called with inf->lock held; why explains the answer.
+ */
+static bool line_enabled(struct periph *fp, const struct reg *fr, const struct evlink *l, char *why,
+                         size_t cap)
+{
+	uint32_t e = 1u << l->en_bit;
+	const struct reg *named = NULL, *last = NULL;
+	bool any_named = false;
+	for (int i = 0; i < fp->nregs; i++) {
+		const struct reg *c = &fp->regs[i];
+		if (c == fr || c->event_mask || (c->off >> 10) != (fr->off >> 10))
+			continue;
+		if (c->name[0] && enable_name(c->name)) {
+			any_named = true;
+			if (!named || (c->value & e))
+				named = c;
+		}
+		if (c->chg[l->en_bit] && (!last || c->chg[l->en_bit] > last->chg[l->en_bit]))
+			last = c;
+	}
+	if (any_named) {
+		snprintf(why, cap, "%s bit %u is %s", named->name, l->en_bit,
+		         (named->value & e) ? "set" : "clear");
+		return (named->value & e) != 0;
+	}
+	if (!last) {
+		snprintf(why, cap, "the firmware never set bit %u in a register of the device",
+		         l->en_bit);
+		return false;
+	}
+	snprintf(why, cap, "bit %u of +0x%x (the last register whose bit %u changed) is %s",
+	         l->en_bit, last->off, l->en_bit, (last->value & e) ? "set" : "clear");
+	return (last->value & e) != 0;
+}
+
 int ms_infer_inject(struct ms_infer *inf, json_t *ev, struct ms_err *e)
 {
 	uint32_t addr, mask, value;
@@ -2810,18 +3052,60 @@ int ms_infer_inject(struct ms_infer *inf, json_t *ev, struct ms_err *e)
 			snprintf(r->category, sizeof(r->category), "status");
 		snprintf(r->reason, sizeof(r->reason), "input levels injected from outside");
 	}
+	bool raised = false;
+	char why[128] = "";
+	json_t *flag = json_null();
 	if (irq >= 0) {
-		/* The device whose handler runs: the one the vector's handler uses. */
-		struct periph *q = inf->irq_page[irq] ? inf->p[inf->irq_page[irq] - 1] : p;
-		q->episode++;
-		q->explore = 64;
-		q->explore_timer = true;
-		inf->host.irq_set_pending(inf->host.ud, irq);
-		inf->n_irq++;
+		struct evlink *l = evlink_find(inf, irq, addr, mask);
+		struct periph *fp =
+		    l && !l->level_only ? periph_find(inf, l->flag_addr & ~(PAGE - 1)) : NULL;
+		if (l && l->level_only) {
+			raised = true;
+			snprintf(why, sizeof(why), "the handler reads the level itself");
+		} else if (l && !fp) {
+			/* The firmware never touched the flag's device: it set nothing up there. */
+			snprintf(why, sizeof(why),
+			         "the handler's flag device 0x%x is not configured",
+			         l->flag_addr & ~(PAGE - 1));
+		} else if (l) {
+			/*
+			 * The event happened: its flag reads set (also when the line
+			 * is not enabled, as pending/event registers are on
+			 * hardware) until the firmware acknowledges it.
+			 */
+			struct reg *fr = reg_get(fp, l->flag_addr & (PAGE - 1));
+			if (fr) {
+				uint32_t b = 1u << l->flag_bit;
+				fr->event_mask |= b;
+				fr->value |= b;
+				if (fr->category[0] == 0)
+					snprintf(fr->category, sizeof(fr->category), "status");
+				flag = json_pack("{s:o,s:o}", "addr", hex(l->flag_addr), "mask",
+				                 hex(b));
+				raised = line_enabled(fp, fr, l, why, sizeof(why));
+			}
+		} else {
+			/*
+			 * The handler could not be read: its branches on event bits
+			 * each take their event side once instead.
+			 */
+			struct periph *q = inf->irq_page[irq] ? inf->p[inf->irq_page[irq] - 1] : p;
+			q->episode++;
+			q->explore = 64;
+			q->explore_timer = true;
+			raised = true;
+			snprintf(why, sizeof(why),
+			         "flag not found in the handler: exploring its branches");
+		}
+		if (raised) {
+			inf->host.irq_set_pending(inf->host.ud, irq);
+			inf->n_irq++;
+		}
 	}
 	emit(inf, "infer.inject",
-	     json_pack("{s:o,s:o,s:o,s:i}", "addr", hex(addr), "mask", hex(mask), "value",
-	               hex(value & mask), "irq", irq));
+	     json_pack("{s:o,s:o,s:o,s:i,s:b,s:s,s:o}", "addr", hex(addr), "mask", hex(mask),
+	               "value", hex(value & mask), "irq", irq, "raised", raised, "reason", why,
+	               "flag", flag));
 	pthread_mutex_unlock(&inf->lock);
 	return 0;
 }

@@ -1118,3 +1118,70 @@ void ms__simulate_flat(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t lo
 {
 	simulate(d, cpu, load_pc, addr, value, max_insns, false, true, out);
 }
+
+bool ms__first_device_load(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t start,
+                           unsigned max_insns, struct ms__cpu *at, uint32_t *addr, uint32_t *pc)
+{
+	struct sim s;
+	int depth = 0;
+
+	memset(&s, 0, sizeof(s));
+	ms__cpu_need(cpu, -1);
+	s.d = d;
+	s.c = *cpu;
+	s.c.r[15] = start & ~1u;
+	/* Every device load ends the walk: none is answered from the models. */
+	s.decided = true;
+	for (unsigned n = 0; n < max_insns; n++) {
+		const cs_insn *in = ms__dis_at(d, s.c.r[15]);
+		struct access acc = {0};
+		bool cb, ct;
+
+		if (!in)
+			return false;
+		enum step st = exec1(&s, in, 0, 0, false, &acc, &cb, &ct);
+		switch (st) {
+		case STEP_DEVICE:
+			if (!acc.write) {
+				*at = s.c;
+				*addr = acc.addr;
+				*pc = (uint32_t)in->address;
+				return true;
+			}
+			/* A store first (an acknowledge, a trigger): the read comes later. */
+			s.c.r[15] = (uint32_t)in->address + in->size;
+			break;
+		case STEP_CALL: {
+			const cs_arm_op *t = &in->detail->arm.operands[0];
+			uint32_t tgt = 0;
+
+			if (t->type == ARM_OP_IMM)
+				tgt = (uint32_t)t->imm;
+			else if (t->type == ARM_OP_REG && reg_index(t->reg) >= 0)
+				tgt = s.c.r[reg_index(t->reg)] & ~1u;
+			if (tgt && depth < 2) {
+				depth++;
+				s.c.r[15] = tgt & ~1u;
+				break;
+			}
+			/* Not followed: caller-saved registers become unknown. */
+			for (int i = 0; i < 4; i++)
+				set_reg(&s, i, 0, false);
+			s.c.r[12] = 0;
+			s.c.r[15] = (uint32_t)in->address + in->size;
+			break;
+		}
+		case STEP_RETURN:
+			if (depth > 0 && (s.c.r[15] & 0xf0000000u) != 0xf0000000u) {
+				depth--;
+				break;
+			}
+			return false;
+		case STEP_UNKNOWN:
+			return false;
+		default:
+			break;
+		}
+	}
+	return false;
+}

@@ -113,6 +113,17 @@ void ms__simulate_flat(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t lo
                        uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out);
 
 /*
+ * Walk code from start (an interrupt handler's entry, with cpu as the
+ * register file) to its first load from a device, following calls two
+ * levels deep and stepping over device stores. On success stores the load
+ * address, the load's pc and the register file just before it in *at (for
+ * ms__simulate from there) and returns true; false when the walk returns,
+ * meets an instruction it does not interpret or runs max_insns.
+ */
+bool ms__first_device_load(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t start,
+                           unsigned max_insns, struct ms__cpu *at, uint32_t *addr, uint32_t *pc);
+
+/*
  * Let the interpreter read a device register without side effects (the
  * model's current value) before the decision: `sr = SR; cr = CR1; if ...`
  * reads a second register first. peek returns false when it has no value.
