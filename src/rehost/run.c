@@ -31,6 +31,7 @@
 #include "core/image.h"
 #include "core/log.h"
 #include "core/text.h"
+#include "infer/infer.h"
 #include "rehost/coverage.h"
 #include "rehost/gdb.h"
 #include "rehost/machine.h"
@@ -61,6 +62,7 @@ struct run_opts {
 	const char *bb_out;
 	const char *lcov_out;
 	const char *mmio_log;
+	const char *events;
 	int gdb_port;
 	bool no_infer;
 	const char *firmware;
@@ -108,6 +110,14 @@ static void usage(FILE *to)
 	    "  --lcov-out FILE         LCOV line coverage from the ELF's DWARF (genhtml makes "
 	    "HTML)\n"
 	    "  --mmio-log FILE         every peripheral access and inference decision, JSON lines\n"
+	    "  --events FILE           external events at points of virtual time (rehost), one\n"
+	    "                          JSON object per line: the daemon's inject body plus\n"
+	    "                          \"at_us\" (virtual microseconds), e.g.\n"
+	    "                          {\"at_us\":1000,\"kind\":\"gpio\",\"addr\":\"0x40010808\",\n"
+	    "                           \"mask\":1,\"value\":1,\"irq\":6}\n"
+	    "                          sets pin levels the firmware reads and raises the\n"
+	    "                          interrupt; blank and '#' lines are skipped; a bad line\n"
+	    "                          or a refused event is an error naming FILE:LINE (exit 4)\n"
 	    "  --gdb PORT              wait for gdb on 127.0.0.1:PORT before running\n"
 	    "  --load-addr ADDR        where a raw binary goes (default 0)\n"
 	    "\n"
@@ -173,6 +183,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		O_NO_INFER,
 		O_CPU_HZ,
 		O_LOAD_ADDR,
+		O_EVENTS,
 	};
 	static const struct option lo[] = {
 	    {"backend", required_argument, 0, O_BACKEND},
@@ -193,6 +204,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 	    {"mmio-log", required_argument, 0, O_MMIO},
 	    {"gdb", required_argument, 0, O_GDB},
 	    {"load-addr", required_argument, 0, O_LOAD_ADDR},
+	    {"events", required_argument, 0, O_EVENTS},
 	    {"help", no_argument, 0, O_HELP},
 	    {0, 0, 0, 0},
 	};
@@ -291,6 +303,9 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		case O_MMIO:
 			o->mmio_log = optarg;
 			break;
+		case O_EVENTS:
+			o->events = optarg;
+			break;
 		case O_GDB:
 			if (!parse_u64(optarg, &u) || u == 0 || u > 65535) {
 				fprintf(stderr, "run: bad --gdb port %s\n", optarg);
@@ -321,6 +336,10 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 	o->firmware = argv[optind];
 	if (o->board != NULL && o->cpu != NULL) {
 		fprintf(stderr, "run: give --board or --cpu, not both\n");
+		return -1;
+	}
+	if (o->events != NULL && o->no_infer) {
+		fprintf(stderr, "run: --events needs peripheral inference (drop --no-infer)\n");
 		return -1;
 	}
 	return 0;
@@ -367,6 +386,186 @@ static bool read_file(const char *path, char **out, size_t *len, size_t max)
 	return true;
 }
 
+/* ---- --events ---- */
+
+void ms_run_events_free(struct ms_run_events *evs)
+{
+	for (size_t i = 0; i < evs->n; i++)
+		json_decref(evs->v[i].ev);
+	free(evs->v);
+	evs->v = NULL;
+	evs->n = 0;
+}
+
+/*
+ * Check one event object against what ms_infer_inject accepts, so that a
+ * mistake is reported with its line before the run starts rather than in
+ * the middle of it. Unknown keys are refused: a misspelt "irq" would
+ * otherwise silently inject a level without its interrupt.
+ */
+static bool event_check(json_t *o, uint64_t *at_us, char *why, size_t cap)
+{
+	static const char *const keys[] = {"at_us", "kind", "addr", "mask", "value", "irq"};
+	const char *k;
+	json_t *v;
+	uint64_t u;
+
+	if (!json_is_object(o)) {
+		snprintf(why, cap, "not a JSON object");
+		return false;
+	}
+	json_object_foreach(o, k, v)
+	{
+		size_t i;
+
+		for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (strcmp(k, keys[i]) == 0)
+				break;
+		if (i == sizeof(keys) / sizeof(keys[0])) {
+			snprintf(
+			    why, cap,
+			    "unknown key \"%.40s\" (known: at_us, kind, addr, mask, value, irq)",
+			    k);
+			return false;
+		}
+	}
+	if (!ms_json_uint(json_object_get(o, "at_us"), MS_RUN_EVENT_AT_US_MAX, at_us)) {
+		snprintf(why, cap,
+		         "\"at_us\" missing or not a whole number of microseconds <= %llu",
+		         (unsigned long long)MS_RUN_EVENT_AT_US_MAX);
+		return false;
+	}
+	k = json_string_value(json_object_get(o, "kind"));
+	if (k == NULL || strcmp(k, "gpio") != 0) {
+		snprintf(why, cap, "\"kind\" must be \"gpio\" (the only event kind)");
+		return false;
+	}
+	if (!ms_json_uint(json_object_get(o, "addr"), UINT32_MAX, &u)) {
+		snprintf(why, cap, "\"addr\" missing or not a 32-bit address");
+		return false;
+	}
+	if (!ms_json_uint(json_object_get(o, "mask"), UINT32_MAX, &u) || u == 0) {
+		snprintf(why, cap, "\"mask\" missing, 0 or not a 32-bit number");
+		return false;
+	}
+	if (!ms_json_uint(json_object_get(o, "value"), UINT32_MAX, &u)) {
+		snprintf(why, cap, "\"value\" missing or not a 32-bit number");
+		return false;
+	}
+	v = json_object_get(o, "irq");
+	if (v != NULL &&
+	    (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 239)) {
+		snprintf(why, cap, "\"irq\" must be an interrupt number 0..239");
+		return false;
+	}
+	return true;
+}
+
+int ms_run_events_parse(const char *text, size_t len, const char *name, struct ms_run_events *out,
+                        char *err, size_t cap)
+{
+	size_t pos = 0, cap_ev = 0;
+	int line = 0;
+	char why[160];
+
+	out->v = NULL;
+	out->n = 0;
+	if (memchr(text, 0, len) != NULL) {
+		/* Name the line that holds the NUL. */
+		line = 1;
+		for (const char *c = text; *c != 0; c++)
+			line += *c == '\n';
+		snprintf(err, cap, "%s:%d: NUL byte (not JSON lines text)", name, line);
+		return -1;
+	}
+	while (pos < len) {
+		const char *l = text + pos;
+		const char *nl = memchr(l, '\n', len - pos);
+		size_t n = nl != NULL ? (size_t)(nl - l) : len - pos;
+		size_t a = 0;
+		json_error_t je;
+		json_t *o;
+		uint64_t at;
+
+		line++;
+		pos += n + (nl != NULL);
+		if (n > MS_RUN_EVENT_LINE_MAX) {
+			snprintf(err, cap, "%s:%d: line longer than %d bytes", name, line,
+			         MS_RUN_EVENT_LINE_MAX);
+			goto fail;
+		}
+		while (a < n && (l[a] == ' ' || l[a] == '\t' || l[a] == '\r'))
+			a++;
+		if (a == n || l[a] == '#')
+			continue;
+		o = json_loadb(l, n, JSON_REJECT_DUPLICATES, &je);
+		if (o == NULL) {
+			snprintf(err, cap, "%s:%d: bad JSON at column %d: %s%s", name, line,
+			         je.column, je.text, nl == NULL ? " (truncated last line?)" : "");
+			goto fail;
+		}
+		if (!event_check(o, &at, why, sizeof(why))) {
+			json_decref(o);
+			snprintf(err, cap, "%s:%d: %s", name, line, why);
+			goto fail;
+		}
+		if (out->n > 0 && at < out->v[out->n - 1].at_us) {
+			json_decref(o);
+			snprintf(err, cap,
+			         "%s:%d: events must be in time order (at_us %llu after %llu on "
+			         "line %d)",
+			         name, line, (unsigned long long)at,
+			         (unsigned long long)out->v[out->n - 1].at_us,
+			         out->v[out->n - 1].line);
+			goto fail;
+		}
+		if (out->n == MS_RUN_EVENTS_MAX) {
+			json_decref(o);
+			snprintf(err, cap, "%s:%d: more than %d events", name, line,
+			         MS_RUN_EVENTS_MAX);
+			goto fail;
+		}
+		if (out->n == cap_ev) {
+			size_t nc = cap_ev ? cap_ev * 2 : 16;
+			struct ms_run_event *nv = realloc(out->v, nc * sizeof(*nv));
+
+			if (nv == NULL) {
+				json_decref(o);
+				snprintf(err, cap, "%s:%d: out of memory", name, line);
+				goto fail;
+			}
+			out->v = nv;
+			cap_ev = nc;
+		}
+		json_object_del(o, "at_us");
+		out->v[out->n].at_us = at;
+		out->v[out->n].ev = o;
+		out->v[out->n].line = line;
+		out->n++;
+	}
+	return 0;
+fail:
+	ms_run_events_free(out);
+	return -1;
+}
+
+int ms_run_events_load(const char *path, struct ms_run_events *out, char *err, size_t cap)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	out->v = NULL;
+	out->n = 0;
+	if (!read_file(path, &buf, &len, 16u << 20)) {
+		snprintf(err, cap, "%s: cannot read (missing, unreadable or over 16 MiB)", path);
+		return -1;
+	}
+	rc = ms_run_events_parse(buf, len, path, out, err, cap);
+	free(buf);
+	return rc;
+}
+
 /* ---- watching the console ---- */
 
 static bool contains_new(struct watch *w, const char *pat, size_t plen, size_t before)
@@ -407,11 +606,53 @@ static void watch_console(void *ud, const uint8_t *b, size_t n)
 		ms_rh_machine_request_stop(w->m);
 }
 
+/*
+ * Inference decisions go to --mmio-log (the engine writes them); only an
+ * injected event whose interrupt was held back is worth a line here, since
+ * the firmware will not react to it.
+ */
 static void watch_event(void *ud, const char *type, json_t *data)
 {
 	(void)ud;
-	(void)type;
-	(void)data;
+	if (strcmp(type, "infer.inject") == 0 && json_is_false(json_object_get(data, "raised")))
+		fprintf(stderr, "run: event at %s: interrupt %lld not raised: %s\n",
+		        json_string_value(json_object_get(data, "addr")) ?: "?",
+		        (long long)json_integer_value(json_object_get(data, "irq")),
+		        json_string_value(json_object_get(data, "reason")) ?: "held back");
+}
+
+/* Instruction count at which an event is due: at_us of virtual time at cpu_hz. */
+static uint64_t event_icount(const struct ms_run_event *ev, uint64_t cpu_hz)
+{
+	unsigned __int128 n = (unsigned __int128)ev->at_us * cpu_hz / 1000000u;
+
+	return n > UINT64_MAX ? UINT64_MAX : (uint64_t)n;
+}
+
+/*
+ * Inject every event that is due. A refused event (an address the
+ * firmware never touched, an interrupt it never enabled) is an error of
+ * the events file for this firmware: it is named by its line.
+ */
+static int inject_due(const struct run_opts *o, struct ms_rh_machine *m,
+                      const struct ms_run_events *evs, size_t *next)
+{
+	while (*next < evs->n && m->icount >= event_icount(&evs->v[*next], m->cpu_hz)) {
+		const struct ms_run_event *ev = &evs->v[*next];
+		struct ms_err e;
+
+		ms_err_clear(&e);
+		if (ms_infer_inject(m->inf, ev->ev, &e) != 0) {
+			fprintf(stderr, "run: %s:%d: event at %" PRIu64 " us refused: %s\n",
+			        o->events, ev->line, ev->at_us, e.message);
+			return -1;
+		}
+		fprintf(stderr,
+		        "run: %s:%d: event injected at %" PRIu64 " us (%" PRIu64 " instructions)\n",
+		        o->events, ev->line, ev->at_us, m->icount);
+		(*next)++;
+	}
+	return 0;
 }
 
 /* ---- rehost ---- */
@@ -438,9 +679,15 @@ static int run_rehost(const struct run_opts *o)
 	int rc = EXIT_INFRA;
 	bool have_img = false;
 	char *in = NULL;
-	size_t in_len = 0;
+	size_t in_len = 0, next_ev = 0;
+	struct ms_run_events evs = {0};
+	char everr[512];
 
 	ms_err_clear(&e);
+	if (o->events != NULL && ms_run_events_load(o->events, &evs, everr, sizeof(everr)) != 0) {
+		fprintf(stderr, "run: %s\n", everr);
+		return EXIT_INFRA;
+	}
 	if (ms_image_load_file(o->firmware, o->load_addr, 256u << 20, &img, &e) != 0) {
 		fprintf(stderr, "run: %s: %s\n", o->firmware, e.message);
 		return EXIT_INFRA;
@@ -507,9 +754,17 @@ static int run_rehost(const struct run_opts *o)
 	limit = (uint64_t)(o->timeout * (double)m->cpu_hz);
 	if (o->max_insns != 0 && o->max_insns < limit)
 		limit = o->max_insns;
+	if (evs.n > 0 && m->inf == NULL) {
+		fprintf(stderr, "run: --events needs peripheral inference, which is off\n");
+		goto report;
+	}
 	for (;;) {
 		enum ms_rh_stop st;
 
+		if (inject_due(o, m, &evs, &next_ev) != 0) {
+			rc = EXIT_INFRA;
+			break;
+		}
 		if (m->icount >= limit) {
 			rc = o->expect != NULL ? EXIT_TIMEOUT : EXIT_PASS;
 			fprintf(stderr,
@@ -520,6 +775,10 @@ static int run_rehost(const struct run_opts *o)
 			break;
 		}
 		budget = limit - m->icount;
+		/* Stop at the next event's time, so that it is injected on time. */
+		if (next_ev < evs.n &&
+		    event_icount(&evs.v[next_ev], m->cpu_hz) - m->icount < budget)
+			budget = event_icount(&evs.v[next_ev], m->cpu_hz) - m->icount;
 		if (m->gdb != NULL && budget > 1000000)
 			budget = 1000000;
 		st = ms_rh_machine_run(m, budget);
@@ -546,6 +805,11 @@ static int run_rehost(const struct run_opts *o)
 						break;
 				}
 				usleep(1000);
+				continue;
+			}
+			/* Asleep until the next external event: its time comes at once. */
+			if (next_ev < evs.n && event_icount(&evs.v[next_ev], m->cpu_hz) < limit) {
+				m->icount = event_icount(&evs.v[next_ev], m->cpu_hz);
 				continue;
 			}
 			/* Asleep with no input left and nothing scheduled: time runs out. */
@@ -587,6 +851,7 @@ out:
 		ms_image_free(&img);
 	free(in);
 	free(w.buf);
+	ms_run_events_free(&evs);
 	return rc;
 }
 
@@ -604,10 +869,11 @@ static int run_qemu(const struct run_opts *o)
 	size_t in_len = 0, in_off = 0;
 	pid_t pid;
 
-	if (o->bb_out || o->lcov_out || o->mmio_log || o->max_insns || o->n_svd || o->models) {
+	if (o->bb_out || o->lcov_out || o->mmio_log || o->max_insns || o->n_svd || o->models ||
+	    o->events) {
 		fprintf(stderr,
-		        "run: --bb-out, --lcov-out, --mmio-log, --max-insns, --svd and "
-		        "--models need --backend rehost\n");
+		        "run: --bb-out, --lcov-out, --mmio-log, --max-insns, --svd, --models and "
+		        "--events need --backend rehost\n");
 		return EXIT_INFRA;
 	}
 	if (o->cpu != NULL && o->board == NULL) {

@@ -7,6 +7,9 @@
 #define MS_RH_RUN_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
 
 /* Entry point for "machineserver run ..." (argv[0] is "run"). Returns the exit code. */
 int ms_run_main(int argc, char **argv);
@@ -17,5 +20,46 @@ int ms_run_main(int argc, char **argv);
  * truncated escape.
  */
 char *ms_run_unescape(const char *s, size_t *out_len);
+
+/*
+ * --events FILE: external events injected at points of virtual time. One
+ * JSON object per line, the body of the daemon's
+ * POST /api/v1/sessions/:id/inject plus "at_us", the virtual time in
+ * microseconds (derived from the instruction count, so a run is
+ * deterministic):
+ *   {"at_us": 1000, "kind": "gpio", "addr": "0x40010808", "mask": 1,
+ *    "value": 1, "irq": 6}
+ * Blank lines and lines starting with '#' are skipped. Events must be in
+ * time order. ev is the line's object without "at_us" (owned by the list);
+ * line is its 1-based line number in the file.
+ */
+struct ms_run_event {
+	uint64_t at_us;
+	json_t *ev;
+	int line;
+};
+
+struct ms_run_events {
+	struct ms_run_event *v;
+	size_t n;
+};
+
+/* Limits: a line, the number of events, the latest time (about 11.6 days). */
+#define MS_RUN_EVENT_LINE_MAX 4096
+#define MS_RUN_EVENTS_MAX 100000
+#define MS_RUN_EVENT_AT_US_MAX 1000000000000ull
+
+/*
+ * Parse len bytes of events text; name is used in messages. Returns 0 and
+ * fills *out (freed with ms_run_events_free), or -1 with "NAME:LINE: what
+ * is wrong" in err (cap bytes) and *out empty.
+ */
+int ms_run_events_parse(const char *text, size_t len, const char *name, struct ms_run_events *out,
+                        char *err, size_t cap);
+
+/* The same for a file (at most 16 MiB). */
+int ms_run_events_load(const char *path, struct ms_run_events *out, char *err, size_t cap);
+
+void ms_run_events_free(struct ms_run_events *evs);
 
 #endif

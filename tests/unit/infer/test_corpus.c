@@ -2,7 +2,9 @@
  * The inference corpus (firmware/infer): builds it with arm-none-eabi-gcc
  * (make -C firmware/infer) and runs every image on the test shell, zero-
  * config and with its vendor SVD, checking its pass criterion (the EXPECT
- * line of its build.mk on the console, given its INPUT). The same images
+ * line of its build.mk on the console, given its INPUT and, when it has an
+ * EVENTS file, those external events injected at their virtual times with
+ * the parser of `machineserver run --events`). The same images
  * run through `machineserver run` on the rehost engine in the integration
  * tests; here nothing but Unicorn and this module is involved.
  */
@@ -17,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "infer/svd.h"
+#include "rehost/run.h"
 #include "shell.h"
 
 #define SVD_DIR "/work/shared/svd"
@@ -63,6 +66,7 @@ struct fw {
 	char svd[128];
 	char input[128];
 	char expect[256];
+	char events[160]; /* path of the EVENTS file, or empty */
 	uint32_t flash;
 	int cpu;
 	bool engine_only; /* needs the engine's SysTick/PendSV: not for the test shell */
@@ -86,6 +90,9 @@ static bool read_fw(const char *name, struct fw *f)
 			unescape(line + 8 + (line[8] == ' '), f->input, sizeof(f->input));
 		else if (!strncmp(line, "# EXPECT: ", 10))
 			unescape(line + 10, f->expect, sizeof(f->expect));
+		else if (!strncmp(line, "# EVENTS: ", 10))
+			snprintf(f->events, sizeof(f->events), "firmware/infer/%s/%s", name,
+			         line + 10);
 		else if (!strncmp(line, "# ENGINE: only", 14))
 			f->engine_only = true;
 		else if (!strncmp(line, "FW_FLASH := ", 12))
@@ -135,7 +142,27 @@ static bool run_fw(const struct fw *f, bool svd, json_t **stats)
 	sh_input(&s, f->input);
 	uint32_t v[2];
 	uc_mem_read(s.uc, f->flash, v, 8);
-	sh_run(&s, v[1], v[0], 20000000);
+	struct ms_run_events evs = {0};
+	if (f->events[0]) {
+		char err[256];
+		if (ms_run_events_load(f->events, &evs, err, sizeof(err)) != 0)
+			fail_msg("%s", err);
+	}
+	/* The shell's clock: 16 instructions per virtual microsecond (sh_now). */
+	uint64_t limit = 20000000;
+	uint32_t pc = v[1], sp = v[0];
+	for (size_t i = 0; i < evs.n && s.insns < limit; i++) {
+		uint64_t due = evs.v[i].at_us * 16;
+		if (due > s.insns && sh_run(&s, pc, sp, due - s.insns) != UC_ERR_OK)
+			break;
+		sp = 0;
+		uc_reg_read(s.uc, UC_ARM_REG_PC, &pc);
+		if (ms_infer_inject(s.inf, evs.v[i].ev, &e) != 0)
+			fail_msg("%s line %d: %s", f->events, evs.v[i].line, e.message);
+	}
+	if (s.insns < limit)
+		sh_run(&s, pc, sp, limit - s.insns);
+	ms_run_events_free(&evs);
 	bool ok = sh_out_has(&s, f->expect);
 	if (!ok)
 		fprintf(stderr, "%s (%s): console [%.*s]\n", f->name, svd ? "svd" : "zero-config",
@@ -204,6 +231,9 @@ static const char *svd_category(const struct ms__svd_reg *r)
 	for (int i = 0; data[i]; i++)
 		if (!strcasecmp(n, data[i]))
 			return "data";
+	/* STM32's rising/falling trigger selection registers end in SR but configure. */
+	if (!strcasecmp(n, "RTSR") || !strcasecmp(n, "FTSR"))
+		return "control";
 	bool sr = (l >= 2 && !strcasecmp(n + l - 2, "SR")) ||
 	    (l >= 3 && !strncasecmp(n + l - 3, "SR", 2) && n[l - 1] >= '0' && n[l - 1] <= '9');
 	if (!strncasecmp(n, "EVENTS_", 7) || sr || !strcasecmp(n, "STATE") ||
