@@ -5,7 +5,7 @@
 # Prints one Markdown row per run: pass/fail, wall time, devices created,
 # decisions by kind, fault-to-resume latency (median of the run's regions).
 # The pass criterion of each image is in its firmware/infer/<name>/build.mk
-# (INPUT / EXPECT / FW_SVD lines). Usage: BUILD=$PWD/build bash bench/infer-corpus.sh
+# (INPUT / EXPECT / FW_SVD lines; EVENTS names its --events file). Usage: BUILD=$PWD/build bash bench/infer-corpus.sh
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-$PWD/build}
@@ -15,10 +15,11 @@ make -s firmware BUILD="$BUILD" >/dev/null || exit 4
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-row() { # name mode firmware input expect [svd]
-	local name=$1 mode=$2 fw=$3 input=$4 expect=$5 svd=${6:-}
+row() { # name mode firmware input expect [svd [events]]
+	local name=$1 mode=$2 fw=$3 input=$4 expect=$5 svd=${6:-} events=${7:-}
 	local args=(--backend rehost --timeout 20 --input-text "$input" --expect "$expect" --mmio-log "$tmp/log")
 	[ -n "$svd" ] && args+=(--svd "$svd")
+	[ -n "$events" ] && args+=(--events "$events")
 	local t0 t1 rc
 	t0=$(date +%s.%N)
 	"$BUILD/machineserver" run "${args[@]}" "$fw" >/dev/null 2>"$tmp/err"
@@ -54,10 +55,12 @@ for mk in firmware/infer/*/build.mk; do
 	input=$(sed -n 's/^# INPUT: //p' "$mk")
 	expect=$(sed -n 's/^# EXPECT: //p' "$mk")
 	svd=$(sed -n 's/^# FW_SVD: //p' "$mk")
+	events=$(sed -n 's/^# EVENTS: //p' "$mk")
+	[ -n "$events" ] && events="$dir/$events"
 	fw="$BUILD/firmware/infer-$name.elf"
-	row "$name" zero "$fw" "$input" "$expect"
+	row "$name" zero "$fw" "$input" "$expect" "" "$events"
 	if [ -n "$svd" ] && [ -f "$SVD_DIR/$svd" ]; then
-		row "$name" svd "$fw" "$input" "$expect" "$SVD_DIR/$svd"
+		row "$name" svd "$fw" "$input" "$expect" "$SVD_DIR/$svd" "$events"
 	fi
 done
 mp=/usr/share/firmware-microbit-micropython/firmware.hex

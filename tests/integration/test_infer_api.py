@@ -180,3 +180,72 @@ def test_inject_step_and_run_for(clean):
     q = d.create_session("mps2-an385")
     assert_error(d.post("/api/v1/sessions/%s/step" % q["id"], {"instructions": 1}), 501)
     assert_error(d.post("/api/v1/sessions/%s/inject" % q["id"], {"kind": "gpio"}), 501)
+
+
+EXTI_FW = os.path.join(os.environ.get("MS_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build")),
+                       "firmware", "infer-stm32f1-exti.elf")
+F103_SVD = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "svd", "STMicro", "STM32F103xx.svd")
+BUTTON = {"kind": "gpio", "addr": "0x40010808", "mask": 1, "irq": 6}
+
+
+@pytest.mark.parametrize("mode", ["zero", "svd"])
+def test_gpio_external_interrupt_through_inject(clean, mode):
+    """firmware/infer/stm32f1-exti through the daemon: each injected edge
+    interrupts once (the handler finds PR0 set, clears it by writing 1 and
+    reads the level from IDR), and an edge after the firmware masked the
+    line in EXTI IMR does not, while its level still reads back. The
+    session is paused between events and advanced by run_for, so the
+    order of events and firmware is the same on any machine."""
+    d = clean
+    if not os.path.isfile(EXTI_FW):
+        pytest.skip("corpus firmware not built (make firmware)")
+    bc = {"cpu": "cortex-m3"}
+    if mode == "svd":
+        if not os.path.isfile(F103_SVD):
+            pytest.skip("vendor SVDs not found beside the project (../shared/svd)")
+        r = d.upload(open(F103_SVD, "rb").read(), "STM32F103xx.svd")
+        assert r.status == 201, r
+        bc["svd"] = r.json()["id"]
+    s = rehost_session(d, bc)
+    sid = s["id"]
+    r = d.upload(open(EXTI_FW, "rb").read(), "exti.elf")
+    assert r.status == 201, r
+    assert d.post("/api/v1/sessions/%s/program" % sid, {"program_id": r.json()["id"]}).status == 200
+    ws = d.console(sid)
+    assert d.post("/api/v1/sessions/%s/poweron" % sid).status == 200
+    out = ws.read_until(b"exti ready\r\n", timeout=30)
+    assert d.post("/api/v1/sessions/%s/pause" % sid).status == 200
+    d.wait_state(sid, "paused")
+    inject = "/api/v1/sessions/%s/inject" % sid
+    run_for = "/api/v1/sessions/%s/run_for" % sid
+
+    # An interrupt the firmware never enabled is refused, and changes nothing.
+    assert_error(d.post(inject, dict(BUTTON, value=1, irq=7)), 409)
+    assert d.post(run_for, {"virtual_ns": 1000000}).status == 200
+
+    assert d.post(inject, dict(BUTTON, value=1)).status == 200
+    assert d.post(run_for, {"virtual_ns": 1000000}).status == 200
+    out = ws.read_until(b"button 1\r\n", timeout=30, start=out)
+    assert d.post(inject, dict(BUTTON, value=0)).status == 200
+    assert d.post(run_for, {"virtual_ns": 1000000}).status == 200
+    out = ws.read_until(b"button 0\r\nmasked\r\n", timeout=30, start=out)
+
+    def reg(addr):
+        periph = d.get("/api/v1/sessions/%s/peripherals" % sid).json()["peripherals"]
+        return {g["addr"]: g for p in periph for g in p["registers"]}[addr]
+
+    # The handler acknowledged PR0 by writing 1: write-1-to-clear, now clear.
+    pr = reg("0x40010414")
+    assert pr["model"] == "w1c" and pr["value"] == "0x0", pr
+    assert reg("0x40010808")["category"] == "status"
+    # Masked in IMR: the edge sets the pending flag but does not interrupt.
+    assert d.post(inject, dict(BUTTON, value=1)).status == 200
+    assert reg("0x40010414")["value"] == "0x1"
+    infer = [e["data"] for e in events(d, sid) if e["type"] == "infer.inject"]
+    assert [e["raised"] for e in infer] == [True, True, False], infer
+    assert infer[0]["flag"] == {"addr": "0x40010414", "mask": "0x1"}, infer[0]
+
+    assert d.post("/api/v1/sessions/%s/poweron" % sid).status == 200
+    out = ws.read_until(b"level 1\r\nirqs 2\r\nPASS\r\n", timeout=30, start=out)
+    assert b"FAIL" not in out, out
+    ws.close()

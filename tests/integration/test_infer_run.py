@@ -4,6 +4,8 @@ image of firmware/infer must pass zero-config and with its vendor SVD (its
 pass criterion is in firmware/infer/<name>/build.mk), Debian's micro:bit
 MicroPython must reach its REPL with no board file, and runs are
 deterministic (same executed blocks and the same decisions, run after run).
+Images with an EVENTS file (external events: GPIO levels and their
+interrupts) are run with `--events`.
 """
 import glob
 import json
@@ -23,7 +25,7 @@ def corpus():
     for mk in sorted(glob.glob(os.path.join(ROOT, "firmware", "infer", "*", "build.mk"))):
         meta = {}
         for line in open(mk):
-            for key in ("INPUT", "EXPECT", "FW_SVD"):
+            for key in ("INPUT", "EXPECT", "FW_SVD", "EVENTS"):
                 if line.startswith("# %s: " % key):
                     meta[key] = line[len("# %s: " % key):].rstrip("\n")
         out.append((os.path.basename(os.path.dirname(mk)), meta))
@@ -41,6 +43,8 @@ def run(fw, *args, timeout=60):
 def test_corpus_passes(name, meta, mode):
     fw = os.path.join(BUILD, "firmware", "infer-%s.elf" % name)
     args = ["--input-text", meta.get("INPUT", ""), "--expect", meta["EXPECT"]]
+    if "EVENTS" in meta:
+        args += ["--events", os.path.join(ROOT, "firmware", "infer", name, meta["EVENTS"])]
     if mode == "svd":
         svd = os.path.join(SVD_DIR, meta.get("FW_SVD", "-"))
         if not os.path.isfile(svd):
@@ -72,3 +76,58 @@ def test_micropython_zero_config_reaches_the_repl(tmp_path):
     assert logs[0][1] == logs[1][1], "inference decisions differ between two runs"
     assert len(logs[0][1]) > 0
 
+
+
+def decisions(path):
+    out = []
+    for line in open(path):
+        ev = json.loads(line)
+        if ev.get("type", "").startswith("infer."):
+            ev.pop("latency_ns", None)
+            ev.pop("map_ns", None)
+            out.append(ev)
+    return out
+
+
+@pytest.mark.parametrize("mode", ["zero", "svd"])
+def test_gpio_external_interrupt_is_deterministic(tmp_path, mode):
+    """The same events give the same console, blocks and decisions; the
+    masked press is held back with its reason, the flag is acknowledged by
+    writing 1."""
+    name = "stm32f1-exti"
+    meta = dict(corpus())[name]
+    fw = os.path.join(BUILD, "firmware", "infer-%s.elf" % name)
+    args = ["--events", os.path.join(ROOT, "firmware", "infer", name, meta["EVENTS"]),
+            "--expect", meta["EXPECT"]]
+    if mode == "svd":
+        svd = os.path.join(SVD_DIR, meta["FW_SVD"])
+        if not os.path.isfile(svd):
+            pytest.skip("vendor SVD %s not found beside the project (../shared/svd)" % meta["FW_SVD"])
+        args += ["--svd", svd]
+    runs = []
+    for i in range(2):
+        bb, mmio = tmp_path / ("bb%d" % i), tmp_path / ("mmio%d" % i)
+        r = run(fw, *args, "--bb-out", str(bb), "--mmio-log", str(mmio))
+        assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
+        runs.append((r.stdout, bb.read_bytes(), decisions(mmio)))
+    assert runs[0] == runs[1], "console, executed blocks or decisions differ between two runs"
+    dec = runs[0][2]
+    injects = [d for d in dec if d["type"] == "infer.inject"]
+    assert [d["raised"] for d in injects] == [True, True, False], injects
+    assert injects[0]["flag"] == {"addr": "0x40010414", "mask": "0x1"}, injects[0]
+    acks = [d for d in dec if d.get("model") == "event-flag" and d["type"] == "infer.register"]
+    assert acks and acks[0]["clear"] == "write-1", acks
+
+
+def test_events_file_errors_name_the_line(tmp_path):
+    fw = os.path.join(BUILD, "firmware", "infer-stm32f1-exti.elf")
+    bad = tmp_path / "ev.jsonl"
+    bad.write_text('{"at_us": 1000, "kind": "gpio", "addr": "0x40010808", "mask": 1, "value": 1}\n'
+                   '{"at_us": 2000, "kind": "gpio", "addr": "0x40010808", "mask": 1, "value": 1, "irq": "6"}\n')
+    r = run(fw, "--events", str(bad))
+    assert r.returncode == 4
+    assert ("%s:2:" % bad).encode() in r.stderr, r.stderr
+    bad.write_text('{"at_us": 1000, "kind": "gpio", "addr": "0x40010808", "mask": 1, "value": 1, "irq": 9}\n')
+    r = run(fw, "--events", str(bad))
+    assert r.returncode == 4
+    assert ("%s:1: event at 1000 us refused: interrupt 9 is not enabled" % bad).encode() in r.stderr, r.stderr
