@@ -1304,13 +1304,17 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 static bool handler_transmits(struct ms_infer *inf, struct periph *p);
 
 /*
- * Note which bits of r a write changed, with a global order: the enable
- * of an interrupt line is the bit the firmware changed last (see
- * line_enabled).
+ * Note which bits of r a write acted on, with a global order: the enable
+ * of an interrupt line is the bit the firmware acted on last (see
+ * line_enabled). A write acts on the bits it changes; on a register the
+ * firmware never reads (a command or a set/clear alias such as INTENSET),
+ * every 1 it writes is an action, even when the value stays the same.
  */
-static void stamp(struct ms_infer *inf, struct reg *r, uint32_t old)
+static void stamp(struct ms_infer *inf, struct reg *r, uint32_t old, uint32_t written)
 {
 	uint32_t d = old ^ r->value;
+	if (!r->reads)
+		d |= written;
 	if (!d)
 		return;
 	inf->wstamp++;
@@ -1411,7 +1415,8 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 			t->value &= ~(v & wmask);
 		else
 			t->value = (t->value | (v & 0xffff)) & ~(v >> 16);
-		stamp(inf, t, told);
+		stamp(inf, t, told, 0);
+		stamp(inf, r, r->value, v & wmask);
 		return;
 	}
 	case RM_W1C:
@@ -1424,7 +1429,7 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 		r->value = (old & ~wmask) | (v & wmask);
 		break;
 	}
-	stamp(inf, r, old);
+	stamp(inf, r, old, v & wmask);
 	/* A configuration write: the device is set up; newly set bits may arm an interrupt. */
 	if (!r->rx_mask && (v & wmask)) {
 		p->armed = true;
@@ -2974,10 +2979,14 @@ static bool enable_name(const char *name)
  * peripherals per page: the AFIO and GPIO writes beside EXTI are not its
  * enables). With an SVD, the block's interrupt enable/mask registers by
  * name (EXTI IMR, GPIOTE INTENSET) decide. Without one, the enable is the
- * register whose en_bit the firmware changed last: configuring a line
- * writes its trigger and its mask bit (the mask usually last, and a
- * disable writes it again), while unrelated configuration leaves that bit
- * alone. Called with inf->lock held; why explains the answer.
+ * register whose en_bit the firmware acted on last (see stamp):
+ * configuring a line writes its trigger and its mask bit (the mask usually
+ * last, and a disable writes it again), while unrelated configuration
+ * leaves that bit alone. When that register is never read and another
+ * never-read register 4 bytes below carries the same bit, the two are a
+ * set/clear pair (INTENSET/INTENCLR, IER/IDR) and the last action was a
+ * clear; 4 bytes above, a set. Called with inf->lock held; why explains
+ * the answer.
  */
 static bool line_enabled(struct periph *fp, const struct reg *fr, const struct evlink *l, char *why,
                          size_t cap)
@@ -3007,7 +3016,24 @@ static bool line_enabled(struct periph *fp, const struct reg *fr, const struct e
 		         l->en_bit);
 		return false;
 	}
-	snprintf(why, cap, "bit %u of +0x%x (the last register whose bit %u changed) is %s",
+	if (!last->reads) {
+		const struct reg *below = last->off >= 4 ? reg_find(fp, last->off - 4) : NULL;
+		const struct reg *above = reg_find(fp, last->off + 4);
+		if (below && !below->reads && (below->written_or & e)) {
+			snprintf(why, cap,
+			         "bit %u last written to +0x%x, the clear half of a set/clear pair",
+			         l->en_bit, last->off);
+			return false;
+		}
+		if (above && !above->reads && (above->written_or & e)) {
+			snprintf(why, cap,
+			         "bit %u last written to +0x%x, the set half of a set/clear pair",
+			         l->en_bit, last->off);
+			return true;
+		}
+	}
+	snprintf(why, cap,
+	         "bit %u of +0x%x (the last register whose bit %u the firmware acted on) is %s",
 	         l->en_bit, last->off, l->en_bit, (last->value & e) ? "set" : "clear");
 	return (last->value & e) != 0;
 }

@@ -266,14 +266,22 @@ json_t *ms_infer_peripherals(struct ms_infer *inf);
 int ms_infer_patch(struct ms_infer *inf, json_t *patch, struct ms_err *e);
 
 /*
- * An external event (the backend's inject_event): {"kind": "gpio", "addr":
- * N, "mask": M, "value": V, "irq": I}. Sets the masked bits of the input
- * register at addr (a pin level the firmware reads), and with "irq" raises
- * that interrupt when it is enabled in the NVIC, its handler taking the
- * event side of its flag tests once (so EXTI/GPIOTE handlers see their
- * pending bit). Errors: 400 bad event, 404 addr not in an inferred device,
- * 409 irq not enabled by the firmware. Owner thread only (it may raise an
- * interrupt through the host).
+ * An external event (the backend's inject_event, `machineserver run
+ * --events`): {"kind": "gpio", "addr": N, "mask": M, "value": V, "irq": I}.
+ * Sets the masked bits of the input register at addr (a pin level the
+ * firmware reads; the firmware's writes and the poll solver leave them
+ * alone). With "irq": the event's pending flag is found in that line's
+ * handler (its first device read and the bit it tests) and set, reading 1
+ * until the firmware acknowledges it (write 1 or write 0, learned from its
+ * first write); the interrupt is raised when it is enabled in the NVIC and
+ * in the peripheral (an SVD enable/mask register by name, else the
+ * register whose bit the firmware acted on last). An event whose
+ * interrupt is held back still returns 0: its "infer.inject" decision
+ * event says raised false and why. When no flag is found in the handler,
+ * the interrupt is raised and its branches on event bits take their event
+ * side once. Errors: 400 bad event, 404 addr not in an inferred device,
+ * 409 irq not enabled in the NVIC (nothing changes). Owner thread only (it
+ * may raise an interrupt through the host).
  */
 int ms_infer_inject(struct ms_infer *inf, json_t *ev, struct ms_err *e);
 

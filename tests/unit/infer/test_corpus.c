@@ -126,6 +126,40 @@ static uint8_t *read_bin(const char *name, size_t *len)
 	return b;
 }
 
+/*
+ * Boot an image with its INPUT and its EVENTS (injected at their virtual
+ * times, with the parser of `machineserver run --events`) and run it for
+ * up to 20 M instructions.
+ */
+static void boot_with_input(struct shell *s, const struct fw *f)
+{
+	struct ms_err e;
+	sh_input(s, f->input);
+	uint32_t v[2];
+	uc_mem_read(s->uc, f->flash, v, 8);
+	struct ms_run_events evs = {0};
+	if (f->events[0]) {
+		char err[256];
+		if (ms_run_events_load(f->events, &evs, err, sizeof(err)) != 0)
+			fail_msg("%s", err);
+	}
+	/* The shell's clock: 16 instructions per virtual microsecond (sh_now). */
+	uint64_t limit = 20000000;
+	uint32_t pc = v[1], sp = v[0];
+	for (size_t i = 0; i < evs.n && s->insns < limit; i++) {
+		uint64_t due = evs.v[i].at_us * 16;
+		if (due > s->insns && sh_run(s, pc, sp, due - s->insns) != UC_ERR_OK)
+			break;
+		sp = 0;
+		uc_reg_read(s->uc, UC_ARM_REG_PC, &pc);
+		if (ms_infer_inject(s->inf, evs.v[i].ev, &e) != 0)
+			fail_msg("%s line %d: %s", f->events, evs.v[i].line, e.message);
+	}
+	if (s->insns < limit)
+		sh_run(s, pc, sp, limit - s->insns);
+	ms_run_events_free(&evs);
+}
+
 /* Run one image; returns whether EXPECT appeared. */
 static bool run_fw(const struct fw *f, bool svd, json_t **stats)
 {
@@ -139,30 +173,7 @@ static bool run_fw(const struct fw *f, bool svd, json_t **stats)
 	    .mode = svd ? MS_INFER_SVD : MS_INFER_RULES, .svd_paths = paths, .n_svd = svd ? 1 : 0};
 	assert_int_equal(sh_init(&s, f->cpu, img, len, f->flash, &o, &e), 0);
 	free(img);
-	sh_input(&s, f->input);
-	uint32_t v[2];
-	uc_mem_read(s.uc, f->flash, v, 8);
-	struct ms_run_events evs = {0};
-	if (f->events[0]) {
-		char err[256];
-		if (ms_run_events_load(f->events, &evs, err, sizeof(err)) != 0)
-			fail_msg("%s", err);
-	}
-	/* The shell's clock: 16 instructions per virtual microsecond (sh_now). */
-	uint64_t limit = 20000000;
-	uint32_t pc = v[1], sp = v[0];
-	for (size_t i = 0; i < evs.n && s.insns < limit; i++) {
-		uint64_t due = evs.v[i].at_us * 16;
-		if (due > s.insns && sh_run(&s, pc, sp, due - s.insns) != UC_ERR_OK)
-			break;
-		sp = 0;
-		uc_reg_read(s.uc, UC_ARM_REG_PC, &pc);
-		if (ms_infer_inject(s.inf, evs.v[i].ev, &e) != 0)
-			fail_msg("%s line %d: %s", f->events, evs.v[i].line, e.message);
-	}
-	if (s.insns < limit)
-		sh_run(&s, pc, sp, limit - s.insns);
-	ms_run_events_free(&evs);
+	boot_with_input(&s, f);
 	bool ok = sh_out_has(&s, f->expect);
 	if (!ok)
 		fprintf(stderr, "%s (%s): console [%.*s]\n", f->name, svd ? "svd" : "zero-config",
@@ -220,7 +231,8 @@ static void test_corpus(void **state)
  * The SVD's own description of a register, reduced to our categories:
  * data registers by their names (DR, DATA, RXD, TXD, RDR, TDR, VALUE,
  * RXDATA, TXDATA); status for read-only registers, status registers by name
- * (..SR, ..SRn, STATE, STATUS) and Nordic EVENTS_*; control otherwise.
+ * (..SR, ..SRn, STATE, STATUS), pending registers (PR) and Nordic EVENTS_*;
+ * control otherwise (RTSR/FTSR, trigger selections, are control).
  */
 static const char *svd_category(const struct ms__svd_reg *r)
 {
@@ -236,8 +248,9 @@ static const char *svd_category(const struct ms__svd_reg *r)
 		return "control";
 	bool sr = (l >= 2 && !strcasecmp(n + l - 2, "SR")) ||
 	    (l >= 3 && !strncasecmp(n + l - 3, "SR", 2) && n[l - 1] >= '0' && n[l - 1] <= '9');
-	if (!strncasecmp(n, "EVENTS_", 7) || sr || !strcasecmp(n, "STATE") ||
-	    !strcasecmp(n, "STATUS") || r->access == MS__SVD_RO)
+	/* PR: a pending register (EXTI), flags the hardware sets, as EVENTS_* are. */
+	if (!strncasecmp(n, "EVENTS_", 7) || sr || !strcasecmp(n, "PR") ||
+	    !strcasecmp(n, "STATE") || !strcasecmp(n, "STATUS") || r->access == MS__SVD_RO)
 		return "status";
 	return "control";
 }
@@ -265,10 +278,7 @@ static void test_classification_accuracy(void **state)
 		struct ms_infer_opts o = {0};
 		assert_int_equal(sh_init(&s, f.cpu, img, len, f.flash, &o, &e), 0);
 		free(img);
-		sh_input(&s, f.input);
-		uint32_t v[2];
-		uc_mem_read(s.uc, f.flash, v, 8);
-		sh_run(&s, v[1], v[0], 20000000);
+		boot_with_input(&s, &f);
 		struct ms__svd *svd;
 		char err[256];
 		assert_int_equal(ms__svd_load(f.svd, &svd, err, sizeof(err)), 0);
