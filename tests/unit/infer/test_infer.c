@@ -1263,6 +1263,323 @@ static void test_gpio_external_interrupt(void **state)
 	sh_free(&s);
 }
 
+/* Current value of the inferred register at addr (from the peripherals view). */
+static uint32_t model_value(struct shell *s, uint32_t addr)
+{
+	json_t *ps = ms_infer_peripherals(s->inf);
+	size_t i, k;
+	json_t *p, *r;
+	uint32_t v = 0xdeadbeef;
+	json_array_foreach(ps, i, p) json_array_foreach(json_object_get(p, "registers"), k, r)
+	{
+		if (strtoul(json_string_value(json_object_get(r, "addr")), NULL, 0) == addr)
+			v = (uint32_t)strtoul(json_string_value(json_object_get(r, "value")), NULL,
+			                      0);
+	}
+	json_decref(ps);
+	return v;
+}
+
+static uint32_t ram32(struct shell *s, uint32_t addr)
+{
+	uint32_t v = 0;
+	uc_mem_read(s->uc, addr, &v, 4);
+	return v;
+}
+
+static void set_stage(struct shell *s, uint32_t stage)
+{
+	uc_mem_write(s->uc, 0x20000000, &stage, 4);
+}
+
+static void go_on(struct shell *s, uint64_t insns)
+{
+	sh_run(s, reg(s, UC_ARM_REG_PC), 0, insns);
+}
+
+/* The "raised" field of the last infer.inject decision. */
+static bool last_raised(struct shell *s, const char **why)
+{
+	json_t *last = NULL;
+	size_t i;
+	json_t *e;
+	json_array_foreach(s->events, i,
+	                   e) if (!strcmp(json_string_value(json_object_get(e, "type")),
+	                                  "infer.inject")) last = json_object_get(e, "data");
+	assert_non_null(last);
+	if (why)
+		*why = json_string_value(json_object_get(last, "reason"));
+	return json_is_true(json_object_get(last, "raised"));
+}
+
+static int inject(struct shell *s, const char *addr, uint32_t mask, uint32_t value, int irq)
+{
+	struct ms_err e;
+	json_t *ev = json_pack("{s:s,s:s,s:i,s:i}", "kind", "gpio", "addr", addr, "mask", mask,
+	                       "value", value);
+	if (irq >= 0)
+		json_object_set_new(ev, "irq", json_integer(irq));
+	int rc = ms_infer_inject(s->inf, ev, &e);
+	json_decref(ev);
+	return rc;
+}
+
+/*
+ * STM32F1 EXTI line 3 (IRQ 9), PA3. The handler shares its vector with
+ * line 2 (tests PR bit 2, then bit 3), like EXTI9_5. Stage 0: only the
+ * NVIC is on; stage 1: RTSR and IMR bit 3 set (read-modify-write); stage
+ * 2: IMR bit 3 cleared again, RTSR still set. Counters: +4 line 3, +8
+ * line 2.
+ */
+static const char *EXTI3 = ".word 0x20008000\n"
+                           ".word reset + 1\n"
+                           ".rept 14\n.word 0\n.endr\n"
+                           ".rept 9\n.word 0\n.endr\n"
+                           ".word exti + 1\n" /* IRQ 9 */
+                           ".rept 22\n.word 0\n.endr\n"
+                           "reset: ldr r1, =0x40010000\n"
+                           "ldr r0, [r1, #0x800]\n" /* GPIOA CRL: PA3 input */
+                           "bic r0, r0, #0xf000\n"
+                           "orr r0, r0, #0x8000\n"
+                           "str r0, [r1, #0x800]\n"
+                           "ldr r2, =0xE000E100\n"
+                           "mov r0, #0x200\n"
+                           "str r0, [r2]\n" /* ISER0 bit 9 */
+                           "ldr r6, =0x20000000\n"
+                           "movs r0, #0\n"
+                           "str r0, [r6]\n"
+                           "str r0, [r6, #4]\n"
+                           "str r0, [r6, #8]\n"
+                           "1: ldr r0, [r6]\n"
+                           "cmp r0, #1\n"
+                           "bne 1b\n"
+                           "ldr r0, [r1, #0x408]\n"
+                           "orr r0, r0, #8\n"
+                           "str r0, [r1, #0x408]\n" /* RTSR |= 1 << 3 */
+                           "ldr r0, [r1, #0x400]\n"
+                           "orr r0, r0, #8\n"
+                           "str r0, [r1, #0x400]\n" /* IMR |= 1 << 3 */
+                           "2: ldr r0, [r6]\n"
+                           "cmp r0, #2\n"
+                           "bne 2b\n"
+                           "ldr r0, [r1, #0x400]\n"
+                           "bic r0, r0, #8\n"
+                           "str r0, [r1, #0x400]\n" /* IMR &= ~(1 << 3) */
+                           "3: b 3b\n"
+                           "exti: ldr r1, =0x40010400\n"
+                           "ldr r0, [r1, #0x14]\n" /* PR */
+                           "tst r0, #4\n"
+                           "bne 5f\n"
+                           "tst r0, #8\n"
+                           "beq 4f\n"
+                           "movs r0, #8\n"
+                           "str r0, [r1, #0x14]\n"
+                           "ldr r3, =0x20000000\n"
+                           "ldr r2, [r3, #4]\n"
+                           "adds r2, #1\n"
+                           "str r2, [r3, #4]\n"
+                           "b 4f\n"
+                           "5: movs r0, #4\n"
+                           "str r0, [r1, #0x14]\n"
+                           "ldr r3, =0x20000000\n"
+                           "ldr r2, [r3, #8]\n"
+                           "adds r2, #1\n"
+                           "str r2, [r3, #8]\n"
+                           "4: bx lr\n"
+                           ".ltorg\n";
+
+static void exti_stages(bool svd)
+{
+	static const char *path = "/work/shared/svd/STMicro/STM32F103xx.svd";
+	if (svd && access(path, R_OK) != 0) {
+		fprintf(stderr, "SKIP (svd): %s absent\n", path);
+		return;
+	}
+	size_t len = 0;
+	uint8_t *bin = sh_asm(EXTI3, "cortex-m3", &len);
+	assert_non_null(bin);
+	struct shell s;
+	struct ms_err e;
+	const char *paths[] = {path};
+	struct ms_infer_opts o = {
+	    .mode = svd ? MS_INFER_SVD : MS_INFER_RULES, .svd_paths = paths, .n_svd = svd ? 1 : 0};
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	const char *why = NULL;
+	sh_boot(&s, 20000);
+
+	/* Stage 0: enabled in the NVIC only. The flag is set, no interrupt. */
+	assert_int_equal(inject(&s, "0x40010808", 8, 8, 9), 0);
+	assert_false(last_raised(&s, &why));
+	json_t *link = sh_find(&s, "infer.irq", "event-flag");
+	assert_non_null(link);
+	assert_string_equal(json_string_value(json_object_get(link, "addr")), "0x40010414");
+	/* The handler tests bits 2 and 3: the pin's bit is the flag. */
+	assert_string_equal(json_string_value(json_object_get(link, "mask")), "0x8");
+	assert_string_equal(json_string_value(json_object_get(link, "tested")), "0xc");
+	go_on(&s, 20000);
+	assert_int_equal(s.irqs_taken, 0);
+	assert_int_equal(model_value(&s, 0x40010414), 8);
+	assert_int_equal(model_value(&s, 0x40010808) & 8, 8);
+
+	/* Stage 1: unmasked in IMR. One interrupt per event; PR0 is write-1-to-clear. */
+	set_stage(&s, 1);
+	go_on(&s, 20000);
+	assert_int_equal(inject(&s, "0x40010808", 8, 0, 9), 0);
+	assert_true(last_raised(&s, &why));
+	go_on(&s, 20000);
+	assert_int_equal(s.irqs_taken, 1);
+	assert_int_equal(ram32(&s, 0x20000004), 1);
+	assert_int_equal(ram32(&s, 0x20000008), 0);
+	assert_int_equal(model_value(&s, 0x40010414), 0);
+	assert_int_equal(model_value(&s, 0x40010808) & 8, 0);
+	json_t *ack = sh_find(&s, "infer.register", "event-flag");
+	assert_non_null(ack);
+	assert_string_equal(json_string_value(json_object_get(ack, "clear")), "write-1");
+
+	/* Stage 2: masked again (RTSR still set): held back, flag pending. */
+	set_stage(&s, 2);
+	go_on(&s, 20000);
+	assert_int_equal(inject(&s, "0x40010808", 8, 8, 9), 0);
+	assert_false(last_raised(&s, &why));
+	assert_non_null(strstr(why, svd ? "IMR" : "+0x400"));
+	go_on(&s, 20000);
+	assert_int_equal(s.irqs_taken, 1);
+	assert_int_equal(model_value(&s, 0x40010414), 8);
+	sh_free(&s);
+}
+
+static void test_event_flag_and_enable_zero_config(void **state)
+{
+	exti_stages(false);
+}
+
+static void test_event_flag_and_enable_svd(void **state)
+{
+	exti_stages(true);
+}
+
+/*
+ * Nordic-style event word (GPIOTE EVENTS_IN[1] at +0x104, IRQ 6): the
+ * handler compares the whole word with zero and clears it by writing 0;
+ * its enable is INTENSET bit 1 (the word's index), disabled by INTENCLR,
+ * a never-read register 4 bytes above: a set/clear pair without an SVD.
+ */
+static const char *EVWORD = ".word 0x20008000\n"
+                            ".word reset + 1\n"
+                            ".rept 14\n.word 0\n.endr\n"
+                            ".rept 6\n.word 0\n.endr\n"
+                            ".word gpiote + 1\n" /* IRQ 6 */
+                            ".rept 25\n.word 0\n.endr\n"
+                            "reset: ldr r1, =0x40006000\n"
+                            "ldr r5, =0x50000000\n"
+                            "movs r0, #0xc\n"
+                            "str r0, [r5, #0x714]\n" /* PIN_CNF[5]: input, pull-up */
+                            "movs r0, #2\n"
+                            "str r0, [r1, #0x304]\n" /* INTENSET IN1 */
+                            "ldr r2, =0xE000E100\n"
+                            "movs r0, #0x40\n"
+                            "str r0, [r2]\n"
+                            "ldr r6, =0x20000000\n"
+                            "movs r0, #0\n"
+                            "str r0, [r6]\n"
+                            "str r0, [r6, #4]\n"
+                            "1: ldr r0, [r6]\n"
+                            "cmp r0, #1\n"
+                            "bne 1b\n"
+                            "movs r0, #2\n"
+                            "str r0, [r1, #0x308]\n" /* INTENCLR IN1 */
+                            "3: b 3b\n"
+                            "gpiote: ldr r1, =0x40006000\n"
+                            "ldr r0, [r1, #0x104]\n"
+                            "cbz r0, 4f\n"
+                            "movs r0, #0\n"
+                            "str r0, [r1, #0x104]\n"
+                            "ldr r3, =0x20000000\n"
+                            "ldr r2, [r3, #4]\n"
+                            "adds r2, #1\n"
+                            "str r2, [r3, #4]\n"
+                            "4: bx lr\n"
+                            ".ltorg\n";
+
+static void test_event_word_and_set_clear_pair(void **state)
+{
+	size_t len = 0;
+	uint8_t *bin = sh_asm(EVWORD, "cortex-m3", &len);
+	assert_non_null(bin);
+	struct shell s;
+	struct ms_err e;
+	struct ms_infer_opts o = {0};
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	const char *why = NULL;
+	sh_boot(&s, 20000);
+	assert_int_equal(inject(&s, "0x50000510", 0x20, 0, 6), 0);
+	assert_true(last_raised(&s, &why));
+	json_t *link = sh_find(&s, "infer.irq", "event-flag");
+	assert_non_null(link);
+	assert_string_equal(json_string_value(json_object_get(link, "addr")), "0x40006104");
+	assert_string_equal(json_string_value(json_object_get(link, "mask")), "0x1");
+	assert_int_equal(json_integer_value(json_object_get(link, "enable_bit")), 1);
+	go_on(&s, 20000);
+	assert_int_equal(ram32(&s, 0x20000004), 1);
+	assert_int_equal(model_value(&s, 0x40006104), 0);
+	json_t *ack = sh_find(&s, "infer.register", "event-flag");
+	assert_non_null(ack);
+	assert_string_equal(json_string_value(json_object_get(ack, "clear")), "write-0");
+	/* A second event: raised again, handled again. */
+	assert_int_equal(inject(&s, "0x50000510", 0x20, 0x20, 6), 0);
+	assert_true(last_raised(&s, NULL));
+	go_on(&s, 20000);
+	assert_int_equal(ram32(&s, 0x20000004), 2);
+	/* INTENCLR: held back, the event word stays set. */
+	set_stage(&s, 1);
+	go_on(&s, 20000);
+	assert_int_equal(inject(&s, "0x50000510", 0x20, 0, 6), 0);
+	assert_false(last_raised(&s, &why));
+	assert_non_null(strstr(why, "clear half"));
+	go_on(&s, 20000);
+	assert_int_equal(ram32(&s, 0x20000004), 2);
+	assert_int_equal(model_value(&s, 0x40006104), 1);
+	sh_free(&s);
+}
+
+/*
+ * A loop on an injected input level waits for the level, as on hardware:
+ * the status-poll solver does not answer bits driven from outside.
+ */
+static const char *PINPOLL = "ldr r1, =0x40010800\n"
+                             "ldr r0, [r1]\n"
+                             "str r0, [r1]\n" /* GPIOA CRL */
+                             "ldr r6, =0x20000000\n"
+                             "movs r0, #0\n"
+                             "str r0, [r6]\n"
+                             "str r0, [r6, #4]\n"
+                             "1: ldr r0, [r6]\n"
+                             "cmp r0, #1\n"
+                             "bne 1b\n"
+                             "2: ldr r0, [r1, #8]\n" /* IDR */
+                             "tst r0, #1\n"
+                             "beq 2b\n"
+                             "movs r0, #1\n"
+                             "str r0, [r6, #4]\n"
+                             "3: b 3b\n"
+                             ".ltorg\n";
+
+static void test_poll_waits_for_injected_level(void **state)
+{
+	struct shell s;
+	run_snippet(&s, PINPOLL, "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL, 20000);
+	assert_int_equal(inject(&s, "0x40010808", 1, 0, -1), 0);
+	set_stage(&s, 1);
+	go_on(&s, 200000);
+	assert_int_equal(ram32(&s, 0x20000004), 0);
+	assert_int_equal(inject(&s, "0x40010808", 1, 1, -1), 0);
+	go_on(&s, 20000);
+	assert_int_equal(ram32(&s, 0x20000004), 1);
+	sh_free(&s);
+}
+
 static void test_stats(void **state)
 {
 	struct shell s;
@@ -1318,6 +1635,10 @@ int main(void)
 	    cmocka_unit_test(test_timer_svd_period),
 	    cmocka_unit_test(test_timer_counter),
 	    cmocka_unit_test(test_gpio_external_interrupt),
+	    cmocka_unit_test(test_event_flag_and_enable_zero_config),
+	    cmocka_unit_test(test_event_flag_and_enable_svd),
+	    cmocka_unit_test(test_event_word_and_set_clear_pair),
+	    cmocka_unit_test(test_poll_waits_for_injected_level),
 	    cmocka_unit_test(test_ficr_or_ram),
 	    cmocka_unit_test(test_stats),
 	};
