@@ -63,6 +63,8 @@ struct run_opts {
 	const char *lcov_out;
 	const char *mmio_log;
 	const char *events;
+	const char *inject[64];
+	int n_inject;
 	int gdb_port;
 	bool no_infer;
 	const char *firmware;
@@ -118,6 +120,10 @@ static void usage(FILE *to)
 	    "                          sets pin levels the firmware reads and raises the\n"
 	    "                          interrupt; blank and '#' lines are skipped; a bad line\n"
 	    "                          or a refused event is an error naming FILE:LINE (exit 4)\n"
+	    "  --inject AT_US:JSON     one such event on the command line (repeatable), e.g.\n"
+	    "                          "
+	    "1000:{\"kind\":\"gpio\",\"addr\":\"0x40010808\",\"mask\":1,\n"
+	    "                          \"value\":1,\"irq\":6}; merged with --events in time order\n"
 	    "  --gdb PORT              wait for gdb on 127.0.0.1:PORT before running\n"
 	    "  --load-addr ADDR        where a raw binary goes (default 0)\n"
 	    "\n"
@@ -184,6 +190,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		O_CPU_HZ,
 		O_LOAD_ADDR,
 		O_EVENTS,
+		O_INJECT,
 	};
 	static const struct option lo[] = {
 	    {"backend", required_argument, 0, O_BACKEND},
@@ -205,6 +212,7 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 	    {"gdb", required_argument, 0, O_GDB},
 	    {"load-addr", required_argument, 0, O_LOAD_ADDR},
 	    {"events", required_argument, 0, O_EVENTS},
+	    {"inject", required_argument, 0, O_INJECT},
 	    {"help", no_argument, 0, O_HELP},
 	    {0, 0, 0, 0},
 	};
@@ -306,6 +314,13 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		case O_EVENTS:
 			o->events = optarg;
 			break;
+		case O_INJECT:
+			if (o->n_inject >= 64) {
+				fprintf(stderr, "run: at most 64 --inject options\n");
+				return -1;
+			}
+			o->inject[o->n_inject++] = optarg;
+			break;
 		case O_GDB:
 			if (!parse_u64(optarg, &u) || u == 0 || u > 65535) {
 				fprintf(stderr, "run: bad --gdb port %s\n", optarg);
@@ -338,8 +353,9 @@ static int parse_opts(int argc, char **argv, struct run_opts *o)
 		fprintf(stderr, "run: give --board or --cpu, not both\n");
 		return -1;
 	}
-	if (o->events != NULL && o->no_infer) {
-		fprintf(stderr, "run: --events needs peripheral inference (drop --no-infer)\n");
+	if ((o->events != NULL || o->n_inject > 0) && o->no_infer) {
+		fprintf(stderr,
+		        "run: --events and --inject need peripheral inference (drop --no-infer)\n");
 		return -1;
 	}
 	return 0;
@@ -541,12 +557,89 @@ int ms_run_events_parse(const char *text, size_t len, const char *name, struct m
 		out->v[out->n].at_us = at;
 		out->v[out->n].ev = o;
 		out->v[out->n].line = line;
+		out->v[out->n].spec = 0;
 		out->n++;
 	}
 	return 0;
 fail:
 	ms_run_events_free(out);
 	return -1;
+}
+
+int ms_run_events_add_spec(struct ms_run_events *evs, const char *spec, int index, char *err,
+                           size_t cap)
+{
+	const char *colon = strchr(spec, ':');
+	char why[160], num[24];
+	size_t nlen = colon != NULL ? (size_t)(colon - spec) : 0;
+	uint64_t at;
+	json_error_t je;
+	json_t *o;
+	size_t i;
+
+	if (colon == NULL || nlen == 0 || nlen >= sizeof(num) ||
+	    strspn(spec, "0123456789") != nlen) {
+		snprintf(err, cap,
+		         "--inject #%d: expected AT_US:JSON (e.g. 1000:{\"kind\":\"gpio\",...})",
+		         index);
+		return -1;
+	}
+	memcpy(num, spec, nlen);
+	num[nlen] = 0;
+	if (!parse_u64(num, &at) || at > MS_RUN_EVENT_AT_US_MAX) {
+		snprintf(err, cap, "--inject #%d: time %s is over %llu us", index, num,
+		         (unsigned long long)MS_RUN_EVENT_AT_US_MAX);
+		return -1;
+	}
+	if (strlen(colon + 1) > MS_RUN_EVENT_LINE_MAX) {
+		snprintf(err, cap, "--inject #%d: longer than %d bytes", index,
+		         MS_RUN_EVENT_LINE_MAX);
+		return -1;
+	}
+	o = json_loads(colon + 1, JSON_REJECT_DUPLICATES, &je);
+	if (o == NULL) {
+		snprintf(err, cap, "--inject #%d: bad JSON at column %d: %s", index, je.column,
+		         je.text);
+		return -1;
+	}
+	if (json_is_object(o) && json_object_get(o, "at_us") != NULL) {
+		json_decref(o);
+		snprintf(err, cap, "--inject #%d: the time goes before the colon, not in \"at_us\"",
+		         index);
+		return -1;
+	}
+	if (json_is_object(o))
+		json_object_set_new(o, "at_us", json_integer((json_int_t)at));
+	if (!event_check(o, &at, why, sizeof(why))) {
+		json_decref(o);
+		snprintf(err, cap, "--inject #%d: %s", index, why);
+		return -1;
+	}
+	json_object_del(o, "at_us");
+	if (evs->n >= MS_RUN_EVENTS_MAX) {
+		json_decref(o);
+		snprintf(err, cap, "--inject #%d: more than %d events", index, MS_RUN_EVENTS_MAX);
+		return -1;
+	}
+	{
+		struct ms_run_event *nv = realloc(evs->v, (evs->n + 1) * sizeof(*nv));
+
+		if (nv == NULL) {
+			json_decref(o);
+			snprintf(err, cap, "--inject #%d: out of memory", index);
+			return -1;
+		}
+		evs->v = nv;
+	}
+	/* After every event due no later: file lines and earlier --inject options first. */
+	for (i = evs->n; i > 0 && evs->v[i - 1].at_us > at; i--)
+		evs->v[i] = evs->v[i - 1];
+	evs->v[i].at_us = at;
+	evs->v[i].ev = o;
+	evs->v[i].line = 0;
+	evs->v[i].spec = index;
+	evs->n++;
+	return 0;
 }
 
 int ms_run_events_load(const char *path, struct ms_run_events *out, char *err, size_t cap)
@@ -641,15 +734,21 @@ static int inject_due(const struct run_opts *o, struct ms_rh_machine *m,
 		const struct ms_run_event *ev = &evs->v[*next];
 		struct ms_err e;
 
+		char where[600];
+
+		if (ev->spec > 0)
+			snprintf(where, sizeof(where), "--inject #%d", ev->spec);
+		else
+			snprintf(where, sizeof(where), "%s:%d", o->events, ev->line);
 		ms_err_clear(&e);
 		if (ms_infer_inject(m->inf, ev->ev, &e) != 0) {
-			fprintf(stderr, "run: %s:%d: event at %" PRIu64 " us refused: %s\n",
-			        o->events, ev->line, ev->at_us, e.message);
+			fprintf(stderr, "run: %s: event at %" PRIu64 " us refused: %s\n", where,
+			        ev->at_us, e.message);
 			return -1;
 		}
 		fprintf(stderr,
-		        "run: %s:%d: event injected at %" PRIu64 " us (%" PRIu64 " instructions)\n",
-		        o->events, ev->line, ev->at_us, m->icount);
+		        "run: %s: event injected at %" PRIu64 " us (%" PRIu64 " instructions)\n",
+		        where, ev->at_us, m->icount);
 		(*next)++;
 	}
 	return 0;
@@ -687,6 +786,13 @@ static int run_rehost(const struct run_opts *o)
 	if (o->events != NULL && ms_run_events_load(o->events, &evs, everr, sizeof(everr)) != 0) {
 		fprintf(stderr, "run: %s\n", everr);
 		return EXIT_INFRA;
+	}
+	for (int i = 0; i < o->n_inject; i++) {
+		if (ms_run_events_add_spec(&evs, o->inject[i], i + 1, everr, sizeof(everr)) != 0) {
+			fprintf(stderr, "run: %s\n", everr);
+			ms_run_events_free(&evs);
+			return EXIT_INFRA;
+		}
 	}
 	if (ms_image_load_file(o->firmware, o->load_addr, 256u << 20, &img, &e) != 0) {
 		fprintf(stderr, "run: %s: %s\n", o->firmware, e.message);
@@ -870,10 +976,10 @@ static int run_qemu(const struct run_opts *o)
 	pid_t pid;
 
 	if (o->bb_out || o->lcov_out || o->mmio_log || o->max_insns || o->n_svd || o->models ||
-	    o->events) {
+	    o->events || o->n_inject) {
 		fprintf(stderr,
-		        "run: --bb-out, --lcov-out, --mmio-log, --max-insns, --svd, --models and "
-		        "--events need --backend rehost\n");
+		        "run: --bb-out, --lcov-out, --mmio-log, --max-insns, --svd, --models, "
+		        "--events and --inject need --backend rehost\n");
 		return EXIT_INFRA;
 	}
 	if (o->cpu != NULL && o->board == NULL) {

@@ -31,12 +31,14 @@ char *ms_run_unescape(const char *s, size_t *out_len);
  *    "value": 1, "irq": 6}
  * Blank lines and lines starting with '#' are skipped. Events must be in
  * time order. ev is the line's object without "at_us" (owned by the list);
- * line is its 1-based line number in the file.
+ * line is its 1-based line number in the file, or for an event given with
+ * --inject, 0 with spec its 1-based position among the --inject options.
  */
 struct ms_run_event {
 	uint64_t at_us;
 	json_t *ev;
 	int line;
+	int spec;
 };
 
 struct ms_run_events {
@@ -59,6 +61,17 @@ int ms_run_events_parse(const char *text, size_t len, const char *name, struct m
 
 /* The same for a file (at most 16 MiB). */
 int ms_run_events_load(const char *path, struct ms_run_events *out, char *err, size_t cap);
+
+/*
+ * --inject AT_US:JSON (repeatable): one event on the command line, e.g.
+ * 1000:{"kind":"gpio","addr":"0x40010808","mask":1,"value":1,"irq":6}.
+ * Appends it to *evs as the index-th --inject (1-based) and keeps *evs in
+ * time order (events at the same time: file lines first, then --inject
+ * options in their order). Returns 0, or -1 with "--inject #INDEX: what
+ * is wrong" in err.
+ */
+int ms_run_events_add_spec(struct ms_run_events *evs, const char *spec, int index, char *err,
+                           size_t cap);
 
 void ms_run_events_free(struct ms_run_events *evs);
 

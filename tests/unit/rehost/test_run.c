@@ -311,6 +311,84 @@ static void test_events_parser(void **s)
 	}
 }
 
+static void expect_spec_err(const char *spec, const char *want)
+{
+	struct ms_run_events evs = {0};
+	char err[512];
+
+	if (ms_run_events_add_spec(&evs, spec, 3, err, sizeof(err)) == 0)
+		fail_msg("--inject %s accepted", spec);
+	assert_int_equal(evs.n, 0);
+	if (strstr(err, want) == NULL)
+		fail_msg("--inject %s: wanted [%s], got [%s]", spec, want, err);
+	ms_run_events_free(&evs);
+}
+
+static void test_inject_spec(void **s)
+{
+	const char *ev =
+	    "{\"at_us\": 20, \"kind\": \"gpio\", \"addr\": 1, \"mask\": 1, \"value\": 1}\n"
+	    "{\"at_us\": 30, \"kind\": \"gpio\", \"addr\": 2, \"mask\": 1, \"value\": 1}\n";
+	struct ms_run_events evs;
+	char err[512];
+
+	/* Merged in time order; at equal times file lines first, then options in order. */
+	assert_null(parse_err(ev, strlen(ev), &evs));
+	assert_int_equal(
+	    ms_run_events_add_spec(&evs, "20:{\"kind\":\"gpio\",\"addr\":3,\"mask\":1,\"value\":0}",
+	                           1, err, sizeof(err)),
+	    0);
+	assert_int_equal(ms_run_events_add_spec(
+	                     &evs,
+	                     "5:{\"kind\":\"gpio\",\"addr\":4,\"mask\":1,\"value\":0,\"irq\":6}", 2,
+	                     err, sizeof(err)),
+	                 0);
+	assert_int_equal(
+	    ms_run_events_add_spec(&evs, "20:{\"kind\":\"gpio\",\"addr\":5,\"mask\":1,\"value\":0}",
+	                           3, err, sizeof(err)),
+	    0);
+	assert_int_equal(evs.n, 5);
+	{
+		static const int addr[5] = {4, 1, 3, 5, 2};
+		static const int spec[5] = {2, 0, 1, 3, 0};
+
+		for (int i = 0; i < 5; i++) {
+			assert_int_equal(json_integer_value(json_object_get(evs.v[i].ev, "addr")),
+			                 addr[i]);
+			assert_int_equal(evs.v[i].spec, spec[i]);
+			assert_null(json_object_get(evs.v[i].ev, "at_us"));
+		}
+	}
+	ms_run_events_free(&evs);
+	expect_spec_err("", "--inject #3: expected AT_US:JSON");
+	expect_spec_err("{\"kind\":\"gpio\"}", "expected AT_US:JSON");
+	expect_spec_err(":{}", "expected AT_US:JSON");
+	expect_spec_err("-1:{}", "expected AT_US:JSON");
+	expect_spec_err("0x10:{}", "expected AT_US:JSON");
+	expect_spec_err("99999999999999999999:{}", "is over");
+	expect_spec_err("999999999999999999999999999:{}", "expected AT_US:JSON");
+	expect_spec_err("1000000000001:{}", "is over");
+	expect_spec_err("10:{\"kind\":", "--inject #3: bad JSON");
+	expect_spec_err("10:[1]", "not a JSON object");
+	expect_spec_err("10:{\"kind\":\"gpio\",\"addr\":1,\"mask\":1,\"value\":1,\"at_us\":5}",
+	                "before the colon");
+	expect_spec_err(
+	    "10:{\"kind\":\"gpio\",\"kind\":\"gpio\",\"addr\":1,\"mask\":1,\"value\":1}",
+	    "bad JSON");
+	expect_spec_err("10:{\"kind\":\"gpio\",\"addr\":1,\"mask\":1,\"value\":1,\"irq\":-1}",
+	                "\"irq\" must be");
+	{
+		char *big = malloc(MS_RUN_EVENT_LINE_MAX + 16);
+
+		assert_non_null(big);
+		memcpy(big, "1:", 2);
+		memset(big + 2, ' ', MS_RUN_EVENT_LINE_MAX + 4);
+		big[MS_RUN_EVENT_LINE_MAX + 6] = 0;
+		expect_spec_err(big, "longer than");
+		free(big);
+	}
+}
+
 static void write_text(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
@@ -385,6 +463,20 @@ static void test_events_run(void **s)
 	const char *noinfer[] = {"--no-infer", "--events", evf, img, NULL};
 	const char *qemu[] = {"--backend", "qemu", "--board", "mps2-an385",
 	                      "--events",  evf,    img,       NULL};
+	const char *cmdline[] = {
+	    "--inject",
+	    "3000:{\"kind\":\"gpio\",\"addr\":\"0x40010808\",\"mask\":1,\"value\":1,\"irq\":6}",
+	    "--inject",
+	    "1000:{\"kind\":\"gpio\",\"addr\":\"0x40010808\",\"mask\":1,\"value\":1,\"irq\":6}",
+	    "--inject",
+	    "2000:{\"kind\":\"gpio\",\"addr\":\"0x40010808\",\"mask\":1,\"value\":0,\"irq\":6}",
+	    "--expect",
+	    expect,
+	    img,
+	    NULL};
+	const char *badspec[] = {"--inject", "1000:{\"kind\":\"gpio\"}", img, NULL};
+	const char *qemu_inject[] = {"--backend", "qemu", "--board", "mps2-an385",
+	                             "--inject",  "1:{}", img,       NULL};
 	char *bb[2], *dec[2];
 
 	assert_int_equal(run(zero), 0);
@@ -429,6 +521,10 @@ static void test_events_run(void **s)
 	assert_int_equal(run(missing), 4);
 	assert_int_equal(run(noinfer), 4);
 	assert_int_equal(run(qemu), 4);
+	/* The same events on the command line, in any order. */
+	assert_int_equal(run(cmdline), 0);
+	assert_int_equal(run(badspec), 4);
+	assert_int_equal(run(qemu_inject), 4);
 }
 
 static void test_unescape(void **s)
@@ -457,7 +553,7 @@ int main(void)
 	    cmocka_unit_test(test_unescape),     cmocka_unit_test(test_exit_codes),
 	    cmocka_unit_test(test_hex_and_bin),  cmocka_unit_test(test_reports),
 	    cmocka_unit_test(test_qemu_backend), cmocka_unit_test(test_events_parser),
-	    cmocka_unit_test(test_events_run),
+	    cmocka_unit_test(test_events_run),   cmocka_unit_test(test_inject_spec),
 	};
 	char cwd[900];
 
