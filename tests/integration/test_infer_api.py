@@ -182,70 +182,87 @@ def test_inject_step_and_run_for(clean):
     assert_error(d.post("/api/v1/sessions/%s/inject" % q["id"], {"kind": "gpio"}), 501)
 
 
-EXTI_FW = os.path.join(os.environ.get("MS_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build")),
-                       "firmware", "infer-stm32f1-exti.elf")
-F103_SVD = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "svd", "STMicro", "STM32F103xx.svd")
-BUTTON = {"kind": "gpio", "addr": "0x40010808", "mask": 1, "irq": 6}
+BUILD_FW = os.path.join(os.environ.get("MS_BUILD", os.path.join(os.path.dirname(__file__), "..", "..", "build")),
+                        "firmware")
+SVD_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "svd")
+# The GPIO + external interrupt images: button input register and line, the
+# level of a press and of a release, the pending flag and its model once
+# the handler acknowledged it, the console lines.
+GPIO = {
+    "stm32f1-exti": dict(cpu="cortex-m3", svd="STMicro/STM32F103xx.svd", addr="0x40010808", mask=1,
+                         irq=6, press=1, release=0, flag="0x40010414", acked="w1c",
+                         ready=b"exti ready\r\n", end=b"level 1\r\nirqs 2\r\nPASS\r\n"),
+    "nrf52-gpiote": dict(cpu="cortex-m4", svd="Nordic/nrf52.svd", addr="0x50000510", mask=0x2000,
+                         irq=6, press=0, release=0x2000, flag="0x40006100", acked="memory",
+                         ready=b"gpiote ready\r\n", end=b"level 0\r\nirqs 2\r\nPASS\r\n"),
+}
 
 
+@pytest.mark.parametrize("name", sorted(GPIO))
 @pytest.mark.parametrize("mode", ["zero", "svd"])
-def test_gpio_external_interrupt_through_inject(clean, mode):
-    """firmware/infer/stm32f1-exti through the daemon: each injected edge
-    interrupts once (the handler finds PR0 set, clears it by writing 1 and
-    reads the level from IDR), and an edge after the firmware masked the
-    line in EXTI IMR does not, while its level still reads back. The
-    session is paused between events and advanced by run_for, so the
-    order of events and firmware is the same on any machine."""
+def test_gpio_external_interrupt_through_inject(clean, name, mode):
+    """The GPIO corpus images through the daemon: each injected edge
+    interrupts once (the handler finds its pending flag set, acknowledges
+    it and reads the level), and an edge after the firmware disabled the
+    line in the peripheral does not, while its level still reads back. The
+    session is paused between events and advanced by run_for, so the order
+    of events and firmware is the same on any machine."""
     d = clean
-    if not os.path.isfile(EXTI_FW):
+    g = GPIO[name]
+    fw = os.path.join(BUILD_FW, "infer-%s.elf" % name)
+    if not os.path.isfile(fw):
         pytest.skip("corpus firmware not built (make firmware)")
-    bc = {"cpu": "cortex-m3"}
+    bc = {"cpu": g["cpu"]}
     if mode == "svd":
-        if not os.path.isfile(F103_SVD):
+        svd = os.path.join(SVD_DIR, g["svd"])
+        if not os.path.isfile(svd):
             pytest.skip("vendor SVDs not found beside the project (../shared/svd)")
-        r = d.upload(open(F103_SVD, "rb").read(), "STM32F103xx.svd")
+        r = d.upload(open(svd, "rb").read(), os.path.basename(svd))
         assert r.status == 201, r
         bc["svd"] = r.json()["id"]
     s = rehost_session(d, bc)
     sid = s["id"]
-    r = d.upload(open(EXTI_FW, "rb").read(), "exti.elf")
+    r = d.upload(open(fw, "rb").read(), name + ".elf")
     assert r.status == 201, r
     assert d.post("/api/v1/sessions/%s/program" % sid, {"program_id": r.json()["id"]}).status == 200
     ws = d.console(sid)
     assert d.post("/api/v1/sessions/%s/poweron" % sid).status == 200
-    out = ws.read_until(b"exti ready\r\n", timeout=30)
+    out = ws.read_until(g["ready"], timeout=30)
     assert d.post("/api/v1/sessions/%s/pause" % sid).status == 200
     d.wait_state(sid, "paused")
     inject = "/api/v1/sessions/%s/inject" % sid
     run_for = "/api/v1/sessions/%s/run_for" % sid
 
-    # An interrupt the firmware never enabled is refused, and changes nothing.
-    assert_error(d.post(inject, dict(BUTTON, value=1, irq=7)), 409)
-    assert d.post(run_for, {"virtual_ns": 1000000}).status == 200
-
-    assert d.post(inject, dict(BUTTON, value=1)).status == 200
-    assert d.post(run_for, {"virtual_ns": 1000000}).status == 200
-    out = ws.read_until(b"button 1\r\n", timeout=30, start=out)
-    assert d.post(inject, dict(BUTTON, value=0)).status == 200
-    assert d.post(run_for, {"virtual_ns": 1000000}).status == 200
-    out = ws.read_until(b"button 0\r\nmasked\r\n", timeout=30, start=out)
+    def edge(level, irq=g["irq"]):
+        return d.post(inject, {"kind": "gpio", "addr": g["addr"], "mask": g["mask"], "value": level, "irq": irq})
 
     def reg(addr):
         periph = d.get("/api/v1/sessions/%s/peripherals" % sid).json()["peripherals"]
-        return {g["addr"]: g for p in periph for g in p["registers"]}[addr]
+        return {x["addr"]: x for p in periph for x in p["registers"]}[addr]
 
-    # The handler acknowledged PR0 by writing 1: write-1-to-clear, now clear.
-    pr = reg("0x40010414")
-    assert pr["model"] == "w1c" and pr["value"] == "0x0", pr
-    assert reg("0x40010808")["category"] == "status"
-    # Masked in IMR: the edge sets the pending flag but does not interrupt.
-    assert d.post(inject, dict(BUTTON, value=1)).status == 200
-    assert reg("0x40010414")["value"] == "0x1"
+    # An interrupt the firmware never enabled is refused, and changes nothing.
+    assert_error(edge(g["press"], irq=g["irq"] + 1), 409)
+    assert d.post(run_for, {"virtual_ns": 1000000}).status == 200
+
+    assert edge(g["press"]).status == 200
+    assert d.post(run_for, {"virtual_ns": 1000000}).status == 200
+    out = ws.read_until(b"button %d\r\n" % (g["press"] != 0), timeout=30, start=out)
+    assert edge(g["release"]).status == 200
+    assert d.post(run_for, {"virtual_ns": 1000000}).status == 200
+    out = ws.read_until(b"button %d\r\nmasked\r\n" % (g["release"] != 0), timeout=30, start=out)
+
+    # The handler acknowledged its flag: clear now, the way the part clears it.
+    flag = reg(g["flag"])
+    assert flag["model"] == g["acked"] and flag["value"] == "0x0", flag
+    assert reg(g["addr"])["category"] == "status"
+    # Disabled in the peripheral: the edge sets the flag but does not interrupt.
+    assert edge(g["press"]).status == 200
+    assert reg(g["flag"])["value"] == "0x1"
     infer = [e["data"] for e in events(d, sid) if e["type"] == "infer.inject"]
     assert [e["raised"] for e in infer] == [True, True, False], infer
-    assert infer[0]["flag"] == {"addr": "0x40010414", "mask": "0x1"}, infer[0]
+    assert infer[0]["flag"] == {"addr": g["flag"], "mask": "0x1"}, infer[0]
 
     assert d.post("/api/v1/sessions/%s/poweron" % sid).status == 200
-    out = ws.read_until(b"level 1\r\nirqs 2\r\nPASS\r\n", timeout=30, start=out)
+    out = ws.read_until(g["end"], timeout=30, start=out)
     assert b"FAIL" not in out, out
     ws.close()
