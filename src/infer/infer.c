@@ -191,6 +191,8 @@ struct window {
  * in the peripheral.
  */
 struct evlink {
+	int irq;
+	uint32_t in_addr, in_mask; /* the input the event changes: links are per (line, pin) */
 	bool linked;
 	bool level_only; /* the handler reads the input register itself: no flag */
 	bool word; /* the flag is a whole register (an event word, as Nordic's EVENTS_x) */
@@ -226,7 +228,8 @@ struct ms_infer {
 	uint64_t seq;
 
 	int irq_page[256]; /* page index+1 associated with irq, 0 none */
-	struct evlink evl[256]; /* per interrupt line: its external event's flag */
+	struct evlink evl[64]; /* per (interrupt line, input pin): its event's flag */
+	int nevl;
 	uint32_t wstamp; /* counts register writes that changed bits (reg.chg) */
 	uint8_t irq_seen[256];
 	uint64_t ticks;
@@ -2881,83 +2884,6 @@ static bool run_differs(const struct ms__run *a, const struct ms__run *b)
 	    a->acc_write != b->acc_write || a->ninsn != b->ninsn;
 }
 
-/*
- * Find what an external event on interrupt line irq sets, from the line's
- * handler alone, so that it works for any part: an interrupt handler first
- * reads the register that says which event happened and tests a bit of it
- * (STM32 `if (EXTI->PR & 1)`, Nordic `if (NRF_GPIOTE->EVENTS_IN[0])`, HAL's
- * __HAL_GPIO_EXTI_GET_IT). The handler is walked from its entry to its
- * first device load (thumb.c), then run from that load with each single
- * bit set: the bits that change its course are the ones it tests. Among
- * them the injected pin's bit wins (EXTI lines are numbered as pins, and a
- * shared EXTI9_5 handler tests several); when nearly every bit changes the
- * course, the register is one event word (compared with zero) that the
- * event sets to 1. Its enable bit is the tested bit, or for an event word
- * the word's index (offset / 4, modulo 32): the layout in which each event
- * register has one interrupt-enable bit by position (Nordic's INTEN, where
- * EVENTS_IN[0] at 0x100 is bit 0). Called with inf->lock held; NULL when
- * the handler cannot be read this way.
- */
-static struct evlink *evlink_find(struct ms_infer *inf, int irq, uint32_t in_addr, uint32_t in_mask)
-{
-	struct evlink *l = &inf->evl[irq];
-	if (l->linked)
-		return l;
-	if (!inf->host.vtor)
-		return NULL;
-	uint32_t h = 0;
-	uint32_t vt = inf->host.vtor(inf->host.ud);
-	if (uc_mem_read(inf->uc, vt + 4u * (16u + (uint32_t)irq), &h, 4) != UC_ERR_OK || !h)
-		return NULL;
-	/* The register file at handler entry: an exception frame below the stack, EXC_RETURN. */
-	struct ms__cpu cpu, at;
-	ms__cpu_read(inf->uc, &cpu);
-	cpu.r[13] -= 32;
-	cpu.r[14] = 0xfffffff9u;
-	cpu.r[15] = h & ~1u;
-	uint32_t fa = 0, fpc = 0;
-	if (!ms__first_device_load(inf->dis, &cpu, h, 256, &at, &fa, &fpc) ||
-	    !ms_infer_is_peripheral_addr(fa))
-		return NULL;
-	char insn[64];
-	ms__dis_text(inf->dis, fpc, insn, sizeof(insn));
-	if ((fa & ~3u) == (in_addr & ~3u)) {
-		/* The handler reads the pin itself: the level is the whole event. */
-		l->linked = l->level_only = true;
-		l->flag_addr = fa;
-		emit(inf, "infer.irq",
-		     json_pack("{s:i,s:o,s:o,s:s,s:s,s:i,s:s}", "irq", irq, "addr", hex(fa), "pc",
-		               hex(fpc), "insn", insn, "model", "event-level", "confidence", 60,
-		               "reason", "the handler reads the input register first: no flag"));
-		return l;
-	}
-	struct ms__run base, run;
-	uint32_t tested = 0;
-	ms__simulate(inf->dis, &at, fpc, fa, 0, 96, &base);
-	for (int b = 0; b < 32; b++) {
-		ms__simulate(inf->dis, &at, fpc, fa, 1u << b, 96, &run);
-		if (run_differs(&run, &base))
-			tested |= 1u << b;
-	}
-	if (!tested)
-		return NULL;
-	l->word = popcount32(tested) >= 24;
-	uint32_t pick = (tested & in_mask) ? (tested & in_mask) : tested;
-	uint32_t bit = l->word ? 0 : (uint32_t)__builtin_ctz(pick);
-	l->linked = true;
-	l->flag_addr = fa;
-	l->flag_bit = bit;
-	l->en_bit = l->word ? ((fa & (PAGE - 1)) / 4) % 32 : bit;
-	emit(inf, "infer.irq",
-	     json_pack(
-	         "{s:i,s:o,s:o,s:s,s:s,s:o,s:o,s:i,s:i,s:s}", "irq", irq, "addr", hex(fa), "pc",
-	         hex(fpc), "insn", insn, "model", "event-flag", "mask", hex(1u << bit), "tested",
-	         hex(tested), "enable_bit", (int)l->en_bit, "confidence", 75, "reason",
-	         l->word ? "the handler's first read, compared as a whole: an event word"
-	                 : "the handler's first read and the bit it tests: the pending flag"));
-	return l;
-}
-
 /* SVD names of interrupt enable or mask registers (a ...CLR alias only clears them). */
 static bool enable_name(const char *name)
 {
@@ -2974,46 +2900,46 @@ static bool enable_name(const char *name)
 }
 
 /*
- * Whether the firmware enabled the event's interrupt in the peripheral.
- * Only registers in the flag's 1 KiB block count (STM32 packs several
- * peripherals per page: the AFIO and GPIO writes beside EXTI are not its
- * enables). With an SVD, the block's interrupt enable/mask registers by
- * name (EXTI IMR, GPIOTE INTENSET) decide. Without one, the enable is the
- * register whose en_bit the firmware acted on last (see stamp):
- * configuring a line writes its trigger and its mask bit (the mask usually
- * last, and a disable writes it again), while unrelated configuration
- * leaves that bit alone. When that register is never read and another
- * never-read register 4 bytes below carries the same bit, the two are a
- * set/clear pair (INTENSET/INTENCLR, IER/IDR) and the last action was a
- * clear; 4 bytes above, a set. Called with inf->lock held; why explains
- * the answer.
+ * Whether the firmware enabled the event's interrupt in the peripheral fp,
+ * whose flag register is at offset flag_off. Only registers in the flag's
+ * 1 KiB block count (STM32 packs several peripherals per page: the AFIO
+ * and GPIO writes beside EXTI are not its enables). With an SVD, the
+ * block's interrupt enable/mask registers by name (EXTI IMR, GPIOTE
+ * INTENSET) decide. Without one, the enable is the register whose en_bit
+ * the firmware acted on last (see stamp): configuring a line writes its
+ * trigger and its mask bit (the mask usually last, and a disable writes it
+ * again), while unrelated configuration leaves that bit alone. When that
+ * register is never read and another never-read register 4 bytes below
+ * carries the same bit, the two are a set/clear pair (INTENSET/INTENCLR,
+ * IER/IDR) and the last action was a clear; 4 bytes above, a set. Called
+ * with inf->lock held; why explains the answer.
  */
-static bool line_enabled(struct periph *fp, const struct reg *fr, const struct evlink *l, char *why,
+static bool line_enabled(struct periph *fp, uint32_t flag_off, uint32_t en_bit, char *why,
                          size_t cap)
 {
-	uint32_t e = 1u << l->en_bit;
+	uint32_t e = 1u << en_bit;
 	const struct reg *named = NULL, *last = NULL;
 	bool any_named = false;
 	for (int i = 0; i < fp->nregs; i++) {
 		const struct reg *c = &fp->regs[i];
-		if (c == fr || c->event_mask || (c->off >> 10) != (fr->off >> 10))
+		if (c->off == flag_off || c->event_mask || (c->off >> 10) != (flag_off >> 10))
 			continue;
 		if (c->name[0] && enable_name(c->name)) {
 			any_named = true;
 			if (!named || (c->value & e))
 				named = c;
 		}
-		if (c->chg[l->en_bit] && (!last || c->chg[l->en_bit] > last->chg[l->en_bit]))
+		if (c->chg[en_bit] && (!last || c->chg[en_bit] > last->chg[en_bit]))
 			last = c;
 	}
 	if (any_named) {
-		snprintf(why, cap, "%s bit %u is %s", named->name, l->en_bit,
+		snprintf(why, cap, "%s bit %u is %s", named->name, en_bit,
 		         (named->value & e) ? "set" : "clear");
 		return (named->value & e) != 0;
 	}
 	if (!last) {
 		snprintf(why, cap, "the firmware never set bit %u in a register of the device",
-		         l->en_bit);
+		         en_bit);
 		return false;
 	}
 	if (!last->reads) {
@@ -3022,20 +2948,159 @@ static bool line_enabled(struct periph *fp, const struct reg *fr, const struct e
 		if (below && !below->reads && (below->written_or & e)) {
 			snprintf(why, cap,
 			         "bit %u last written to +0x%x, the clear half of a set/clear pair",
-			         l->en_bit, last->off);
+			         en_bit, last->off);
 			return false;
 		}
 		if (above && !above->reads && (above->written_or & e)) {
 			snprintf(why, cap,
 			         "bit %u last written to +0x%x, the set half of a set/clear pair",
-			         l->en_bit, last->off);
+			         en_bit, last->off);
 			return true;
 		}
 	}
 	snprintf(why, cap,
 	         "bit %u of +0x%x (the last register whose bit %u the firmware acted on) is %s",
-	         l->en_bit, last->off, l->en_bit, (last->value & e) ? "set" : "clear");
+	         en_bit, last->off, en_bit, (last->value & e) ? "set" : "clear");
 	return (last->value & e) != 0;
+}
+
+#define MAX_FLAG_CANDIDATES 8
+
+/*
+ * Find what an external event on interrupt line irq, changing the input
+ * bits in_mask at in_addr, sets, from the line's handler alone, so that it
+ * works for any part: an interrupt handler reads the register that says
+ * which event happened and tests a bit of it (STM32 `if (EXTI->PR & 1)`,
+ * Nordic `if (NRF_GPIOTE->EVENTS_IN[0])`, HAL's __HAL_GPIO_EXTI_GET_IT),
+ * one after the other when a line serves several inputs (EXTI9_5, a loop
+ * over GPIOTE channels). The handler is walked from its vector through its
+ * device loads (thumb.c: as if each read 0, "not this one"), and from each
+ * load it is run with each single bit set: the bits that change its course
+ * are the ones it tests. When nearly every bit does, the register is an
+ * event word compared with zero (Nordic EVENTS_x) that the event sets to
+ * 1. The flag chosen is, in order: a tested bit equal to the injected
+ * pin's bit (EXTI lines are numbered as pins); the first candidate whose
+ * interrupt the firmware enabled in the peripheral (the channel it set up
+ * for this line); the first candidate. Its enable bit is the tested bit,
+ * or for an event word the word's index (offset / 4, modulo 32): the
+ * layout in which each event register has one interrupt-enable bit by
+ * position (Nordic's INTEN, where EVENTS_IN[0] at 0x100 is bit 0). A
+ * handler that reads the input register before any flag has no flag (the
+ * level is the event). Called with inf->lock held; NULL when the handler
+ * cannot be read this way. The link is kept per (line, input).
+ */
+static struct evlink *evlink_find(struct ms_infer *inf, int irq, uint32_t in_addr, uint32_t in_mask)
+{
+	for (int i = 0; i < inf->nevl; i++) {
+		struct evlink *l = &inf->evl[i];
+		if (l->irq == irq && l->in_addr == (in_addr & ~3u) && l->in_mask == in_mask)
+			return l;
+	}
+	if (!inf->host.vtor || inf->nevl >= (int)(sizeof(inf->evl) / sizeof(inf->evl[0])))
+		return NULL;
+	uint32_t h = 0;
+	uint32_t vt = inf->host.vtor(inf->host.ud);
+	if (uc_mem_read(inf->uc, vt + 4u * (16u + (uint32_t)irq), &h, 4) != UC_ERR_OK || !h)
+		return NULL;
+	/* The register file at handler entry: an exception frame below the stack, EXC_RETURN. */
+	struct ms__cpu cpu;
+	ms__cpu_read(inf->uc, &cpu);
+	cpu.r[13] -= 32;
+	cpu.r[14] = 0xfffffff9u;
+	cpu.r[15] = h & ~1u;
+	struct ms__devload c[MAX_FLAG_CANDIDATES];
+	int n =
+	    ms__device_loads(inf->dis, &cpu, 16u + (uint32_t)irq, h, 1024, c, MAX_FLAG_CANDIDATES);
+	struct evlink cand = {.irq = irq, .in_addr = in_addr & ~3u, .in_mask = in_mask};
+	struct evlink first = {0}, enabled = {0}, pin = {0};
+	uint32_t first_pc = 0, enabled_pc = 0, pin_pc = 0, tested_first = 0, tested_enabled = 0,
+	         tested_pin = 0;
+	for (int i = 0; i < n && !pin.linked; i++) {
+		if (!ms_infer_is_peripheral_addr(c[i].addr))
+			continue;
+		if ((c[i].addr & ~3u) == (in_addr & ~3u)) {
+			if (i == 0) {
+				/* The handler reads the pin first: the level is the whole event. */
+				cand.linked = cand.level_only = true;
+				cand.flag_addr = c[i].addr;
+				pin = cand;
+				pin_pc = c[i].pc;
+			}
+			continue;
+		}
+		struct ms__run base, run;
+		uint32_t tested = 0;
+		ms__simulate(inf->dis, &c[i].at, c[i].pc, c[i].addr, 0, 96, &base);
+		for (int b = 0; b < 32; b++) {
+			ms__simulate(inf->dis, &c[i].at, c[i].pc, c[i].addr, 1u << b, 96, &run);
+			if (run_differs(&run, &base))
+				tested |= 1u << b;
+		}
+		if (!tested)
+			continue;
+		struct evlink l = cand;
+		l.linked = true;
+		l.word = popcount32(tested) >= 24;
+		l.flag_addr = c[i].addr;
+		l.flag_bit = l.word ? 0 : (uint32_t)__builtin_ctz(tested);
+		if (!l.word && (tested & in_mask)) {
+			l.flag_bit = (uint32_t)__builtin_ctz(tested & in_mask);
+			l.en_bit = l.flag_bit;
+			pin = l;
+			pin_pc = c[i].pc;
+			tested_pin = tested;
+			break;
+		}
+		l.en_bit = l.word ? ((c[i].addr & (PAGE - 1)) / 4) % 32 : l.flag_bit;
+		if (!first.linked) {
+			first = l;
+			first_pc = c[i].pc;
+			tested_first = tested;
+		}
+		struct periph *fp = periph_find(inf, c[i].addr & ~(PAGE - 1));
+		char why[128];
+		if (!enabled.linked && fp &&
+		    line_enabled(fp, c[i].addr & (PAGE - 1), l.en_bit, why, sizeof(why))) {
+			enabled = l;
+			enabled_pc = c[i].pc;
+			tested_enabled = tested;
+		}
+	}
+	const char *reason;
+	uint32_t pc, tested;
+	struct evlink *l = &inf->evl[inf->nevl];
+	if (pin.linked) {
+		*l = pin;
+		pc = pin_pc;
+		tested = tested_pin;
+		reason = pin.level_only ? "the handler reads the input register first: no flag"
+		                        : "the handler tests the pin's bit in this register";
+	} else if (enabled.linked) {
+		*l = enabled;
+		pc = enabled_pc;
+		tested = tested_enabled;
+		reason = "of the flags the handler tests, the one whose interrupt is enabled";
+	} else if (first.linked) {
+		*l = first;
+		pc = first_pc;
+		tested = tested_first;
+		reason = l->word
+		    ? "the handler's first read, compared as a whole: an event word"
+		    : "the handler's first read and the bit it tests: the pending flag";
+	} else {
+		return NULL;
+	}
+	inf->nevl++;
+	char insn[64];
+	ms__dis_text(inf->dis, pc, insn, sizeof(insn));
+	emit(inf, "infer.irq",
+	     json_pack("{s:i,s:o,s:o,s:s,s:s,s:o,s:o,s:i,s:i,s:i,s:s}", "irq", irq, "addr",
+	               hex(l->flag_addr), "pc", hex(pc), "insn", insn, "model",
+	               l->level_only ? "event-level" : "event-flag", "mask",
+	               hex(l->level_only ? 0 : 1u << l->flag_bit), "tested", hex(tested),
+	               "enable_bit", (int)l->en_bit, "candidates", n, "confidence",
+	               pin.linked ? 80 : 70, "reason", reason));
+	return l;
 }
 
 int ms_infer_inject(struct ms_infer *inf, json_t *ev, struct ms_err *e)
@@ -3108,7 +3173,7 @@ int ms_infer_inject(struct ms_infer *inf, json_t *ev, struct ms_err *e)
 					snprintf(fr->category, sizeof(fr->category), "status");
 				flag = json_pack("{s:o,s:o}", "addr", hex(l->flag_addr), "mask",
 				                 hex(b));
-				raised = line_enabled(fp, fr, l, why, sizeof(why));
+				raised = line_enabled(fp, fr->off, l->en_bit, why, sizeof(why));
 			}
 		} else {
 			/*

@@ -253,7 +253,11 @@ static bool mem_ea(const struct ms__cpu *c, const cs_insn *in, const cs_arm_op *
 		int x = reg_index(op->mem.index);
 		if (x < 0)
 			return false;
-		off = c->r[x] << (op->mem.lshift & 31);
+		/* Thumb-2 `ldr r0, [r1, r4, lsl #2]`: Capstone gives the shift in op->shift. */
+		unsigned sh = op->mem.lshift;
+		if (!sh && op->shift.type == ARM_SFT_LSL)
+			sh = op->shift.value;
+		off = c->r[x] << (sh & 31);
 		if (op->subtracted)
 			off = -off;
 	} else {
@@ -357,6 +361,14 @@ struct sim {
 	} ov[16]; /* stores to RAM made during the run */
 	int nov;
 	bool decided; /* a conditional branch on the value was taken */
+	/*
+	 * Walking a handler from its entry (ms__device_loads): also MRS of
+	 * IPSR (the exception number, known to the walker) and LDM from RAM,
+	 * which RTOS interrupt wrappers use to dispatch through a table. The
+	 * poll solver never interprets them, so its decisions do not change.
+	 */
+	bool walk;
+	uint32_t ipsr;
 };
 
 static bool ram_read(struct sim *s, uint32_t ea, unsigned size, uint32_t *v)
@@ -809,6 +821,36 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 		return rn == 14 || (s->c.r[rn] & 0xf0000000u) == 0xf0000000u ? STEP_RETURN
 		                                                             : STEP_JUMP;
 	}
+	case ARM_INS_MRS: {
+		if (!s->walk || a->op_count != 2 || o[0].type != ARM_OP_REG ||
+		    o[1].type != ARM_OP_SYSREG || o[1].reg != ARM_SYSREG_IPSR)
+			return STEP_UNKNOWN;
+		int rd = reg_index(o[0].reg);
+		if (rd < 0 || rd > 12)
+			return STEP_UNKNOWN;
+		set_reg(s, rd, s->ipsr, false);
+		break;
+	}
+	case ARM_INS_LDM: {
+		/* ldm rn{!}, {list}: increment after, from RAM or flash only. */
+		int rn = reg_index(o[0].reg);
+		if (!s->walk || rn < 0 || rn == 15)
+			return STEP_UNKNOWN;
+		uint32_t ea = s->c.r[rn];
+		bool loads_base = false;
+		for (int i = 1; i < a->op_count; i++) {
+			int rr = reg_index(o[i].reg);
+			uint32_t v;
+			if (rr < 0 || rr == 15 || is_device(s->d, ea) || !ram_read(s, ea, 4, &v))
+				return STEP_UNKNOWN;
+			set_reg(s, rr, v, false);
+			loads_base |= rr == rn;
+			ea += 4;
+		}
+		if (a->writeback && !loads_base)
+			set_reg(s, rn, ea, false);
+		break;
+	}
 	case ARM_INS_PUSH:
 		for (int i = a->op_count - 1; i >= 0; i--) {
 			int rr = reg_index(o[i].reg);
@@ -1119,36 +1161,45 @@ void ms__simulate_flat(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t lo
 	simulate(d, cpu, load_pc, addr, value, max_insns, false, true, out);
 }
 
-bool ms__first_device_load(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t start,
-                           unsigned max_insns, struct ms__cpu *at, uint32_t *addr, uint32_t *pc)
+int ms__device_loads(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t ipsr, uint32_t start,
+                     unsigned max_insns, struct ms__devload *out, int cap)
 {
 	struct sim s;
-	int depth = 0;
+	int depth = 0, n = 0;
 
 	memset(&s, 0, sizeof(s));
 	ms__cpu_need(cpu, -1);
 	s.d = d;
 	s.c = *cpu;
 	s.c.r[15] = start & ~1u;
-	/* Every device load ends the walk: none is answered from the models. */
-	s.decided = true;
-	for (unsigned n = 0; n < max_insns; n++) {
+	s.walk = true;
+	s.ipsr = ipsr;
+	for (unsigned k = 0; k < max_insns && n < cap; k++) {
 		const cs_insn *in = ms__dis_at(d, s.c.r[15]);
 		struct access acc = {0};
 		bool cb, ct;
+		uint32_t poll = 0;
 
 		if (!in)
-			return false;
+			return n;
+		/*
+		 * Every device load is a candidate; the walk goes on as if it
+		 * read 0 ("not this event"), to the handler's next test.
+		 */
+		s.decided = true;
 		enum step st = exec1(&s, in, 0, 0, false, &acc, &cb, &ct);
+		if (st == STEP_DEVICE && !acc.write) {
+			/* The same register may come again with another mask (HAL's per-pin calls). */
+			out[n].at = s.c;
+			out[n].addr = acc.addr;
+			out[n].pc = (uint32_t)in->address;
+			n++;
+			poll = acc.addr;
+			st = exec1(&s, in, poll, 0, true, &acc, &cb, &ct);
+		}
 		switch (st) {
 		case STEP_DEVICE:
-			if (!acc.write) {
-				*at = s.c;
-				*addr = acc.addr;
-				*pc = (uint32_t)in->address;
-				return true;
-			}
-			/* A store first (an acknowledge, a trigger): the read comes later. */
+			/* A store (an acknowledge, a trigger): the reads come later. */
 			s.c.r[15] = (uint32_t)in->address + in->size;
 			break;
 		case STEP_CALL: {
@@ -1159,7 +1210,7 @@ bool ms__first_device_load(struct ms__dis *d, const struct ms__cpu *cpu, uint32_
 				tgt = (uint32_t)t->imm;
 			else if (t->type == ARM_OP_REG && reg_index(t->reg) >= 0)
 				tgt = s.c.r[reg_index(t->reg)] & ~1u;
-			if (tgt && depth < 2) {
+			if (tgt && depth < 3) {
 				depth++;
 				s.c.r[15] = tgt & ~1u;
 				break;
@@ -1176,12 +1227,12 @@ bool ms__first_device_load(struct ms__dis *d, const struct ms__cpu *cpu, uint32_
 				depth--;
 				break;
 			}
-			return false;
+			return n;
 		case STEP_UNKNOWN:
-			return false;
+			return n;
 		default:
 			break;
 		}
 	}
-	return false;
+	return n;
 }

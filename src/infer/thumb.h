@@ -112,16 +112,27 @@ void ms__simulate_follow(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t 
 void ms__simulate_flat(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load_pc,
                        uint32_t addr, uint32_t value, unsigned max_insns, struct ms__run *out);
 
+/* A device load met while walking a handler, with the register file just before it. */
+struct ms__devload {
+	uint32_t addr, pc;
+	struct ms__cpu at;
+};
+
 /*
- * Walk code from start (an interrupt handler's entry, with cpu as the
- * register file) to its first load from a device, following calls two
- * levels deep and stepping over device stores. On success stores the load
- * address, the load's pc and the register file just before it in *at (for
- * ms__simulate from there) and returns true; false when the walk returns,
- * meets an instruction it does not interpret or runs max_insns.
+ * Walk an interrupt handler from start (its entry, with cpu as the
+ * register file and ipsr its exception number, for wrappers that read
+ * IPSR) and collect its device loads in order, at most cap (a register
+ * read twice is listed twice: HAL tests EXTI PR once per pin with another
+ * mask): the walk follows calls three levels deep, steps over device
+ * stores and goes on after each load as if it read 0 (no event there), so
+ * a handler that tests several flags in turn (EXTI9_5, a loop over GPIOTE
+ * channels) yields each of them. Ends at the handler's return, an
+ * instruction it does not interpret or max_insns. Returns the count; run
+ * ms__simulate from an entry's pc with its at and addr to see what the
+ * handler does with a value.
  */
-bool ms__first_device_load(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t start,
-                           unsigned max_insns, struct ms__cpu *at, uint32_t *addr, uint32_t *pc);
+int ms__device_loads(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t ipsr, uint32_t start,
+                     unsigned max_insns, struct ms__devload *out, int cap);
 
 /*
  * Let the interpreter read a device register without side effects (the

@@ -161,6 +161,9 @@ static void sh_take(struct shell *s, int irq)
 	uc_mem_read(s->uc, s->vtor + 4u * (16u + (uint32_t)irq), &h, 4);
 	h |= 1u;
 	uc_reg_write(s->uc, UC_ARM_REG_PC, &h);
+	/* IPSR holds the exception number in the handler (RTOS wrappers dispatch on it). */
+	xpsr = (xpsr & ~0x1ffu) | (16u + (uint32_t)irq);
+	uc_reg_write(s->uc, UC_ARM_REG_XPSR, &xpsr);
 	s->ispr &= ~(1ull << irq);
 	s->active++;
 	s->irqs_taken++;

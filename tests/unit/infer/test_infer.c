@@ -1580,6 +1580,208 @@ static void test_poll_waits_for_injected_level(void **state)
 	sh_free(&s);
 }
 
+/*
+ * Lines that serve several inputs. HAL's EXTI9_5_IRQHandler calls one
+ * helper per pin (PR & pin, clear, callback): the pin injected (PA7) picks
+ * its call among five reads of the same register. Its handled pins are
+ * ORed into RAM at 0x20000010.
+ */
+static const char *EXTI95 = ".word 0x20008000\n"
+                            ".word reset + 1\n"
+                            ".rept 14\n.word 0\n.endr\n"
+                            ".rept 23\n.word 0\n.endr\n"
+                            ".word exti9_5 + 1\n" /* IRQ 23 */
+                            ".rept 8\n.word 0\n.endr\n"
+                            "reset: ldr r1, =0x40010000\n"
+                            "ldr r0, [r1, #0x800]\n"
+                            "str r0, [r1, #0x800]\n" /* GPIOA CRL */
+                            "ldr r0, [r1, #0x400]\n"
+                            "orr r0, r0, #0x3e0\n"
+                            "str r0, [r1, #0x400]\n" /* IMR lines 5..9 */
+                            "ldr r2, =0xE000E100\n"
+                            "mov r0, #0x800000\n"
+                            "str r0, [r2]\n" /* ISER0 bit 23 */
+                            "1: b 1b\n"
+                            "exti9_5: push {r3, lr}\n"
+                            "movs r0, #0x20\n"
+                            "bl hal\n"
+                            "movs r0, #0x40\n"
+                            "bl hal\n"
+                            "movs r0, #0x80\n"
+                            "bl hal\n"
+                            "mov r0, #0x100\n"
+                            "bl hal\n"
+                            "mov r0, #0x200\n"
+                            "bl hal\n"
+                            "pop {r3, pc}\n"
+                            "hal: ldr r1, =0x40010400\n"
+                            "ldr r2, [r1, #0x14]\n"
+                            "tst r2, r0\n"
+                            "beq 2f\n"
+                            "str r0, [r1, #0x14]\n"
+                            "ldr r3, =0x20000010\n"
+                            "ldr r2, [r3]\n"
+                            "orrs r2, r0\n"
+                            "str r2, [r3]\n"
+                            "2: bx lr\n"
+                            ".ltorg\n";
+
+static void test_shared_line_hal_pin(void **state)
+{
+	size_t len = 0;
+	uint8_t *bin = sh_asm(EXTI95, "cortex-m3", &len);
+	assert_non_null(bin);
+	struct shell s;
+	struct ms_err e;
+	struct ms_infer_opts o = {0};
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	sh_boot(&s, 20000);
+	assert_int_equal(inject(&s, "0x40010808", 0x80, 0x80, 23), 0);
+	assert_true(last_raised(&s, NULL));
+	json_t *link = sh_find(&s, "infer.irq", "event-flag");
+	assert_non_null(link);
+	assert_string_equal(json_string_value(json_object_get(link, "addr")), "0x40010414");
+	assert_string_equal(json_string_value(json_object_get(link, "mask")), "0x80");
+	assert_int_equal(json_integer_value(json_object_get(link, "candidates")), 5);
+	go_on(&s, 20000);
+	assert_int_equal(s.irqs_taken, 1);
+	assert_int_equal(ram32(&s, 0x20000010), 0x80);
+	assert_int_equal(model_value(&s, 0x40010414), 0);
+	sh_free(&s);
+}
+
+/*
+ * A loop over GPIOTE channels (EVENTS_IN[0..3], one IRQ): the firmware set
+ * up channel 3 only (INTENSET bit 3); its event word is the flag. Counts
+ * per channel at 0x20000010.
+ */
+static const char *CHANNELS = ".word 0x20008000\n"
+                              ".word reset + 1\n"
+                              ".rept 14\n.word 0\n.endr\n"
+                              ".rept 6\n.word 0\n.endr\n"
+                              ".word gpiote + 1\n" /* IRQ 6 */
+                              ".rept 25\n.word 0\n.endr\n"
+                              "reset: ldr r5, =0x50000000\n"
+                              "movs r0, #0xc\n"
+                              "str r0, [r5, #0x71c]\n" /* PIN_CNF[7] */
+                              "ldr r1, =0x40006000\n"
+                              "movs r0, #8\n"
+                              "str r0, [r1, #0x304]\n" /* INTENSET IN3 */
+                              "ldr r2, =0xE000E100\n"
+                              "movs r0, #0x40\n"
+                              "str r0, [r2]\n"
+                              "1: b 1b\n"
+                              "gpiote: push {r4, lr}\n"
+                              "ldr r1, =0x40006100\n"
+                              "movs r4, #0\n"
+                              "2: ldr r0, [r1, r4, lsl #2]\n"
+                              "cbz r0, 3f\n"
+                              "movs r0, #0\n"
+                              "str r0, [r1, r4, lsl #2]\n"
+                              "ldr r3, =0x20000010\n"
+                              "ldr r2, [r3, r4, lsl #2]\n"
+                              "adds r2, #1\n"
+                              "str r2, [r3, r4, lsl #2]\n"
+                              "3: adds r4, #1\n"
+                              "cmp r4, #4\n"
+                              "blt 2b\n"
+                              "pop {r4, pc}\n"
+                              ".ltorg\n";
+
+static void test_shared_line_enabled_channel(void **state)
+{
+	size_t len = 0;
+	uint8_t *bin = sh_asm(CHANNELS, "cortex-m3", &len);
+	assert_non_null(bin);
+	struct shell s;
+	struct ms_err e;
+	struct ms_infer_opts o = {0};
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	sh_boot(&s, 20000);
+	assert_int_equal(inject(&s, "0x50000510", 0x80, 0x80, 6), 0);
+	assert_true(last_raised(&s, NULL));
+	json_t *link = sh_find(&s, "infer.irq", "event-flag");
+	assert_non_null(link);
+	assert_string_equal(json_string_value(json_object_get(link, "addr")), "0x4000610c");
+	assert_int_equal(json_integer_value(json_object_get(link, "enable_bit")), 3);
+	assert_int_equal(json_integer_value(json_object_get(link, "candidates")), 4);
+	go_on(&s, 20000);
+	assert_int_equal(s.irqs_taken, 1);
+	for (int ch = 0; ch < 4; ch++)
+		assert_int_equal(ram32(&s, 0x20000010 + 4u * (uint32_t)ch), ch == 3);
+	sh_free(&s);
+}
+
+/*
+ * An RTOS wrapper (Zephyr's _isr_wrapper) on every vector: it reads IPSR
+ * and dispatches through a table of {argument, handler}; the flag is in
+ * the handler it reaches for this line.
+ */
+static const char *WRAPPER = ".word 0x20008000\n"
+                             ".word reset + 1\n"
+                             ".rept 14\n.word 0\n.endr\n"
+                             ".rept 6\n.word 0\n.endr\n"
+                             ".word wrapper + 1\n" /* IRQ 6 */
+                             ".rept 25\n.word 0\n.endr\n"
+                             "reset: ldr r1, =0x40010000\n"
+                             "ldr r0, [r1, #0x800]\n"
+                             "str r0, [r1, #0x800]\n"
+                             "ldr r0, [r1, #0x400]\n"
+                             "orr r0, r0, #1\n"
+                             "str r0, [r1, #0x400]\n" /* IMR line 0 */
+                             "ldr r2, =0xE000E100\n"
+                             "movs r0, #0x40\n"
+                             "str r0, [r2]\n"
+                             "1: b 1b\n"
+                             "wrapper: push {r4, lr}\n"
+                             "mrs r0, ipsr\n"
+                             "subs r0, #16\n"
+                             "lsls r0, r0, #3\n"
+                             "ldr r1, =table\n"
+                             "add r1, r0\n"
+                             "ldm r1!, {r0, r3}\n"
+                             "blx r3\n"
+                             "pop {r4, pc}\n"
+                             "isr: ldr r1, =0x40010400\n"
+                             "ldr r2, [r1, #0x14]\n"
+                             "lsls r2, r2, #31\n"
+                             "bpl 2f\n"
+                             "movs r2, #1\n"
+                             "str r2, [r1, #0x14]\n"
+                             "ldr r3, =0x20000010\n"
+                             "str r0, [r3]\n" /* the table's argument */
+                             "2: bx lr\n"
+                             ".align 2\n"
+                             "table: .rept 6\n.word 0, 0\n.endr\n"
+                             ".word 0x1234, isr + 1\n"
+                             ".ltorg\n";
+
+static void test_rtos_wrapper(void **state)
+{
+	size_t len = 0;
+	uint8_t *bin = sh_asm(WRAPPER, "cortex-m3", &len);
+	assert_non_null(bin);
+	struct shell s;
+	struct ms_err e;
+	struct ms_infer_opts o = {0};
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	sh_boot(&s, 20000);
+	assert_int_equal(inject(&s, "0x40010808", 1, 1, 6), 0);
+	assert_true(last_raised(&s, NULL));
+	json_t *link = sh_find(&s, "infer.irq", "event-flag");
+	assert_non_null(link);
+	assert_string_equal(json_string_value(json_object_get(link, "addr")), "0x40010414");
+	assert_string_equal(json_string_value(json_object_get(link, "mask")), "0x1");
+	go_on(&s, 20000);
+	assert_int_equal(s.irqs_taken, 1);
+	assert_int_equal(ram32(&s, 0x20000010), 0x1234);
+	assert_int_equal(model_value(&s, 0x40010414), 0);
+	sh_free(&s);
+}
+
 static void test_stats(void **state)
 {
 	struct shell s;
@@ -1639,6 +1841,9 @@ int main(void)
 	    cmocka_unit_test(test_event_flag_and_enable_svd),
 	    cmocka_unit_test(test_event_word_and_set_clear_pair),
 	    cmocka_unit_test(test_poll_waits_for_injected_level),
+	    cmocka_unit_test(test_shared_line_hal_pin),
+	    cmocka_unit_test(test_shared_line_enabled_channel),
+	    cmocka_unit_test(test_rtos_wrapper),
 	    cmocka_unit_test(test_ficr_or_ram),
 	    cmocka_unit_test(test_stats),
 	};
