@@ -271,9 +271,11 @@ int ms_infer_patch(struct ms_infer *inf, json_t *patch, struct ms_err *e);
  * Sets the masked bits of the input register at addr (a pin level the
  * firmware reads; the firmware's writes and the poll solver leave them
  * alone). With "irq": the event's pending flag is found in that line's
- * handler (its first device read and the bit it tests) and set, reading 1
- * until the firmware acknowledges it (write 1 or write 0, learned from its
- * first write); the interrupt is raised when it is enabled in the NVIC and
+ * handler (among the registers it reads and the bits it tests: the pin's
+ * bit, else the flag whose interrupt is enabled; see evlink_find) and set,
+ * reading 1 until the firmware acknowledges it (write 1 or write 0,
+ * learned from its first write); the interrupt is raised when it is
+ * enabled in the NVIC and
  * in the peripheral (an SVD enable/mask register by name, else the
  * register whose bit the firmware acted on last). An event whose
  * interrupt is held back still returns 0: its "infer.inject" decision
