@@ -216,8 +216,9 @@ struct ms_infer {
 	int nwin;
 	uint64_t pending_map_ns; /* uc_mmio_map time of the fault that created a window */
 
-	uint32_t block_pc, cursor;
-	bool have_block;
+	struct ms_infer_block blk; /* written by the engine at every block start */
+	uint64_t cursor_serial; /* blk.serial that cursor belongs to */
+	uint32_t cursor;
 
 	struct dslot *dcache;
 
@@ -622,19 +623,25 @@ static void periph_apply_svd(struct ms_infer *inf, struct periph *p, uint32_t ad
 static uint32_t locate(struct ms_infer *inf, const struct ms__cpu *cpu, bool write, uint32_t addr,
                        unsigned size, bool advance)
 {
-	if (!inf->have_block)
+	bool have_block = inf->blk.serial != 0;
+	if (!have_block)
 		ms__cpu_need(cpu, 15);
-	uint32_t block = inf->have_block ? inf->block_pc : cpu->r[15];
-	uint32_t cur = inf->have_block ? inf->cursor : 0;
+	else if (inf->cursor_serial != inf->blk.serial) {
+		/* A new block since the last access: search it from its start. */
+		inf->cursor_serial = inf->blk.serial;
+		inf->cursor = 0;
+	}
+	uint32_t block = have_block ? inf->blk.pc : cpu->r[15];
+	uint32_t cur = have_block ? inf->cursor : 0;
 	uint32_t pc;
 	if (ms__locate(inf->dis, cpu, block, &cur, write, addr, size, &pc)) {
-		if (advance && inf->have_block)
+		if (advance && have_block)
 			inf->cursor = cur;
 		return pc;
 	}
 	/* The block start known to Unicorn is stale in MMIO callbacks: try it too. */
 	ms__cpu_need(cpu, 15);
-	if (inf->have_block && cpu->r[15] != block) {
+	if (have_block && cpu->r[15] != block) {
 		cur = 0;
 		if (ms__locate(inf->dis, cpu, cpu->r[15], &cur, write, addr, size, &pc))
 			return pc;
@@ -1742,27 +1749,43 @@ bool ms_infer_on_unmapped(struct ms_infer *inf, int type, uint64_t addr, int siz
 
 /* ---- delay loops -------------------------------------------------------- */
 
-uint64_t ms_infer_on_block(struct ms_infer *inf, uint64_t addr, uint32_t size)
+struct ms_infer_block *ms_infer_block_slot(struct ms_infer *inf)
 {
-	inf->block_pc = (uint32_t)addr;
-	inf->cursor = 0;
-	inf->have_block = true;
-	if (inf->no_delay_skip)
-		return 0;
-	struct dslot *d = &inf->dcache[((uint32_t)addr >> 1) & (DCACHE - 1)];
-	if (d->addr != (uint32_t)addr || d->state == 0) {
+	return &inf->blk;
+}
+
+/* The delay-loop cache slot of the block at addr, classified on first use. */
+static struct dslot *delay_slot(struct ms_infer *inf, uint32_t addr, uint32_t size)
+{
+	struct dslot *d = &inf->dcache[(addr >> 1) & (DCACHE - 1)];
+	if (d->addr != addr || d->state == 0) {
 		int reg;
 		uint32_t step, insns, end;
 		memset(d, 0, sizeof(*d));
-		d->addr = (uint32_t)addr;
+		d->addr = addr;
 		d->state = 1;
-		if (ms__delay_loop(inf->dis, (uint32_t)addr, size, &reg, &step, &insns, &end)) {
+		if (ms__delay_loop(inf->dis, addr, size, &reg, &step, &insns, &end)) {
 			d->state = 2;
 			d->reg = (int8_t)reg;
 			d->step = step;
 			d->insns = (uint16_t)insns;
 		}
 	}
+	return d;
+}
+
+bool ms_infer_block_has_work(struct ms_infer *inf, uint32_t addr, uint32_t size)
+{
+	return !inf->no_delay_skip && delay_slot(inf, addr, size)->state == 2;
+}
+
+uint64_t ms_infer_on_block(struct ms_infer *inf, uint64_t addr, uint32_t size)
+{
+	inf->blk.pc = (uint32_t)addr;
+	inf->blk.serial++;
+	if (inf->no_delay_skip)
+		return 0;
+	struct dslot *d = delay_slot(inf, (uint32_t)addr, size);
 	if (d->state != 2)
 		return 0;
 	uint32_t v;
@@ -2358,7 +2381,8 @@ void ms_infer_reset(struct ms_infer *inf)
 		p->rx_pended = false;
 		p->explore = 0;
 	}
-	inf->have_block = false;
+	inf->blk.serial = 0;
+	inf->cursor_serial = 0;
 	pthread_mutex_unlock(&inf->lock);
 }
 

@@ -176,12 +176,38 @@ bool ms_infer_is_peripheral_addr(uint64_t addr);
 bool ms_infer_on_unmapped(struct ms_infer *inf, int type, uint64_t addr, int size, int64_t value);
 
 /*
+ * The block the CPU is executing. An inferred device's callback does not
+ * get the PC of the access from Unicorn (it is stale inside a block), so
+ * this module finds the instruction by walking the current block; the
+ * engine keeps this slot current from its UC_HOOK_BLOCK with two stores,
+ * which is cheaper than a call per block: pc = the block's address,
+ * serial incremented (ms_infer_on_block does both itself). serial 0 means
+ * no block is known yet (after reset).
+ */
+struct ms_infer_block {
+	uint32_t pc;
+	uint64_t serial;
+};
+
+/* The slot the engine writes at every block start; lives as long as inf. */
+struct ms_infer_block *ms_infer_block_slot(struct ms_infer *inf);
+
+/*
+ * Whether ms_infer_on_block has work for the block at addr (size bytes):
+ * true for a pure delay loop (a register-only countdown) it would skip.
+ * The answer depends only on the code, so the engine asks once per block
+ * and caches it.
+ */
+bool ms_infer_block_has_work(struct ms_infer *inf, uint32_t addr, uint32_t size);
+
+/*
  * Call from the engine's UC_HOOK_BLOCK (before it accounts the block's
- * instructions). Detects pure delay loops (register-only countdowns) and
- * skips them by setting the counter so the loop ends on this pass. Returns
- * the number of guest instructions skipped, which the engine adds to its
- * instruction count (virtual time), 0 when nothing was skipped. Cheap for
- * blocks already classified (a direct-mapped cache lookup).
+ * instructions) for the blocks ms_infer_block_has_work accepted; calling
+ * it for any other block is harmless. Updates the block slot and skips
+ * a pure delay loop by setting its counter so the loop ends on this
+ * pass. Returns the number of guest instructions skipped, which the
+ * engine adds to its instruction count (virtual time), 0 when nothing was
+ * skipped.
  */
 uint64_t ms_infer_on_block(struct ms_infer *inf, uint64_t addr, uint32_t size);
 

@@ -168,6 +168,7 @@ struct ms_rh_machine {
 		uint32_t addr;
 		uint16_t size;
 		uint16_t n;
+		uint16_t infer_work; /* ms_infer_block_has_work said yes */
 		uint32_t cov_epoch; /* == m->cov_epoch: already recorded in m->cov */
 	} * bbc;
 	uint32_t bbc_mask;
@@ -201,6 +202,7 @@ struct ms_rh_machine {
 	void *ud;
 	FILE *mmio_log;
 	struct ms_infer *inf;
+	struct ms_infer_block *inf_block; /* ms_infer_block_slot(inf), written per block */
 	struct ms_rh_cov *cov;
 	struct ms_rh_gdb *gdb;
 
