@@ -81,7 +81,7 @@ enum source { SRC_RULES = 0, SRC_SVD, SRC_LLM, SRC_USER, SRC__N };
 static const char *const source_names[SRC__N] = {"rules", "svd", "llm", "user"};
 
 /* How a handler acknowledges an event flag, learned from its first write while the flag is set. */
-enum ack { ACK_UNKNOWN = 0, ACK_W1C, ACK_W0C };
+enum ack { ACK_UNKNOWN = 0, ACK_W1C, ACK_W0C, ACK_READ };
 
 enum pkind { PK_NONE = 0, PK_READY, PK_RX, PK_TX, PK_BRANCH, PK_STUCK, PK__N };
 static const char *const pkind_names[PK__N] = {"none", "ready", "rx", "tx", "branch", "stuck"};
@@ -119,6 +119,7 @@ struct reg {
 	uint32_t input_mask; /* bits set from outside (injected pin levels): writes keep them */
 	uint32_t event_mask; /* flags an injected event sets; the firmware can only clear them */
 	uint8_t ack; /* enum ack: how the firmware clears event_mask bits, once seen */
+	bool seen_set; /* the firmware read an event flag set since the last event */
 	uint32_t chg[32]; /* inf->wstamp of the last write that changed each bit (enables) */
 	uint64_t count_hz; /* RM_COUNTER: counting rate (0: the CPU clock) */
 	uint32_t count_mask; /* RM_COUNTER: width (0: 32 bits) */
@@ -196,6 +197,7 @@ struct evlink {
 	bool linked;
 	bool level_only; /* the handler reads the input register itself: no flag */
 	bool word; /* the flag is a whole register (an event word, as Nordic's EVENTS_x) */
+	bool held; /* its last event was held back (disabled): raise when enabled */
 	uint32_t flag_addr, flag_bit;
 	uint32_t en_bit;
 };
@@ -1207,8 +1209,8 @@ static bool input_owner(struct ms_infer *inf, struct periph *p, const struct reg
 	return !inf->any_console && data && data->writes;
 }
 
-static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc,
-                         const struct ms__cpu *cpu, uint32_t addr)
+static uint32_t reg_read_model(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc,
+                               const struct ms__cpu *cpu, uint32_t addr)
 {
 	uint32_t off = r->off;
 	r->reads++;
@@ -1250,7 +1252,7 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 	}
 	struct poll *q = poll_find(r, pc);
 	if (!q && maybe_counter(inf, p, r, pc))
-		return reg_read(inf, p, r, pc, cpu, addr);
+		return reg_read_model(inf, p, r, pc, cpu, addr);
 	if (!q) {
 		q = solve(inf, p, r, pc, cpu, addr, v);
 		r = reg_find(p, off);
@@ -1308,6 +1310,27 @@ static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, 
 	}
 	if (p->explore > 0)
 		p->explore--;
+	return v;
+}
+
+/*
+ * A read of r. Event flags set by an injected event are noted as seen
+ * (ms_infer_inject learns clear-on-read from a flag seen and never
+ * written) and, once the device is known to clear them on read (Atmel
+ * PIO_ISR), cleared after the value is taken.
+ */
+static uint32_t reg_read(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc,
+                         const struct ms__cpu *cpu, uint32_t addr)
+{
+	uint32_t off = r->off;
+	uint32_t v = reg_read_model(inf, p, r, pc, cpu, addr);
+	r = reg_find(p, off); /* the model may have created registers */
+	if (r && (r->value & r->event_mask)) {
+		if (r->ack == ACK_READ)
+			r->value &= ~r->event_mask;
+		else
+			r->seen_set = true;
+	}
 	return v;
 }
 
@@ -2073,6 +2096,9 @@ static void timer_detect(struct ms_infer *inf, struct periph *p, uint64_t now_ns
 	emit(inf, "infer.timer", ev);
 }
 
+static bool line_enabled(struct periph *fp, uint32_t flag_off, uint32_t en_bit, char *why,
+                         size_t cap);
+
 void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 {
 	(void)now_ns;
@@ -2122,6 +2148,33 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 		}
 	}
 	inf->last_avail = avail;
+	/*
+	 * An external event held back because its line was disabled in the
+	 * peripheral: its flag stays pending, and enabling the line raises the
+	 * interrupt then (flag and enable are a level, on EXTI as on GPIOTE).
+	 * Acknowledged meanwhile (polled and cleared), it is forgotten.
+	 */
+	for (int i = 0; i < inf->nevl && inf->host.irq_set_pending; i++) {
+		struct evlink *l = &inf->evl[i];
+		if (!l->held)
+			continue;
+		struct periph *fp = periph_find(inf, l->flag_addr & ~(PAGE - 1));
+		struct reg *fr = fp ? reg_find(fp, l->flag_addr & (PAGE - 1)) : NULL;
+		char why[128];
+		if (!fr || !(fr->value & (1u << l->flag_bit))) {
+			l->held = false;
+			continue;
+		}
+		if (!inf->host.irq_enabled || !inf->host.irq_enabled(inf->host.ud, l->irq) ||
+		    !line_enabled(fp, fr->off, l->en_bit, why, sizeof(why)))
+			continue;
+		l->held = false;
+		inf->host.irq_set_pending(inf->host.ud, l->irq);
+		inf->n_irq++;
+		emit(inf, "infer.irq",
+		     json_pack("{s:i,s:o,s:s,s:s}", "irq", l->irq, "addr", hex(l->flag_addr),
+		               "model", "event-pending", "reason", why));
+	}
 	for (int i = 0; i < inf->np; i++) {
 		struct periph *p = inf->p[i];
 		if (!p->timer)
@@ -3189,8 +3242,26 @@ int ms_infer_inject(struct ms_infer *inf, json_t *ev, struct ms_err *e)
 			 * hardware) until the firmware acknowledges it.
 			 */
 			struct reg *fr = reg_get(fp, l->flag_addr & (PAGE - 1));
+			if (fr && fr->ack == ACK_UNKNOWN && (fr->value & fr->event_mask) &&
+			    fr->seen_set) {
+				/*
+				 * The firmware read the last event's flag set and never
+				 * wrote the register: reading cleared it (Atmel PIO_ISR).
+				 */
+				fr->ack = ACK_READ;
+				fr->value &= ~fr->event_mask;
+				snprintf(fr->reason, sizeof(fr->reason),
+				         "event flags 0x%x: set by the event, cleared by reading",
+				         fr->event_mask);
+				emit(inf, "infer.register",
+				     json_pack("{s:o,s:s,s:o,s:s,s:i,s:s}", "addr",
+				               hex(l->flag_addr), "model", "event-flag", "mask",
+				               hex(fr->event_mask), "clear", "read", "confidence",
+				               70, "reason", fr->reason));
+			}
 			if (fr) {
 				uint32_t b = 1u << l->flag_bit;
+				fr->seen_set = false;
 				fr->event_mask |= b;
 				fr->value |= b;
 				if (fr->category[0] == 0)
@@ -3198,6 +3269,7 @@ int ms_infer_inject(struct ms_infer *inf, json_t *ev, struct ms_err *e)
 				flag = json_pack("{s:o,s:o}", "addr", hex(l->flag_addr), "mask",
 				                 hex(b));
 				raised = line_enabled(fp, fr->off, l->en_bit, why, sizeof(why));
+				l->held = !raised;
 			}
 		} else {
 			/*

@@ -1327,9 +1327,9 @@ static int inject(struct shell *s, const char *addr, uint32_t mask, uint32_t val
 /*
  * STM32F1 EXTI line 3 (IRQ 9), PA3. The handler shares its vector with
  * line 2 (tests PR bit 2, then bit 3), like EXTI9_5. Stage 0: only the
- * NVIC is on; stage 1: RTSR and IMR bit 3 set (read-modify-write); stage
- * 2: IMR bit 3 cleared again, RTSR still set. Counters: +4 line 3, +8
- * line 2.
+ * NVIC is on (an edge is held back, pending); stage 1: RTSR and IMR bit 3
+ * set (read-modify-write): the pending edge interrupts; stage 2: IMR bit 3
+ * cleared again, RTSR still set. Counters: +4 line 3, +8 line 2.
  */
 static const char *EXTI3 = ".word 0x20008000\n"
                            ".word reset + 1\n"
@@ -1422,14 +1422,22 @@ static void exti_stages(bool svd)
 	assert_int_equal(model_value(&s, 0x40010414), 8);
 	assert_int_equal(model_value(&s, 0x40010808) & 8, 8);
 
-	/* Stage 1: unmasked in IMR. One interrupt per event; PR0 is write-1-to-clear. */
+	/*
+	 * Stage 1: unmasked in IMR. The pending edge of stage 0 interrupts
+	 * now (flag and enable are a level); then one interrupt per event.
+	 * PR is write-1-to-clear.
+	 */
 	set_stage(&s, 1);
 	go_on(&s, 20000);
+	assert_int_equal(s.irqs_taken, 1);
+	assert_non_null(sh_find(&s, "infer.irq", "event-pending"));
+	assert_int_equal(ram32(&s, 0x20000004), 1);
+	assert_int_equal(model_value(&s, 0x40010414), 0);
 	assert_int_equal(inject(&s, "0x40010808", 8, 0, 9), 0);
 	assert_true(last_raised(&s, &why));
 	go_on(&s, 20000);
-	assert_int_equal(s.irqs_taken, 1);
-	assert_int_equal(ram32(&s, 0x20000004), 1);
+	assert_int_equal(s.irqs_taken, 2);
+	assert_int_equal(ram32(&s, 0x20000004), 2);
 	assert_int_equal(ram32(&s, 0x20000008), 0);
 	assert_int_equal(model_value(&s, 0x40010414), 0);
 	assert_int_equal(model_value(&s, 0x40010808) & 8, 0);
@@ -1444,7 +1452,7 @@ static void exti_stages(bool svd)
 	assert_false(last_raised(&s, &why));
 	assert_non_null(strstr(why, svd ? "IMR" : "+0x400"));
 	go_on(&s, 20000);
-	assert_int_equal(s.irqs_taken, 1);
+	assert_int_equal(s.irqs_taken, 2);
 	assert_int_equal(model_value(&s, 0x40010414), 8);
 	sh_free(&s);
 }
@@ -1782,6 +1790,71 @@ static void test_rtos_wrapper(void **state)
 	sh_free(&s);
 }
 
+/*
+ * Atmel SAM PIO (PIOA at 0x400E0E00, IRQ 11): the handler reads PIO_ISR,
+ * which clears on read, and tests the pin's bit; enabled through the
+ * IER/IDR pair. The first event teaches nothing (the flag was read, never
+ * written); at the second the flag is known to clear on read.
+ */
+static const char *PIO = ".word 0x20008000\n"
+                         ".word reset + 1\n"
+                         ".rept 14\n.word 0\n.endr\n"
+                         ".rept 11\n.word 0\n.endr\n"
+                         ".word pioa + 1\n" /* IRQ 11 */
+                         ".rept 20\n.word 0\n.endr\n"
+                         "reset: ldr r1, =0x400E0E00\n"
+                         "movs r0, #0x20\n"
+                         "str r0, [r1, #0x40]\n" /* PIO_IER: pin 5 */
+                         "ldr r2, =0xE000E100\n"
+                         "mov r0, #0x800\n"
+                         "str r0, [r2]\n" /* ISER0 bit 11 */
+                         "1: b 1b\n"
+                         "pioa: ldr r1, =0x400E0E00\n"
+                         "ldr r0, [r1, #0x4c]\n" /* PIO_ISR */
+                         "tst r0, #0x20\n"
+                         "beq 2f\n"
+                         "ldr r0, [r1, #0x3c]\n" /* PIO_PDSR: the level */
+                         "ldr r3, =0x20000010\n"
+                         "ldr r2, [r3]\n"
+                         "adds r2, #1\n"
+                         "str r2, [r3]\n"
+                         "str r0, [r3, #4]\n"
+                         "2: bx lr\n"
+                         ".ltorg\n";
+
+static void test_flag_cleared_on_read(void **state)
+{
+	size_t len = 0;
+	uint8_t *bin = sh_asm(PIO, "cortex-m3", &len);
+	assert_non_null(bin);
+	struct shell s;
+	struct ms_err e;
+	struct ms_infer_opts o = {0};
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	sh_boot(&s, 20000);
+	assert_int_equal(inject(&s, "0x400E0E3C", 0x20, 0x20, 11), 0);
+	assert_true(last_raised(&s, NULL));
+	json_t *link = sh_find(&s, "infer.irq", "event-flag");
+	assert_non_null(link);
+	assert_string_equal(json_string_value(json_object_get(link, "addr")), "0x400e0e4c");
+	assert_string_equal(json_string_value(json_object_get(link, "mask")), "0x20");
+	go_on(&s, 20000);
+	assert_int_equal(ram32(&s, 0x20000010), 1);
+	assert_int_equal(ram32(&s, 0x20000014) & 0x20, 0x20);
+	assert_int_equal(inject(&s, "0x400E0E3C", 0x20, 0, 11), 0);
+	json_t *ack = sh_find(&s, "infer.register", "event-flag");
+	assert_non_null(ack);
+	assert_string_equal(json_string_value(json_object_get(ack, "clear")), "read");
+	assert_true(last_raised(&s, NULL));
+	go_on(&s, 20000);
+	assert_int_equal(s.irqs_taken, 2);
+	assert_int_equal(ram32(&s, 0x20000010), 2);
+	assert_int_equal(ram32(&s, 0x20000014) & 0x20, 0);
+	assert_int_equal(model_value(&s, 0x400E0E4C), 0);
+	sh_free(&s);
+}
+
 static void test_stats(void **state)
 {
 	struct shell s;
@@ -1844,6 +1917,7 @@ int main(void)
 	    cmocka_unit_test(test_shared_line_hal_pin),
 	    cmocka_unit_test(test_shared_line_enabled_channel),
 	    cmocka_unit_test(test_rtos_wrapper),
+	    cmocka_unit_test(test_flag_cleared_on_read),
 	    cmocka_unit_test(test_ficr_or_ram),
 	    cmocka_unit_test(test_stats),
 	};
