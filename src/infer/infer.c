@@ -2434,6 +2434,9 @@ void ms_infer_reset(struct ms_infer *inf)
 		p->rx_pended = false;
 		p->explore = 0;
 	}
+	/* No external event is pending after a reset (the links are knowledge: kept). */
+	for (int i = 0; i < inf->nevl; i++)
+		inf->evl[i].held = false;
 	inf->blk.serial = 0;
 	inf->cursor_serial = 0;
 	pthread_mutex_unlock(&inf->lock);
@@ -2494,6 +2497,9 @@ int ms_infer_state_load(struct ms_infer *inf, json_t *state, struct ms_err *e)
 		p->armed = p->tx_irq_armed = p->tx_irq_event = p->rx_pended = false;
 		p->explore = 0;
 	}
+	/* Held-back events belong to the state left behind, not to the one restored. */
+	for (int k = 0; k < inf->nevl; k++)
+		inf->evl[k].held = false;
 	inf->consumed = (uint64_t)json_integer_value(json_object_get(state, "consumed"));
 	inf->last_avail = (size_t)json_integer_value(json_object_get(state, "last_avail"));
 	json_array_foreach(ps, i, pj)
