@@ -1,7 +1,9 @@
 #!/bin/bash
 # Speed of the rehost engine against qemu-system-arm -M mps2-an385 on the
 # same CPU-bound firmware (firmware/mps2-bench: CRC-32, insertion sort,
-# matrix product), timed to its "done" line, best of 3 wall-clock runs.
+# matrix product), timed to its "done" line, best of 3 runs. QEMU runs twice:
+# as users run it (real-time clock) and with -icount, QEMU's deterministic
+# mode, which is what rehost always is (virtual time = instruction count).
 # Usage: BUILD=/abs/build bash bench/rehost-speed.sh [ROUNDS]
 set -euo pipefail
 BUILD=${BUILD:-$(pwd)/build}
@@ -19,32 +21,54 @@ build mixed ""
 build crc -DCRC_ONLY
 export MS_BOARDS_DIR=${MS_BOARDS_DIR:-$(pwd)/boards}
 
-best() { # best-of-3 wall time of a command, in seconds
-	local b=999999 t s e
-	for _ in 1 2 3; do
-		s=$(date +%s.%N)
-		"$@" >/dev/null 2>"$OUT/err" || { cat "$OUT/err" >&2; exit 1; }
-		e=$(date +%s.%N)
-		t=$(echo "$e - $s" | bc -l)
-		if (( $(echo "$t < $b" | bc -l) )); then b=$t; fi
-	done
-	printf '%.3f' "$b"
-}
+# timeit.py: best of 3 runs of a command, started until its output shows
+# "done" (then killed: QEMU never exits by itself) or it exits. Prints
+# "WALL CPU" in seconds: wall clock, and user+sys CPU of the child (both
+# QEMU threads count). CPU time is the steadier figure on a shared machine.
+cat >"$OUT/timeit.py" <<'PY'
+import os, resource, subprocess, sys, time
+best_w = best_c = 1e9
+for _ in range(3):
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    buf = b""
+    while b"done" not in buf:
+        chunk = p.stdout.read1(4096)
+        if not chunk:
+            break
+        buf += chunk
+    wall = time.monotonic() - t0
+    p.kill()
+    p.wait()
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if b"done" not in buf:
+        sys.exit("timeit: no 'done' from " + " ".join(sys.argv[1:]))
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    best_w, best_c = min(best_w, wall), min(best_c, cpu)
+print("%.3f %.3f" % (best_w, best_c))
+PY
+timeit() { /usr/bin/python3 "$OUT/timeit.py" "$@"; }
+ratio() { echo "$1 / $2" | bc -l | xargs printf '%.2f'; }
 
 measure() { # name
-	local f="$OUT/$1.elf" insns q r ri rc
-	insns=$("$MS" run --board mps2-an385 --no-infer --timeout 100000 --expect done "$f" 2>&1 >/dev/null |
+	local f="$OUT/$1.elf" insns q qi r ri rc
+	local qemu=(qemu-system-arm -M mps2-an385 -nographic -monitor none -serial stdio -kernel "$f")
+	local rh=("$MS" run --board mps2-an385 --timeout 100000 --expect done)
+	insns=$("${rh[@]}" --no-infer "$f" 2>&1 >/dev/null |
 		sed -n 's/.*after \([0-9]*\) instructions.*/\1/p')
-	q=$(best "$MS" run --backend qemu --board mps2-an385 --timeout 600 --expect done "$f")
-	r=$(best "$MS" run --board mps2-an385 --no-infer --timeout 100000 --expect done "$f")
-	ri=$(best "$MS" run --board mps2-an385 --timeout 100000 --expect done "$f")
-	rc=$(best "$MS" run --board mps2-an385 --no-infer --timeout 100000 --expect done --bb-out "$OUT/bb" "$f")
-	echo "rehost-speed [$1]: rounds=$ROUNDS guest_instructions=$insns"
-	echo "  qemu-system-arm mps2-an385  : ${q} s"
-	echo "  rehost (no inference)       : ${r} s  ($(echo "$r / $q" | bc -l | xargs printf '%.2f')x qemu)"
-	echo "  rehost (inference on)       : ${ri} s"
-	echo "  rehost + coverage (--bb-out): ${rc} s  ($(echo "$rc / $r" | bc -l | xargs printf '%.2f')x rehost)"
-	echo "  rehost MIPS: $(echo "$insns / $r / 1000000" | bc -l | xargs printf '%.0f')"
+	q=$(timeit "${qemu[@]}")
+	qi=$(timeit "${qemu[@]}" -icount shift=0,align=off,sleep=off)
+	r=$(timeit "${rh[@]}" --no-infer "$f")
+	ri=$(timeit "${rh[@]}" "$f")
+	rc=$(timeit "${rh[@]}" --no-infer --bb-out "$OUT/bb" "$f")
+	echo "rehost-speed [$1]: rounds=$ROUNDS guest_instructions=$insns (seconds: wall, CPU)"
+	echo "  qemu-system-arm mps2-an385           : $q"
+	echo "  qemu-system-arm -icount (deterministic): $qi"
+	echo "  rehost --no-infer                    : $r  (CPU $(ratio "${r#* }" "${q#* }")x qemu, $(ratio "${r#* }" "${qi#* }")x qemu -icount)"
+	echo "  rehost (inference on, the default)   : $ri  (CPU $(ratio "${ri#* }" "${q#* }")x qemu)"
+	echo "  rehost --no-infer --bb-out (coverage): $rc  (CPU $(ratio "${rc#* }" "${r#* }")x rehost)"
+	echo "  rehost MIPS (CPU time): $(echo "$insns / ${r#* } / 1000000" | bc -l | xargs printf '%.0f')"
 }
 measure crc
 measure mixed

@@ -166,12 +166,6 @@ int ms_rh_mem_write(struct ms_rh_machine *m, uint32_t addr, const void *buf, siz
 	return 0;
 }
 
-/*
- * Drop every cached translation, so that new code hooks (breakpoints) and
- * rewritten memory take effect. Unicorn's TB_FLUSH would do it too, but in
- * 2.0.1 it clears the whole 1 GiB code buffer (seconds of page faults and
- * a 1 GiB resident set), so we invalidate our regions' ranges instead.
- */
 void ms__rh_zero(uint8_t *host, size_t size)
 {
 	/* Page-aligned mmap memory: dropping the pages is zeroing them. */
@@ -179,6 +173,12 @@ void ms__rh_zero(uint8_t *host, size_t size)
 		memset(host, 0, size);
 }
 
+/*
+ * Drop every cached translation, so that new code hooks (breakpoints) and
+ * rewritten memory take effect. Unicorn's TB_FLUSH would do it too, but in
+ * 2.0.1 it clears the whole 1 GiB code buffer (seconds of page faults and
+ * a 1 GiB resident set), so we invalidate our regions' ranges instead.
+ */
 void ms__rh_flush_code(struct ms_rh_machine *m)
 {
 	int i;
@@ -420,8 +420,8 @@ static const char *dev_name(struct ms_rh_machine *m, uint32_t addr)
 
 /*
  * The MMIO log is written from memory hooks on the peripheral windows,
- * which exist only while a log is open. Unicorn 2.0.1 does not keep the PC
- * exact inside memory hooks (it is the block's start), so an instruction
+ * which exist only while a log is open. Unicorn (2.0.1 and 2.1.1 alike)
+ * does not keep the PC exact inside memory hooks (it is the block's start), so an instruction
  * hook records each instruction's address while logging: slower, but every
  * line names the instruction that made the access.
  */
