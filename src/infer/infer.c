@@ -3068,7 +3068,7 @@ static bool line_enabled(struct periph *fp, uint32_t flag_off, uint32_t en_bit, 
  * or for an event word the word's index (offset / 4, modulo 32): the
  * layout in which each event register has one interrupt-enable bit by
  * position (Nordic's INTEN, where EVENTS_IN[0] at 0x100 is bit 0). A
- * handler that reads the input register before any flag has no flag (the
+ * handler that reads the input register and tests no flag has none (the
  * level is the event). Called with inf->lock held; NULL when the handler
  * cannot be read this way. The link is kept per (line, input).
  */
@@ -3095,19 +3095,19 @@ static struct evlink *evlink_find(struct ms_infer *inf, int irq, uint32_t in_add
 	int n =
 	    ms__device_loads(inf->dis, &cpu, 16u + (uint32_t)irq, h, 1024, c, MAX_FLAG_CANDIDATES);
 	struct evlink cand = {.irq = irq, .in_addr = in_addr & ~3u, .in_mask = in_mask};
-	struct evlink first = {0}, enabled = {0}, pin = {0};
-	uint32_t first_pc = 0, enabled_pc = 0, pin_pc = 0, tested_first = 0, tested_enabled = 0,
-	         tested_pin = 0;
+	struct evlink first = {0}, enabled = {0}, pin = {0}, level = {0};
+	uint32_t first_pc = 0, enabled_pc = 0, pin_pc = 0, level_pc = 0, tested_first = 0,
+	         tested_enabled = 0, tested_pin = 0;
 	for (int i = 0; i < n && !pin.linked; i++) {
 		if (!ms_infer_is_peripheral_addr(c[i].addr))
 			continue;
 		if ((c[i].addr & ~3u) == (in_addr & ~3u)) {
-			if (i == 0) {
-				/* The handler reads the pin first: the level is the whole event. */
-				cand.linked = cand.level_only = true;
-				cand.flag_addr = c[i].addr;
-				pin = cand;
-				pin_pc = c[i].pc;
+			/* The handler reads the pin: the level may be the whole event. */
+			if (!level.linked) {
+				level = cand;
+				level.linked = level.level_only = true;
+				level.flag_addr = c[i].addr;
+				level_pc = c[i].pc;
 			}
 			continue;
 		}
@@ -3156,8 +3156,7 @@ static struct evlink *evlink_find(struct ms_infer *inf, int irq, uint32_t in_add
 		*l = pin;
 		pc = pin_pc;
 		tested = tested_pin;
-		reason = pin.level_only ? "the handler reads the input register first: no flag"
-		                        : "the handler tests the pin's bit in this register";
+		reason = "the handler tests the pin's bit in this register";
 	} else if (enabled.linked) {
 		*l = enabled;
 		pc = enabled_pc;
@@ -3170,6 +3169,11 @@ static struct evlink *evlink_find(struct ms_infer *inf, int irq, uint32_t in_add
 		reason = l->word
 		    ? "the handler's first read, compared as a whole: an event word"
 		    : "the handler's first read and the bit it tests: the pending flag";
+	} else if (level.linked) {
+		*l = level;
+		pc = level_pc;
+		tested = 0;
+		reason = "the handler reads the input register and no flag: the level is the event";
 	} else {
 		return NULL;
 	}

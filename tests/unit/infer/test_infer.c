@@ -1855,6 +1855,47 @@ static void test_flag_cleared_on_read(void **state)
 	sh_free(&s);
 }
 
+/* A handler that only reads the pin: no flag, the level is the event. */
+static const char *LEVEL = ".word 0x20008000\n"
+                           ".word reset + 1\n"
+                           ".rept 14\n.word 0\n.endr\n"
+                           ".rept 6\n.word 0\n.endr\n"
+                           ".word edge + 1\n" /* IRQ 6 */
+                           ".rept 25\n.word 0\n.endr\n"
+                           "reset: ldr r1, =0x40010800\n"
+                           "ldr r0, [r1]\n"
+                           "str r0, [r1]\n" /* GPIOA CRL */
+                           "ldr r2, =0xE000E100\n"
+                           "movs r0, #0x40\n"
+                           "str r0, [r2]\n"
+                           "1: b 1b\n"
+                           "edge: ldr r1, =0x40010800\n"
+                           "ldr r0, [r1, #8]\n"
+                           "ldr r3, =0x20000010\n"
+                           "str r0, [r3]\n"
+                           "bx lr\n"
+                           ".ltorg\n";
+
+static void test_level_only_handler(void **state)
+{
+	size_t len = 0;
+	uint8_t *bin = sh_asm(LEVEL, "cortex-m3", &len);
+	assert_non_null(bin);
+	struct shell s;
+	struct ms_err e;
+	struct ms_infer_opts o = {0};
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	sh_boot(&s, 20000);
+	assert_int_equal(inject(&s, "0x40010808", 4, 4, 6), 0);
+	assert_true(last_raised(&s, NULL));
+	assert_non_null(sh_find(&s, "infer.irq", "event-level"));
+	go_on(&s, 20000);
+	assert_int_equal(s.irqs_taken, 1);
+	assert_int_equal(ram32(&s, 0x20000010) & 4, 4);
+	sh_free(&s);
+}
+
 static void test_stats(void **state)
 {
 	struct shell s;
@@ -1918,6 +1959,7 @@ int main(void)
 	    cmocka_unit_test(test_shared_line_enabled_channel),
 	    cmocka_unit_test(test_rtos_wrapper),
 	    cmocka_unit_test(test_flag_cleared_on_read),
+	    cmocka_unit_test(test_level_only_handler),
 	    cmocka_unit_test(test_ficr_or_ram),
 	    cmocka_unit_test(test_stats),
 	};
