@@ -139,3 +139,20 @@ def test_events_file_errors_name_the_line(tmp_path):
     r = run(fw, "--events", str(bad))
     assert r.returncode == 4
     assert ("%s:1: event at 1000 us refused: interrupt 9 is not enabled" % bad).encode() in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("level,shown", [(0, b"0"), (0x20000, b"1")])
+def test_micropython_reads_an_injected_pin(tmp_path, level, shown):
+    """Real firmware nobody here wrote reads an injected input level: the
+    micro:bit's button A is P0.17 (pin5); MicroPython's read_digital() of
+    it shows the level injected on the nRF51 GPIO IN register, zero-config."""
+    if not os.path.isfile(MICROPYTHON):
+        pytest.skip("firmware-microbit-micropython is not installed")
+    ev = tmp_path / "ev.jsonl"
+    # Released first (the reset value of IN is 0), then the level under test.
+    ev.write_text("".join(json.dumps({"at_us": t, "kind": "gpio", "addr": "0x50000510",
+                                      "mask": "0x20000", "value": v}) + "\n"
+                          for t, v in ((500, 0x20000), (1000, level))))
+    r = run(MICROPYTHON, "--events", str(ev), "--input-text", "print(pin5.read_digital())\\r",
+            "--expect", "\\r\\n%s\\r\\n>>> " % shown.decode())
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
