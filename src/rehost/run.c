@@ -707,7 +707,8 @@ static void watch_console(void *ud, const uint8_t *b, size_t n)
 static void watch_event(void *ud, const char *type, json_t *data)
 {
 	(void)ud;
-	if (strcmp(type, "infer.inject") == 0 && json_is_false(json_object_get(data, "raised")))
+	if (strcmp(type, "infer.inject") == 0 && json_is_false(json_object_get(data, "raised")) &&
+	    json_integer_value(json_object_get(data, "irq")) >= 0)
 		fprintf(stderr, "run: event at %s: interrupt %lld not raised: %s\n",
 		        json_string_value(json_object_get(data, "addr")) ?: "?",
 		        (long long)json_integer_value(json_object_get(data, "irq")),
