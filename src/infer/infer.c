@@ -3192,7 +3192,14 @@ static struct evlink *evlink_find(struct ms_infer *inf, int irq, uint32_t in_add
 
 int ms_infer_inject(struct ms_infer *inf, json_t *ev, struct ms_err *e)
 {
+	return ms_infer_inject_ex(inf, ev, NULL, e);
+}
+
+int ms_infer_inject_ex(struct ms_infer *inf, json_t *ev, json_t **decision, struct ms_err *e)
+{
 	uint32_t addr, mask, value;
+	if (decision)
+		*decision = NULL;
 	const char *kind = json_string_value(json_object_get(ev, "kind"));
 	if (!json_is_object(ev) || !kind || strcmp(kind, "gpio") ||
 	    !get_u32(json_object_get(ev, "addr"), &addr) ||
@@ -3299,10 +3306,12 @@ int ms_infer_inject(struct ms_infer *inf, json_t *ev, struct ms_err *e)
 			inf->n_irq++;
 		}
 	}
-	emit(inf, "infer.inject",
-	     json_pack("{s:o,s:o,s:o,s:i,s:b,s:s,s:o}", "addr", hex(addr), "mask", hex(mask),
-	               "value", hex(value & mask), "irq", irq, "raised", raised, "reason", why,
-	               "flag", flag));
+	json_t *d = json_pack("{s:o,s:o,s:o,s:i,s:b,s:s,s:o}", "addr", hex(addr), "mask", hex(mask),
+	                      "value", hex(value & mask), "irq", irq, "raised", raised, "reason",
+	                      why, "flag", flag);
+	if (decision && d)
+		*decision = json_incref(d);
+	emit(inf, "infer.inject", d);
 	pthread_mutex_unlock(&inf->lock);
 	return 0;
 }

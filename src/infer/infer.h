@@ -314,6 +314,14 @@ int ms_infer_patch(struct ms_infer *inf, json_t *patch, struct ms_err *e);
 int ms_infer_inject(struct ms_infer *inf, json_t *ev, struct ms_err *e);
 
 /*
+ * The same, also returning the decision (the "infer.inject" event's data:
+ * {addr, mask, value, irq, raised, reason, flag}) in *decision, a new
+ * reference the caller decrefs (NULL on error or when decision is NULL),
+ * so that an API can answer whether the interrupt was raised.
+ */
+int ms_infer_inject_ex(struct ms_infer *inf, json_t *ev, json_t **decision, struct ms_err *e);
+
+/*
  * Recent accesses to inferred devices, oldest first: entries with
  * seq >= from, at most limit. {"next": seq, "entries":[{seq, pc, addr,
  * size, dir:"r"|"w", value}]}. The ring keeps the last 4096.

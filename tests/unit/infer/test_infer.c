@@ -1893,6 +1893,22 @@ static void test_level_only_handler(void **state)
 	go_on(&s, 20000);
 	assert_int_equal(s.irqs_taken, 1);
 	assert_int_equal(ram32(&s, 0x20000010) & 4, 4);
+	/* The decision, for an API to answer with. */
+	json_t *d = (json_t *)1;
+	json_t *ev = json_pack("{s:s,s:s,s:i,s:i,s:i}", "kind", "gpio", "addr", "0x40010808",
+	                       "mask", 4, "value", 0, "irq", 6);
+	assert_int_equal(ms_infer_inject_ex(s.inf, ev, &d, &e), 0);
+	assert_non_null(d);
+	assert_true(json_is_true(json_object_get(d, "raised")));
+	assert_true(json_is_null(json_object_get(d, "flag")));
+	json_decref(d);
+	json_object_set_new(ev, "irq", json_integer(7));
+	assert_int_equal(ms_infer_inject_ex(s.inf, ev, &d, &e), MS_ESTATE);
+	assert_null(d);
+	json_decref(ev);
+	go_on(&s, 20000);
+	assert_int_equal(s.irqs_taken, 2);
+	assert_int_equal(ram32(&s, 0x20000010) & 4, 0);
 	sh_free(&s);
 }
 
