@@ -3301,7 +3301,7 @@ int ms_infer_inject_ex(struct ms_infer *inf, json_t *ev, json_t **decision, stru
 			snprintf(why, sizeof(why),
 			         "flag not found in the handler: exploring its branches");
 		}
-		if (raised) {
+		if (raised && inf->host.irq_set_pending) {
 			inf->host.irq_set_pending(inf->host.ud, irq);
 			inf->n_irq++;
 		}
