@@ -11,7 +11,10 @@
  * On rehost, --timeout counts virtual seconds (instructions / cpu_hz), so
  * a verdict is the same on a loaded CI machine as on an idle one; a
  * firmware idle in WFI with no input left and nothing scheduled has
- * reached its end of time at once.
+ * reached its end of time at once. External events (--events FILE,
+ * --inject AT_US:JSON: GPIO levels and their interrupts, the daemon's
+ * inject body plus a virtual time) are injected when the instruction
+ * count reaches their time; a firmware asleep until then jumps there.
  *
  * Threads: the calling thread only (the machine's owner).
  */
