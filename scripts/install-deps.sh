@@ -9,7 +9,7 @@ PKGS="build-essential pkg-config git
  libmicrohttpd-dev libjansson-dev libcyaml-dev libyaml-dev libsqlite3-dev libssl-dev
  libcapstone-dev libelf-dev libdw-dev libxml2-dev libcurl4-openssl-dev
  libhiredis-dev libcmocka-dev
- qemu-system-arm qemu-utils u-boot-qemu firmware-microbit-micropython
+ qemu-system-arm qemu-utils u-boot-qemu firmware-microbit-micropython firmware-tomu
  gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi gdb-multiarch
  python3 python3-pytest python3-websocket lcov sqlite3 wrk redis-server openocd procps curl
  prometheus"

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -240,6 +241,133 @@ static int elf_check_sections(const struct elf *f, uint64_t shoff, unsigned shen
 	return 0;
 }
 
+/*
+ * ARM build attributes (ARM IHI 0045, "Addenda to the ARM ELF ABI"): the
+ * toolchain records the CPU a file was built for. We use them to pick the
+ * rehost CPU when the user names neither a board nor a CPU. Advisory only:
+ * a malformed attributes section is ignored (cpu stays ""), never an error,
+ * and every read is bounds-checked.
+ */
+static bool uleb(const uint8_t *p, uint64_t end, uint64_t *at, uint64_t *v)
+{
+	unsigned shift = 0;
+
+	*v = 0;
+	while (*at < end && shift < 64) {
+		uint8_t b = p[(*at)++];
+
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return true;
+		shift += 7;
+	}
+	return false;
+}
+
+static bool ntbs(const uint8_t *p, uint64_t end, uint64_t *at, const char **str)
+{
+	const uint8_t *z = memchr(p + *at, 0, end - *at);
+
+	if (z == NULL)
+		return false;
+	*str = (const char *)p + *at;
+	*at = (uint64_t)(z - p) + 1;
+	return true;
+}
+
+/* The rehost CPU for a Tag_CPU_name / Tag_CPU_arch / Tag_FP_arch triple. */
+static const char *arm_cpu_for(const char *name, uint64_t arch, uint64_t fp)
+{
+	/* clang-format off */
+	static const char *const by_name[][2] = {
+		{"cortex-m0+", "cortex-m0plus"}, {"cortex-m0plus", "cortex-m0plus"},
+		{"cortex-m0", "cortex-m0"}, {"cortex-m1", "cortex-m0"},
+		{"cortex-m3", "cortex-m3"}, {"cortex-m4", "cortex-m4"},
+		{"cortex-m7", "cortex-m7"}, {"cortex-m33", "cortex-m33"},
+	};
+	/* clang-format on */
+	size_t i;
+
+	for (i = 0; name != NULL && i < sizeof(by_name) / sizeof(by_name[0]); i++)
+		if (strcasecmp(name, by_name[i][0]) == 0)
+			return by_name[i][1];
+	switch (arch) {
+	case 11: /* v6-M */
+	case 12: /* v6S-M: M0 and M0+ both; M0+ is the superset (VTOR) */
+		return "cortex-m0plus";
+	case 10: /* v7 with profile M (checked by the caller) */
+		return "cortex-m3";
+	case 13: /* v7E-M: M7 when the FPU does double precision (FPv5) */
+		return fp >= 7 ? "cortex-m7" : "cortex-m4";
+	case 16: /* v8-M.baseline */
+	case 17: /* v8-M.mainline */
+	case 21: /* v8.1-M.mainline: closest we emulate */
+		return "cortex-m33";
+	default:
+		return NULL;
+	}
+}
+
+static void elf_arm_cpu(const struct elf *f, uint64_t off, uint64_t size, char *out, size_t cap)
+{
+	const uint8_t *p = f->d;
+	uint64_t end = off + size, at = off + 1;
+	const char *name = NULL, *cpu;
+	uint64_t arch = 0, profile = 0, fp = 0;
+
+	if (size < 1 || p[off] != 'A')
+		return;
+	/* Subsections: length (u32, including itself), vendor name, data. */
+	while (at + 4 <= end) {
+		uint64_t len = rd(f, at, 4), sub_end = at + len, q = at + 4;
+		const char *vendor;
+
+		if (len < 5 || len > end - at)
+			return;
+		at = sub_end;
+		if (!ntbs(p, sub_end, &q, &vendor) || strcmp(vendor, "aeabi") != 0)
+			continue;
+		/* Only the file-scope part: tag 1, size (u32, including tag and size). */
+		if (q + 5 > sub_end || p[q] != 1)
+			continue;
+		len = rd(f, q + 1, 4);
+		if (len < 5 || len > sub_end - q)
+			return;
+		sub_end = q + len;
+		q += 5;
+		while (q < sub_end) {
+			uint64_t tag, v;
+			const char *str;
+
+			if (!uleb(p, sub_end, &q, &tag))
+				return;
+			/* Strings: 4, 5, 67, and odd tags above 32 (tag 32 is a pair). */
+			if (tag == 4 || tag == 5 || tag == 67 || (tag > 32 && (tag & 1))) {
+				if (!ntbs(p, sub_end, &q, &str))
+					return;
+				if (tag == 5)
+					name = str;
+				continue;
+			}
+			if (!uleb(p, sub_end, &q, &v))
+				return;
+			if (tag == 32 && !ntbs(p, sub_end, &q, &str))
+				return;
+			if (tag == 6)
+				arch = v;
+			else if (tag == 7)
+				profile = v;
+			else if (tag == 10)
+				fp = v;
+		}
+	}
+	if (arch == 10 && profile != 'M')
+		return;
+	cpu = arm_cpu_for(name, arch, fp);
+	if (cpu != NULL)
+		snprintf(out, cap, "%s", cpu);
+}
+
 static int parse_elf(const uint8_t *d, size_t len, struct ms_image *img, struct ms_err *e)
 {
 	struct elf f = {.d = d, .len = len};
@@ -387,6 +515,16 @@ static int parse_elf(const uint8_t *d, size_t len, struct ms_image *img, struct 
 	img->big_endian = f.be;
 	img->has_entry = true;
 	snprintf(img->arch, sizeof(img->arch), "%s", elf_arch(machine, f.is64));
+	if (machine == EM_ARM && !f.is64) {
+		for (i = 0; i < shnum; i++) {
+			uint64_t sh = shoff + i * shentsize;
+
+			/* SHT_ARM_ATTRIBUTES; bounds already checked by elf_check_sections. */
+			if (rd(&f, sh + 4, 4) == 0x70000003u)
+				elf_arm_cpu(&f, rd(&f, sh + 16, 4), rd(&f, sh + 20, 4), img->cpu,
+				            sizeof(img->cpu));
+		}
+	}
 	return 0;
 }
 

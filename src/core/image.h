@@ -39,6 +39,11 @@ struct ms_image {
 	char arch[24]; /* "arm", "aarch64", "riscv32", "riscv64", "x86_64", ... or "" */
 	int elf_class; /* 32 or 64 for ELF, 0 otherwise */
 	bool big_endian;
+	/*
+	 * ARM ELF only: the rehost CPU the toolchain built for, from the ARM
+	 * build attributes ("cortex-m0plus", "cortex-m4", ...), "" if unknown.
+	 */
+	char cpu[16];
 	bool has_entry;
 	uint64_t entry; /* ELF e_entry, or HEX start linear address record */
 	struct ms_image_segment *segs;

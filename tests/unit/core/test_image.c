@@ -1,7 +1,8 @@
 /*
  * Unit tests for src/core/image.c: ELF32/ELF64 in both byte orders built in
  * the test, Intel HEX built in the test, raw binary, Debian's real u-boot ELF
- * and micro:bit MicroPython HEX, and hostile input: every truncation of the
+ * and micro:bit MicroPython HEX, ARM build attributes of ELFs built by
+ * arm-none-eabi-gcc and Debian's firmware-tomu, and hostile input: every truncation of the
  * built files, flipped bytes, lying offsets and sizes, overflowing sums.
  */
 #include <setjmp.h>
@@ -761,6 +762,148 @@ static void test_load_file(void **state)
 	rmdir(dir);
 }
 
+/* ---- ARM build attributes: which CPU the toolchain built for ---- */
+
+#define TOBOOT "/usr/lib/firmware-tomu/toboot.elf"
+
+/* Build a one-function ELF with the real cross compiler and parse it. */
+static void expect_gcc_cpu(const char *flags, const char *want)
+{
+	char dir[] = "/tmp/ms-image-XXXXXX", cmd[512], path[64];
+	struct ms_image img;
+	struct ms_err e;
+	size_t n;
+	uint8_t *d;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/a.c", dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("void _start(void) { for (;;) ; }\n", f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "arm-none-eabi-gcc -mthumb %s -nostdlib -o %s/a.elf %s 2>&1",
+	         flags, dir, path);
+	assert_int_equal(system(cmd), 0);
+	snprintf(path, sizeof(path), "%s/a.elf", dir);
+	d = read_file(path, &n);
+	assert_int_equal(parse(d, n, &img, &e), 0);
+	if (strcmp(img.cpu, want) != 0)
+		fail_msg("%s: cpu \"%s\", expected \"%s\"", flags, img.cpu, want);
+	ms_image_free(&img);
+	free(d);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/a.c", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void test_arm_attributes_from_gcc(void **state)
+{
+	/*
+	 * This gcc records the architecture ("6S-M"), not the core, so an M0
+	 * build gets the M0+ (its superset); toboot below names "Cortex-M0+".
+	 */
+	expect_gcc_cpu("-mcpu=cortex-m0", "cortex-m0plus");
+	expect_gcc_cpu("-mcpu=cortex-m0plus", "cortex-m0plus");
+	expect_gcc_cpu("-mcpu=cortex-m3", "cortex-m3");
+	expect_gcc_cpu("-mcpu=cortex-m4 -mfpu=fpv4-sp-d16 -mfloat-abi=hard", "cortex-m4");
+	expect_gcc_cpu("-mcpu=cortex-m7 -mfpu=fpv5-d16 -mfloat-abi=hard", "cortex-m7");
+	expect_gcc_cpu("-mcpu=cortex-m33", "cortex-m33");
+	/* By architecture only (gcc names the arch, not a core). */
+	expect_gcc_cpu("-march=armv6s-m", "cortex-m0plus");
+	expect_gcc_cpu("-march=armv7-m", "cortex-m3");
+	expect_gcc_cpu("-march=armv7e-m", "cortex-m4");
+	expect_gcc_cpu("-march=armv8-m.main", "cortex-m33");
+	/* Not an M profile: no suggestion. */
+	expect_gcc_cpu("-march=armv7-a", "");
+}
+
+static void test_arm_attributes_real_toboot(void **state)
+{
+	size_t n;
+	uint8_t *d = read_file(TOBOOT, &n);
+	struct ms_image img;
+	struct ms_err e;
+
+	assert_int_equal(parse(d, n, &img, &e), 0);
+	assert_string_equal(img.cpu, "cortex-m0plus");
+	ms_image_free(&img);
+	free(d);
+}
+
+/*
+ * An attributes section over the test ELF's payload: "A", a subsection of
+ * vendor "aeabi" with a file-scope part holding Tag_CPU_name "Cortex-M4",
+ * Tag_CPU_arch v7E-M, Tag_CPU_arch_profile 'M', a compatibility pair and an
+ * unknown string tag. Returns its length.
+ */
+static size_t put_attributes(uint8_t *b, size_t at, int be)
+{
+	static const uint8_t file_part[] = {
+	    5,    'C',  'o', 'r', 't', 'e', 'x', '-', 'M', '4', 0, /* Tag_CPU_name */
+	    6,    13, /* Tag_CPU_arch v7E-M */
+	    7,    'M', /* profile */
+	    32,   1,    'x', 0, /* Tag_compatibility */
+	    0x81, 0x01, 's', 0, /* tag 129: a string */
+	};
+	size_t sub = 4 + 6 + 5 + sizeof(file_part);
+
+	b[at] = 'A';
+	put(b, at + 1, 4, sub, be);
+	memcpy(b + at + 5, "aeabi", 6);
+	b[at + 11] = 1;
+	put(b, at + 12, 4, 5 + sizeof(file_part), be);
+	memcpy(b + at + 16, file_part, sizeof(file_part));
+	return 1 + sub;
+}
+
+static void test_arm_attributes_hostile(void **state)
+{
+	uint8_t b[ELF_BUF], m[ELF_BUF];
+	struct elf_spec s = arm_spec(32, 0);
+	size_t n = build_elf(b, &s), alen, i, cut;
+	size_t sec = SH_OFF + shsz(32);
+	struct ms_image img;
+	struct ms_err e;
+
+	/* Section 1 becomes SHT_ARM_ATTRIBUTES over the payload. */
+	put(b, sec + 4, 4, 0x70000003u, 0);
+	alen = put_attributes(b, PAYLOAD_OFF, 0);
+	put(b, sec + 20, 4, alen, 0);
+	assert_int_equal(parse(b, n, &img, &e), 0);
+	assert_string_equal(img.cpu, "cortex-m4");
+	ms_image_free(&img);
+
+	/* Every shorter section size: the image still loads, the hint is just lost. */
+	for (cut = 0; cut < alen; cut++) {
+		memcpy(m, b, n);
+		put(m, sec + 20, 4, cut, 0);
+		assert_int_equal(parse(m, n, &img, &e), 0);
+		assert_true(img.cpu[0] == 0 || strcmp(img.cpu, "cortex-m4") == 0);
+		ms_image_free(&img);
+	}
+	/* Every byte of the section flipped in turn, and lying lengths. */
+	for (i = 0; i < alen; i++) {
+		static const uint8_t vals[] = {0x00, 0xff, 0x80, 0x7f};
+		size_t v;
+
+		for (v = 0; v < sizeof(vals); v++) {
+			memcpy(m, b, n);
+			m[PAYLOAD_OFF + i] = vals[v];
+			assert_int_equal(parse(m, n, &img, &e), 0);
+			assert_true(strlen(img.cpu) < sizeof(img.cpu));
+			ms_image_free(&img);
+		}
+	}
+	/* Unterminated name running to the section's end. */
+	memcpy(m, b, n);
+	memset(m + PAYLOAD_OFF + 16, 'x', alen - 16);
+	assert_int_equal(parse(m, n, &img, &e), 0);
+	assert_string_equal(img.cpu, "");
+	ms_image_free(&img);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -779,6 +922,9 @@ int main(void)
 	    cmocka_unit_test(test_real_microbit_hex),
 	    cmocka_unit_test(test_bin),
 	    cmocka_unit_test(test_load_file),
+	    cmocka_unit_test(test_arm_attributes_from_gcc),
+	    cmocka_unit_test(test_arm_attributes_real_toboot),
+	    cmocka_unit_test(test_arm_attributes_hostile),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
