@@ -16,6 +16,11 @@ PKGS := libmicrohttpd jansson libcyaml yaml-0.1 sqlite3 libcrypto unicorn capsto
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
 VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+# The rehost engine runs on 2.0.1 too, but every guest store costs ~45x more there
+# (bench/unicorn-store.sh); scripts/install-deps.sh installs 2.1.1 from Debian trixie.
+ifneq ($(shell pkg-config --atleast-version=2.1.1 unicorn && echo ok),ok)
+$(warning Unicorn $(shell pkg-config --modversion unicorn) is older than 2.1.1: rehost will be slow; run scripts/install-deps.sh)
+endif
 
 OPT ?= -O2
 CFLAGS ?= $(OPT) -g
