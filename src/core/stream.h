@@ -6,7 +6,9 @@
  * (newline-delimited JSON). Positions are absolute byte offsets since the
  * stream was created. A reader that falls more than the ring's capacity
  * behind is served the missing bytes from the log file, so nothing written
- * is ever lost to a slow or late reader (the log file holds everything).
+ * is ever lost to a slow or late reader. The file is written behind the
+ * ring (before the ring drops a byte, at least every 100 ms while writes
+ * go on, and on ms_stream_flush), so together they hold everything.
  *
  * Readers are woken through an eventfd (ms_stream_reader_fd) so that a
  * WebSocket thread can poll() it beside its socket.
@@ -30,8 +32,9 @@ struct ms_stream_reader;
 /*
  * Create a stream with a ring of ring_cap bytes. log_path may be NULL (no
  * log file: a late reader then only gets what the ring still holds); when
- * given it is opened for append and created 0600. If the file already
- * holds data (daemon restart), positions continue after it.
+ * given it is created 0600 (and its directory 0700) at the first flush,
+ * not here. If the file already holds data (daemon restart), positions
+ * continue after it.
  */
 struct ms_stream *ms_stream_new(size_t ring_cap, const char *log_path);
 void ms_stream_ref(struct ms_stream *st);
@@ -45,6 +48,12 @@ uint64_t ms_stream_end(struct ms_stream *st);
 
 /* Mark the stream finished: readers get EOF once they have read everything. */
 void ms_stream_close(struct ms_stream *st);
+
+/*
+ * Write what the log file does not have yet. The last reference does it
+ * too; a closed stream no longer creates a missing directory.
+ */
+void ms_stream_flush(struct ms_stream *st);
 
 /*
  * Open a reader at absolute position from (0 = everything since creation,
