@@ -1737,6 +1737,39 @@ static struct periph *periph_touch(struct ms_infer *inf, uint32_t addr, bool wri
 	return p;
 }
 
+/*
+ * The device of an external event's input register, created when the
+ * firmware has not touched its page yet: a pin level can be set before the
+ * firmware first reads it (an input left in its reset mode is never
+ * configured; its handler reads it for the first time). Only in the
+ * windows this module serves, and not the 0x10000000 page (factory data or
+ * RAM, decided by the firmware's first access). Called with inf->lock held
+ * on the owner thread, outside any access.
+ */
+static struct periph *periph_for_event(struct ms_infer *inf, uint32_t addr)
+{
+	uint32_t page = addr & ~(PAGE - 1);
+	struct periph *p = periph_find(inf, page);
+	if (p)
+		return p;
+	if (!ms_infer_is_peripheral_addr(addr) || page == 0x10000000u || !inf->uc ||
+	    !window_map(inf, addr))
+		return NULL;
+	p = periph_new(inf, page, SRC_RULES);
+	if (!p)
+		return NULL;
+	p->mapped = true;
+	inf->n_region++;
+	periph_apply_svd(inf, p, addr);
+	periph_apply_arch(inf, p);
+	emit(inf, "infer.region",
+	     json_pack("{s:o,s:o,s:i,s:s,s:s,s:s,s:i,s:s}", "addr", hex(addr), "base", hex(page),
+	               "size", (int)PAGE, "name", p->name, "source", source_names[p->source],
+	               "model", "device", "confidence", 50, "reason",
+	               "an external event's input register, before the firmware reads it"));
+	return p;
+}
+
 bool ms_infer_on_unmapped(struct ms_infer *inf, int type, uint64_t addr, int size, int64_t value)
 {
 	(void)size;
@@ -3218,16 +3251,16 @@ int ms_infer_inject_ex(struct ms_infer *inf, json_t *ev, json_t **decision, stru
 		irq = (int)json_integer_value(irqj);
 	}
 	pthread_mutex_lock(&inf->lock);
-	struct periph *p = periph_find(inf, addr & ~(PAGE - 1));
-	if (!p) {
-		pthread_mutex_unlock(&inf->lock);
-		return ms_fail(e, 404, "device_not_found",
-		               "0x%x is not in a device the firmware has touched", addr);
-	}
 	if (irq >= 0 && !(inf->host.irq_enabled && inf->host.irq_enabled(inf->host.ud, irq))) {
 		pthread_mutex_unlock(&inf->lock);
 		return ms_fail(e, 409, "irq_disabled",
 		               "interrupt %d is not enabled by the firmware", irq);
+	}
+	struct periph *p = periph_for_event(inf, addr);
+	if (!p) {
+		pthread_mutex_unlock(&inf->lock);
+		return ms_fail(e, 404, "device_not_found",
+		               "0x%x is not in a peripheral window the inference serves", addr);
 	}
 	struct reg *r = reg_get(p, addr & (PAGE - 1));
 	if (r) {

@@ -307,8 +307,10 @@ int ms_infer_patch(struct ms_infer *inf, json_t *patch, struct ms_err *e);
  * interrupt is held back still returns 0: its "infer.inject" decision
  * event says raised false and why. When no flag is found in the handler,
  * the interrupt is raised and its branches on event bits take their event
- * side once. Errors: 400 bad event, 404 addr not in an inferred device,
- * 409 irq not enabled in the NVIC (nothing changes). Owner thread only (it
+ * side once. An input register in a page the firmware has not touched yet
+ * gets its device then. Errors: 400 bad event, 404 addr outside the
+ * windows this module serves (or mapped by the engine), 409 irq not
+ * enabled in the NVIC (nothing changes). Owner thread only (it
  * may raise an interrupt through the host).
  */
 int ms_infer_inject(struct ms_infer *inf, json_t *ev, struct ms_err *e);

@@ -727,9 +727,9 @@ static uint64_t event_icount(const struct ms_run_event *ev, uint64_t cpu_hz)
 }
 
 /*
- * Inject every event that is due. A refused event (an address the
- * firmware never touched, an interrupt it never enabled) is an error of
- * the events file for this firmware: it is named by its line.
+ * Inject every event that is due. A refused event (an address outside
+ * the peripheral windows, an interrupt the firmware never enabled) is an
+ * error of the events file for this firmware: it is named by its line.
  */
 static int inject_due(const struct run_opts *o, struct ms_rh_machine *m,
                       const struct ms_run_events *evs, size_t *next)

@@ -157,7 +157,7 @@ def test_inject_step_and_run_for(clean):
     reg = [g for p in periph if p.get("source") == "rules" for g in p["registers"]][0]
     inject = "/api/v1/sessions/%s/inject" % sid
     assert_error(d.post(inject, {"kind": "warp"}), 400)
-    assert_error(d.post(inject, {"kind": "gpio", "addr": "0x5fff0000", "mask": 1, "value": 1}), 404)
+    assert_error(d.post(inject, {"kind": "gpio", "addr": "0x20000000", "mask": 1, "value": 1}), 404)
     assert_error(d.post(inject, {"kind": "gpio", "addr": reg["addr"], "mask": 1, "value": 1, "irq": 999}), 400)
     assert_error(d.post(inject, {"kind": "gpio", "addr": reg["addr"], "mask": 1, "value": 1, "irq": 63}), 409)
     r = d.post(inject, {"kind": "gpio", "addr": reg["addr"], "mask": 1, "value": 1})

@@ -1164,6 +1164,23 @@ static void test_timer_counter(void **state)
 	sh_free(&s);
 }
 
+/* Current value of the inferred register at addr (from the peripherals view). */
+static uint32_t model_value(struct shell *s, uint32_t addr)
+{
+	json_t *ps = ms_infer_peripherals(s->inf);
+	size_t i, k;
+	json_t *p, *r;
+	uint32_t v = 0xdeadbeef;
+	json_array_foreach(ps, i, p) json_array_foreach(json_object_get(p, "registers"), k, r)
+	{
+		if (strtoul(json_string_value(json_object_get(r, "addr")), NULL, 0) == addr)
+			v = (uint32_t)strtoul(json_string_value(json_object_get(r, "value")), NULL,
+			                      0);
+	}
+	json_decref(ps);
+	return v;
+}
+
 /*
  * GPIO input with an external interrupt (STM32F1 EXTI0 = IRQ 6, PA0): the
  * firmware sleeps until the handler saw the pin high. Nothing happens
@@ -1242,10 +1259,20 @@ static void test_gpio_external_interrupt(void **state)
 	json_t *bad = json_pack("{s:s}", "kind", "gpio");
 	assert_int_equal(ms_infer_inject(s.inf, bad, &e), MS_EBADINPUT);
 	json_decref(bad);
-	bad = json_pack("{s:s,s:s,s:i,s:i}", "kind", "gpio", "addr", "0x50000000", "mask", 1,
+	/* RAM is no input register; an untouched peripheral page gets its device. */
+	bad = json_pack("{s:s,s:s,s:i,s:i}", "kind", "gpio", "addr", "0x20001000", "mask", 1,
 	                "value", 1);
 	assert_int_equal(ms_infer_inject(s.inf, bad, &e), MS_ENOTFOUND);
 	json_decref(bad);
+	bad = json_pack("{s:s,s:s,s:i,s:i}", "kind", "gpio", "addr", "0x10000000", "mask", 1,
+	                "value", 1);
+	assert_int_equal(ms_infer_inject(s.inf, bad, &e), MS_ENOTFOUND);
+	json_decref(bad);
+	json_t *early = json_pack("{s:s,s:s,s:i,s:i}", "kind", "gpio", "addr", "0x50000510", "mask",
+	                          4, "value", 4);
+	assert_int_equal(ms_infer_inject(s.inf, early, &e), 0);
+	json_decref(early);
+	assert_int_equal(model_value(&s, 0x50000510), 4);
 	bad = json_pack("{s:s,s:s,s:i,s:i,s:i}", "kind", "gpio", "addr", "0x40010808", "mask", 1,
 	                "value", 1, "irq", 7);
 	assert_int_equal(ms_infer_inject(s.inf, bad, &e), MS_ESTATE);
@@ -1261,23 +1288,6 @@ static void test_gpio_external_interrupt(void **state)
 	assert_string_equal(s.out, "wait\r\npressed\r\n");
 	assert_int_equal(s.irqs_taken, 1);
 	sh_free(&s);
-}
-
-/* Current value of the inferred register at addr (from the peripherals view). */
-static uint32_t model_value(struct shell *s, uint32_t addr)
-{
-	json_t *ps = ms_infer_peripherals(s->inf);
-	size_t i, k;
-	json_t *p, *r;
-	uint32_t v = 0xdeadbeef;
-	json_array_foreach(ps, i, p) json_array_foreach(json_object_get(p, "registers"), k, r)
-	{
-		if (strtoul(json_string_value(json_object_get(r, "addr")), NULL, 0) == addr)
-			v = (uint32_t)strtoul(json_string_value(json_object_get(r, "value")), NULL,
-			                      0);
-	}
-	json_decref(ps);
-	return v;
 }
 
 static uint32_t ram32(struct shell *s, uint32_t addr)
