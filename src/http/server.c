@@ -3,8 +3,13 @@
  *
  * Threads: MHD's pool threads run on_request/on_completed; each connection's
  * struct conn belongs to the thread serving it. WebSocket connections get a
- * detached thread of their own after the upgrade (ws_thread); the number of
- * live ones is counted in ws_live so that shutdown can wait for them.
+ * detached thread of their own after the upgrade (ws_thread). MHD frees an
+ * upgraded connection (its socket and the handle MHD_upgrade_action takes)
+ * in MHD_stop_daemon, so every WebSocket thread must have handed its
+ * connection back before that call: ms_http_stop shuts their sockets down,
+ * which ends them, and waits for the last one. ws_mu guards ws_list (the
+ * sockets still open), ws_live (threads that have not yet handed their
+ * connection back) and ws_stopping (no new WebSocket thread may start).
  *
  * Request life: first call → match the route, check auth and declared size
  * (errors for requests with a body are answered at once, so we never read a
@@ -23,11 +28,11 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,7 +53,12 @@ const struct ms_config *ms_api_config;
 
 static struct MHD_Daemon *daemon_h;
 static char spool_dir[600];
-static atomic_int ws_live;
+
+static pthread_mutex_t ws_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ws_cv = PTHREAD_COND_INITIALIZER;
+static struct ws_start *ws_list;
+static unsigned ws_live;
+static bool ws_stopping;
 
 struct conn {
 	struct timespec start;
@@ -78,6 +88,7 @@ struct ws_start {
 	struct MHD_UpgradeResponseHandle *urh;
 	uint8_t *early;
 	size_t early_len;
+	struct ws_start *prev, *next; /* in ws_list while fd is open; under ws_mu */
 };
 
 static double elapsed(const struct timespec *t0)
@@ -96,18 +107,44 @@ static bool is_mutating(const char *method)
 
 /* ---- WebSocket upgrade -------------------------------------------------- */
 
+/* Called with ws_mu held. */
+static void ws_unlist(struct ws_start *w)
+{
+	if (w->prev != NULL)
+		w->prev->next = w->next;
+	else
+		ws_list = w->next;
+	if (w->next != NULL)
+		w->next->prev = w->prev;
+	w->prev = w->next = NULL;
+}
+
+/* Hand the connection back to MHD (which closes the socket) and free w. */
+static void ws_finish(struct ws_start *w)
+{
+	pthread_mutex_lock(&ws_mu);
+	/* Off the list before the socket closes: ms_http_stop must not shut down a reused fd. */
+	ws_unlist(w);
+	pthread_mutex_unlock(&ws_mu);
+	MHD_upgrade_action(w->urh, MHD_UPGRADE_ACTION_CLOSE);
+	free(w->early);
+	free(w);
+	pthread_mutex_lock(&ws_mu);
+	ws_live--;
+	pthread_cond_broadcast(&ws_cv);
+	pthread_mutex_unlock(&ws_mu);
+}
+
 static void *ws_thread(void *arg)
 {
 	struct ws_start *w = arg;
 
 	w->fn(w->fd, w->early, w->early_len, w->ud);
-	MHD_upgrade_action(w->urh, MHD_UPGRADE_ACTION_CLOSE);
-	free(w->early);
-	free(w);
-	atomic_fetch_sub(&ws_live, 1);
+	ws_finish(w);
 	return NULL;
 }
 
+/* Runs on an MHD pool thread, so MHD_stop_daemon cannot free the connection meanwhile. */
 static void on_upgrade(void *cls, struct MHD_Connection *c, void *con_cls, const char *extra_in,
                        size_t extra_in_size, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
@@ -116,15 +153,32 @@ static void on_upgrade(void *cls, struct MHD_Connection *c, void *con_cls, const
 	pthread_t t;
 	int one = 1;
 	int flags = fcntl(sock, F_GETFL);
+	int rc;
 
 	(void)c;
 	(void)con_cls;
+	w->fd = sock;
+	w->urh = urh;
+	pthread_mutex_lock(&ws_mu);
+	if (ws_stopping) {
+		pthread_mutex_unlock(&ws_mu);
+		/* The server is stopping: close at once; the handler owns ud and cleans up. */
+		MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+		w->fn(-1, NULL, 0, w->ud);
+		free(w);
+		return;
+	}
+	w->next = ws_list;
+	if (ws_list != NULL)
+		ws_list->prev = w;
+	ws_list = w;
+	ws_live++;
+	pthread_mutex_unlock(&ws_mu);
+
 	/* The WebSocket thread does blocking writes and polls for reads. */
 	if (flags >= 0)
 		fcntl(sock, F_SETFL, flags & ~O_NONBLOCK);
 	setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	w->fd = sock;
-	w->urh = urh;
 	if (extra_in_size > 0) {
 		w->early = malloc(extra_in_size);
 		if (w->early != NULL) {
@@ -132,20 +186,17 @@ static void on_upgrade(void *cls, struct MHD_Connection *c, void *con_cls, const
 			w->early_len = extra_in_size;
 		}
 	}
-	atomic_fetch_add(&ws_live, 1);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
-	if (pthread_create(&t, &attr, ws_thread, w) != 0) {
-		atomic_fetch_sub(&ws_live, 1);
-		ms_warn("cannot start a WebSocket thread: %s", strerror(errno));
-		/* The handler owns ud: run it inline with a closed socket so it cleans up. */
-		MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
-		w->fn(-1, NULL, 0, w->ud);
-		free(w->early);
-		free(w);
-	}
+	rc = pthread_create(&t, &attr, ws_thread, w);
 	pthread_attr_destroy(&attr);
+	if (rc != 0) {
+		ms_warn("cannot start a WebSocket thread: %s", strerror(rc));
+		/* The handler owns ud: run it with a closed socket so it cleans up. */
+		w->fn(-1, NULL, 0, w->ud);
+		ws_finish(w);
+	}
 }
 
 /* Check the handshake headers; fill resp->ws_accept or an error. */
@@ -615,11 +666,29 @@ int ms_http_start(const struct ms_config *cfg, struct ms_err *e)
 
 void ms_http_stop(void)
 {
+	unsigned waited = 0;
+
 	if (daemon_h == NULL)
 		return;
+	/*
+	 * End the WebSocket threads first (see the top of the file): a shut
+	 * down socket wakes a bridge from poll or from a blocked send, and it
+	 * returns. New upgrades are closed at once from here on.
+	 */
+	pthread_mutex_lock(&ws_mu);
+	ws_stopping = true;
+	for (struct ws_start *w = ws_list; w != NULL; w = w->next)
+		shutdown(w->fd, SHUT_RDWR);
+	while (ws_live > 0) {
+		struct timespec dl;
+
+		clock_gettime(CLOCK_REALTIME, &dl);
+		dl.tv_sec += 5;
+		if (pthread_cond_timedwait(&ws_cv, &ws_mu, &dl) == ETIMEDOUT)
+			ms_warn("stopping: still waiting for %u WebSocket thread(s) (%u s)",
+			        ws_live, waited += 5);
+	}
+	pthread_mutex_unlock(&ws_mu);
 	MHD_stop_daemon(daemon_h);
 	daemon_h = NULL;
-	/* WebSocket threads end when their sessions' streams close; give them a moment. */
-	for (int i = 0; i < 200 && atomic_load(&ws_live) > 0; i++)
-		usleep(10000);
 }
