@@ -97,7 +97,8 @@ static void usage(FILE *to)
 	    "  --backend rehost|qemu   engine (default rehost)\n"
 	    "  --board NAME            board file boards/NAME.yaml (e.g. mps2-an385)\n"
 	    "  --cpu NAME              cortex-m0|m0plus|m3|m4|m7|m33 (no board: memory from the "
-	    "image)\n"
+	    "image;\n"
+	    "                          default: the ELF's build attributes, else cortex-m3)\n"
 	    "  --cpu-hz N              CPU clock for virtual time (default: the board's, or 25 "
 	    "MHz)\n"
 	    "  --svd FILE              SVD file(s) for peripheral inference (repeatable)\n"
@@ -818,6 +819,11 @@ static int run_rehost(const struct run_opts *o)
 	}
 	mo.board = o->board;
 	mo.cpu = o->cpu;
+	if (o->cpu == NULL && o->board == NULL && img.cpu[0] != 0) {
+		/* No board, no --cpu: the core the toolchain built for, from the ELF. */
+		mo.cpu = img.cpu;
+		fprintf(stderr, "run: cpu %s (from the ELF's build attributes)\n", img.cpu);
+	}
 	mo.cpu_hz = o->cpu_hz;
 	mo.no_infer = o->no_infer;
 	mo.svd_paths = o->svd;
