@@ -31,6 +31,13 @@ struct ms_program;
 
 struct ms_backend {
 	const char *name; /* "qemu", "rehost", ... */
+	/*
+	 * The run directory (s->dir) is made when something is first put there
+	 * (the backend calls ms_session_run_dir; the console and event logs
+	 * make it on their first flush), not at create: one inode less on the
+	 * create path. Backends that need it at create leave this false.
+	 */
+	bool lazy_run_dir;
 
 	/* Daemon start: probe what is installed. Non-zero disables the backend. */
 	int (*init)(const struct ms_config *cfg, struct ms_err *e);

@@ -12,6 +12,13 @@
  * wait for it. struct rsess's lock guards cmd*, want_run, quit; the
  * engine thread is the only one that touches the machine (except
  * ms_rh_machine_input_push / request_stop, which are thread-safe).
+ *
+ * The engine thread is started by the first poweron, not at create: until
+ * then the API thread holding op_lock is the machine's only user, so
+ * commands (load, reset, step) run directly on it, with no thread to
+ * create at create and no wake-up round trip per command. A create + load
+ * + poweron then costs one pthread_create, and the thread starts running
+ * the guest at once.
  * A crashed guest (lockup) puts the session in error with the registers;
  * it never takes the daemon down.
  */
@@ -19,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,6 +64,7 @@ struct rsess {
 	bool gdb_halted; /* gdb holds the guest halted */
 	bool quit;
 	bool has_program;
+	bool started; /* the engine thread runs; set once, under op_lock */
 	/* Pacing: wall-clock origin for the current run stretch. */
 	struct timespec t0;
 	uint64_t ns0;
@@ -118,6 +127,7 @@ static void *engine_main(void *arg)
 	struct ms_rh_machine *m = rs->m;
 
 	pthread_mutex_lock(&rs->lock);
+	pace_reset(rs);
 	while (!rs->quit) {
 		enum ms_rh_stop st;
 		int64_t ahead;
@@ -192,11 +202,20 @@ static void *engine_main(void *arg)
 	return NULL;
 }
 
-/* Run fn on the engine thread and wait for it. Called with s->op_lock held. */
+/*
+ * Run fn on the engine thread and wait for it; before the thread is started
+ * the caller is the machine's only user and runs fn itself. Called with
+ * s->op_lock held.
+ */
 static int post(struct rsess *rs, cmd_fn fn, void *arg, struct ms_err *e)
 {
 	int rc;
 
+	if (!rs->started) {
+		/* As the engine thread does: a stop request from before is not for this command. */
+		__atomic_store_n(&rs->m->stop_request, 0, __ATOMIC_SEQ_CST);
+		return fn(rs, arg, e);
+	}
 	pthread_mutex_lock(&rs->lock);
 	rs->cmd = fn;
 	rs->cmd_arg = arg;
@@ -222,11 +241,35 @@ static void set_run(struct rsess *rs, bool run)
 	pthread_mutex_unlock(&rs->lock);
 }
 
+/* Start the engine thread (once). Called with s->op_lock held. */
+static int engine_start(struct rsess *rs, struct ms_err *e)
+{
+	if (rs->started)
+		return 0;
+	if (pthread_create(&rs->thr, NULL, engine_main, rs) != 0)
+		return ms_fail(e, 503, "host_failure", "cannot start the engine thread");
+	rs->started = true;
+	return 0;
+}
+
 /* ---- backend functions ---- */
 
 static int rh_init(const struct ms_config *cfg, struct ms_err *e)
 {
 	uc_engine *uc;
+
+	/*
+	 * Unicorn maps a 1 GiB translation buffer per engine and asks for
+	 * transparent huge pages on it, so the first translated block of every
+	 * session faults in a 2 MiB page: 2 MiB zeroed, 2 MiB more resident
+	 * per session, and when the kernel has no free huge page at hand,
+	 * direct compaction stalls of 5-7 ms on the create path (measured at
+	 * 300 live engines). Guest speed does not change without them
+	 * (docs/PERFORMANCE.md). The flag covers the daemon process, and the
+	 * QEMU children it spawns inherit it.
+	 */
+	if (prctl(PR_SET_THP_DISABLE, 1, 0, 0, 0) != 0)
+		ms_warn("rehost: cannot turn transparent huge pages off: %s", strerror(errno));
 
 	if (uc_open(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS, &uc) != UC_ERR_OK)
 		return ms_fail(e, 500, "unicorn_failed",
@@ -373,7 +416,8 @@ static int rh_create(struct ms_session *s, struct ms_err *e)
 	if (models != NULL) {
 		/* The engine imports device maps from a file: keep the session's copy in its directory. */
 		snprintf(models_path, sizeof(models_path), "%s/models.json", s->dir);
-		if (json_dump_file(models, models_path, JSON_COMPACT) != 0) {
+		if (ms_session_run_dir(s) != 0 ||
+		    json_dump_file(models, models_path, JSON_COMPACT) != 0) {
 			free(rs);
 			return ms_fail(e, 500, "io_error", "cannot write %s", models_path);
 		}
@@ -394,11 +438,6 @@ static int rh_create(struct ms_session *s, struct ms_err *e)
 	}
 	pthread_mutex_init(&rs->lock, NULL);
 	pthread_cond_init(&rs->cond, NULL);
-	if (pthread_create(&rs->thr, NULL, engine_main, rs) != 0) {
-		ms_rh_machine_free(rs->m);
-		free(rs);
-		return ms_fail(e, 500, "internal", "cannot start the engine thread");
-	}
 	s->bdata = rs;
 	ms_session_set_state(s, MS_STATE_CREATED, NULL);
 	return 0;
@@ -410,12 +449,14 @@ static void rh_destroy(struct ms_session *s)
 
 	if (rs == NULL)
 		return;
-	pthread_mutex_lock(&rs->lock);
-	rs->quit = true;
-	ms_rh_machine_request_stop(rs->m);
-	pthread_cond_broadcast(&rs->cond);
-	pthread_mutex_unlock(&rs->lock);
-	pthread_join(rs->thr, NULL);
+	if (rs->started) {
+		pthread_mutex_lock(&rs->lock);
+		rs->quit = true;
+		ms_rh_machine_request_stop(rs->m);
+		pthread_cond_broadcast(&rs->cond);
+		pthread_mutex_unlock(&rs->lock);
+		pthread_join(rs->thr, NULL);
+	}
 	if (s->gdb_port != 0) {
 		ms_port_free(s->gdb_port);
 		s->gdb_port = 0;
@@ -435,46 +476,75 @@ static int do_reset(struct rsess *rs, void *arg, struct ms_err *e)
 	return ms_rh_machine_reset(rs->m, e);
 }
 
-static int do_gdb(struct rsess *rs, void *arg, struct ms_err *e)
-{
-	int port = *(int *)arg;
+struct start_arg {
+	bool reset; /* from stopped or error: the machine starts from its reset vector */
+	int port; /* gdb port to serve on, 0 for none; 0 on return when it failed */
+};
 
-	if (rs->m->gdb != NULL)
-		return 0;
-	return ms_rh_gdb_new(rs->m, port, &rs->m->gdb, e);
+/*
+ * Everything poweron does on the machine, in one command (one wake-up of a
+ * started engine thread): reset when asked, the gdb server, and the check
+ * that the guest can run at all, so that "running" is only answered for a
+ * machine that runs.
+ */
+static int do_start(struct rsess *rs, void *arg, struct ms_err *e)
+{
+	struct start_arg *sa = arg;
+	int rc;
+
+	if (sa->reset && (rc = ms_rh_machine_reset(rs->m, e)) != 0)
+		return rc;
+	if (sa->port > 0 && rs->m->gdb == NULL &&
+	    ms_rh_gdb_new(rs->m, sa->port, &rs->m->gdb, e) != 0) {
+		ms_warn("session %s: no gdb server: %s", rs->s->id, e->message);
+		ms_err_clear(e);
+		sa->port = 0;
+	}
+	if (rs->m->locked_up)
+		return ms_fail(e, 502, "guest_crashed", "%s", rs->m->crash);
+	rs->want_run = true;
+	return 0;
 }
 
 static int rh_power_on(struct ms_session *s, struct ms_err *e)
 {
 	struct rsess *rs = s->bdata;
 	enum ms_state st = ms_session_state(s);
-	int rc, port;
+	struct start_arg sa = {.reset = st == MS_STATE_STOPPED || st == MS_STATE_ERROR};
+	int rc, fresh = 0;
 
 	if (!rs->has_program)
 		return ms_fail(e, 409, "no_program", "load a program before powering on");
-	if (st == MS_STATE_STOPPED || st == MS_STATE_ERROR) {
-		if ((rc = post(rs, do_reset, NULL, e)) != 0)
-			return rc;
+	pthread_mutex_lock(&s->lock);
+	sa.port = s->gdb_port;
+	pthread_mutex_unlock(&s->lock);
+	if (sa.port == 0) {
+		fresh = ms_port_alloc();
+		sa.port = fresh > 0 ? fresh : 0;
 	}
-	pthread_mutex_lock(&rs->s->lock);
-	port = s->gdb_port;
-	pthread_mutex_unlock(&rs->s->lock);
-	if (port == 0) {
-		port = ms_port_alloc();
-		if (port > 0) {
-			if (post(rs, do_gdb, &port, e) == 0) {
-				pthread_mutex_lock(&s->lock);
-				s->gdb_port = port;
-				pthread_mutex_unlock(&s->lock);
-			} else {
-				ms_port_free(port);
-				ms_warn("session %s: no gdb server: %s", s->id, e->message);
-				ms_err_clear(e);
-			}
+	rc = post(rs, do_start, &sa, e);
+	if (fresh > 0) {
+		if (sa.port > 0) {
+			pthread_mutex_lock(&s->lock);
+			s->gdb_port = sa.port;
+			pthread_mutex_unlock(&s->lock);
+		} else {
+			ms_port_free(fresh);
 		}
 	}
-	set_run(rs, true);
-	return 0;
+	if (rc != 0) {
+		if (rs->m->locked_up) {
+			/* Reported as the engine thread would have: an event and the error state. */
+			ms_session_event(s, "guest_crashed",
+			                 json_pack("{s:s}", "report", rs->m->crash));
+			ms_session_set_state(s, MS_STATE_ERROR, rs->m->crash);
+		}
+		return rc;
+	}
+	/* A started thread saw want_run after the command; a new one starts running at once. */
+	if ((rc = engine_start(rs, e)) != 0)
+		rs->want_run = false;
+	return rc;
 }
 
 static int rh_power_off(struct ms_session *s, struct ms_err *e)
@@ -507,8 +577,10 @@ static int rh_reset(struct ms_session *s, struct ms_err *e)
 	if ((rc = post(rs, do_reset, NULL, e)) != 0)
 		return rc;
 	if (ms_session_state(s) == MS_STATE_ERROR) {
-		ms_session_set_state(s, MS_STATE_RUNNING, NULL);
 		set_run(rs, true);
+		if ((rc = engine_start(rs, e)) != 0)
+			return rc;
+		ms_session_set_state(s, MS_STATE_RUNNING, NULL);
 	}
 	return 0;
 }
@@ -592,6 +664,9 @@ static int rh_snapshot_save(struct ms_session *s, const char *name, uint64_t *si
 
 	if (!rs->has_program)
 		return ms_fail(e, 409, "no_program", "nothing to snapshot: no program loaded");
+	if ((rc = ms_session_run_dir(s)) != 0)
+		return ms_fail(e, 503, "host_failure", "cannot create the session directory: %s",
+		               strerror(-rc));
 	snap_path(s, name, sa.path, sizeof(sa.path));
 	rc = post(rs, do_snap_save, &sa, e);
 	if (rc == 0)
@@ -847,6 +922,7 @@ static int rh_inject_event(struct ms_session *s, json_t *event, struct ms_err *e
 
 const struct ms_backend ms_backend_rehost = {
     .name = "rehost",
+    .lazy_run_dir = true,
     .init = rh_init,
     .fini = rh_fini,
     .capabilities = rh_capabilities,

@@ -3,7 +3,9 @@
  *
  * Threads: API worker threads call the control functions; backend threads
  * call ms_session_set_state / ms_session_event / ms_session_set_extra; the
- * reaper thread deletes sessions idle past resources.session_timeout.
+ * reaper thread, once a second, flushes the console and event logs (they are
+ * written behind their rings) and deletes sessions idle past
+ * resources.session_timeout.
  * Locks: reg_mu guards the table (sessions[] and n_sessions); s->op_lock
  * serialises control operations on one session; s->lock guards its mutable
  * fields. Order: op_lock, then lock; reg_mu is never held while taking
@@ -69,6 +71,14 @@ static int64_t now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static void rfc3339(int64_t ms, char out[32])
@@ -488,6 +498,8 @@ int ms_sessions_create(const char *backend, json_t *board_config, struct ms_sess
 	const struct ms_backend *b;
 	struct ms_session *s;
 	int rc;
+	/* Where the time goes, logged at debug level (docs/PERFORMANCE.md). */
+	int64_t t_start = mono_us(), t_alloc, t_dir, t_backend, t_registry, t_persist;
 
 	if (backend == NULL || backend[0] == '\0')
 		return ms_fail(e, 400, "bad_request", "missing \"backend\"");
@@ -532,14 +544,17 @@ int ms_sessions_create(const char *backend, json_t *board_config, struct ms_sess
 	s->last_used_ms = s->created_at_ms;
 	s->state = MS_STATE_CREATED;
 	snprintf(s->dir, sizeof(s->dir), "%s/%s", sessions_dir, s->id);
-	if ((rc = make_dir(s->dir)) != 0 || open_streams(s) != 0) {
+	t_alloc = mono_us();
+	if ((!b->lazy_run_dir && (rc = make_dir(s->dir)) != 0) || (rc = open_streams(s)) != 0) {
 		ms_session_put(s);
 		return ms_fail(e, 503, "host_failure", "cannot create the session directory: %s",
 		               ms_strerror(rc));
 	}
+	t_dir = mono_us();
 	pthread_mutex_lock(&s->op_lock);
 	rc = b->create(s, e);
 	pthread_mutex_unlock(&s->op_lock);
+	t_backend = mono_us();
 	if (rc != 0) {
 		nftw(s->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
 		ms_session_put(s);
@@ -568,13 +583,25 @@ int ms_sessions_create(const char *backend, json_t *board_config, struct ms_sess
 		ms_session_put(s);
 		return ms_fail(e, 503, "out_of_memory", "cannot register the session");
 	}
+	t_registry = mono_us();
 	persist(s);
+	t_persist = mono_us();
 	ms_session_event(s, "created",
 	                 json_pack("{s:s,s:s}", "backend", b->name, "board", s->board));
 	ms_info("session %s created (%s, board %s)", s->id, b->name, s->board);
+	ms_debug("session %s create: validate %lld us, session + streams %lld us, backend %lld us, "
+	         "registry %lld us, store %lld us, event + log %lld us",
+	         s->id, (long long)(t_alloc - t_start), (long long)(t_dir - t_alloc),
+	         (long long)(t_backend - t_dir), (long long)(t_registry - t_backend),
+	         (long long)(t_persist - t_registry), (long long)(mono_us() - t_persist));
 	ms_session_get(s);
 	*out = s;
 	return 0;
+}
+
+int ms_session_run_dir(struct ms_session *s)
+{
+	return make_dir(s->dir);
 }
 
 static void destroy_and_forget(struct ms_session *s, bool remove_files)
@@ -596,10 +623,14 @@ int ms_sessions_delete(const char *id, struct ms_err *e)
 	if (s == NULL)
 		return ms_fail(e, 404, "session_not_found", "no session %.64s", id);
 	ms_session_event(s, "deleted", NULL);
-	destroy_and_forget(s, true);
-	/* Open WebSocket bridges see EOF and close with 1001 instead of waiting forever. */
+	/*
+	 * Open WebSocket bridges see EOF and close with 1001 instead of waiting
+	 * forever. Closed first, so that a late flush of the logs cannot bring
+	 * the run directory back after it is removed.
+	 */
 	ms_stream_close(s->console);
 	ms_stream_close(s->events);
+	destroy_and_forget(s, true);
 	ms_info("session %s deleted", s->id);
 	ms_session_put(s);
 	return 0;
@@ -1100,15 +1131,23 @@ static void *reaper_main(void *arg)
 		int64_t limit = (int64_t)config->resources.session_timeout * 1000;
 
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += 5;
+		ts.tv_sec += 1;
 		pthread_cond_timedwait(&reaper_cv, &reaper_mu, &ts);
-		if (reaper_stop || limit <= 0)
+		if (reaper_stop)
 			continue;
 		pthread_mutex_unlock(&reaper_mu);
 		all = snapshot_all(&n);
 		for (size_t i = 0; i < n; i++) {
 			int64_t last;
 
+			/*
+			 * The logs are written behind their rings (stream.c): a quiet
+			 * stream's last bytes reach the file within a second.
+			 */
+			ms_stream_flush(all[i]->console);
+			ms_stream_flush(all[i]->events);
+			if (limit <= 0)
+				continue;
 			pthread_mutex_lock(&all[i]->lock);
 			/* Someone watching its console or events is using it. */
 			if (__atomic_load_n(&all[i]->watchers, __ATOMIC_SEQ_CST) > 0)
@@ -1174,6 +1213,9 @@ void ms_sessions_shutdown(void)
 		 * the emulator gone.
 		 */
 		destroy_and_forget(s, false);
+		/* The logs' last bytes, and the run directory of a session that never wrote them. */
+		ms_stream_flush(s->console);
+		ms_stream_flush(s->events);
 		ms_session_put(s);
 	}
 	put_all(all, n);

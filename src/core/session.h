@@ -98,6 +98,12 @@ struct ms_session *ms_session_find(const char *id);
 void ms_session_get(struct ms_session *s);
 void ms_session_put(struct ms_session *s);
 
+/*
+ * Make sure the session's run directory exists (0700): for backends with
+ * lazy_run_dir, before they put a file there. 0 or a negative errno.
+ */
+int ms_session_run_dir(struct ms_session *s);
+
 /* Remove from the registry, destroy the emulator, delete its records. */
 int ms_sessions_delete(const char *id, struct ms_err *e);
 

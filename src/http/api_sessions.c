@@ -25,18 +25,87 @@ static struct ms_session *path_session(struct ms_req *req, struct ms_resp *resp)
 	return s;
 }
 
+/* "0x1000", "4096" or a JSON integer; false when malformed or out of range. */
+static bool parse_address(json_t *v, uint64_t *out)
+{
+	const char *t = json_string_value(v);
+
+	/* No sign or leading blank: strtoull would quietly accept them. */
+	if (t != NULL && (t[0] == '+' || t[0] == ' '))
+		return false;
+	return ms_json_uint(v, UINT64_MAX, out);
+}
+
 /* Reply with the session's current view after a successful operation. */
 static void reply_session(struct ms_resp *resp, int status, struct ms_session *s)
 {
 	ms_resp_json(resp, status, ms_session_json(s));
 }
 
+/*
+ * The program a body names ("program_id", or "program_path" inside the
+ * upload directory) and its load address. Returns 1 when the body names
+ * one, 0 when it names none (and none is required), -1 after answering.
+ */
+static int body_program(json_t *body, bool required, struct ms_program *p, bool *has_addr,
+                        uint64_t *addr, struct ms_resp *resp)
+{
+	json_t *idv = json_object_get(body, "program_id");
+	json_t *pathv = json_object_get(body, "program_path");
+	json_t *addr_v = json_object_get(body, "load_address");
+	const char *id = json_string_value(idv), *path = json_string_value(pathv);
+	struct ms_err e;
+
+	ms_err_clear(&e);
+	*has_addr = false;
+	*addr = 0;
+	if (!required && idv == NULL && pathv == NULL && addr_v == NULL)
+		return 0;
+	if (addr_v != NULL && !json_is_null(addr_v)) {
+		if (!parse_address(addr_v, addr)) {
+			ms_resp_fail(resp, 400, "bad_address",
+			             "\"load_address\" must be a non-negative integer or a "
+			             "\"0x...\" string");
+			return -1;
+		}
+		*has_addr = true;
+	}
+	if ((id == NULL) == (path == NULL) || (idv != NULL && id == NULL) ||
+	    (pathv != NULL && path == NULL)) {
+		ms_resp_fail(resp, 400, "bad_request",
+		             "give exactly one of \"program_id\" and \"program_path\" (strings)");
+		return -1;
+	}
+	if ((id != NULL ? ms_programs_get(id, p, &e) : ms_programs_find_path(path, p, &e)) != 0) {
+		ms_resp_error(resp, &e);
+		return -1;
+	}
+	if (p->format == MS_IMAGE_BIN && !*has_addr) {
+		ms_resp_fail(resp, 400, "missing_address",
+		             "program %s is a raw binary: give \"load_address\"", p->id);
+		return -1;
+	}
+	return 1;
+}
+
+/*
+ * POST /sessions. Besides backend and board_config the body may name a
+ * program (as POST .../program takes it) and ask for "poweron": true, so
+ * that one request answers with the session running: a session start costs
+ * one round trip instead of three. All or nothing: when the load or the
+ * start fails, the session is deleted and the answer is that error, with
+ * its reason (a guest that cannot start: 502 guest_crashed).
+ */
 void ms_api_sessions_create(struct ms_req *req, struct ms_resp *resp)
 {
 	struct ms_err e;
-	json_t *body, *bc;
+	json_t *body, *bc, *pw;
 	const char *backend;
 	struct ms_session *s;
+	struct ms_program p;
+	bool has_addr = false, poweron = false;
+	uint64_t addr = 0;
+	int has_prog = 0;
 
 	ms_err_clear(&e);
 	if (ms_req_json(req, false, &body, &e) != 0) {
@@ -45,19 +114,39 @@ void ms_api_sessions_create(struct ms_req *req, struct ms_resp *resp)
 	}
 	backend = json_string_value(json_object_get(body, "backend"));
 	bc = json_object_get(body, "board_config");
+	pw = json_object_get(body, "poweron");
 	if (json_object_get(body, "backend") != NULL && backend == NULL) {
 		ms_resp_fail(resp, 400, "bad_request", "\"backend\" must be a string");
+		goto out;
 	} else if (backend == NULL) {
 		ms_resp_fail(resp, 400, "bad_request",
 		             "missing \"backend\" (one of the backends in /api/v1/capabilities)");
+		goto out;
 	} else if (bc != NULL && !json_is_object(bc)) {
 		ms_resp_fail(resp, 400, "bad_request", "\"board_config\" must be an object");
-	} else if (ms_sessions_create(backend, bc, &s, &e) != 0) {
+		goto out;
+	} else if (pw != NULL && !json_is_boolean(pw)) {
+		ms_resp_fail(resp, 400, "bad_request", "\"poweron\" must be true or false");
+		goto out;
+	}
+	poweron = json_is_true(pw);
+	/* The program is looked up before anything is created: a wrong id costs nothing. */
+	has_prog = body_program(body, false, &p, &has_addr, &addr, resp);
+	if (has_prog < 0)
+		goto out;
+	if (ms_sessions_create(backend, bc, &s, &e) != 0) {
 		ms_resp_error(resp, &e);
+		goto out;
+	}
+	if ((has_prog && ms_session_load(s, &p, has_addr, addr, &e) != 0) ||
+	    (poweron && ms_session_poweron(s, &e) != 0)) {
+		ms_resp_error(resp, &e);
+		ms_sessions_delete(s->id, NULL);
 	} else {
 		reply_session(resp, 201, s);
-		ms_session_put(s);
 	}
+	ms_session_put(s);
+out:
 	json_decref(body);
 }
 
@@ -125,24 +214,12 @@ void ms_api_session_reset(struct ms_req *req, struct ms_resp *resp)
 	control(req, resp, ms_session_reset);
 }
 
-/* "0x1000", "4096" or a JSON integer; false when malformed or out of range. */
-static bool parse_address(json_t *v, uint64_t *out)
-{
-	const char *t = json_string_value(v);
-
-	/* No sign or leading blank: strtoull would quietly accept them. */
-	if (t != NULL && (t[0] == '+' || t[0] == ' '))
-		return false;
-	return ms_json_uint(v, UINT64_MAX, out);
-}
-
 void ms_api_session_program(struct ms_req *req, struct ms_resp *resp)
 {
 	struct ms_session *s;
 	struct ms_program p;
 	struct ms_err e;
-	json_t *body, *addr_v;
-	const char *id, *path;
+	json_t *body;
 	uint64_t addr = 0;
 	bool has_addr = false;
 
@@ -156,37 +233,12 @@ void ms_api_session_program(struct ms_req *req, struct ms_resp *resp)
 		json_decref(body);
 		return;
 	}
-	id = json_string_value(json_object_get(body, "program_id"));
-	path = json_string_value(json_object_get(body, "program_path"));
-	addr_v = json_object_get(body, "load_address");
-	if (addr_v != NULL && !json_is_null(addr_v)) {
-		if (!parse_address(addr_v, &addr)) {
-			ms_resp_fail(resp, 400, "bad_address",
-			             "\"load_address\" must be a non-negative integer or a "
-			             "\"0x...\" string");
-			goto out;
-		}
-		has_addr = true;
+	if (body_program(body, true, &p, &has_addr, &addr, resp) > 0) {
+		if (ms_session_load(s, &p, has_addr, addr, &e) != 0)
+			ms_resp_error(resp, &e);
+		else
+			reply_session(resp, 200, s);
 	}
-	if ((id == NULL) == (path == NULL)) {
-		ms_resp_fail(resp, 400, "bad_request",
-		             "give exactly one of \"program_id\" and \"program_path\" (strings)");
-		goto out;
-	}
-	if ((id != NULL ? ms_programs_get(id, &p, &e) : ms_programs_find_path(path, &p, &e)) != 0) {
-		ms_resp_error(resp, &e);
-		goto out;
-	}
-	if (p.format == MS_IMAGE_BIN && !has_addr) {
-		ms_resp_fail(resp, 400, "missing_address",
-		             "program %s is a raw binary: give \"load_address\"", p.id);
-		goto out;
-	}
-	if (ms_session_load(s, &p, has_addr, addr, &e) != 0)
-		ms_resp_error(resp, &e);
-	else
-		reply_session(resp, 200, s);
-out:
 	json_decref(body);
 	ms_session_put(s);
 }

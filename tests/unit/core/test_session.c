@@ -3,7 +3,9 @@
  * driven through the real rehost backend (in-process, so the test needs no
  * child processes) with our mps2-hello firmware built by arm-none-eabi-gcc.
  * Checks which requests each state allows, idempotence, snapshots by name
- * and id, the session limit, deletion, and the event stream.
+ * and id, the session limit, deletion, the event stream, the run directory
+ * made only when something is written there, and a restart finding the
+ * sessions in SQLite with their logs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -215,6 +218,66 @@ static void test_limit_and_events(void **state)
 	assert_int_equal(ms_sessions_total(), 0);
 }
 
+static bool exists(const char *dir, const char *name)
+{
+	char path[1200];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s%s%s", dir, name[0] ? "/" : "", name);
+	return stat(path, &sb) == 0;
+}
+
+/*
+ * rehost makes no directory and no file while a session is created; the
+ * logs appear at their first flush, a daemon restart finds the session in
+ * SQLite with its program and its logs, and a deleted session's directory
+ * does not come back.
+ */
+static void test_restart_and_run_dir(void **state)
+{
+	struct ms_session *s = create();
+	struct ms_program p;
+	struct ms_err e;
+	char id[40], dir[512];
+	char *log = NULL;
+	size_t len = 0;
+
+	(void)state;
+	snprintf(id, sizeof(id), "%s", s->id);
+	snprintf(dir, sizeof(dir), "%s", s->dir);
+	assert_false(exists(dir, ""));
+	assert_int_equal(ms_programs_add_file(firmware, "mps2-hello.elf", &p, &e), 0);
+	assert_int_equal(ms_session_load(s, &p, false, 0, &e), 0);
+	assert_int_equal(ms_session_poweron(s, &e), 0);
+	assert_true(console_has(s, "Hello from MachineServer"));
+	assert_false(exists(dir, "")); /* no snapshot, no flush yet: nothing on disk */
+	ms_stream_flush(s->console);
+	assert_true(exists(dir, "console.log"));
+	ms_session_put(s);
+
+	/* Restart: the shutdown writes what the logs still lack. */
+	ms_sessions_shutdown();
+	assert_true(exists(dir, "events.log"));
+	assert_int_equal(ms_sessions_init(&cfg, &e), 0);
+	s = ms_session_find(id);
+	assert_non_null(s);
+	assert_int_equal(ms_session_state(s), MS_STATE_STOPPED);
+	assert_string_equal(s->program_id, p.id);
+	assert_int_equal(ms_stream_snapshot(s->console, 1 << 20, &log, &len), 0);
+	assert_non_null(strstr(log, "Hello from MachineServer"));
+	free(log);
+	assert_int_equal(ms_stream_snapshot(s->events, 1 << 20, &log, &len), 0);
+	assert_non_null(strstr(log, "\"type\":\"created\""));
+	assert_non_null(strstr(log, "\"type\":\"reloaded\""));
+	free(log);
+	ms_session_put(s);
+	assert_int_equal(ms_sessions_delete(id, &e), 0);
+	assert_false(exists(dir, ""));
+	/* The reaper flushes every second: the directory must not come back. */
+	sleep(2);
+	assert_false(exists(dir, ""));
+}
+
 static void test_valid_names(void **state)
 {
 	(void)state;
@@ -236,6 +299,7 @@ int main(void)
 	    cmocka_unit_test(test_refusals_before_anything_exists),
 	    cmocka_unit_test(test_lifecycle),
 	    cmocka_unit_test(test_limit_and_events),
+	    cmocka_unit_test(test_restart_and_run_dir),
 	    cmocka_unit_test(test_valid_names),
 	};
 
