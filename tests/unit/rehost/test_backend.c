@@ -3,7 +3,11 @@
  * create with a board, load an uploaded program, power on, read the
  * console stream, type into the UART, snapshot and restore, device map,
  * pause/reset/poweroff, a crashing guest becoming a session error with
- * its registers, and bad board_config values refused with 400.
+ * its registers, and bad board_config values refused with 400. A created
+ * session puts nothing on disk and runs no thread until it needs to; a
+ * guest that cannot start is refused at poweron, never reported running.
+ * POST /sessions with a program and "poweron": true answers with the
+ * session running, and leaves nothing behind when it fails.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -26,6 +31,8 @@
 #include "core/session.h"
 #include "core/store.h"
 #include "core/stream.h"
+#include "http/api.h"
+#include "http/http.h"
 
 static struct ms_config cfg;
 static char fwdir[1024];
@@ -247,6 +254,207 @@ static void test_gdb_halt_does_not_block_control(void **state)
 	close(fd);
 }
 
+static bool dir_exists(const char *dir)
+{
+	struct stat sb;
+
+	return stat(dir, &sb) == 0;
+}
+
+/*
+ * Before its first poweron a session has no engine thread and no run
+ * directory: load and step run on the caller; a snapshot makes the
+ * directory; deletion removes it for good.
+ */
+static void test_created_session_is_cheap(void **state)
+{
+	struct ms_program p;
+	struct ms_session *s;
+	struct ms_err e;
+	json_t *snap = NULL;
+	char id[40], dir[512], path[600];
+	struct stat sb;
+
+	add_program("mps2-hello", &p);
+	s = create("{\"board\":\"mps2-an385\"}");
+	snprintf(id, sizeof(id), "%s", s->id);
+	snprintf(dir, sizeof(dir), "%s", s->dir);
+	assert_false(dir_exists(dir));
+	assert_int_equal(ms_session_load(s, &p, false, 0, &e), 0);
+	assert_int_equal(s->backend->step(s, 300000, &e), 0);
+	assert_true(console_has(s, "Hello from MachineServer"));
+	assert_int_equal(ms_session_state(s), MS_STATE_CREATED);
+	assert_false(dir_exists(dir));
+	assert_int_equal(ms_session_snapshot_save(s, "early", &snap, &e), 0);
+	json_decref(snap);
+	snprintf(path, sizeof(path), "%s/rehost-snap-early.bin", dir);
+	assert_int_equal(stat(dir, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0700);
+	assert_int_equal(stat(path, &sb), 0);
+	/* Then powered on it runs on its own thread, from where the steps left it. */
+	assert_int_equal(ms_session_poweron(s, &e), 0);
+	assert_int_equal(ms_session_state(s), MS_STATE_RUNNING);
+	assert_int_equal(ms_session_console_write(s, "abc\r", 4), 0);
+	assert_true(console_has(s, "echo: abc\r\n"));
+	ms_session_put(s);
+	assert_int_equal(ms_sessions_delete(id, &e), 0);
+	assert_false(dir_exists(dir));
+}
+
+/* A reset vector that points outside memory: poweron says why, the session is in error. */
+static void test_unstartable_guest_is_refused(void **state)
+{
+	char path[1200];
+	uint32_t vectors[64] = {0x20001000u, 0x90000001u};
+	struct ms_program p;
+	struct ms_session *s;
+	struct ms_err e;
+	char id[40];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/bad-reset.bin", fwdir);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(vectors, sizeof(vectors), 1, f), 1);
+	fclose(f);
+	assert_int_equal(ms_programs_add_file(path, "bad-reset.bin", &p, &e), 0);
+	s = create("{\"board\":\"mps2-an385\"}");
+	snprintf(id, sizeof(id), "%s", s->id);
+	assert_int_equal(ms_session_load(s, &p, true, 0, &e), 0);
+	ms_err_clear(&e);
+	assert_int_not_equal(ms_session_poweron(s, &e), 0);
+	assert_int_equal(e.status, 502);
+	assert_string_equal(e.code, "guest_crashed");
+	assert_non_null(strstr(e.message, "reset vector 0x90000001"));
+	assert_int_equal(ms_session_state(s), MS_STATE_ERROR);
+	pthread_mutex_lock(&s->lock);
+	assert_non_null(strstr(s->reason, "reset vector"));
+	pthread_mutex_unlock(&s->lock);
+	ms_session_put(s);
+	assert_int_equal(ms_sessions_delete(id, &e), 0);
+}
+
+/* POST /api/v1/sessions with body; returns the status, *out the answer (new reference). */
+static int post_sessions(const char *body, json_t **out)
+{
+	struct ms_req req = {.method = "POST", .path = "/api/v1/sessions"};
+	struct ms_resp resp = {0};
+	json_error_t je;
+
+	req.content_type = "application/json";
+	req.body = (const uint8_t *)body;
+	req.body_len = strlen(body);
+	ms_api_sessions_create(&req, &resp);
+	*out = json_loadb(resp.body, resp.body_len, 0, &je);
+	free(resp.body);
+	assert_non_null(*out);
+	return resp.status;
+}
+
+static const char *error_code(json_t *answer)
+{
+	return json_string_value(json_object_get(json_object_get(answer, "error"), "code"));
+}
+
+static void test_one_request_start(void **state)
+{
+	char body[600], path[1200];
+	uint32_t vectors[64] = {0x20001000u, 0x90000001u};
+	struct ms_program hello, bad;
+	struct ms_session *s;
+	struct ms_err e;
+	json_t *a;
+	unsigned before;
+	FILE *f;
+
+	add_program("mps2-hello", &hello);
+	snprintf(path, sizeof(path), "%s/bad-reset2.bin", fwdir);
+	f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(vectors, sizeof(vectors), 1, f), 1);
+	fclose(f);
+	assert_int_equal(ms_programs_add_file(path, "bad-reset2.bin", &bad, &e), 0);
+
+	/* Running when the answer comes, with its program. */
+	snprintf(body, sizeof(body),
+	         "{\"backend\":\"rehost\",\"board_config\":{\"board\":\"mps2-an385\"},"
+	         "\"program_id\":\"%s\",\"poweron\":true}",
+	         hello.id);
+	assert_int_equal(post_sessions(body, &a), 201);
+	assert_string_equal(json_string_value(json_object_get(a, "state")), "running");
+	assert_string_equal(json_string_value(json_object_get(a, "program_id")), hello.id);
+	assert_true(json_integer_value(json_object_get(a, "gdb_port")) > 0);
+	s = ms_session_find(json_string_value(json_object_get(a, "id")));
+	assert_non_null(s);
+	assert_true(console_has(s, "Hello from MachineServer"));
+	ms_session_put(s);
+	assert_int_equal(ms_sessions_delete(json_string_value(json_object_get(a, "id")), &e), 0);
+	json_decref(a);
+
+	/* A program without poweron: created, loaded, not running. */
+	snprintf(body, sizeof(body),
+	         "{\"backend\":\"rehost\",\"board_config\":{\"board\":\"mps2-an385\"},"
+	         "\"program_id\":\"%s\"}",
+	         hello.id);
+	assert_int_equal(post_sessions(body, &a), 201);
+	assert_string_equal(json_string_value(json_object_get(a, "state")), "created");
+	assert_string_equal(json_string_value(json_object_get(a, "program_id")), hello.id);
+	assert_int_equal(ms_sessions_delete(json_string_value(json_object_get(a, "id")), &e), 0);
+	json_decref(a);
+
+	/* Failures answer why and leave no session behind. */
+	before = ms_sessions_total();
+	snprintf(body, sizeof(body),
+	         "{\"backend\":\"rehost\",\"board_config\":{\"board\":\"mps2-an385\"},"
+	         "\"program_id\":\"%s\",\"load_address\":0,\"poweron\":true}",
+	         bad.id);
+	assert_int_equal(post_sessions(body, &a), 502);
+	assert_string_equal(error_code(a), "guest_crashed");
+	json_decref(a);
+	snprintf(body, sizeof(body),
+	         "{\"backend\":\"rehost\",\"board_config\":{\"board\":\"mps2-an385\"},"
+	         "\"program_id\":\"%s\",\"poweron\":true}",
+	         bad.id);
+	assert_int_equal(post_sessions(body, &a), 400); /* a raw binary needs its address */
+	assert_string_equal(error_code(a), "missing_address");
+	json_decref(a);
+	{
+		static const char *const refused[][2] = {
+		    {"{\"backend\":\"rehost\",\"board_config\":{\"board\":\"mps2-an385\"},"
+		     "\"program_id\":\"prog_0000\",\"poweron\":true}",
+		     "program_not_found"},
+		    {"{\"backend\":\"rehost\",\"board_config\":{\"board\":\"mps2-an385\"},"
+		     "\"program_id\":5}",
+		     "bad_request"},
+		    {"{\"backend\":\"rehost\",\"board_config\":{\"board\":\"mps2-an385\"},"
+		     "\"poweron\":\"yes\"}",
+		     "bad_request"},
+		    {"{\"backend\":\"rehost\",\"board_config\":{\"board\":\"mps2-an385\"},"
+		     "\"poweron\":true}",
+		     "no_program"},
+		    {"{\"backend\":\"rehost\",\"board_config\":{\"board\":\"mps2-an385\"},"
+		     "\"program_id\":\"x\",\"program_path\":\"y\"}",
+		     "bad_request"},
+		    {"{\"backend\":\"rehost\",\"board_config\":{\"board\":\"mps2-an385\"},"
+		     "\"load_address\":\"-1\",\"program_id\":\"x\"}",
+		     "bad_address"},
+		    {"{\"backend\":\"rehost\",\"program_id\":\"prog_", "bad_json"},
+		    {"{\"backend\":\"rehost\",\"board_config\":{\"board\":\"../x\"},"
+		     "\"poweron\":true}",
+		     "bad_board"},
+		};
+
+		for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+			int st = post_sessions(refused[i][0], &a);
+
+			assert_true(st >= 400 && st < 500);
+			assert_string_equal(error_code(a), refused[i][1]);
+			json_decref(a);
+		}
+	}
+	assert_int_equal(ms_sessions_total(), before);
+}
+
 static void test_bad_board_config(void **state)
 {
 	static const char *const bad[] = {
@@ -292,6 +500,9 @@ int main(void)
 	    cmocka_unit_test(test_session_lifecycle),
 	    cmocka_unit_test(test_crash_is_session_error),
 	    cmocka_unit_test(test_gdb_halt_does_not_block_control),
+	    cmocka_unit_test(test_created_session_is_cheap),
+	    cmocka_unit_test(test_unstartable_guest_is_refused),
+	    cmocka_unit_test(test_one_request_start),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
