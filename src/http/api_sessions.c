@@ -8,12 +8,22 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/log.h"
 #include "core/program.h"
 #include "core/session.h"
 #include "core/text.h"
 #include "http/api.h"
 #include "http/router.h"
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 /* The session named in the path, or NULL after answering 404. Caller puts it. */
 static struct ms_session *path_session(struct ms_req *req, struct ms_resp *resp)
@@ -106,6 +116,7 @@ void ms_api_sessions_create(struct ms_req *req, struct ms_resp *resp)
 	bool has_addr = false, poweron = false;
 	uint64_t addr = 0;
 	int has_prog = 0;
+	int64_t t[4]; /* where the time goes, logged at debug level */
 
 	ms_err_clear(&e);
 	if (ms_req_json(req, false, &body, &e) != 0) {
@@ -134,17 +145,27 @@ void ms_api_sessions_create(struct ms_req *req, struct ms_resp *resp)
 	has_prog = body_program(body, false, &p, &has_addr, &addr, resp);
 	if (has_prog < 0)
 		goto out;
+	t[0] = mono_us();
 	if (ms_sessions_create(backend, bc, &s, &e) != 0) {
 		ms_resp_error(resp, &e);
 		goto out;
 	}
-	if ((has_prog && ms_session_load(s, &p, has_addr, addr, &e) != 0) ||
-	    (poweron && ms_session_poweron(s, &e) != 0)) {
-		ms_resp_error(resp, &e);
-		ms_sessions_delete(s->id, NULL);
-	} else {
-		reply_session(resp, 201, s);
-	}
+	t[1] = mono_us();
+	if (has_prog && ms_session_load(s, &p, has_addr, addr, &e) != 0)
+		goto failed;
+	t[2] = mono_us();
+	if (poweron && ms_session_poweron(s, &e) != 0)
+		goto failed;
+	t[3] = mono_us();
+	reply_session(resp, 201, s);
+	ms_debug("session %s start: create %lld us, load %lld us, poweron %lld us, answer %lld us",
+	         s->id, (long long)(t[1] - t[0]), (long long)(t[2] - t[1]),
+	         (long long)(t[3] - t[2]), (long long)(mono_us() - t[3]));
+	ms_session_put(s);
+	goto out;
+failed:
+	ms_resp_error(resp, &e);
+	ms_sessions_delete(s->id, NULL);
 	ms_session_put(s);
 out:
 	json_decref(body);
