@@ -93,6 +93,13 @@ struct poll {
 	uint32_t mask, ready;
 	int32_t data; /* PK_BRANCH: the other path reads this register next (-1: none) */
 	uint32_t episode; /* PK_BRANCH: the interrupt episode that last took the other path */
+	/*
+	 * PK_TX answered by "the ready side transmits" (an interrupt handler
+	 * testing its status once): other bits of the same test whose side
+	 * reads a data register (received data), explored as PK_BRANCH is.
+	 */
+	uint32_t xmask, xready;
+	int32_t xdata;
 };
 
 struct reg {
@@ -141,6 +148,17 @@ struct periph {
 	bool uart;
 	bool armed; /* the firmware configured it (a non-data write) */
 	bool tx_irq_armed, tx_irq_event;
+	/*
+	 * The transmit interrupt's enable: the register and bits whose setting
+	 * made the handler transmit (-1: not known; bits 0: none, every byte
+	 * written is followed by a transmit-done event, as on Nordic UARTs).
+	 */
+	int32_t tx_ie_off;
+	uint32_t tx_ie_bits;
+	bool tx_probe; /* new bits were set: see at the next tick whether the handler would send */
+	int32_t tx_probe_off;
+	uint32_t tx_probe_bits;
+	uint64_t tx_probe_seen; /* state hash of the last dry run that found no transmission */
 	uint64_t rx_pend_consumed;
 	bool rx_pended;
 	int explore; /* reads left in which event bits may take their other branch */
@@ -234,7 +252,12 @@ struct ms_infer {
 	struct evlink evl[64]; /* per (interrupt line, input pin): its event's flag */
 	int nevl;
 	uint32_t wstamp; /* counts register writes that changed bits (reg.chg) */
-	uint8_t irq_seen[256];
+	/*
+	 * Enabled vectors already linked (-1) or tried while the handler used
+	 * no known device (the number of devices then, + 1: tried again when
+	 * more exist, since a line is often enabled before its device is set up).
+	 */
+	int irq_seen[256];
 	uint64_t ticks;
 
 	struct ms__svd **svd;
@@ -397,6 +420,7 @@ static struct periph *periph_new(struct ms_infer *inf, uint32_t page, uint8_t so
 	p->base = page;
 	p->source = source;
 	p->irq = -1;
+	p->tx_ie_off = -1;
 	snprintf(p->name, sizeof(p->name), "dev_%08x", page);
 	inf->p[inf->np++] = p;
 	return p;
@@ -432,6 +456,7 @@ static struct poll *poll_add(struct reg *r, uint32_t pc)
 	memset(q, 0, sizeof(*q));
 	q->pc = pc;
 	q->data = -1;
+	q->xdata = -1;
 	return q;
 }
 
@@ -807,6 +832,34 @@ static struct poll *ask_llm(struct ms_infer *inf, struct periph *p, struct reg *
 static const struct reg *reg_named(const struct periph *p, const char *suffix);
 
 /*
+ * The candidate (index into c) closest to cur whose side, reading the
+ * device's configuration registers as they are, writes a byte taken from
+ * memory to another register of the device: the transmitter is ready and
+ * its interrupt enabled (`if ((SR & TXE) && (CR1 & TXEIE)) DR = *buf++`).
+ * -1 when none. *target: the register written.
+ */
+static int ready_side_sends(struct ms_infer *inf, struct periph *p, const struct ms__cpu *cpu,
+                            uint32_t pc, uint32_t addr, uint32_t cur, const uint32_t *c, int n,
+                            uint32_t *target)
+{
+	int w = -1;
+	ms__dis_peek_after(inf->dis, true);
+	for (int i = 0; i < n; i++) {
+		struct ms__run run;
+		ms__simulate_follow(inf->dis, cpu, pc, addr, c[i], 160, &run);
+		if (!run.acc || !run.acc_write || !run.acc_byte || run.acc_addr == addr ||
+		    (run.acc_addr & ~(PAGE - 1)) != p->base)
+			continue;
+		if (w < 0 || popcount32(c[i] ^ cur) < popcount32(c[w] ^ cur)) {
+			w = i;
+			*target = run.acc_addr;
+		}
+	}
+	ms__dis_peek_after(inf->dis, false);
+	return w;
+}
+
+/*
  * Whether the value loaded at pc is used: a later instruction reads its
  * destination register before anything overwrites it. A discarded read
  * (`(void)I2C->SR2`, done for its side effect) is not received data.
@@ -1117,20 +1170,57 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 			    (runs[i].acc_addr & ~(PAGE - 1)) != p->base)
 				continue;
 			struct reg *d = reg_find(p, runs[i].acc_addr - p->base);
-			if (d && d->reads)
+			/* A register read back is not a transmitter, unless it also receives (STM32 DR). */
+			if (d && d->reads && !d->rx)
 				continue;
 			if (w < 0 || popcount32(c[i] ^ cur) < popcount32(c[w] ^ cur))
 				w = i;
+		}
+		/* The ready side may first check the interrupt enable (a handler): read it. */
+		uint32_t wt = 0;
+		if (w < 0 && !cur_writes) {
+			w = ready_side_sends(inf, p, cpu, pc, addr, cur, c, n, &wt);
+			if (w == 0) {
+				/* Ready already (an SVD reset value): no bits to learn, a transmitter. */
+				struct reg *d = reg_get(p, wt - p->base);
+				r = reg_find(p, off);
+				q = poll_find(r, pc);
+				if (d)
+					mark_tx_candidate(inf, p, d, false, 0, pc);
+				w = -1;
+			} else if (w > 0) {
+				runs[w].acc_addr = wt;
+			}
 		}
 		if (w >= 0) {
 			q->kind = PK_TX;
 			q->mask = c[w] ^ cur;
 			q->ready = c[w] & q->mask;
+			/* Other bits whose side reads a register of the device: receive, explored later. */
+			for (int i = 1; i < n; i++) {
+				if ((c[i] ^ cur) & q->mask || runs[i].end != MS__LEAVE ||
+				    !runs[i].branched || !runs[i].acc || runs[i].acc_write ||
+				    runs[i].acc_addr == addr ||
+				    (runs[i].acc_addr & ~(PAGE - 1)) != p->base ||
+				    read_modify_write(inf, runs[i].acc_pc) ||
+				    !value_used(inf, runs[i].acc_pc))
+					continue;
+				q->xmask = c[i] ^ cur;
+				q->xready = c[i] & q->xmask;
+				q->xdata = (int32_t)(runs[i].acc_addr - p->base);
+				break;
+			}
 			struct reg *d = reg_get(p, runs[w].acc_addr - p->base);
 			r = reg_find(p, off);
 			q = poll_find(r, pc);
+			/*
+			 * Raised for a transmit event after the firmware wrote the
+			 * data register itself (the first byte of a Nordic-style
+			 * transfer): that byte is the first of the text.
+			 */
+			bool prev = d && p->tx_irq_armed && d->writes && d->value <= 0xff;
 			if (d)
-				mark_tx_candidate(inf, p, d, false, 0, pc);
+				mark_tx_candidate(inf, p, d, prev, prev ? d->value : 0, pc);
 			if (r->model == RM_MEMORY)
 				r->model = RM_STATUS;
 			snprintf(r->reason, sizeof(r->reason),
@@ -1209,6 +1299,33 @@ static bool input_owner(struct ms_infer *inf, struct periph *p, const struct reg
 	return !inf->any_console && data && data->writes;
 }
 
+/*
+ * While an interrupt we raised is being handled, each branch on event bits
+ * takes its other path once: that is the event the interrupt stands for.
+ * For input, only registers the firmware never wrote (pure event/status
+ * registers); for a timer period, bits the firmware never set itself
+ * (flags it clears by writing); never bits driven from outside (outside:
+ * injected levels, event flags). mask/ready: the other path's bits; data:
+ * the register that path reads next (-1: none). Returns the value read.
+ */
+static uint32_t explore(struct ms_infer *inf, struct periph *p, struct reg *r, struct poll *q,
+                        uint32_t mask, uint32_t ready, int32_t data, uint32_t v, uint32_t pc,
+                        uint32_t outside)
+{
+	if (p->explore <= 0 || r->rx_mask || (mask & outside) || q->episode == p->episode)
+		return v;
+	if (p->explore_timer ? (mask & r->written_or) != 0
+	                     : (r->written_or != 0 || !input_avail(inf)))
+		return v;
+	q->episode = p->episode;
+	v = (v & ~mask) | ready;
+	inf->n_explore++;
+	/* Raised for input, and the other path reads a register of this device: received data. */
+	if (!p->explore_timer && data >= 0 && (uint32_t)data != r->off)
+		link_rx(inf, p, r, mask, ready, r->value & mask, p->base + (uint32_t)data, pc);
+	return v;
+}
+
 static uint32_t reg_read_model(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t pc,
                                const struct ms__cpu *cpu, uint32_t addr)
 {
@@ -1275,35 +1392,12 @@ static uint32_t reg_read_model(struct ms_infer *inf, struct periph *p, struct re
 		 * firmware writes the register.
 		 */
 		r->value = (r->value & ~m) | (q->ready & m);
+		if (q->xmask)
+			v = explore(inf, p, r, q, q->xmask, q->xready, q->xdata, v, pc, outside);
 		break;
 	}
 	case PK_BRANCH:
-		/*
-		 * While an interrupt we raised is being handled, each branch on
-		 * event bits takes its other path once: that is the event the
-		 * interrupt stands for. For input, only registers the firmware
-		 * never wrote (pure event/status registers); for a timer period,
-		 * bits the firmware never set itself (flags it clears by writing).
-		 */
-		if (p->explore > 0 && !r->rx_mask && !(q->mask & outside) &&
-		    q->episode != p->episode &&
-		    (p->explore_timer ? !(q->mask & r->written_or)
-		                      : (r->written_or == 0 && input_avail(inf)))) {
-			q->episode = p->episode;
-			v = (v & ~q->mask) | q->ready;
-			inf->n_explore++;
-			/*
-			 * Raised for input, and the other path reads a register of
-			 * this device next: these bits announce received data.
-			 */
-			if (!p->explore_timer && q->data >= 0 && (uint32_t)q->data != off) {
-				uint32_t mask = q->mask, ready = q->ready,
-				         notready = r->value & q->mask;
-				link_rx(inf, p, r, mask, ready, notready,
-				        p->base + (uint32_t)q->data, pc);
-				r = reg_find(p, off);
-			}
-		}
+		v = explore(inf, p, r, q, q->mask, q->ready, q->data, v, pc, outside);
 		break;
 	default:
 		break;
@@ -1402,11 +1496,12 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 		r->sparse_or |= v & wmask;
 	if (r->tx || r->tx_cand) {
 		uint8_t b = (uint8_t)v;
+		/* The byte goes out at once: transmit empty again. */
+		if (p->tx_irq_armed)
+			p->tx_irq_event = true;
 		if (r->tx) {
 			if (inf->host.console_out)
 				inf->host.console_out(inf->host.ud, &b, 1);
-			if (p->tx_irq_armed)
-				p->tx_irq_event = true;
 		} else if ((v & wmask) > 0xff) {
 			r->tx_cand = false;
 			r->tx_reject = true;
@@ -1463,15 +1558,33 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 		break;
 	}
 	stamp(inf, r, old, v & wmask);
+	uint32_t set = (v & wmask) & ~old, cleared = old & ~r->value;
+	if (p->tx_ie_off >= 0) {
+		/* The transmit interrupt's enable is known: it follows those bits. */
+		if ((uint32_t)p->tx_ie_off == r->off && (set & p->tx_ie_bits)) {
+			p->tx_irq_armed = true;
+			p->tx_irq_event = true;
+		} else if ((uint32_t)p->tx_ie_off == r->off && (cleared & p->tx_ie_bits)) {
+			p->tx_irq_armed = false;
+		}
+	}
 	/* A configuration write: the device is set up; newly set bits may arm an interrupt. */
 	if (!r->rx_mask && (v & wmask)) {
 		p->armed = true;
-		if (p->uart && ((v & wmask) & ~old) && handler_transmits(inf, p)) {
+		if (p->tx_ie_off >= 0) {
+			/* handled above */
+		} else if (p->uart && set && handler_transmits(inf, p)) {
 			p->tx_irq_armed = true;
 			p->tx_irq_event = true;
+		} else if (set && !p->tx_irq_armed) {
+			/* Maybe a transmit interrupt enable: the next tick asks the handler. */
+			p->tx_probe = true;
+			p->tx_probe_off = (int32_t)r->off;
+			p->tx_probe_bits = set;
 		}
 	}
-	if (p->uart && (old & ~r->value) && r->model != RM_W1C && !r->rx_mask && !poll_find(r, pc))
+	if (p->tx_ie_off < 0 && p->uart && cleared && r->model != RM_W1C && !r->rx_mask &&
+	    !poll_find(r, pc))
 		p->tx_irq_armed = false;
 }
 
@@ -1988,14 +2101,15 @@ static bool handler_transmits(struct ms_infer *inf, struct periph *p)
 	return stores;
 }
 
-static void associate_irq(struct ms_infer *inf, int irq)
+/* Link an enabled vector to the device its handler uses; false when it uses none known. */
+static bool associate_irq(struct ms_infer *inf, int irq)
 {
 	if (!inf->host.vtor)
-		return;
+		return true;
 	uint32_t vt = inf->host.vtor(inf->host.ud);
 	uint32_t h;
 	if (uc_mem_read(inf->uc, vt + 4u * (16u + (uint32_t)irq), &h, 4) != UC_ERR_OK || !h)
-		return;
+		return true;
 	int hits[MAX_PERIPHS];
 	memset(hits, 0, sizeof(int) * (size_t)inf->np);
 	int budget = 400;
@@ -2005,12 +2119,12 @@ static void associate_irq(struct ms_infer *inf, int irq)
 		if (hits[i] && (best < 0 || hits[i] > hits[best]))
 			best = i;
 	if (best < 0)
-		return;
+		return false;
 	struct periph *p = inf->p[best];
 	if (p->irq >= 0 && p->irq != irq && p->source == SRC_SVD)
-		return;
+		return true;
 	if (p->irq == irq && inf->irq_page[irq] == best + 1)
-		return; /* known already (from the SVD or a device map) */
+		return true; /* known already (from the SVD or a device map) */
 	inf->irq_page[irq] = best + 1;
 	if (p->irq < 0)
 		p->irq = irq;
@@ -2018,6 +2132,7 @@ static void associate_irq(struct ms_infer *inf, int irq)
 	                       hex(p->base), "model", "irq-line", "confidence", 75, "reason",
 	                       "the enabled vector's handler uses this device");
 	emit(inf, "infer.irq", ev);
+	return true;
 }
 
 static const struct reg *reg_named(const struct periph *p, const char *suffix)
@@ -2132,6 +2247,89 @@ static void timer_detect(struct ms_infer *inf, struct periph *p, uint64_t now_ns
 static bool line_enabled(struct periph *fp, uint32_t flag_off, uint32_t en_bit, char *why,
                          size_t cap);
 
+/* Dry-run filter: registers of the device the firmware never set (status candidates). */
+struct probe_ctx {
+	struct periph *p;
+};
+
+static bool probe_want(void *ud, uint32_t addr)
+{
+	struct probe_ctx *c = ud;
+	if ((addr & ~(PAGE - 1)) != c->p->base)
+		return false;
+	struct reg *r = reg_find(c->p, addr & (PAGE - 1));
+	return !r || (!r->written_or && !r->rx && !r->tx && !r->tx_cand);
+}
+
+/* A digest of what the firmware configured in p (the values a dry run depends on). */
+static uint64_t config_digest(const struct periph *p)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (int i = 0; i < p->nregs; i++) {
+		if (!p->regs[i].writes)
+			continue;
+		h = (h ^ p->regs[i].off) * 1099511628211ull;
+		h = (h ^ p->regs[i].value) * 1099511628211ull;
+	}
+	return h;
+}
+
+/*
+ * The firmware set new bits in p, whose interrupt is enabled in the NVIC:
+ * is that the transmit interrupt's enable (or a transfer's first byte)? A
+ * dry run of the handler answers it, without raising anything: run to its
+ * first read of a status candidate, then try the status values (as the
+ * poll solver does), reading configuration as the firmware left it. When
+ * one of them makes the handler write a byte from memory to the device, an
+ * idle transmitter would interrupt now: arm the transmit event. A handler
+ * that checks an enable bit still clear (TXEIE) does not send, so nothing
+ * is raised. The digest keeps one dry run per configuration.
+ */
+static void tx_probe(struct ms_infer *inf, struct periph *p)
+{
+	p->tx_probe = false;
+	if (!inf->host.vtor)
+		return;
+	uint32_t h;
+	uint32_t vt = inf->host.vtor(inf->host.ud);
+	if (uc_mem_read(inf->uc, vt + 4u * (16u + (uint32_t)p->irq), &h, 4) != UC_ERR_OK || !h)
+		return;
+	uint64_t dg = config_digest(p) ^ h;
+	if (dg == p->tx_probe_seen)
+		return;
+	struct ms__cpu cpu, at;
+	ms__cpu_read(inf->uc, &cpu);
+	/* Exception entry: the frame is pushed, LR holds EXC_RETURN. */
+	cpu.r[13] -= 32;
+	cpu.r[14] = 0xfffffff9u;
+	struct probe_ctx ctx = {p};
+	uint32_t pc, addr, target = 0;
+	int w = -1;
+	if (ms__run_to_read(inf->dis, &cpu, h, 256, probe_want, &ctx, &pc, &addr, &at)) {
+		struct reg *r = reg_find(p, addr & (PAGE - 1));
+		uint32_t cur = r ? r->value : 0;
+		uint32_t c[256];
+		int n = candidates(inf, pc, cur, c, 256);
+		w = ready_side_sends(inf, p, &at, pc, addr, cur, c, n, &target);
+	}
+	if (w < 0) {
+		p->tx_probe_seen = dg;
+		return;
+	}
+	p->tx_ie_off = p->tx_probe_off;
+	/* The trigger was the data register itself: an event per byte, no enable bit. */
+	p->tx_ie_bits = (uint32_t)p->tx_probe_off == (target & (PAGE - 1)) ? 0 : p->tx_probe_bits;
+	p->tx_irq_armed = true;
+	p->tx_irq_event = true;
+	json_t *ev = json_pack(
+	    "{s:i,s:o,s:o,s:o,s:o,s:o,s:s,s:i,s:s}", "irq", p->irq, "handler", hex(h), "base",
+	    hex(p->base), "enable", hex(p->base + (uint32_t)p->tx_ie_off), "enable_bits",
+	    hex(p->tx_ie_bits), "data", hex(target), "model", "tx-irq", "confidence", 70, "reason",
+	    "a dry run of the handler with the bits just set writes a byte from memory to the "
+	    "device when its status says ready: an interrupt-driven transmitter");
+	emit(inf, "infer.irq", ev);
+}
+
 void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 {
 	(void)now_ns;
@@ -2140,12 +2338,11 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 	/* Link enabled vectors to devices, once each, when the firmware enables them. */
 	if (inf->host.irq_enabled) {
 		for (int irq = 0; irq < 128; irq++) {
-			if (inf->irq_seen[irq])
+			if (inf->irq_seen[irq] < 0 || inf->irq_seen[irq] == inf->np + 1)
 				continue;
 			if (!inf->host.irq_enabled(inf->host.ud, irq))
 				continue;
-			inf->irq_seen[irq] = 1;
-			associate_irq(inf, irq);
+			inf->irq_seen[irq] = associate_irq(inf, irq) ? -1 : inf->np + 1;
 		}
 	}
 	size_t avail = input_avail(inf);
@@ -2153,12 +2350,14 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 		struct periph *p = inf->p[i];
 		if (p->irq < 0 || !inf->host.irq_set_pending || !inf->host.irq_enabled)
 			continue;
-		if (!p->uart || !p->armed)
+		if (!p->armed || !inf->host.irq_enabled(inf->host.ud, p->irq))
 			continue;
-		if (!inf->host.irq_enabled(inf->host.ud, p->irq))
+		if (p->tx_probe)
+			tx_probe(inf, p);
+		if (!p->uart && !p->tx_irq_armed)
 			continue;
 		/* Input arrived: once per byte the firmware takes (level while unread is up to it). */
-		if (avail > 0 &&
+		if (p->uart && avail > 0 &&
 		    (!p->rx_pended || inf->consumed != p->rx_pend_consumed ||
 		     inf->last_avail == 0)) {
 			p->rx_pended = true;
@@ -2335,8 +2534,13 @@ static int load_models_file(struct ms_infer *inf, const char *path, struct ms_er
 	return rc;
 }
 
-/* The interpreter's side-effect-free read of one of our registers (lock held). */
-static bool peek_reg(void *ud, uint32_t addr, uint32_t *v)
+/*
+ * The interpreter's side-effect-free read of one of our registers (lock
+ * held). After the decision only configuration registers answer (written
+ * by the firmware, not data): a status or data read there is what the
+ * decision leads to.
+ */
+static bool peek_reg(void *ud, uint32_t addr, bool after, uint32_t *v)
 {
 	struct ms_infer *inf = ud;
 	struct periph *p = periph_find(inf, addr & ~(PAGE - 1));
@@ -2345,6 +2549,8 @@ static bool peek_reg(void *ud, uint32_t addr, uint32_t *v)
 	struct reg *r = reg_find(p, addr & (PAGE - 1));
 	if (!r)
 		r = reg_find(p, addr & (PAGE - 4));
+	if (after && (!r || !r->written_or || r->rx || r->tx || r->tx_cand || r->rx_mask))
+		return false;
 	*v = r ? r->value : 0;
 	return true;
 }

@@ -30,15 +30,21 @@ struct ms__dis {
 	struct slot *cache;
 	bool (*is_dev)(void *ud, uint32_t addr);
 	void *dev_ud;
-	bool (*peek)(void *ud, uint32_t addr, uint32_t *v);
+	bool (*peek)(void *ud, uint32_t addr, bool after, uint32_t *v);
 	void *peek_ud;
+	bool peek_after;
 };
 
-void ms__dis_set_peek(struct ms__dis *d, bool (*peek)(void *ud, uint32_t addr, uint32_t *v),
-                      void *ud)
+void ms__dis_set_peek(struct ms__dis *d,
+                      bool (*peek)(void *ud, uint32_t addr, bool after, uint32_t *v), void *ud)
 {
 	d->peek = peek;
 	d->peek_ud = ud;
+}
+
+void ms__dis_peek_after(struct ms__dis *d, bool on)
+{
+	d->peek_after = on;
 }
 
 void ms__dis_set_device_test(struct ms__dis *d, bool (*is_dev)(void *ud, uint32_t addr), void *ud)
@@ -361,6 +367,7 @@ struct sim {
 	} ov[16]; /* stores to RAM made during the run */
 	int nov;
 	bool decided; /* a conditional branch on the value was taken */
+	uint32_t bytes; /* bit i: r[i] holds a byte or halfword loaded from memory */
 	/*
 	 * Walking a handler from its entry (ms__device_loads): also MRS of
 	 * IPSR (the exception number, known to the walker) and LDM from RAM,
@@ -468,6 +475,7 @@ enum step {
 
 struct access {
 	bool write;
+	bool byte; /* a store of a byte/halfword loaded from memory (a buffer) */
 	uint32_t addr;
 	unsigned size;
 };
@@ -475,6 +483,7 @@ struct access {
 static void set_reg(struct sim *s, int r, uint32_t v, bool t)
 {
 	s->c.r[r] = v;
+	s->bytes &= ~(1u << r);
 	if (t)
 		s->taint |= 1u << r;
 	else
@@ -536,8 +545,8 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 				t = true;
 			} else if (is_device(s->d, ea)) {
 				/* Before the decision another register may be read: its model value. */
-				if (s->decided || !s->d->peek ||
-				    !s->d->peek(s->d->peek_ud, ea, &v)) {
+				if (!s->d->peek || (s->decided && !s->d->peek_after) ||
+				    !s->d->peek(s->d->peek_ud, ea, s->decided, &v)) {
 					acc->write = false;
 					acc->addr = ea;
 					acc->size = sz;
@@ -557,6 +566,8 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 			if (a->writeback && rb >= 0 && rb != rt)
 				set_reg(s, rb, wb, false);
 			set_reg(s, rt, v, t);
+			if (sz <= 2 && !is_device(s->d, ea))
+				s->bytes |= 1u << rt;
 		} else {
 			if (is_device(s->d, ea)) {
 				if (ea == poll_addr && !((s->taint >> rt) & 1)) {
@@ -565,6 +576,7 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 					return STEP_NEXT;
 				}
 				acc->write = true;
+				acc->byte = (s->bytes >> rt) & 1;
 				acc->addr = ea;
 				acc->size = sz;
 				return STEP_DEVICE;
@@ -599,7 +611,13 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 		if (rd < 0 || rd == 15 || !op_value(s, in, &o[1], &x, &tx, &carry))
 			return STEP_UNKNOWN;
 		r = id == ARM_INS_MVN ? ~x : x;
-		set_reg(s, rd, r, tx);
+		{
+			int rs = o[1].type == ARM_OP_REG ? reg_index(o[1].reg) : -1;
+			bool byte = id == ARM_INS_MOV && rs >= 0 && ((s->bytes >> rs) & 1);
+			set_reg(s, rd, r, tx);
+			if (byte)
+				s->bytes |= 1u << rd;
+		}
 		if (a->update_flags) {
 			set_nz(&s->c, r);
 			s->c.c = carry;
@@ -770,7 +788,14 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 			r = (uint32_t)(int32_t)(int8_t)x;
 		else
 			r = (uint32_t)(int32_t)(int16_t)x;
-		set_reg(s, rd, r, tx);
+		{
+			/* Narrowing a byte from memory keeps it one (`ldrb; uxtb; str`). */
+			int rs = o[1].type == ARM_OP_REG ? reg_index(o[1].reg) : -1;
+			bool byte = rs >= 0 && ((s->bytes >> rs) & 1);
+			set_reg(s, rd, r, tx);
+			if (byte)
+				s->bytes |= 1u << rd;
+		}
 		break;
 	case ARM_INS_BFC:
 		if (rd < 0 || o[1].type != ARM_OP_IMM || o[2].type != ARM_OP_IMM)
@@ -1053,6 +1078,7 @@ static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load
 			out->ninsn = n;
 			out->acc_addr = acc.addr;
 			out->acc_write = acc.write;
+			out->acc_byte = acc.byte;
 			out->acc_size = acc.size;
 			out->acc_pc = (uint32_t)in->address;
 			out->acc = true;
@@ -1235,4 +1261,70 @@ int ms__device_loads(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t ipsr
 		}
 	}
 	return n;
+}
+
+bool ms__run_to_read(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t start,
+                     unsigned max_insns, bool (*want)(void *ud, uint32_t addr), void *ud,
+                     uint32_t *pc, uint32_t *addr, struct ms__cpu *at)
+{
+	struct sim s;
+	int depth = 0;
+
+	memset(&s, 0, sizeof(s));
+	ms__cpu_need(cpu, -1);
+	s.d = d;
+	s.c = *cpu;
+	s.c.r[15] = start & ~1u;
+	for (unsigned n = 0; n < max_insns; n++) {
+		const cs_insn *in = ms__dis_at(d, s.c.r[15]);
+		struct access acc = {0};
+		bool cb, ct;
+
+		if (!in)
+			return false;
+		if (is_load(in->id)) {
+			const cs_arm_op *m = mem_op(in);
+			uint32_t ea;
+			if (m && mem_ea(&s.c, in, m, &ea) && is_device(d, ea) && want(ud, ea)) {
+				*at = s.c;
+				*addr = ea;
+				*pc = (uint32_t)in->address;
+				return true;
+			}
+		}
+		/* Other device registers on the way are read through peek (their model values). */
+		switch (exec1(&s, in, 0, 0, false, &acc, &cb, &ct)) {
+		case STEP_DEVICE:
+			if (!acc.write)
+				return false; /* a register the models cannot answer */
+			/* A store first (an acknowledge, a trigger): the read comes later. */
+			s.c.r[15] = (uint32_t)in->address + in->size;
+			break;
+		case STEP_CALL: {
+			const cs_arm_op *t = &in->detail->arm.operands[0];
+			uint32_t tgt = 0;
+
+			if (t->type == ARM_OP_IMM)
+				tgt = (uint32_t)t->imm;
+			else if (t->type == ARM_OP_REG && reg_index(t->reg) >= 0)
+				tgt = s.c.r[reg_index(t->reg)] & ~1u;
+			if (!tgt || depth >= 2)
+				return false;
+			depth++;
+			s.c.r[15] = tgt & ~1u;
+			break;
+		}
+		case STEP_RETURN:
+			if (depth > 0 && (s.c.r[15] & 0xf0000000u) != 0xf0000000u) {
+				depth--;
+				break;
+			}
+			return false; /* the handler returned without reading one */
+		case STEP_UNKNOWN:
+			return false;
+		default:
+			break;
+		}
+	}
+	return false;
 }

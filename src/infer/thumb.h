@@ -56,6 +56,7 @@ struct ms__run {
 	bool branched; /* a conditional branch was evaluated */
 	bool acc; /* a peripheral access followed (after leaving) */
 	bool acc_write;
+	bool acc_byte; /* the write stores a byte/halfword loaded from memory (a buffer) */
 	uint32_t acc_addr;
 	unsigned acc_size;
 	uint32_t acc_pc;
@@ -138,9 +139,14 @@ int ms__device_loads(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t ipsr
  * Let the interpreter read a device register without side effects (the
  * model's current value) before the decision: `sr = SR; cr = CR1; if ...`
  * reads a second register first. peek returns false when it has no value.
+ * after: the read comes after the decision (only asked when
+ * ms__dis_peek_after is on: `if ((SR & TXE) && (CR1 & TXEIE))` reads the
+ * enable after the status test); the callback answers only for registers
+ * that cannot be what the decision announces (configuration, not data).
  */
-void ms__dis_set_peek(struct ms__dis *d, bool (*peek)(void *ud, uint32_t addr, uint32_t *v),
-                      void *ud);
+void ms__dis_set_peek(struct ms__dis *d,
+                      bool (*peek)(void *ud, uint32_t addr, bool after, uint32_t *v), void *ud);
+void ms__dis_peek_after(struct ms__dis *d, bool on);
 
 /*
  * Delay loop test for the block at addr: a block that branches back to its
@@ -162,6 +168,20 @@ bool ms__is_device_addr(uint32_t addr);
  * them, their callbacks would run inside the analysis.
  */
 void ms__dis_set_device_test(struct ms__dis *d, bool (*is_dev)(void *ud, uint32_t addr), void *ud);
+
+/*
+ * Dry run of an interrupt handler to its first read of a device register
+ * for which want() is true (the caller sets up the exception frame in
+ * cpu); other device registers on the way are read through the peek
+ * callback (their model values); calls are followed two deep. On success
+ * stores that load's pc, address and the register file there (for
+ * ms__simulate*) and returns true; false when the handler returns first,
+ * reads a register with no model value or does something not interpreted.
+ * Nothing is executed for real.
+ */
+bool ms__run_to_read(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t entry,
+                     unsigned max_insns, bool (*want)(void *ud, uint32_t addr), void *ud,
+                     uint32_t *pc, uint32_t *addr, struct ms__cpu *at);
 
 /* Unicorn register id for interpreter index 0..15. */
 int ms__uc_reg(int i);

@@ -954,6 +954,144 @@ static void test_irq_needs_event(void **state)
 	sh_free(&s);
 }
 
+/*
+ * Interrupt-driven transmit with no polled output at all (STM32 USART2,
+ * IRQ 38): putc queues a byte and sets CR1.TXEIE; the handler writes DR
+ * from the queue while SR.TXE and CR1.TXEIE are set, and clears TXEIE when
+ * the queue is empty. The word at 0x20000010 says whether the firmware
+ * sets TXEIE at all (the peripheral's enable bit).
+ */
+static const char *TXIRQ = ".word 0x20008000\n"
+                           ".word reset + 1\n"
+                           ".rept 14\n.word 0\n.endr\n"
+                           ".rept 38\n.word 0\n.endr\n"
+                           ".word isr + 1\n" /* IRQ 38 */
+                           ".rept 9\n.word 0\n.endr\n"
+                           "reset: ldr r4, =0x40004400\n"
+                           "ldr r0, =0x202c\n" /* UE | TE | RE | RXNEIE */
+                           "str r0, [r4, #0x0c]\n"
+                           "ldr r2, =0xE000E104\n"
+                           "movs r0, #0x40\n"
+                           "str r0, [r2]\n" /* ISER1 bit 6: IRQ 38 */
+                           "adr r5, msg\n"
+                           "1: ldrb r0, [r5], #1\n"
+                           "cbz r0, 2f\n"
+                           "bl putc\n"
+                           "b 1b\n"
+                           "2: ldr r6, =0x20000000\n" /* r6: head, tail at +4 */
+                           "3: ldr r0, [r6]\n"
+                           "ldr r1, [r6, #4]\n"
+                           "cmp r0, r1\n"
+                           "bne 3b\n"
+                           "bkpt\n"
+                           "putc: ldr r6, =0x20000000\n"
+                           "ldr r1, [r6]\n"
+                           "add r2, r6, #0x20\n"
+                           "and r3, r1, #63\n"
+                           "strb r0, [r2, r3]\n"
+                           "adds r1, #1\n"
+                           "str r1, [r6]\n"
+                           "ldr r3, =0x20000010\n"
+                           "ldr r3, [r3]\n"
+                           "cbz r3, 4f\n"
+                           "ldr r1, [r4, #0x0c]\n"
+                           "orr r1, r1, #0x80\n"
+                           "str r1, [r4, #0x0c]\n" /* CR1 |= TXEIE */
+                           "4: bx lr\n"
+                           "isr: ldr r3, =0x40004400\n"
+                           "ldr r0, [r3]\n" /* SR */
+                           "tst r0, #0x80\n"
+                           "beq 6f\n"
+                           "ldr r1, [r3, #0x0c]\n"
+                           "tst r1, #0x80\n"
+                           "beq 6f\n"
+                           "ldr r2, =0x20000000\n"
+                           "ldr r0, [r2]\n"
+                           "ldr r1, [r2, #4]\n"
+                           "cmp r0, r1\n"
+                           "beq 5f\n"
+                           "add r0, r2, #0x20\n"
+                           "and r12, r1, #63\n"
+                           "ldrb r0, [r0, r12]\n"
+                           "str r0, [r3, #4]\n" /* DR */
+                           "adds r1, #1\n"
+                           "str r1, [r2, #4]\n"
+                           "bx lr\n"
+                           "5: ldr r1, [r3, #0x0c]\n"
+                           "bic r1, r1, #0x80\n"
+                           "str r1, [r3, #0x0c]\n" /* queue empty: TXEIE off */
+                           "6: bx lr\n"
+                           ".align 2\n"
+                           "msg: .asciz \"sent by the handler\\r\\n\"\n"
+                           ".ltorg\n";
+
+static void txirq_machine(struct shell *s, bool txeie)
+{
+	size_t len = 0;
+	uint8_t *bin = sh_asm(TXIRQ, "cortex-m3", &len);
+	assert_non_null(bin);
+	struct ms_err e;
+	struct ms_infer_opts o = {0};
+	assert_int_equal(sh_init(s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	uint32_t flag = txeie;
+	uc_mem_write(s->uc, 0x20000010, &flag, 4);
+}
+
+static void test_tx_interrupt_only(void **state)
+{
+	struct shell s;
+	txirq_machine(&s, true);
+	uc_err er = sh_boot(&s, 2000000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_string_equal(s.out, "sent by the handler\r\n");
+	/* One interrupt per byte, plus the one that finds the queue empty. */
+	assert_true(s.irqs_taken >= 21 && s.irqs_taken <= 23);
+	json_t *t = sh_find(&s, "infer.irq", "tx-irq");
+	assert_non_null(t);
+	assert_string_equal(json_string_value(json_object_get(t, "enable")), "0x4000440c");
+	assert_string_equal(json_string_value(json_object_get(t, "enable_bits")), "0x80");
+	assert_string_equal(json_string_value(json_object_get(t, "data")), "0x40004404");
+	sh_free(&s);
+}
+
+/* TXEIE never set: the handler would not send, so nothing is raised and nothing printed. */
+static void test_tx_interrupt_needs_enable(void **state)
+{
+	struct shell s;
+	txirq_machine(&s, false);
+	uc_err er = sh_boot(&s, 300000);
+	assert_int_equal(er, UC_ERR_OK); /* waits for ever for the queue to drain */
+	assert_int_equal(s.irqs_taken, 0);
+	assert_int_equal(s.ispr, 0);
+	assert_int_equal(s.nout, 0);
+	assert_null(sh_find(&s, "infer.irq", "tx-irq"));
+	sh_free(&s);
+}
+
+/* The same run twice: the same decisions in the same order. */
+static void test_tx_interrupt_deterministic(void **state)
+{
+	char *dump[2];
+	for (int i = 0; i < 2; i++) {
+		struct shell s;
+		txirq_machine(&s, true);
+		sh_boot(&s, 2000000);
+		size_t k;
+		json_t *ev;
+		json_array_foreach(s.events, k, ev)
+		{
+			json_object_del(json_object_get(ev, "data"), "latency_ns");
+			json_object_del(json_object_get(ev, "data"), "map_ns");
+		}
+		dump[i] = json_dumps(s.events, JSON_COMPACT);
+		sh_free(&s);
+	}
+	assert_string_equal(dump[0], dump[1]);
+	free(dump[0]);
+	free(dump[1]);
+}
+
 /* STM32F1 TIM2 (IRQ 28): PSC, ARR, DIER.UIE, CR1.CEN; the handler counts update events. */
 static const char *TIM2_IRQ = ".word 0x20008000\n"
                               ".word reset + 1\n"
@@ -1972,6 +2110,9 @@ int main(void)
 	    cmocka_unit_test(test_irq_event_driven),
 	    cmocka_unit_test(test_irq_needs_nvic),
 	    cmocka_unit_test(test_irq_needs_event),
+	    cmocka_unit_test(test_tx_interrupt_only),
+	    cmocka_unit_test(test_tx_interrupt_needs_enable),
+	    cmocka_unit_test(test_tx_interrupt_deterministic),
 	    cmocka_unit_test(test_timer_irq),
 	    cmocka_unit_test(test_timer_needs_nvic),
 	    cmocka_unit_test(test_timer_svd_period),
