@@ -55,6 +55,7 @@
 #include "infer/thumb.h"
 
 #define PAGE 0x1000u
+#define BLOCK 0x400u /* STM32-style peripheral spacing inside a page */
 #define RING 4096u
 #define DCACHE 4096u
 #define MAX_PERIPHS 1024
@@ -141,6 +142,14 @@ struct periph {
 	uint32_t base;
 	uint8_t source;
 	int irq;
+	/*
+	 * A page that holds several small peripherals at 1 KiB steps (see
+	 * periph_split): the interrupt line of each block, -1 none. irq is
+	 * then the first line linked, kept for the views.
+	 */
+	int birq[PAGE / BLOCK];
+	int timer_irq; /* the line a timer raises (its block's on a split page) */
+	bool timer_fired; /* a period elapsed since the timer was recognised */
 	char name[32];
 	struct reg *regs;
 	int nregs, cap;
@@ -420,6 +429,9 @@ static struct periph *periph_new(struct ms_infer *inf, uint32_t page, uint8_t so
 	p->base = page;
 	p->source = source;
 	p->irq = -1;
+	for (unsigned b = 0; b < PAGE / BLOCK; b++)
+		p->birq[b] = -1;
+	p->timer_irq = -1;
 	p->tx_ie_off = -1;
 	snprintf(p->name, sizeof(p->name), "dev_%08x", page);
 	inf->p[inf->np++] = p;
@@ -432,6 +444,51 @@ static void periph_free(struct periph *p)
 		free(p->regs[i].polls);
 	free(p->regs);
 	free(p);
+}
+
+/*
+ * Whether page p holds several small peripherals at 1 KiB steps, as STM32
+ * parts pack them (USART1 at +0x800 beside SPI1 at +0x000; AFIO, EXTI and
+ * GPIO ports 1 KiB each): registers touched in two or more 1 KiB blocks,
+ * every one in the first 256 bytes of its block. A peripheral that fills
+ * its page (Nordic: events at +0x100, configuration at +0x500) has
+ * registers deeper in a block and stays one device.
+ */
+static bool periph_split(const struct periph *p)
+{
+	unsigned blocks = 0;
+	for (int i = 0; i < p->nregs; i++) {
+		if ((p->regs[i].off & (BLOCK - 1)) >= 0x100)
+			return false;
+		blocks |= 1u << (p->regs[i].off / BLOCK);
+	}
+	return __builtin_popcount(blocks) >= 2;
+}
+
+/* The interrupt line of the peripheral that holds offset off of page p (-1: none). */
+static int irq_at(const struct periph *p, uint32_t off)
+{
+	if (periph_split(p))
+		return p->birq[(off & (PAGE - 1)) / BLOCK];
+	return p->irq;
+}
+
+/* Whether two offsets of p belong to the same peripheral (the same block of a split page). */
+static bool same_unit(const struct periph *p, uint32_t a, uint32_t b)
+{
+	return !periph_split(p) || (a & (PAGE - 1)) / BLOCK == (b & (PAGE - 1)) / BLOCK;
+}
+
+/* Whether device address a is another register of the peripheral at addr (p's page). */
+static bool same_dev(const struct periph *p, uint32_t a, uint32_t addr)
+{
+	return (a & ~(PAGE - 1)) == p->base && same_unit(p, a, addr);
+}
+
+/* Stored outright (not read back, not merged into other bits): a count or a setting. */
+static bool outright(const struct reg *r)
+{
+	return r->writes && !r->reads;
 }
 
 static struct poll *poll_find(struct reg *r, uint32_t pc)
@@ -554,6 +611,10 @@ static void periph_apply_svd(struct ms_infer *inf, struct periph *p, uint32_t ad
 		const struct ms__svd_periph *sp = p->svdp[k];
 		if (p->irq < 0 && sp->nirq > 0 && sp->irq[0] >= 0 && sp->irq[0] < 256)
 			p->irq = sp->irq[0];
+		/* Each peripheral's own line for its block (STM32 packs several per page). */
+		if (sp->nirq > 0 && sp->irq[0] >= 0 && sp->irq[0] < 256 && sp->base >= p->base &&
+		    p->birq[(sp->base - p->base) / BLOCK] < 0)
+			p->birq[(sp->base - p->base) / BLOCK] = sp->irq[0];
 		for (int j = 0; j < sp->nregs; j++) {
 			const struct ms__svd_reg *sr = &sp->regs[j];
 			uint32_t a = sp->base + sr->off;
@@ -848,7 +909,7 @@ static int ready_side_sends(struct ms_infer *inf, struct periph *p, const struct
 		struct ms__run run;
 		ms__simulate_follow(inf->dis, cpu, pc, addr, c[i], 160, &run);
 		if (!run.acc || !run.acc_write || !run.acc_byte || run.acc_addr == addr ||
-		    (run.acc_addr & ~(PAGE - 1)) != p->base)
+		    !same_dev(p, run.acc_addr, addr))
 			continue;
 		if (w < 0 || popcount32(c[i] ^ cur) < popcount32(c[w] ^ cur)) {
 			w = i;
@@ -1097,7 +1158,7 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 		inf->n_poll++;
 		const struct ms__run *lr = &runs[leave];
 		const char *what = "ready";
-		if (lr->acc && (lr->acc_addr & ~(PAGE - 1)) == p->base && lr->acc_addr != addr &&
+		if (lr->acc && same_dev(p, lr->acc_addr, addr) && lr->acc_addr != addr &&
 		    !lr->acc_write && !r->rx_mask && !read_modify_write(inf, lr->acc_pc) &&
 		    value_used(inf, lr->acc_pc)) {
 			q->kind = PK_RX;
@@ -1105,7 +1166,7 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 			r = reg_find(p, off);
 			q = poll_find(r, pc);
 			what = "rx-ready";
-		} else if (lr->acc && (lr->acc_addr & ~(PAGE - 1)) == p->base && lr->acc_write &&
+		} else if (lr->acc && same_dev(p, lr->acc_addr, addr) && lr->acc_write &&
 		           lr->acc_addr != addr) {
 			q->kind = PK_TX;
 			struct reg *d = reg_get(p, lr->acc_addr - p->base);
@@ -1167,7 +1228,7 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 		for (int i = 1; i < n && !cur_writes; i++) {
 			if (runs[i].end != MS__LEAVE || !runs[i].branched || !runs[i].acc ||
 			    !runs[i].acc_write || runs[i].acc_addr == addr ||
-			    (runs[i].acc_addr & ~(PAGE - 1)) != p->base)
+			    !same_dev(p, runs[i].acc_addr, addr))
 				continue;
 			struct reg *d = reg_find(p, runs[i].acc_addr - p->base);
 			/* A register read back is not a transmitter, unless it also receives (STM32 DR). */
@@ -1201,7 +1262,7 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 				if ((c[i] ^ cur) & q->mask || runs[i].end != MS__LEAVE ||
 				    !runs[i].branched || !runs[i].acc || runs[i].acc_write ||
 				    runs[i].acc_addr == addr ||
-				    (runs[i].acc_addr & ~(PAGE - 1)) != p->base ||
+				    !same_dev(p, runs[i].acc_addr, addr) ||
 				    read_modify_write(inf, runs[i].acc_pc) ||
 				    !value_used(inf, runs[i].acc_pc))
 					continue;
@@ -1245,7 +1306,7 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 	for (int i = 1; i < n; i++) {
 		if (runs[i].end != MS__LEAVE || !runs[i].branched || !runs[i].acc ||
 		    runs[i].acc_write || runs[i].acc_addr == addr ||
-		    (runs[i].acc_addr & ~(PAGE - 1)) != p->base ||
+		    !same_dev(p, runs[i].acc_addr, addr) ||
 		    (runs[0].acc && runs[0].acc_addr == runs[i].acc_addr) ||
 		    read_modify_write(inf, runs[i].acc_pc) || !value_used(inf, runs[i].acc_pc))
 			continue;
@@ -1268,7 +1329,7 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 			q->mask = c[i] ^ cur;
 			q->ready = c[i] & q->mask;
 			if (runs[i].acc && !runs[i].acc_write && runs[i].acc_addr != addr &&
-			    (runs[i].acc_addr & ~(PAGE - 1)) == p->base &&
+			    same_dev(p, runs[i].acc_addr, addr) &&
 			    !read_modify_write(inf, runs[i].acc_pc) &&
 			    value_used(inf, runs[i].acc_pc))
 				q->data = (int32_t)(runs[i].acc_addr - p->base);
@@ -1559,6 +1620,14 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 	}
 	stamp(inf, r, old, v & wmask);
 	uint32_t set = (v & wmask) & ~old, cleared = old & ~r->value;
+	/*
+	 * A timer's count or prescaler changed while it is being set up: its
+	 * period is read again at the next tick. Once it has fired, changes
+	 * are the running timer's (a compare value advanced in its handler).
+	 */
+	if (p->timer && !p->timer_fired && p->timer_source != SRC_USER && r->value != old &&
+	    outright(r))
+		p->timer = false;
 	if (p->tx_ie_off >= 0) {
 		/* The transmit interrupt's enable is known: it follows those bits. */
 		if ((uint32_t)p->tx_ie_off == r->off && (set & p->tx_ie_bits)) {
@@ -2068,17 +2137,18 @@ static void scan_code(struct ms_infer *inf, uint32_t a, int depth, int *budget, 
  */
 static bool handler_transmits(struct ms_infer *inf, struct periph *p)
 {
-	if (p->irq < 0 || !inf->host.vtor)
-		return false;
 	int32_t tx = -1;
 	for (int i = 0; i < p->nregs; i++)
 		if (p->regs[i].tx)
 			tx = (int32_t)p->regs[i].off;
-	if (tx < 0)
+	if (tx < 0 || !inf->host.vtor)
+		return false;
+	int irq = irq_at(p, (uint32_t)tx);
+	if (irq < 0)
 		return false;
 	uint32_t h;
 	uint32_t vt = inf->host.vtor(inf->host.ud);
-	if (uc_mem_read(inf->uc, vt + 4u * (16u + (uint32_t)p->irq), &h, 4) != UC_ERR_OK || !h)
+	if (uc_mem_read(inf->uc, vt + 4u * (16u + (uint32_t)irq), &h, 4) != UC_ERR_OK || !h)
 		return false;
 	int hits[MAX_PERIPHS];
 	memset(hits, 0, sizeof(int) * (size_t)inf->np);
@@ -2096,7 +2166,7 @@ static bool handler_transmits(struct ms_infer *inf, struct periph *p)
 		if (p->regs[i].off > hi)
 			hi = p->regs[i].off;
 	}
-	int32_t off = (lo >> 10) == (hi >> 10) ? (tx & 0x3ff) : tx;
+	int32_t off = (lo >> 10) == (hi >> 10) || periph_split(p) ? (tx & 0x3ff) : tx;
 	scan_code(inf, h & ~1u, 0, &budget, hits, off, &stores);
 	return stores;
 }
@@ -2121,16 +2191,35 @@ static bool associate_irq(struct ms_infer *inf, int irq)
 	if (best < 0)
 		return false;
 	struct periph *p = inf->p[best];
-	if (p->irq >= 0 && p->irq != irq && p->source == SRC_SVD)
+	/*
+	 * Which peripheral of the page: the block of the handler's first
+	 * device read (a dry run; the literal may be the page, with the block
+	 * in the displacement: `mov r3, #0x40004000; ldr r0, [r3, #0x400]`).
+	 */
+	int block = -1;
+	struct ms__cpu cpu;
+	struct ms__devload loads[4];
+	ms__cpu_read(inf->uc, &cpu);
+	cpu.r[13] -= 32;
+	cpu.r[14] = 0xfffffff9u;
+	int nl = ms__device_loads(inf->dis, &cpu, 16u + (uint32_t)irq, h, 256, loads, 4);
+	for (int i = 0; i < nl && block < 0; i++)
+		if ((loads[i].addr & ~(PAGE - 1)) == p->base)
+			block = (int)((loads[i].addr & (PAGE - 1)) / BLOCK);
+	int known = block >= 0 && periph_split(p) ? p->birq[block] : p->irq;
+	if (known >= 0 && known != irq && p->source == SRC_SVD)
 		return true;
-	if (p->irq == irq && inf->irq_page[irq] == best + 1)
+	if (known == irq && inf->irq_page[irq] == best + 1)
 		return true; /* known already (from the SVD or a device map) */
 	inf->irq_page[irq] = best + 1;
 	if (p->irq < 0)
 		p->irq = irq;
-	json_t *ev = json_pack("{s:i,s:o,s:o,s:s,s:i,s:s}", "irq", irq, "handler", hex(h), "base",
-	                       hex(p->base), "model", "irq-line", "confidence", 75, "reason",
-	                       "the enabled vector's handler uses this device");
+	if (block >= 0 && p->birq[block] < 0)
+		p->birq[block] = irq;
+	json_t *ev = json_pack(
+	    "{s:i,s:o,s:o,s:o,s:s,s:i,s:s}", "irq", irq, "handler", hex(h), "base", hex(p->base),
+	    "unit", hex(p->base + (block >= 0 ? (uint32_t)block * BLOCK : 0)), "model", "irq-line",
+	    "confidence", 75, "reason", "the enabled vector's handler uses this device");
 	emit(inf, "infer.irq", ev);
 	return true;
 }
@@ -2146,58 +2235,152 @@ static const struct reg *reg_named(const struct periph *p, const char *suffix)
 	return NULL;
 }
 
-static bool svd_is_timer(const struct periph *p)
+/* Whether register r lies in block b of its page (b < 0: the whole page). */
+static bool in_block(const struct reg *r, int b)
+{
+	return b < 0 || r->off / BLOCK == (uint32_t)b;
+}
+
+static const struct reg *reg_named_in(const struct periph *p, const char *suffix, int b)
+{
+	for (int i = 0; i < p->nregs; i++) {
+		const char *n = p->regs[i].name;
+		const char *dot = strrchr(n, '.');
+		if (in_block(&p->regs[i], b) && strcasecmp(dot ? dot + 1 : n, suffix) == 0)
+			return &p->regs[i];
+	}
+	return NULL;
+}
+
+/* Whether an SVD peripheral of p (in block b, or anywhere for b < 0) is a timer by name. */
+static bool svd_is_timer(const struct periph *p, int b)
 {
 	static const char *const kinds[] = {"TIM", "TIMER", "RTC", "LPTIM", "TC", "PIT", "GPT"};
-	for (int k = 0; k < p->nsvdp; k++)
+	for (int k = 0; k < p->nsvdp; k++) {
+		const struct ms__svd_periph *sp = p->svdp[k];
+		if (b >= 0 && (sp->base < p->base || (sp->base - p->base) / BLOCK != (uint32_t)b))
+			continue;
 		for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 			size_t n = strlen(kinds[i]);
-			if (strncasecmp(p->svdp[k]->group, kinds[i], n) == 0 ||
-			    strncasecmp(p->svdp[k]->name, kinds[i], n) == 0)
-				return p->svdp[k]->name[n] == 0 ||
-				    (p->svdp[k]->name[n] >= '0' && p->svdp[k]->name[n] <= '9') ||
-				    strncasecmp(p->svdp[k]->group, kinds[i], n) == 0;
+			if (strncasecmp(sp->group, kinds[i], n) == 0 ||
+			    strncasecmp(sp->name, kinds[i], n) == 0)
+				return sp->name[n] == 0 ||
+				    (sp->name[n] >= '0' && sp->name[n] <= '9') ||
+				    strncasecmp(sp->group, kinds[i], n) == 0;
 		}
+	}
 	return false;
+}
+
+/*
+ * The period of a timer in rules mode, in CPU cycles, from what the
+ * firmware wrote to block b (b < 0: the page); 0 when it is no timer:
+ * there must be a start (a 1 stored) and a count (a value of 100..2^24
+ * stored outright, the largest; a single set bit counts only beside a
+ * prescaler, alone it is more often an enable mask such as INTENSET =
+ * 1 << 16). The prescaler is recognised by where it sits:
+ *  - stored just below the count (STM32 PSC at +0x28, ARR at +0x2c): both
+ *    count from zero, (P+1) * (N+1) cycles;
+ *  - else a small value (2..9) stored below the count in the same
+ *    256-byte area (Nordic PRESCALER at +0x510, CC[0] at +0x540): a
+ *    power-of-two divider, N << P cycles;
+ *  - else the count alone, in CPU cycles: a guess (confidence 30).
+ * The timer clock is taken to be the CPU clock (--cpu-hz, 16 MHz by
+ * default): what the firmware set in its clock tree is not read here.
+ */
+static uint64_t rules_period(const struct periph *p, int b, int *conf, const char **why)
+{
+	bool started = false;
+	const struct reg *count = NULL;
+	for (int i = 0; i < p->nregs; i++) {
+		const struct reg *r = &p->regs[i];
+		if (!in_block(r, b))
+			continue;
+		if (r->value == 1 && r->writes)
+			started = true;
+		if (!outright(r) || r->value < 100 || r->value >= (1u << 24))
+			continue;
+		bool bit = popcount32(r->value) == 1;
+		bool cbit = count && popcount32(count->value) == 1;
+		if (!count || (cbit && !bit) || (cbit == bit && r->value > count->value))
+			count = r;
+	}
+	if (!started || !count)
+		return 0;
+	bool single = popcount32(count->value) == 1;
+	/* The larger value may be the prescaler of an STM32 pair: the reload sits above it. */
+	const struct reg *above = reg_find((struct periph *)p, count->off + 4);
+	if (above && in_block(above, b) && outright(above) && above->value >= 2 &&
+	    above->value < (1u << 24) && count->value < (1u << 16)) {
+		*conf = 55;
+		*why = "rules: prescaler and reload stored side by side (PSC, ARR): (P+1)*(N+1) "
+		       "cycles of the CPU clock";
+		return (uint64_t)(count->value + 1) * (above->value + 1);
+	}
+	const struct reg *below =
+	    count->off >= 4 ? reg_find((struct periph *)p, count->off - 4) : NULL;
+	if (below && in_block(below, b) && outright(below) && below->value < (1u << 16)) {
+		*conf = 55;
+		*why = "rules: prescaler and reload stored side by side (PSC, ARR): (P+1)*(N+1) "
+		       "cycles of the CPU clock";
+		return (uint64_t)(below->value + 1) * (count->value + 1);
+	}
+	const struct reg *pw = NULL;
+	for (int i = 0; i < p->nregs; i++) {
+		const struct reg *r = &p->regs[i];
+		if (in_block(r, b) && outright(r) && r->value >= 2 && r->value <= 9 &&
+		    r->off < count->off && count->off - r->off < 0x100 && (!pw || r->off > pw->off))
+			pw = r;
+	}
+	if (pw) {
+		*conf = 50;
+		*why = "rules: a small value stored below the compare value (PRESCALER, CC[0]): "
+		       "N << P cycles of the CPU clock";
+		return single ? 0 : (uint64_t)count->value << pw->value;
+	}
+	if (single)
+		return 0;
+	*conf = 30;
+	*why = "rules, guessed: no prescaler recognised, the count taken as CPU cycles";
+	return count->value;
 }
 
 /*
  * A timer: a configured device whose interrupt the firmware enabled, that
  * is neither a console nor a bus, with a period we can read. With an SVD,
  * the peripheral is a timer by name and its period comes from PSC/ARR
- * (STM32) or PRESCALER/CC[0] (Nordic); without one, a device that was
- * written a start value of 1 and a count between 100 and 2^24 is taken as
- * a timer counting that many CPU cycles (confidence 40).
+ * (STM32) or PRESCALER/CC[0] (Nordic); without one, rules_period reads
+ * it from the values stored. b: the block of a split page (-1: the page),
+ * irq: its line. Returns whether p became a timer.
  */
-static void timer_detect(struct ms_infer *inf, struct periph *p, uint64_t now_ns)
+static bool timer_try(struct ms_infer *inf, struct periph *p, int b, int irq, uint64_t now_ns)
 {
-	if (p->uart || p->irq < 0 || !p->armed || !inf->host.irq_enabled ||
-	    !inf->host.irq_enabled(inf->host.ud, p->irq))
-		return;
 	/*
 	 * Consoles and buses (data registers, data-ready polls) are not
 	 * timers, nor are devices with inputs or events from outside.
 	 */
 	for (int i = 0; i < p->nregs; i++) {
 		const struct reg *r = &p->regs[i];
+		if (!in_block(r, b))
+			continue;
 		if (r->rx || r->tx || r->rx_mask || r->tx_cand || r->input_mask || r->event_mask)
-			return;
+			return false;
 		for (int k = 0; k < r->npolls; k++)
 			if (r->polls[k].kind == PK_TX || r->polls[k].kind == PK_RX)
-				return;
+				return false;
 	}
 	uint64_t hz = inf->cpu_hz ? inf->cpu_hz : 16000000ull;
 	uint64_t cycles = 0;
 	int conf = 40;
 	const char *why = NULL;
 	if (p->nsvdp) {
-		if (!svd_is_timer(p))
-			return;
-		const struct reg *arr = reg_named(p, "ARR"), *psc = reg_named(p, "PSC");
-		const struct reg *pre = reg_named(p, "PRESCALER");
-		const struct reg *cc = reg_named(p, "CC0");
+		if (!svd_is_timer(p, b))
+			return false;
+		const struct reg *arr = reg_named_in(p, "ARR", b), *psc = reg_named_in(p, "PSC", b);
+		const struct reg *pre = reg_named_in(p, "PRESCALER", b);
+		const struct reg *cc = reg_named_in(p, "CC0", b);
 		if (!cc)
-			cc = reg_named(p, "CC[0]");
+			cc = reg_named_in(p, "CC[0]", b);
 		if (arr && arr->value) {
 			cycles = (uint64_t)(arr->value + 1) * ((psc ? psc->value : 0) + 1);
 			why = "svd: (PSC+1)*(ARR+1) timer clock cycles";
@@ -2210,38 +2393,49 @@ static void timer_detect(struct ms_infer *inf, struct periph *p, uint64_t now_ns
 		}
 		conf = 80;
 	} else {
-		bool started = false;
-		uint32_t count = 0;
-		/*
-		 * A period is a value stored outright (ARR = 999, CC[0] = N);
-		 * one merged into a register's other bits (read-modify-write:
-		 * GPIO CRH |= 0xb0) configures shared fields and is no count.
-		 */
-		for (int i = 0; i < p->nregs; i++) {
-			if (p->regs[i].value == 1 && p->regs[i].writes)
-				started = true;
-			if (p->regs[i].writes && !p->regs[i].reads && p->regs[i].value >= 100 &&
-			    p->regs[i].value < (1u << 24) && p->regs[i].value > count)
-				count = p->regs[i].value;
-		}
-		if (started && count) {
-			cycles = count;
-			why = "rules: a start write and a count: a timer of that many cycles";
-		}
+		cycles = rules_period(p, b, &conf, &why);
 	}
 	if (!cycles)
-		return;
+		return false;
 	p->period_ns = cycles * 1000000000ull / hz;
 	if (p->period_ns < 10000)
 		p->period_ns = 10000; /* not faster than 100 kHz of interrupts */
 	p->timer = true;
+	p->timer_fired = false;
+	p->timer_irq = irq;
 	p->timer_source = p->nsvdp ? SRC_SVD : SRC_RULES;
 	p->next_ns = now_ns + p->period_ns;
 	snprintf(p->timer_reason, sizeof(p->timer_reason), "%s", why);
-	json_t *ev = json_pack("{s:o,s:i,s:s,s:I,s:i,s:s}", "base", hex(p->base), "irq", p->irq,
-	                       "model", "timer", "period_ns", (json_int_t)p->period_ns,
-	                       "confidence", conf, "reason", why);
+	json_t *ev = json_pack("{s:o,s:o,s:i,s:s,s:I,s:I,s:i,s:s}", "base", hex(p->base), "unit",
+	                       hex(p->base + (b >= 0 ? (uint32_t)b * BLOCK : 0)), "irq", irq,
+	                       "model", "timer", "period_ns", (json_int_t)p->period_ns, "cycles",
+	                       (json_int_t)cycles, "confidence", conf, "reason", why);
 	emit(inf, "infer.timer", ev);
+	return true;
+}
+
+/* Each peripheral of p (each block of a split page) whose line the firmware enabled. */
+static void timer_detect(struct ms_infer *inf, struct periph *p, uint64_t now_ns)
+{
+	if (p->uart || !p->armed || !inf->host.irq_enabled)
+		return;
+	bool split = periph_split(p);
+	for (int b = split ? 0 : -1; b < (split ? (int)(PAGE / BLOCK) : 0); b++) {
+		int irq = b >= 0 ? p->birq[b] : p->irq;
+		if (irq < 0 || !inf->host.irq_enabled(inf->host.ud, irq))
+			continue;
+		if (timer_try(inf, p, b, irq, now_ns))
+			return;
+	}
+}
+
+/* The offset of p's serial data register (transmit or receive), 0 when none is known. */
+static uint32_t serial_off(const struct periph *p)
+{
+	for (int i = 0; i < p->nregs; i++)
+		if (p->regs[i].tx || p->regs[i].rx || p->regs[i].tx_cand)
+			return p->regs[i].off;
+	return p->tx_ie_off >= 0 ? (uint32_t)p->tx_ie_off : 0;
 }
 
 static bool line_enabled(struct periph *fp, uint32_t flag_off, uint32_t en_bit, char *why,
@@ -2250,12 +2444,13 @@ static bool line_enabled(struct periph *fp, uint32_t flag_off, uint32_t en_bit, 
 /* Dry-run filter: registers of the device the firmware never set (status candidates). */
 struct probe_ctx {
 	struct periph *p;
+	uint32_t off; /* a register of the peripheral probed */
 };
 
 static bool probe_want(void *ud, uint32_t addr)
 {
 	struct probe_ctx *c = ud;
-	if ((addr & ~(PAGE - 1)) != c->p->base)
+	if (!same_dev(c->p, addr, c->p->base + c->off))
 		return false;
 	struct reg *r = reg_find(c->p, addr & (PAGE - 1));
 	return !r || (!r->written_or && !r->rx && !r->tx && !r->tx_cand);
@@ -2285,14 +2480,14 @@ static uint64_t config_digest(const struct periph *p)
  * that checks an enable bit still clear (TXEIE) does not send, so nothing
  * is raised. The digest keeps one dry run per configuration.
  */
-static void tx_probe(struct ms_infer *inf, struct periph *p)
+static void tx_probe(struct ms_infer *inf, struct periph *p, int irq)
 {
 	p->tx_probe = false;
 	if (!inf->host.vtor)
 		return;
 	uint32_t h;
 	uint32_t vt = inf->host.vtor(inf->host.ud);
-	if (uc_mem_read(inf->uc, vt + 4u * (16u + (uint32_t)p->irq), &h, 4) != UC_ERR_OK || !h)
+	if (uc_mem_read(inf->uc, vt + 4u * (16u + (uint32_t)irq), &h, 4) != UC_ERR_OK || !h)
 		return;
 	uint64_t dg = config_digest(p) ^ h;
 	if (dg == p->tx_probe_seen)
@@ -2302,7 +2497,7 @@ static void tx_probe(struct ms_infer *inf, struct periph *p)
 	/* Exception entry: the frame is pushed, LR holds EXC_RETURN. */
 	cpu.r[13] -= 32;
 	cpu.r[14] = 0xfffffff9u;
-	struct probe_ctx ctx = {p};
+	struct probe_ctx ctx = {p, (uint32_t)p->tx_probe_off};
 	uint32_t pc, addr, target = 0;
 	int w = -1;
 	if (ms__run_to_read(inf->dis, &cpu, h, 256, probe_want, &ctx, &pc, &addr, &at)) {
@@ -2322,7 +2517,7 @@ static void tx_probe(struct ms_infer *inf, struct periph *p)
 	p->tx_irq_armed = true;
 	p->tx_irq_event = true;
 	json_t *ev = json_pack(
-	    "{s:i,s:o,s:o,s:o,s:o,s:o,s:s,s:i,s:s}", "irq", p->irq, "handler", hex(h), "base",
+	    "{s:i,s:o,s:o,s:o,s:o,s:o,s:s,s:i,s:s}", "irq", irq, "handler", hex(h), "base",
 	    hex(p->base), "enable", hex(p->base + (uint32_t)p->tx_ie_off), "enable_bits",
 	    hex(p->tx_ie_bits), "data", hex(target), "model", "tx-irq", "confidence", 70, "reason",
 	    "a dry run of the handler with the bits just set writes a byte from memory to the "
@@ -2348,13 +2543,18 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 	size_t avail = input_avail(inf);
 	for (int i = 0; i < inf->np; i++) {
 		struct periph *p = inf->p[i];
-		if (p->irq < 0 || !inf->host.irq_set_pending || !inf->host.irq_enabled)
+		if (!inf->host.irq_set_pending || !inf->host.irq_enabled || !p->armed)
 			continue;
-		if (!p->armed || !inf->host.irq_enabled(inf->host.ud, p->irq))
-			continue;
-		if (p->tx_probe)
-			tx_probe(inf, p);
+		if (p->tx_probe) {
+			int pirq = irq_at(p, (uint32_t)p->tx_probe_off);
+			if (pirq >= 0 && inf->host.irq_enabled(inf->host.ud, pirq))
+				tx_probe(inf, p, pirq);
+		}
 		if (!p->uart && !p->tx_irq_armed)
+			continue;
+		/* The serial peripheral's own line (its block's on a split page). */
+		int irq = irq_at(p, serial_off(p));
+		if (irq < 0 || !inf->host.irq_enabled(inf->host.ud, irq))
 			continue;
 		/* Input arrived: once per byte the firmware takes (level while unread is up to it). */
 		if (p->uart && avail > 0 &&
@@ -2371,11 +2571,11 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 				p->explore_timer = false;
 				p->episode++;
 			}
-			inf->host.irq_set_pending(inf->host.ud, p->irq);
+			inf->host.irq_set_pending(inf->host.ud, irq);
 			inf->n_irq++;
 		} else if (p->tx_irq_event && p->tx_irq_armed) {
 			p->tx_irq_event = false;
-			inf->host.irq_set_pending(inf->host.ud, p->irq);
+			inf->host.irq_set_pending(inf->host.ud, irq);
 			inf->n_irq++;
 		}
 	}
@@ -2411,8 +2611,9 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 		struct periph *p = inf->p[i];
 		if (!p->timer)
 			timer_detect(inf, p, now_ns);
-		if (!p->timer || p->irq < 0 || !inf->host.irq_set_pending ||
-		    !inf->host.irq_enabled || !p->armed)
+		int irq = p->timer_irq >= 0 ? p->timer_irq : p->irq;
+		if (!p->timer || irq < 0 || !inf->host.irq_set_pending || !inf->host.irq_enabled ||
+		    !p->armed)
 			continue;
 		if (!p->next_ns) {
 			/* A timer from a device map: its first period starts when it is set up. */
@@ -2423,12 +2624,13 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 			continue;
 		/* Late ticks are not replayed in a burst: one event, then the next period. */
 		p->next_ns = now_ns - (now_ns - p->next_ns) % p->period_ns + p->period_ns;
-		if (!inf->host.irq_enabled(inf->host.ud, p->irq))
+		if (!inf->host.irq_enabled(inf->host.ud, irq))
 			continue;
 		p->episode++;
 		p->explore = 64;
 		p->explore_timer = true;
-		inf->host.irq_set_pending(inf->host.ud, p->irq);
+		p->timer_fired = true;
+		inf->host.irq_set_pending(inf->host.ud, irq);
 		inf->n_irq++;
 	}
 	pthread_mutex_unlock(&inf->lock);
@@ -2853,10 +3055,20 @@ static json_t *periph_json(const struct periph *p, bool full)
 	              source_names[p->source], "uart", p->uart, "reads", (json_int_t)p->reads,
 	              "writes", (json_int_t)p->writes, "registers", regs);
 	json_object_set_new(o, "irq", p->irq >= 0 ? json_integer(p->irq) : json_null());
+	if (periph_split(p)) {
+		json_t *units = json_array();
+		for (unsigned b = 0; b < PAGE / BLOCK; b++)
+			if (p->birq[b] >= 0)
+				json_array_append_new(units,
+				                      json_pack("{s:o,s:i}", "offset",
+				                                hex(b * BLOCK), "irq", p->birq[b]));
+		json_object_set_new(o, "irqs", units);
+	}
 	if (p->timer)
 		json_object_set_new(o, "timer",
-		                    json_pack("{s:I,s:s}", "period_ns", (json_int_t)p->period_ns,
-		                              "reason", p->timer_reason));
+		                    json_pack("{s:I,s:s,s:i}", "period_ns",
+		                              (json_int_t)p->period_ns, "reason", p->timer_reason,
+		                              "irq", p->timer_irq >= 0 ? p->timer_irq : p->irq));
 	return o;
 }
 
@@ -2996,6 +3208,24 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 		     json_integer_value(irq) > 255))
 			return ms_fail(e, 400, "bad_models", "device map: peripheral %zu: bad irq",
 			               i);
+		json_t *units = json_object_get(pj, "irqs"), *u;
+		size_t ui;
+		if (units && !json_is_array(units))
+			return ms_fail(e, 400, "bad_models",
+			               "device map: peripheral %zu: irqs is not an array", i);
+		json_array_foreach(units, ui, u)
+		{
+			uint32_t uo;
+			json_t *ul = json_object_get(u, "irq");
+			if (!get_u32(json_object_get(u, "offset"), &uo) || uo % BLOCK ||
+			    uo >= PAGE || !json_is_integer(ul) || json_integer_value(ul) < 0 ||
+			    json_integer_value(ul) > 255)
+				return ms_fail(
+				    e, 400, "bad_models",
+				    "device map: peripheral %zu: irqs entry %zu needs an "
+				    "offset (a multiple of 0x400 in the page) and an irq 0..255",
+				    i, ui);
+		}
 		size_t k;
 		json_t *rj;
 		json_array_foreach(regs, k, rj)
@@ -3029,6 +3259,16 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 			snprintf(p->name, sizeof(p->name), "%s", nm);
 		json_t *irq = json_object_get(pj, "irq");
 		p->irq = json_is_integer(irq) ? (int)json_integer_value(irq) : -1;
+		json_t *u;
+		size_t ui;
+		json_array_foreach(json_object_get(pj, "irqs"), ui, u)
+		{
+			uint32_t uo = 0; /* validated above */
+			get_u32(json_object_get(u, "offset"), &uo);
+			int ul = (int)json_integer_value(json_object_get(u, "irq"));
+			p->birq[uo / BLOCK] = ul;
+			inf->irq_page[ul] = periph_index(inf, p) + 1;
+		}
 		p->uart = json_is_true(json_object_get(pj, "uart"));
 		if (p->uart)
 			inf->any_console = true;
@@ -3039,6 +3279,11 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 		if (period >= 10000 && period <= 60ll * 1000000000ll) {
 			p->timer = true;
 			p->timer_source = SRC_USER;
+			json_t *ti = json_object_get(json_object_get(pj, "timer"), "irq");
+			p->timer_irq = json_is_integer(ti) && json_integer_value(ti) >= 0 &&
+			        json_integer_value(ti) <= 255
+			    ? (int)json_integer_value(ti)
+			    : p->irq;
 			p->period_ns = (uint64_t)period;
 			p->next_ns = 0;
 			snprintf(p->timer_reason, sizeof(p->timer_reason),

@@ -255,6 +255,10 @@ int ms_infer_state_load(struct ms_infer *inf, json_t *state, struct ms_err *e);
  *       "size": 4096, "map_size": 4096, "name": "UART0",
  *       "source": "rules"|"svd"|"llm"|"user",
  *       "irq": 2 | null,             external interrupt number
+ *       "irqs": [{"offset": "0x800", "irq": 37}],
+ *                                    a page holding several peripherals
+ *                                    at 1 KiB steps: each block's line
+ *       "timer": {"period_ns": N, "irq": 28},  an inferred periodic source
  *       "uart": true,                its transmit register reaches the console
  *       "registers": [
  *         {"offset": "0x51c",        from base, < 0x1000

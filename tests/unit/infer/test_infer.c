@@ -1169,6 +1169,223 @@ static void test_timer_irq(void **state)
 	sh_free(&s);
 }
 
+/*
+ * Two peripherals in one 4 KiB page, each with its own interrupt (STM32F1
+ * page 0x40013000: SPI1 at +0x000, IRQ 35; USART1 at +0x800, IRQ 37). The
+ * SPI1 line is enabled first. Input must raise USART1's line, never SPI1's.
+ */
+static const char *SHARED_PAGE = ".word 0x20008000\n"
+                                 ".word reset + 1\n"
+                                 ".rept 14\n.word 0\n.endr\n"
+                                 ".rept 35\n.word 0\n.endr\n"
+                                 ".word spi_isr + 1\n" /* IRQ 35 */
+                                 ".word 0\n"
+                                 ".word uart_isr + 1\n" /* IRQ 37 */
+                                 ".rept 10\n.word 0\n.endr\n"
+                                 "reset: ldr r4, =0x40013800\n"
+                                 "ldr r6, =0x20000000\n"
+                                 "movs r0, #0\n"
+                                 "str r0, [r6]\n" /* USART bytes received */
+                                 "str r0, [r6, #0x20]\n" /* SPI interrupts */
+                                 "ldr r1, =0x40013000\n"
+                                 "movs r0, #0x44\n"
+                                 "str r0, [r1]\n" /* SPI1 CR1: SPE | MSTR */
+                                 "movs r0, #0x40\n"
+                                 "str r0, [r1, #4]\n" /* SPI1 CR2: RXNEIE */
+                                 "ldr r2, =0xE000E104\n"
+                                 "movs r0, #0x08\n"
+                                 "str r0, [r2]\n" /* ISER1 bit 3: IRQ 35 */
+                                 "adr r5, msg\n"
+                                 "1: ldrb r0, [r5], #1\n"
+                                 "cbz r0, 2f\n"
+                                 "bl putc\n"
+                                 "b 1b\n"
+                                 "2: ldr r0, =0x202c\n"
+                                 "str r0, [r4, #0x0c]\n" /* USART1 CR1: UE|TE|RE|RXNEIE */
+                                 "movs r0, #0x20\n"
+                                 "str r0, [r2]\n" /* ISER1 bit 5: IRQ 37 */
+                                 "3: ldr r0, [r6]\n"
+                                 "cmp r0, #3\n"
+                                 "blo 3b\n"
+                                 "ldrb r0, [r6, #4]\n"
+                                 "bl putc\n"
+                                 "ldrb r0, [r6, #5]\n"
+                                 "bl putc\n"
+                                 "ldrb r0, [r6, #6]\n"
+                                 "bl putc\n"
+                                 "bkpt\n"
+                                 "putc: ldr r1, [r4]\n"
+                                 "tst r1, #0x80\n"
+                                 "beq putc\n"
+                                 "str r0, [r4, #4]\n"
+                                 "bx lr\n"
+                                 "uart_isr: ldr r3, =0x40013800\n"
+                                 "ldr r0, [r3]\n" /* SR */
+                                 "tst r0, #0x20\n"
+                                 "beq 4f\n"
+                                 "ldr r1, [r3, #4]\n" /* DR */
+                                 "ldr r2, =0x20000000\n"
+                                 "ldr r0, [r2]\n"
+                                 "add r12, r2, #4\n"
+                                 "strb r1, [r12, r0]\n"
+                                 "adds r0, #1\n"
+                                 "str r0, [r2]\n"
+                                 "4: bx lr\n"
+                                 "spi_isr: ldr r3, =0x40013000\n"
+                                 "ldr r0, [r3, #8]\n" /* SPI1 SR */
+                                 "ldr r2, =0x20000000\n"
+                                 "ldr r1, [r2, #0x20]\n"
+                                 "adds r1, #1\n"
+                                 "str r1, [r2, #0x20]\n"
+                                 "tst r0, #1\n"
+                                 "beq 5f\n"
+                                 "ldr r0, [r3, #0x0c]\n" /* SPI1 DR */
+                                 "5: bx lr\n"
+                                 ".align 2\n"
+                                 "msg: .asciz \"ready\\r\\n\"\n"
+                                 ".ltorg\n";
+
+static void test_irq_per_peripheral_in_a_page(void **state)
+{
+	struct shell s;
+	size_t len = 0;
+	uint8_t *bin = sh_asm(SHARED_PAGE, "cortex-m3", &len);
+	assert_non_null(bin);
+	struct ms_err e;
+	struct ms_infer_opts o = {0};
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	sh_input(&s, "abc");
+	uc_err er = sh_boot(&s, 2000000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_string_equal(s.out, "ready\r\nabc");
+	uint32_t spi_irqs = 1;
+	uc_mem_read(s.uc, 0x20000020, &spi_irqs, 4);
+	assert_int_equal(spi_irqs, 0);
+	/* Both lines linked to their own block of the page. */
+	int seen = 0;
+	size_t i;
+	json_t *ev;
+	json_array_foreach(s.events, i, ev)
+	{
+		json_t *d = json_object_get(ev, "data");
+		if (strcmp(json_string_value(json_object_get(ev, "type")), "infer.irq"))
+			continue;
+		int irq = (int)json_integer_value(json_object_get(d, "irq"));
+		const char *unit = json_string_value(json_object_get(d, "unit"));
+		if (irq == 35 && unit && !strcmp(unit, "0x40013000"))
+			seen |= 1;
+		if (irq == 37 && unit && !strcmp(unit, "0x40013800"))
+			seen |= 2;
+	}
+	assert_int_equal(seen, 3);
+	/* The device map keeps both lines, and a second run from it needs no irq decision. */
+	json_t *map = ms_infer_export(s.inf);
+	json_t *p0 = json_array_get(json_object_get(map, "peripherals"), 0);
+	json_t *irqs = NULL;
+	json_array_foreach(json_object_get(map, "peripherals"), i,
+	                   p0) if (!strcmp(json_string_value(json_object_get(p0, "base")),
+	                                   "0x40013000")) irqs = json_object_get(p0, "irqs");
+	assert_non_null(irqs);
+	assert_int_equal(json_array_size(irqs), 2);
+	sh_free(&s);
+	char path[] = "/tmp/ms-infer-units-XXXXXX";
+	int fd = mkstemp(path);
+	close(fd);
+	assert_int_equal(json_dump_file(map, path, 0), 0);
+	json_decref(map);
+	bin = sh_asm(SHARED_PAGE, "cortex-m3", &len);
+	o.models_path = path;
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	unlink(path);
+	sh_input(&s, "xyz");
+	er = sh_boot(&s, 2000000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_string_equal(s.out, "ready\r\nxyz");
+	assert_int_equal(sh_count(&s, "infer.irq"), 0);
+	sh_free(&s);
+}
+
+/*
+ * Rules-mode timer periods from what the firmware stored: an nRF TIMER
+ * (PRESCALER = 4 at +0x510, CC[0] = 1000 at +0x540, INTENSET = 1 << 16)
+ * is 1000 << 4 CPU cycles, not the enable mask's 65536.
+ */
+static const char *NRF_TIMER = ".word 0x20008000\n"
+                               ".word reset + 1\n"
+                               ".rept 14\n.word 0\n.endr\n"
+                               ".rept 8\n.word 0\n.endr\n"
+                               ".word handler + 1\n" /* IRQ 8 */
+                               ".rept 8\n.word 0\n.endr\n"
+                               "reset: ldr r4, =0x40008000\n"
+                               "ldr r5, =0x20000000\n"
+                               "movs r0, #0\n"
+                               "str r0, [r5]\n"
+                               "ldr r1, =0x508\n"
+                               "movs r0, #3\n"
+                               "str r0, [r4, r1]\n" /* BITMODE 32 */
+                               "ldr r1, =0x510\n"
+                               "movs r0, #4\n"
+                               "str r0, [r4, r1]\n" /* PRESCALER */
+                               "ldr r1, =0x540\n"
+                               "ldr r0, =1000\n"
+                               "str r0, [r4, r1]\n" /* CC[0] */
+                               "ldr r1, =0x304\n"
+                               "ldr r0, =0x10000\n"
+                               "str r0, [r4, r1]\n" /* INTENSET COMPARE0 */
+                               "ldr r2, =0xE000E100\n"
+                               "movs r0, #0x80\n"
+                               "lsls r0, r0, #1\n"
+                               "str r0, [r2]\n" /* ISER0 bit 8 */
+                               "movs r0, #1\n"
+                               "str r0, [r4]\n" /* TASKS_START */
+                               "1: wfi\n"
+                               "ldr r0, [r5]\n"
+                               "cmp r0, #3\n"
+                               "blo 1b\n"
+                               "bkpt\n"
+                               "handler: ldr r4, =0x40008000\n"
+                               "ldr r1, =0x140\n"
+                               "ldr r2, [r4, r1]\n" /* EVENTS_COMPARE[0] */
+                               "cmp r2, #0\n"
+                               "beq 2f\n"
+                               "movs r2, #0\n"
+                               "str r2, [r4, r1]\n"
+                               "ldr r5, =0x20000000\n"
+                               "ldr r0, [r5]\n"
+                               "adds r0, #1\n"
+                               "str r0, [r5]\n"
+                               "2: bx lr\n"
+                               ".ltorg\n";
+
+static void test_timer_rules_period(void **state)
+{
+	struct shell s;
+	size_t len = 0;
+	uint8_t *bin = sh_asm(NRF_TIMER, "cortex-m0", &len);
+	assert_non_null(bin);
+	struct ms_err e;
+	struct ms_infer_opts o = {0};
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M0, bin, len, 0, &o, &e), 0);
+	free(bin);
+	uc_err er = sh_boot(&s, 3000000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	json_t *t = sh_find(&s, "infer.timer", "timer");
+	assert_non_null(t);
+	assert_int_equal(json_integer_value(json_object_get(t, "cycles")), 16000);
+	assert_int_equal(json_integer_value(json_object_get(t, "period_ns")), 1000000);
+	sh_free(&s);
+	/* STM32 TIM2 (PSC = 15 beside ARR = 999): (15+1)*(999+1) cycles, as the SVD says. */
+	timer_machine(&s, true, NULL);
+	er = sh_boot(&s, 3000000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	t = sh_find(&s, "infer.timer", "timer");
+	assert_non_null(t);
+	assert_int_equal(json_integer_value(json_object_get(t, "period_ns")), 1000000);
+	sh_free(&s);
+}
+
 static void test_timer_needs_nvic(void **state)
 {
 	struct shell s;
@@ -2115,6 +2332,8 @@ int main(void)
 	    cmocka_unit_test(test_tx_interrupt_deterministic),
 	    cmocka_unit_test(test_timer_irq),
 	    cmocka_unit_test(test_timer_needs_nvic),
+	    cmocka_unit_test(test_timer_rules_period),
+	    cmocka_unit_test(test_irq_per_peripheral_in_a_page),
 	    cmocka_unit_test(test_timer_svd_period),
 	    cmocka_unit_test(test_timer_counter),
 	    cmocka_unit_test(test_gpio_external_interrupt),
