@@ -54,16 +54,13 @@ def test_corpus_passes(name, meta, mode):
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
 
 
-def test_micropython_zero_config_reaches_the_repl(tmp_path):
-    if not os.path.isfile(MICROPYTHON):
-        pytest.skip("firmware-microbit-micropython is not installed")
+def twice(tmp_path, fw, *args):
+    """Run fw twice; returns [(executed blocks, decisions, stdout)] per run."""
     logs = []
     for i in range(2):
         bb, mmio = tmp_path / ("bb%d" % i), tmp_path / ("mmio%d" % i)
-        r = run(MICROPYTHON, "--input-text", "print(1+2)\\r", "--expect", "\\r\\n3\\r\\n>>> ",
-                "--bb-out", str(bb), "--mmio-log", str(mmio))
+        r = run(fw, *args, "--bb-out", str(bb), "--mmio-log", str(mmio))
         assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
-        assert b"MicroPython" in r.stdout
         decisions = []
         for line in open(mmio):
             ev = json.loads(line)
@@ -71,10 +68,29 @@ def test_micropython_zero_config_reaches_the_repl(tmp_path):
                 ev.pop("latency_ns", None)
                 ev.pop("map_ns", None)
                 decisions.append(ev)
-        logs.append((bb.read_bytes(), decisions))
+        logs.append((bb.read_bytes(), decisions, r.stdout))
     assert logs[0][0] == logs[1][0], "executed blocks differ between two runs"
     assert logs[0][1] == logs[1][1], "inference decisions differ between two runs"
     assert len(logs[0][1]) > 0
+    return logs
+
+
+def test_micropython_zero_config_reaches_the_repl(tmp_path):
+    if not os.path.isfile(MICROPYTHON):
+        pytest.skip("firmware-microbit-micropython is not installed")
+    logs = twice(tmp_path, MICROPYTHON, "--input-text", "print(1+2)\\r", "--expect",
+                 "\\r\\n3\\r\\n>>> ")
+    assert b"MicroPython" in logs[0][2]
+
+
+def test_interrupt_only_transmit_deterministic(tmp_path):
+    """stm32f4-uart-txirq: the console comes from the TXE interrupt alone, the same way twice."""
+    fw = os.path.join(BUILD, "firmware", "infer-stm32f4-uart-txirq.elf")
+    logs = twice(tmp_path, fw, "--input-text", "irq\\r", "--expect", "got: irq\\r\\nPASS")
+    kinds = [(ev["type"], ev.get("model")) for ev in logs[0][1]]
+    assert ("infer.irq", "tx-irq") in kinds
+    assert ("infer.register", "tx") in kinds
+    assert ("infer.register", "rx-ready") in kinds
 
 
 
