@@ -164,6 +164,7 @@ struct periph {
 	 */
 	int32_t tx_ie_off;
 	uint32_t tx_ie_bits;
+	int32_t tx_data_off; /* the register the handler sends through (-1: not known) */
 	bool tx_probe; /* new bits were set: see at the next tick whether the handler would send */
 	int32_t tx_probe_off;
 	uint32_t tx_probe_bits;
@@ -433,6 +434,7 @@ static struct periph *periph_new(struct ms_infer *inf, uint32_t page, uint8_t so
 		p->birq[b] = -1;
 	p->timer_irq = -1;
 	p->tx_ie_off = -1;
+	p->tx_data_off = -1;
 	snprintf(p->name, sizeof(p->name), "dev_%08x", page);
 	inf->p[inf->np++] = p;
 	return p;
@@ -897,11 +899,12 @@ static const struct reg *reg_named(const struct periph *p, const char *suffix);
  * device's configuration registers as they are, writes a byte taken from
  * memory to another register of the device: the transmitter is ready and
  * its interrupt enabled (`if ((SR & TXE) && (CR1 & TXEIE)) DR = *buf++`).
- * -1 when none. *target: the register written.
+ * -1 when none. *target: the register written; *acked: that side first
+ * cleared the status register itself (an event, not a level).
  */
 static int ready_side_sends(struct ms_infer *inf, struct periph *p, const struct ms__cpu *cpu,
                             uint32_t pc, uint32_t addr, uint32_t cur, const uint32_t *c, int n,
-                            uint32_t *target)
+                            uint32_t *target, bool *acked)
 {
 	int w = -1;
 	ms__dis_peek_after(inf->dis, true);
@@ -914,6 +917,7 @@ static int ready_side_sends(struct ms_infer *inf, struct periph *p, const struct
 		if (w < 0 || popcount32(c[i] ^ cur) < popcount32(c[w] ^ cur)) {
 			w = i;
 			*target = run.acc_addr;
+			*acked = run.acked;
 		}
 	}
 	ms__dis_peek_after(inf->dis, false);
@@ -1240,7 +1244,8 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 		/* The ready side may first check the interrupt enable (a handler): read it. */
 		uint32_t wt = 0;
 		if (w < 0 && !cur_writes) {
-			w = ready_side_sends(inf, p, cpu, pc, addr, cur, c, n, &wt);
+			bool acked;
+			w = ready_side_sends(inf, p, cpu, pc, addr, cur, c, n, &wt, &acked);
 			if (w == 0) {
 				/* Ready already (an SVD reset value): no bits to learn, a transmitter. */
 				struct reg *d = reg_get(p, wt - p->base);
@@ -1588,6 +1593,9 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 		ack_events(inf, p, r, v, wmask, pc);
 	wmask &= ~r->event_mask;
 	uint32_t old = r->value;
+	/* A byte for the interrupt-driven transmitter before its data register is named. */
+	if (p->tx_irq_armed && p->tx_data_off >= 0 && r->off == (uint32_t)p->tx_data_off)
+		p->tx_irq_event = true;
 	/* Injected input levels are not the firmware's to change. */
 	wmask &= ~r->input_mask;
 	switch (r->model) {
@@ -2193,8 +2201,8 @@ static bool associate_irq(struct ms_infer *inf, int irq)
 	struct periph *p = inf->p[best];
 	/*
 	 * Which peripheral of the page: the block of the handler's first
-	 * device read (a dry run; the literal may be the page, with the block
-	 * in the displacement: `mov r3, #0x40004000; ldr r0, [r3, #0x400]`).
+	 * device read in it (a dry run; the literal may be the page, with the
+	 * block in the displacement: `mov r3, #0x40004000; ldr r0, [r3, #0x400]`).
 	 */
 	int block = -1;
 	struct ms__cpu cpu;
@@ -2355,6 +2363,9 @@ static uint64_t rules_period(const struct periph *p, int b, int *conf, const cha
  */
 static bool timer_try(struct ms_infer *inf, struct periph *p, int b, int irq, uint64_t now_ns)
 {
+	/* An interrupt-driven transmitter is no timer (its bytes are no counts). */
+	if (p->tx_data_off >= 0 && (b < 0 || (uint32_t)p->tx_data_off / BLOCK == (uint32_t)b))
+		return false;
 	/*
 	 * Consoles and buses (data registers, data-ready polls) are not
 	 * timers, nor are devices with inputs or events from outside.
@@ -2499,23 +2510,31 @@ static void tx_probe(struct ms_infer *inf, struct periph *p, int irq)
 	cpu.r[14] = 0xfffffff9u;
 	struct probe_ctx ctx = {p, (uint32_t)p->tx_probe_off};
 	uint32_t pc, addr, target = 0;
+	bool acked = false;
 	int w = -1;
 	if (ms__run_to_read(inf->dis, &cpu, h, 256, probe_want, &ctx, &pc, &addr, &at)) {
 		struct reg *r = reg_find(p, addr & (PAGE - 1));
 		uint32_t cur = r ? r->value : 0;
 		uint32_t c[256];
 		int n = candidates(inf, pc, cur, c, 256);
-		w = ready_side_sends(inf, p, &at, pc, addr, cur, c, n, &target);
+		w = ready_side_sends(inf, p, &at, pc, addr, cur, c, n, &target, &acked);
 	}
 	if (w < 0) {
 		p->tx_probe_seen = dg;
 		return;
 	}
+	bool data_trigger = (uint32_t)p->tx_probe_off == (target & (PAGE - 1));
 	p->tx_ie_off = p->tx_probe_off;
+	p->tx_data_off = (int32_t)(target & (PAGE - 1));
 	/* The trigger was the data register itself: an event per byte, no enable bit. */
-	p->tx_ie_bits = (uint32_t)p->tx_probe_off == (target & (PAGE - 1)) ? 0 : p->tx_probe_bits;
+	p->tx_ie_bits = data_trigger ? 0 : p->tx_probe_bits;
 	p->tx_irq_armed = true;
-	p->tx_irq_event = true;
+	/*
+	 * A level (STM32 TXE: an idle transmitter asks at once) interrupts now;
+	 * an event the handler acknowledges (Nordic TXDRDY) only after a byte
+	 * went out: at the next write of the data register.
+	 */
+	p->tx_irq_event = !acked || data_trigger;
 	json_t *ev = json_pack(
 	    "{s:i,s:o,s:o,s:o,s:o,s:o,s:s,s:i,s:s}", "irq", irq, "handler", hex(h), "base",
 	    hex(p->base), "enable", hex(p->base + (uint32_t)p->tx_ie_off), "enable_bits",

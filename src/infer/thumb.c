@@ -376,6 +376,7 @@ struct sim {
 	 */
 	bool walk;
 	uint32_t ipsr;
+	bool acked; /* the polled register was written (an event acknowledged) */
 };
 
 static bool ram_read(struct sim *s, uint32_t ea, unsigned size, uint32_t *v)
@@ -572,6 +573,7 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 			if (is_device(s->d, ea)) {
 				if (ea == poll_addr && !((s->taint >> rt) & 1)) {
 					/* Clearing the polled event/flag: part of the idiom. */
+					s->acked = true;
 					s->c.r[15] = next;
 					return STEP_NEXT;
 				}
@@ -974,6 +976,7 @@ static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load
 		bool cb, ct;
 		enum step st = exec1(&s, in, addr, value, first, &acc, &cb, &ct);
 		first = false;
+		out->acked |= s.acked;
 		if (out->branched)
 			after++;
 		if (cb && ct) {

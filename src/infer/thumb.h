@@ -57,6 +57,7 @@ struct ms__run {
 	bool acc; /* a peripheral access followed (after leaving) */
 	bool acc_write;
 	bool acc_byte; /* the write stores a byte/halfword loaded from memory (a buffer) */
+	bool acked; /* the polled register itself was written on the way (an event cleared) */
 	uint32_t acc_addr;
 	unsigned acc_size;
 	uint32_t acc_pc;

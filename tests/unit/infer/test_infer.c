@@ -1092,6 +1092,94 @@ static void test_tx_interrupt_deterministic(void **state)
 	free(dump[1]);
 }
 
+/*
+ * The Nordic way (nRF52 UART0, IRQ 2): INTENSET.TXDRDY, the first byte
+ * written to TXD by the thread, every next one by the handler after it
+ * clears EVENTS_TXDRDY. TXDRDY is an event after a byte, not a level: the
+ * enable alone must not interrupt, or the handler would send before the
+ * thread set up its buffer (each byte must appear once).
+ */
+static const char *NRF_TXIRQ = ".word 0x20008000\n"
+                               ".word reset + 1\n"
+                               ".rept 14\n.word 0\n.endr\n"
+                               ".word 0, 0, isr + 1\n" /* IRQ 2 */
+                               ".rept 29\n.word 0\n.endr\n"
+                               "reset: ldr r4, =0x40002000\n"
+                               "ldr r1, =0x500\n"
+                               "movs r0, #4\n"
+                               "str r0, [r4, r1]\n" /* ENABLE */
+                               "movs r0, #1\n"
+                               "str r0, [r4, #8]\n" /* TASKS_STARTTX */
+                               "ldr r1, =0x304\n"
+                               "movs r0, #0x80\n"
+                               "str r0, [r4, r1]\n" /* INTENSET TXDRDY */
+                               "ldr r2, =0xE000E100\n"
+                               "movs r0, #4\n"
+                               "str r0, [r2]\n" /* ISER0: IRQ 2 */
+                               "movs r0, #0\n"
+                               "ldr r1, =0x20000000\n"
+                               "2: subs r0, #1\n" /* a while before the text is ready */
+                               "ldr r3, =2000\n"
+                               "cmn r0, r3\n"
+                               "bne 2b\n"
+                               "ldr r6, =0x20000000\n"
+                               "movs r0, #1\n"
+                               "str r0, [r6]\n" /* next index */
+                               "movs r0, #0\n"
+                               "str r0, [r6, #4]\n" /* done */
+                               "adr r5, msg\n"
+                               "str r5, [r6, #8]\n"
+                               "ldrb r0, [r5]\n"
+                               "ldr r1, =0x51c\n"
+                               "str r0, [r4, r1]\n" /* TXD: the first byte */
+                               "1: ldr r0, [r6, #4]\n"
+                               "cmp r0, #0\n"
+                               "beq 1b\n"
+                               "bkpt\n"
+                               "isr: ldr r4, =0x40002000\n"
+                               "ldr r1, =0x11c\n"
+                               "ldr r2, [r4, r1]\n" /* EVENTS_TXDRDY */
+                               "cmp r2, #0\n"
+                               "beq 9f\n"
+                               "movs r2, #0\n"
+                               "str r2, [r4, r1]\n"
+                               "ldr r3, =0x20000000\n"
+                               "ldr r0, [r3]\n"
+                               "ldr r1, [r3, #8]\n"
+                               "ldrb r2, [r1, r0]\n"
+                               "cmp r2, #0\n"
+                               "beq 8f\n"
+                               "ldr r1, =0x51c\n"
+                               "str r2, [r4, r1]\n"
+                               "adds r0, #1\n"
+                               "str r0, [r3]\n"
+                               "bx lr\n"
+                               "8: movs r0, #1\n"
+                               "str r0, [r3, #4]\n"
+                               "9: bx lr\n"
+                               ".align 2\n"
+                               "msg: .asciz \"nordic irq tx\\r\\n\"\n"
+                               ".ltorg\n";
+
+static void test_tx_interrupt_event_after_byte(void **state)
+{
+	struct shell s;
+	size_t len = 0;
+	uint8_t *bin = sh_asm(NRF_TXIRQ, "cortex-m0", &len);
+	assert_non_null(bin);
+	struct ms_err e;
+	struct ms_infer_opts o = {0};
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M0, bin, len, 0, &o, &e), 0);
+	free(bin);
+	uc_err er = sh_boot(&s, 2000000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_string_equal(s.out, "nordic irq tx\r\n");
+	json_t *t = sh_find(&s, "infer.irq", "tx-irq");
+	assert_non_null(t);
+	assert_string_equal(json_string_value(json_object_get(t, "data")), "0x4000251c");
+	sh_free(&s);
+}
+
 /* STM32F1 TIM2 (IRQ 28): PSC, ARR, DIER.UIE, CR1.CEN; the handler counts update events. */
 static const char *TIM2_IRQ = ".word 0x20008000\n"
                               ".word reset + 1\n"
@@ -2330,6 +2418,7 @@ int main(void)
 	    cmocka_unit_test(test_tx_interrupt_only),
 	    cmocka_unit_test(test_tx_interrupt_needs_enable),
 	    cmocka_unit_test(test_tx_interrupt_deterministic),
+	    cmocka_unit_test(test_tx_interrupt_event_after_byte),
 	    cmocka_unit_test(test_timer_irq),
 	    cmocka_unit_test(test_timer_needs_nvic),
 	    cmocka_unit_test(test_timer_rules_period),
