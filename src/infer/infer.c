@@ -769,11 +769,10 @@ static int candidates(struct ms_infer *inf, uint32_t pc, uint32_t cur, uint32_t 
 	/* Multi-bit fields: constants compared against, placed under the masks used. */
 	uint32_t imms[16], shifts[8];
 	int ni = 0, ns = 0;
-	uint32_t a = pc;
-	for (int i = 0; i < 16; i++) {
-		const cs_insn *in = ms__dis_at(inf->dis, a);
-		if (!in)
-			break;
+	struct ms__walk w;
+	const cs_insn *in;
+	ms__walk_from(&w, inf->dis, pc, 16);
+	while ((in = ms__walk_next(&w))) {
 		const cs_arm *ar = &in->detail->arm;
 		for (int k = 0; k < ar->op_count; k++) {
 			if (ar->operands[k].type != ARM_OP_IMM)
@@ -790,7 +789,6 @@ static int candidates(struct ms_infer *inf, uint32_t pc, uint32_t cur, uint32_t 
 					imms[ni++] = v;
 			}
 		}
-		a += in->size;
 	}
 	for (int i = 0; i < ni; i++) {
 		ADD(imms[i]);
@@ -935,35 +933,19 @@ static bool value_used(struct ms_infer *inf, uint32_t pc)
 	if (!ld || ld->detail->arm.op_count < 1 || ld->detail->arm.operands[0].type != ARM_OP_REG)
 		return true;
 	int rt = ld->detail->arm.operands[0].reg;
-	uint32_t a = pc + ld->size;
-	for (int i = 0; i < 8; i++) {
-		const cs_insn *in = ms__dis_at(inf->dis, a);
-		if (!in)
+	struct ms__walk w;
+	ms__walk_after(&w, inf->dis, pc, 8);
+	const cs_insn *in;
+	while ((in = ms__walk_next(&w))) {
+		struct ms__use u;
+		ms__insn_use(in, rt, &u);
+		if (u.read || u.addr)
 			return true;
-		const cs_arm *ia = &in->detail->arm;
-		bool reads = false, writes = false;
-		for (int k = 0; k < ia->op_count; k++) {
-			const cs_arm_op *o = &ia->operands[k];
-			if (o->type == ARM_OP_REG && o->reg == rt) {
-				if (o->access & CS_AC_READ)
-					reads = true;
-				if (o->access & CS_AC_WRITE)
-					writes = true;
-			} else if (o->type == ARM_OP_MEM &&
-			           ((int)o->mem.base == rt || (int)o->mem.index == rt)) {
-				reads = true;
-			}
-		}
-		if (reads)
-			return true;
-		if (writes)
+		if (u.write)
 			return false;
 		/* Leaving the straight line: a returned or passed value counts as used. */
-		if (in->id == ARM_INS_B || in->id == ARM_INS_BL || in->id == ARM_INS_BLX ||
-		    in->id == ARM_INS_BX || in->id == ARM_INS_POP || in->id == ARM_INS_CBZ ||
-		    in->id == ARM_INS_CBNZ)
+		if (ms__insn_leaves(in))
 			return rt >= ARM_REG_R0 && rt <= ARM_REG_R3;
-		a += in->size;
 	}
 	return true;
 }
@@ -983,12 +965,10 @@ static bool read_modify_write(struct ms_infer *inf, uint32_t pc)
 	if (la->op_count < 2 || la->operands[1].type != ARM_OP_MEM)
 		return false;
 	arm_op_mem m = la->operands[1].mem;
-	uint32_t a = pc + ld->size;
-	for (int i = 0; i < 8; i++) {
-		const cs_insn *in = ms__dis_at(inf->dis, a);
-		if (!in || in->id == ARM_INS_B || in->id == ARM_INS_BL || in->id == ARM_INS_BX ||
-		    in->id == ARM_INS_CBZ || in->id == ARM_INS_CBNZ || in->id == ARM_INS_POP)
-			return false;
+	struct ms__walk w;
+	ms__walk_after(&w, inf->dis, pc, 8);
+	const cs_insn *in;
+	while ((in = ms__walk_next(&w)) && !ms__insn_leaves(in)) {
 		const cs_arm *ia = &in->detail->arm;
 		if ((in->id == ARM_INS_STR || in->id == ARM_INS_STRH || in->id == ARM_INS_STRB) &&
 		    ia->op_count >= 2 && ia->operands[1].type == ARM_OP_MEM &&
@@ -999,7 +979,6 @@ static bool read_modify_write(struct ms_infer *inf, uint32_t pc)
 		if (ia->op_count > 0 && ia->operands[0].type == ARM_OP_REG &&
 		    ia->operands[0].reg == (int)m.base && (ia->operands[0].access & CS_AC_WRITE))
 			return false;
-		a += in->size;
 	}
 	return false;
 }
@@ -1016,34 +995,18 @@ static bool arithmetic_use(struct ms_infer *inf, uint32_t pc)
 	if (!ld || ld->detail->arm.op_count < 1 || ld->detail->arm.operands[0].type != ARM_OP_REG)
 		return false;
 	int rt = ld->detail->arm.operands[0].reg;
-	uint32_t a = pc + ld->size;
-	for (int i = 0; i < 8; i++) {
-		const cs_insn *in = ms__dis_at(inf->dis, a);
-		if (!in)
-			return false;
-		const cs_arm *ia = &in->detail->arm;
-		bool uses = false, other_reg = false, writes_rt = false;
-		for (int k = 0; k < ia->op_count; k++) {
-			const cs_arm_op *o = &ia->operands[k];
-			if (o->type != ARM_OP_REG)
-				continue;
-			if (o->reg == rt && (o->access & CS_AC_READ))
-				uses = true;
-			else if (o->reg != rt && (o->access & CS_AC_READ))
-				other_reg = true;
-			if (o->reg == rt && (o->access & CS_AC_WRITE))
-				writes_rt = true;
-		}
-		if (uses && other_reg &&
+	struct ms__walk w;
+	ms__walk_after(&w, inf->dis, pc, 8);
+	const cs_insn *in;
+	while ((in = ms__walk_next(&w))) {
+		struct ms__use u;
+		ms__insn_use(in, rt, &u);
+		if (u.read && u.other_read &&
 		    (in->id == ARM_INS_SUB || in->id == ARM_INS_ADD || in->id == ARM_INS_CMP ||
 		     in->id == ARM_INS_RSB || in->id == ARM_INS_SBC))
 			return true;
-		if (uses || in->id == ARM_INS_B || in->id == ARM_INS_BL || in->id == ARM_INS_BX ||
-		    in->id == ARM_INS_POP || in->id == ARM_INS_CBZ || in->id == ARM_INS_CBNZ)
+		if (u.read || u.write || ms__insn_leaves(in))
 			return false;
-		if (writes_rt)
-			return false;
-		a += in->size;
 	}
 	return false;
 }
@@ -2674,15 +2637,14 @@ static struct poll *ask_llm(struct ms_infer *inf, struct periph *p, struct reg *
 {
 	uint32_t off = r->off;
 	json_t *loop = json_array();
-	uint32_t a = pc;
-	for (int i = 0; i < 12; i++) {
+	struct ms__walk w;
+	const cs_insn *in;
+	ms__walk_from(&w, inf->dis, pc, 12);
+	while ((in = ms__walk_next(&w))) {
 		char t[80];
-		const cs_insn *in = ms__dis_at(inf->dis, a);
-		if (!in)
-			break;
-		snprintf(t, sizeof(t), "%08x: %s %s", a, in->mnemonic, in->op_str);
+		snprintf(t, sizeof(t), "%08x: %s %s", (uint32_t)in->address, in->mnemonic,
+		         in->op_str);
 		json_array_append_new(loop, json_string(t));
-		a += in->size;
 	}
 	json_t *ctx = json_pack("{s:o,s:o,s:o,s:o,s:s,s:o}", "address", hex(addr), "pc", hex(pc),
 	                        "current", hex(cur), "peripheral", hex(p->base), "rules",

@@ -919,10 +919,10 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
  */
 static bool falls_back(struct ms__dis *d, uint32_t a, uint32_t lo, uint32_t hi)
 {
-	for (int i = 0; i < 6; i++) {
-		const cs_insn *in = ms__dis_at(d, a);
-		if (!in)
-			return false;
+	struct ms__walk w;
+	const cs_insn *in;
+	ms__walk_from(&w, d, a, 6);
+	while ((in = ms__walk_next(&w))) {
 		const cs_arm *ar = &in->detail->arm;
 		if (in->id == ARM_INS_B) {
 			if (ar->cc != ARM_CC_AL && ar->cc != ARM_CC_INVALID)
@@ -930,11 +930,8 @@ static bool falls_back(struct ms__dis *d, uint32_t a, uint32_t lo, uint32_t hi)
 			uint32_t t = (uint32_t)ar->operands[0].imm;
 			return t >= lo && t <= hi;
 		}
-		if (in->id == ARM_INS_BL || in->id == ARM_INS_BLX || in->id == ARM_INS_BX ||
-		    in->id == ARM_INS_POP || in->id == ARM_INS_CBZ || in->id == ARM_INS_CBNZ ||
-		    is_store(in->id))
+		if (ms__insn_leaves(in) || is_store(in->id))
 			return false;
-		a += in->size;
 	}
 	return false;
 }
@@ -1330,4 +1327,68 @@ bool ms__run_to_read(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t star
 		}
 	}
 	return false;
+}
+
+void ms__walk_from(struct ms__walk *w, struct ms__dis *d, uint32_t pc, int n)
+{
+	w->d = d;
+	w->a = pc;
+	w->left = n;
+}
+
+bool ms__walk_after(struct ms__walk *w, struct ms__dis *d, uint32_t pc, int n)
+{
+	const cs_insn *in = ms__dis_at(d, pc);
+	ms__walk_from(w, d, in ? pc + in->size : pc, in ? n : 0);
+	return in != NULL;
+}
+
+const cs_insn *ms__walk_next(struct ms__walk *w)
+{
+	if (w->left <= 0)
+		return NULL;
+	const cs_insn *in = ms__dis_at(w->d, w->a);
+	if (!in) {
+		w->left = 0;
+		return NULL;
+	}
+	w->left--;
+	w->a += in->size;
+	return in;
+}
+
+bool ms__insn_leaves(const cs_insn *in)
+{
+	switch (in->id) {
+	case ARM_INS_B:
+	case ARM_INS_BL:
+	case ARM_INS_BLX:
+	case ARM_INS_BX:
+	case ARM_INS_POP:
+	case ARM_INS_CBZ:
+	case ARM_INS_CBNZ:
+		return true;
+	default:
+		return false;
+	}
+}
+
+void ms__insn_use(const cs_insn *in, int reg, struct ms__use *u)
+{
+	const cs_arm *a = &in->detail->arm;
+	memset(u, 0, sizeof(*u));
+	for (int k = 0; k < a->op_count; k++) {
+		const cs_arm_op *o = &a->operands[k];
+		if (o->type == ARM_OP_REG) {
+			if (o->reg == reg && (o->access & CS_AC_READ))
+				u->read = true;
+			else if (o->reg != reg && (o->access & CS_AC_READ))
+				u->other_read = true;
+			if (o->reg == reg && (o->access & CS_AC_WRITE))
+				u->write = true;
+		} else if (o->type == ARM_OP_MEM &&
+		           ((int)o->mem.base == reg || (int)o->mem.index == reg)) {
+			u->addr = true;
+		}
+	}
 }

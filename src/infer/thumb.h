@@ -184,6 +184,35 @@ bool ms__run_to_read(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t entr
                      unsigned max_insns, bool (*want)(void *ud, uint32_t addr), void *ud,
                      uint32_t *pc, uint32_t *addr, struct ms__cpu *at);
 
+/*
+ * A straight-line walk over at most n instructions, from pc on
+ * (ms__walk_from) or after the one at pc (ms__walk_after, false when pc
+ * does not decode): the loop the inference scanners share ("the next few
+ * instructions after this load"). ms__walk_next returns NULL at the end
+ * or where decoding fails; it does not follow branches.
+ */
+struct ms__walk {
+	struct ms__dis *d;
+	uint32_t a;
+	int left;
+};
+void ms__walk_from(struct ms__walk *w, struct ms__dis *d, uint32_t pc, int n);
+bool ms__walk_after(struct ms__walk *w, struct ms__dis *d, uint32_t pc, int n);
+const cs_insn *ms__walk_next(struct ms__walk *w);
+
+/* Whether in leaves the straight line: branch, call, return, compare-and-branch. */
+bool ms__insn_leaves(const cs_insn *in);
+
+/*
+ * How in uses the Capstone register reg: read or written as a register
+ * operand, used in an address (base or index), and whether it reads any
+ * other register operand.
+ */
+struct ms__use {
+	bool read, write, addr, other_read;
+};
+void ms__insn_use(const cs_insn *in, int reg, struct ms__use *u);
+
 /* Unicorn register id for interpreter index 0..15. */
 int ms__uc_reg(int i);
 
