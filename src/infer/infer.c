@@ -111,6 +111,10 @@ struct reg {
 	uint8_t confidence;
 	bool rx, tx; /* data register fed from input / sent to console */
 	bool tx_cand; /* transmit candidate, bytes held in txbuf */
+	bool dma_tx; /* a DMA pointer whose transfers reach the console (EasyDMA TXD.PTR) */
+	uint8_t ndma;
+	uint8_t dmabuf[8]; /* text moved through this pointer, not yet known to be a console */
+	uint64_t wseq; /* when it was last written (inf->wseq) */
 	bool tx_reject;
 	bool user_category;
 	char category[16]; /* when set by hand or from the SVD */
@@ -254,6 +258,7 @@ struct ms_infer {
 
 	uint64_t consumed;
 	size_t last_avail;
+	uint64_t wseq; /* counts register writes (reg.wseq) */
 
 	struct mrec ring[RING];
 	uint64_t seq;
@@ -808,10 +813,16 @@ static int candidates(struct ms_infer *inf, uint32_t pc, uint32_t cur, uint32_t 
 	return n;
 }
 
+static bool is_ram_addr(uint32_t v)
+{
+	return v >= 0x20000000u && v < 0x40000000u;
+}
+
 static void mark_tx_candidate(struct ms_infer *inf, struct periph *p, struct reg *d, bool have_byte,
                               uint32_t byte, uint32_t pc)
 {
-	if (d->tx || d->tx_reject || d->tx_cand)
+	/* A register holding a memory address is a DMA pointer, not data. */
+	if (d->tx || d->tx_reject || d->tx_cand || is_ram_addr(d->value))
 		return;
 	d->tx_cand = true;
 	d->ntx = 0;
@@ -1516,10 +1527,90 @@ static void ack_events(struct ms_infer *inf, struct periph *p, struct reg *r, ui
 	r->value &= ~clr;
 }
 
+/* Bytes of a transfer to the console, or to the text check of a DMA pointer not yet known. */
+static void dma_bytes(struct ms_infer *inf, struct periph *p, struct reg *ptr, const uint8_t *b,
+                      uint32_t n, uint32_t pc)
+{
+	if (ptr->dma_tx) {
+		if (inf->host.console_out)
+			inf->host.console_out(inf->host.ud, b, n);
+		return;
+	}
+	/* One console: text a bus moves by DMA once another device prints is not output. */
+	if (inf->any_console)
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		bool text =
+		    (b[i] >= 0x20 && b[i] < 0x7f) || b[i] == '\n' || b[i] == '\r' || b[i] == '\t';
+		if (!text) {
+			ptr->ndma = 0;
+			continue;
+		}
+		if (ptr->ndma < sizeof(ptr->dmabuf))
+			ptr->dmabuf[ptr->ndma++] = b[i];
+		if (ptr->ndma < 4)
+			continue;
+		ptr->dma_tx = true;
+		ptr->confidence = 85;
+		snprintf(ptr->reason, sizeof(ptr->reason),
+		         "dma transmit: text from the memory it points at, sent by a start write");
+		p->uart = true;
+		p->timer = false;
+		inf->any_console = true;
+		inf->n_tx++;
+		emit(inf, "infer.register",
+		     json_pack("{s:o,s:o,s:s,s:s,s:i,s:s}", "addr", hex(p->base + ptr->off), "pc",
+		               hex(pc), "model", "dma-tx", "category", "control", "confidence", 85,
+		               "reason", ptr->reason));
+		if (inf->host.console_out)
+			inf->host.console_out(inf->host.ud, ptr->dmabuf, ptr->ndma);
+		ptr->ndma = 0;
+		if (i + 1 < n && inf->host.console_out)
+			inf->host.console_out(inf->host.ud, b + i + 1, n - i - 1);
+		return;
+	}
+}
+
+/*
+ * A write of 1 (a start task) to a device that was given a memory address
+ * and, in the next register, a count (Nordic EasyDMA TXD.PTR/TXD.MAXCNT,
+ * Atmel PDC TPR/TCR): the transfer set up last moves those bytes. Bytes
+ * that read as text four in a row make that pointer the console's
+ * transmitter (Zephyr's UARTE poll_out sends one byte per transfer); a
+ * receive buffer (zeroed, or not text) never does. Receiving through DMA
+ * is not modelled.
+ */
+static void dma_start(struct ms_infer *inf, struct periph *p, const struct reg *task, uint32_t pc)
+{
+	struct reg *ptr = NULL;
+	for (int i = 0; i < p->nregs; i++) {
+		struct reg *r = &p->regs[i];
+		if (r == task || !is_ram_addr(r->value) || !outright(r))
+			continue;
+		const struct reg *cnt = reg_find(p, r->off + 4);
+		if (!cnt || cnt == task || !cnt->writes || cnt->value == 0 || cnt->value > 4096)
+			continue;
+		if (!ptr || r->wseq > ptr->wseq)
+			ptr = r;
+	}
+	if (!ptr)
+		return;
+	uint32_t n = reg_find(p, ptr->off + 4)->value;
+	uint8_t buf[256];
+	for (uint32_t done = 0; done < n;) {
+		uint32_t k = n - done < sizeof(buf) ? n - done : (uint32_t)sizeof(buf);
+		if (uc_mem_read(inf->uc, ptr->value + done, buf, k) != UC_ERR_OK)
+			return;
+		dma_bytes(inf, p, ptr, buf, k, pc);
+		done += k;
+	}
+}
+
 static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uint32_t v,
                       uint32_t wmask, uint32_t pc)
 {
 	r->writes++;
+	r->wseq = ++inf->wseq;
 	r->written_or |= v & wmask;
 	if ((v & wmask) && popcount32(v & wmask) < 24)
 		r->sparse_or |= v & wmask;
@@ -1590,6 +1681,8 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 		break;
 	}
 	stamp(inf, r, old, v & wmask);
+	if ((v & wmask) == 1 && inf->uc)
+		dma_start(inf, p, r, pc);
 	uint32_t set = (v & wmask) & ~old, cleared = old & ~r->value;
 	/*
 	 * A timer's count or prescaler changed while it is being set up: its
@@ -2956,7 +3049,8 @@ static const char *reg_category(const struct reg *r)
 {
 	if (r->category[0])
 		return r->category;
-	if (r->rx || r->tx || r->tx_cand)
+	/* A transmit candidate only ever given 0 and 1 is a task or an acknowledge. */
+	if (r->rx || r->tx || (r->tx_cand && r->written_or > 1))
 		return "data";
 	bool polled = r->rx_mask != 0;
 	uint32_t tested = r->rx_mask; /* bits the code branches on */
@@ -3003,6 +3097,8 @@ static json_t *reg_json(const struct periph *p, const struct reg *r, bool full)
 		json_object_set_new(o, "rx", json_true());
 	if (r->tx)
 		json_object_set_new(o, "tx", json_true());
+	if (r->dma_tx)
+		json_object_set_new(o, "dma_tx", json_true());
 	if (full || r->npolls) {
 		json_t *pa = json_array();
 		for (int i = 0; i < r->npolls; i++)
@@ -3302,6 +3398,7 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 				r->rx_data = (int32_t)(t & (PAGE - 1));
 			r->rx = json_is_true(json_object_get(rj, "rx"));
 			r->tx = json_is_true(json_object_get(rj, "tx"));
+			r->dma_tx = json_is_true(json_object_get(rj, "dma_tx"));
 			if (r->tx)
 				r->model = RM_TX;
 			if (r->rx)

@@ -266,6 +266,9 @@ int ms_infer_state_load(struct ms_infer *inf, json_t *state, struct ms_err *e);
  *          "model": "memory"|"status"|"rx"|"tx"|"w1c"|"set"|"clear"|"bsrr"|"counter"|"const",
  *          "reset": "0x0", "value": "0x0", "confidence": 90, "source": "rules",
  *          "rx": true, "tx": true,   data register fed by / sent to the console
+ *          "dma_tx": true,           a DMA pointer whose transfers (started by
+ *                                    a write of 1, count in the next register)
+ *                                    go to the console
  *          "rx_mask", "rx_ready", "rx_notready", "rx_data":
  *                                    bits that follow the input, their value
  *                                    with and without input, and the offset

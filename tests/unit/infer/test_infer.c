@@ -403,6 +403,85 @@ static void test_uart_write_if_ready(void **state)
 }
 
 /*
+ * Transmit by DMA (nRF52 UARTE0 at 0x40002000, EasyDMA): Zephyr's
+ * poll_out sends one byte per transfer: the byte in RAM, TXD.PTR (+0x544),
+ * TXD.MAXCNT (+0x548) = 1, EVENTS_ENDTX (+0x120) = 0, TASKS_STARTTX = 1,
+ * wait for ENDTX. Then a whole line in one transfer. A receive buffer
+ * (RXD.PTR +0x534, zeroed) started with STARTRX prints nothing.
+ */
+static const char *UARTE_DMA = "ldr r4, =0x40002000\n"
+                               "ldr r1, =0x500\n"
+                               "movs r0, #8\n"
+                               "str r0, [r4, r1]\n" /* ENABLE: UARTE */
+                               "ldr r1, =0x534\n"
+                               "ldr r0, =0x20000100\n"
+                               "str r0, [r4, r1]\n" /* RXD.PTR: a zeroed buffer */
+                               "ldr r1, =0x538\n"
+                               "movs r0, #8\n"
+                               "str r0, [r4, r1]\n" /* RXD.MAXCNT */
+                               "movs r0, #1\n"
+                               "str r0, [r4]\n" /* TASKS_STARTRX */
+                               "adr r5, msg\n"
+                               "1: ldrb r0, [r5]\n"
+                               "adds r5, #1\n"
+                               "cmp r0, #0\n"
+                               "beq 3f\n"
+                               "ldr r6, =0x20000000\n"
+                               "strb r0, [r6]\n"
+                               "ldr r1, =0x544\n"
+                               "str r6, [r4, r1]\n" /* TXD.PTR */
+                               "ldr r1, =0x548\n"
+                               "movs r0, #1\n"
+                               "str r0, [r4, r1]\n" /* TXD.MAXCNT */
+                               "movs r0, #0\n"
+                               "ldr r1, =0x120\n"
+                               "str r0, [r4, r1]\n" /* EVENTS_ENDTX = 0 */
+                               "movs r0, #1\n"
+                               "str r0, [r4, #8]\n" /* TASKS_STARTTX */
+                               "2: ldr r0, [r4, r1]\n"
+                               "cmp r0, #0\n"
+                               "beq 2b\n"
+                               "b 1b\n"
+                               "3: adr r5, line\n"
+                               "ldr r6, =0x20000010\n"
+                               "ldr r0, [r5]\n"
+                               "str r0, [r6]\n"
+                               "ldr r0, [r5, #4]\n"
+                               "str r0, [r6, #4]\n" /* the line, in RAM for EasyDMA */
+                               "ldr r1, =0x544\n"
+                               "str r6, [r4, r1]\n"
+                               "ldr r1, =0x548\n"
+                               "movs r0, #6\n"
+                               "str r0, [r4, r1]\n"
+                               "movs r0, #1\n"
+                               "str r0, [r4, #8]\n"
+                               "bkpt\n"
+                               ".align 2\n"
+                               "msg: .asciz \"uarte dma\\r\\n\"\n"
+                               ".align 2\n"
+                               "line: .ascii \"line\\r\\n\"\n"
+                               ".ltorg\n";
+
+static void test_uart_dma_transmit(void **state)
+{
+	struct shell s;
+	size_t len = 0;
+	uint8_t *bin = sh_asm(UARTE_DMA, "cortex-m0", &len);
+	assert_non_null(bin);
+	struct ms_err e;
+	struct ms_infer_opts o = {0};
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M0, bin, len, 0, &o, &e), 0);
+	free(bin);
+	uc_err er = sh_run(&s, 0, 0x20008000, 200000);
+	assert_int_equal(er, UC_ERR_EXCEPTION);
+	assert_string_equal(s.out, "uarte dma\r\nline\r\n");
+	json_t *d = sh_find(&s, "infer.register", "dma-tx");
+	assert_non_null(d);
+	assert_string_equal(json_string_value(json_object_get(d, "addr")), "0x40002544");
+	sh_free(&s);
+}
+
+/*
  * A NuttX/HAL-style receive interrupt: the handler reads SR, then CR1,
  * tests RXNE and RXNEIE together and calls a helper that reads DR. No
  * polling loop anywhere on the receive side (USART1, IRQ 37).
@@ -2402,6 +2481,7 @@ int main(void)
 	    cmocka_unit_test(test_uart_waits_without_input),
 	    cmocka_unit_test(test_uart_byte_registers),
 	    cmocka_unit_test(test_uart_write_if_ready),
+	    cmocka_unit_test(test_uart_dma_transmit),
 	    cmocka_unit_test(test_rx_interrupt_helper),
 	    cmocka_unit_test(test_nonblocking_getc_it_block),
 	    cmocka_unit_test(test_per_byte_helper),
