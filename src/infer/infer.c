@@ -751,68 +751,6 @@ static unsigned popcount32(uint32_t x)
 	return (unsigned)__builtin_popcount(x);
 }
 
-/* Candidate values for a polled register: flips of each bit and the loop's constants. */
-static int candidates(struct ms_infer *inf, uint32_t pc, uint32_t cur, uint32_t *c, int cap)
-{
-	int n = 0;
-#define ADD(v)                                                                                     \
-	do {                                                                                       \
-		uint32_t v_ = (v);                                                                 \
-		bool dup_ = false;                                                                 \
-		for (int k_ = 0; k_ < n; k_++)                                                     \
-			if (c[k_] == v_)                                                           \
-				dup_ = true;                                                       \
-		if (!dup_ && n < cap)                                                              \
-			c[n++] = v_;                                                               \
-	} while (0)
-	ADD(cur);
-	for (int b = 0; b < 32; b++)
-		ADD(cur ^ (1u << b));
-	ADD(0);
-	ADD(0xffffffffu);
-	ADD(1);
-	/* Multi-bit fields: constants compared against, placed under the masks used. */
-	uint32_t imms[16], shifts[8];
-	int ni = 0, ns = 0;
-	struct ms__walk w;
-	const cs_insn *in;
-	ms__walk_from(&w, inf->dis, pc, 16);
-	while ((in = ms__walk_next(&w))) {
-		const cs_arm *ar = &in->detail->arm;
-		for (int k = 0; k < ar->op_count; k++) {
-			if (ar->operands[k].type != ARM_OP_IMM)
-				continue;
-			uint32_t v = (uint32_t)ar->operands[k].imm;
-			if (in->id == ARM_INS_LSL || in->id == ARM_INS_LSR ||
-			    in->id == ARM_INS_UBFX) {
-				if (ns < 8)
-					shifts[ns++] = v & 31;
-			} else if (in->id == ARM_INS_CMP || in->id == ARM_INS_TST ||
-			           in->id == ARM_INS_AND || in->id == ARM_INS_CMN ||
-			           in->id == ARM_INS_TEQ || in->id == ARM_INS_EOR) {
-				if (ni < 16)
-					imms[ni++] = v;
-			}
-		}
-	}
-	for (int i = 0; i < ni; i++) {
-		ADD(imms[i]);
-		ADD(cur | imms[i]);
-		ADD(cur & ~imms[i]);
-		for (int j = 0; j < ni; j++)
-			ADD((cur & ~imms[j]) | (imms[i] & imms[j]));
-		for (int s = 0; s < ns; s++) {
-			ADD(imms[i] << shifts[s]);
-			ADD(cur | (imms[i] << shifts[s]));
-			for (int j = 0; j < ni; j++)
-				ADD((cur & ~(imms[j] << shifts[s])) |
-				    ((imms[i] & imms[j]) << shifts[s]));
-		}
-	}
-#undef ADD
-	return n;
-}
-
 static bool is_ram_addr(uint32_t v)
 {
 	return v >= 0x20000000u && v < 0x40000000u;
@@ -934,95 +872,6 @@ static int ready_side_sends(struct ms_infer *inf, struct periph *p, const struct
 }
 
 /*
- * Whether the value loaded at pc is used: a later instruction reads its
- * destination register before anything overwrites it. A discarded read
- * (`(void)I2C->SR2`, done for its side effect) is not received data.
- */
-static bool value_used(struct ms_infer *inf, uint32_t pc)
-{
-	const cs_insn *ld = ms__dis_at(inf->dis, pc);
-	if (!ld || ld->detail->arm.op_count < 1 || ld->detail->arm.operands[0].type != ARM_OP_REG)
-		return true;
-	int rt = ld->detail->arm.operands[0].reg;
-	struct ms__walk w;
-	ms__walk_after(&w, inf->dis, pc, 8);
-	const cs_insn *in;
-	while ((in = ms__walk_next(&w))) {
-		struct ms__use u;
-		ms__insn_use(in, rt, &u);
-		if (u.read || u.addr)
-			return true;
-		if (u.write)
-			return false;
-		/* Leaving the straight line: a returned or passed value counts as used. */
-		if (ms__insn_leaves(in))
-			return rt >= ARM_REG_R0 && rt <= ARM_REG_R3;
-	}
-	return true;
-}
-
-/*
- * Whether the load at pc is the first half of a read-modify-write: a store
- * through the same base register and offset follows within a few
- * instructions, before any branch. Configuration registers are read that
- * way after a ready poll (PLLRDY, then CFGR |= SW); data registers are not.
- */
-static bool read_modify_write(struct ms_infer *inf, uint32_t pc)
-{
-	const cs_insn *ld = ms__dis_at(inf->dis, pc);
-	if (!ld)
-		return false;
-	const cs_arm *la = &ld->detail->arm;
-	if (la->op_count < 2 || la->operands[1].type != ARM_OP_MEM)
-		return false;
-	arm_op_mem m = la->operands[1].mem;
-	struct ms__walk w;
-	ms__walk_after(&w, inf->dis, pc, 8);
-	const cs_insn *in;
-	while ((in = ms__walk_next(&w)) && !ms__insn_leaves(in)) {
-		const cs_arm *ia = &in->detail->arm;
-		if ((in->id == ARM_INS_STR || in->id == ARM_INS_STRH || in->id == ARM_INS_STRB) &&
-		    ia->op_count >= 2 && ia->operands[1].type == ARM_OP_MEM &&
-		    ia->operands[1].mem.base == m.base && ia->operands[1].mem.index == m.index &&
-		    ia->operands[1].mem.disp == m.disp)
-			return true;
-		/* The base register changed: the store (if any) is somewhere else. */
-		if (ia->op_count > 0 && ia->operands[0].type == ARM_OP_REG &&
-		    ia->operands[0].reg == (int)m.base && (ia->operands[0].access & CS_AC_WRITE))
-			return false;
-	}
-	return false;
-}
-
-/*
- * Whether the value loaded at pc is used as a number rather than as flags:
- * subtracted, added or compared with another register (elapsed-time
- * arithmetic), within the next few instructions. Flags are tested against
- * immediates (tst, ands, lsls, ubfx).
- */
-static bool arithmetic_use(struct ms_infer *inf, uint32_t pc)
-{
-	const cs_insn *ld = ms__dis_at(inf->dis, pc);
-	if (!ld || ld->detail->arm.op_count < 1 || ld->detail->arm.operands[0].type != ARM_OP_REG)
-		return false;
-	int rt = ld->detail->arm.operands[0].reg;
-	struct ms__walk w;
-	ms__walk_after(&w, inf->dis, pc, 8);
-	const cs_insn *in;
-	while ((in = ms__walk_next(&w))) {
-		struct ms__use u;
-		ms__insn_use(in, rt, &u);
-		if (u.read && u.other_read &&
-		    (in->id == ARM_INS_SUB || in->id == ARM_INS_ADD || in->id == ARM_INS_CMP ||
-		     in->id == ARM_INS_RSB || in->id == ARM_INS_SBC))
-			return true;
-		if (u.read || u.write || ms__insn_leaves(in))
-			return false;
-	}
-	return false;
-}
-
-/*
  * A free-running counter: a register of a timer (by SVD name CNT/COUNTER,
  * or in a device found to be a timer) that the firmware never wrote but
  * reads and uses as a number. It then counts with virtual time, so that
@@ -1036,7 +885,7 @@ static bool maybe_counter(struct ms_infer *inf, struct periph *p, struct reg *r,
 	const char *nm = dot ? dot + 1 : r->name;
 	bool named =
 	    !strcasecmp(nm, "CNT") || !strcasecmp(nm, "COUNTER") || !strcasecmp(nm, "CVAL");
-	if (!named && !(p->timer && arithmetic_use(inf, pc)))
+	if (!named && !(p->timer && ms__arithmetic_use(inf->dis, pc)))
 		return false;
 	r->model = RM_COUNTER;
 	r->confidence = named ? 85 : 55;
@@ -1070,7 +919,7 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
                           const struct ms__cpu *cpu, uint32_t addr, uint32_t cur)
 {
 	uint32_t c[256];
-	int n = candidates(inf, pc, cur, c, 256);
+	int n = ms__poll_candidates(inf->dis, pc, cur, c, 256);
 	struct ms__run runs[256];
 	int stay = -1, leave = -1, nstay = 0, nleave = 0;
 	for (int i = 0; i < n; i++) {
@@ -1137,8 +986,8 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 		const struct ms__run *lr = &runs[leave];
 		const char *what = "ready";
 		if (lr->acc && same_dev(p, lr->acc_addr, addr) && lr->acc_addr != addr &&
-		    !lr->acc_write && !r->rx_mask && !read_modify_write(inf, lr->acc_pc) &&
-		    value_used(inf, lr->acc_pc)) {
+		    !lr->acc_write && !r->rx_mask && !ms__read_modify_write(inf->dis, lr->acc_pc) &&
+		    ms__value_used(inf->dis, lr->acc_pc)) {
 			q->kind = PK_RX;
 			link_rx(inf, p, r, mask, lv, sv, lr->acc_addr, pc);
 			r = reg_find(p, off);
@@ -1242,8 +1091,8 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 				    !runs[i].branched || !runs[i].acc || runs[i].acc_write ||
 				    runs[i].acc_addr == addr ||
 				    !same_dev(p, runs[i].acc_addr, addr) ||
-				    read_modify_write(inf, runs[i].acc_pc) ||
-				    !value_used(inf, runs[i].acc_pc))
+				    ms__read_modify_write(inf->dis, runs[i].acc_pc) ||
+				    !ms__value_used(inf->dis, runs[i].acc_pc))
 					continue;
 				q->xmask = c[i] ^ cur;
 				q->xready = c[i] & q->xmask;
@@ -1287,7 +1136,8 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 		    runs[i].acc_write || runs[i].acc_addr == addr ||
 		    !same_dev(p, runs[i].acc_addr, addr) ||
 		    (runs[0].acc && runs[0].acc_addr == runs[i].acc_addr) ||
-		    read_modify_write(inf, runs[i].acc_pc) || !value_used(inf, runs[i].acc_pc))
+		    ms__read_modify_write(inf->dis, runs[i].acc_pc) ||
+		    !ms__value_used(inf->dis, runs[i].acc_pc))
 			continue;
 		q->kind = PK_BRANCH;
 		q->mask = c[i] ^ cur;
@@ -1309,8 +1159,8 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 			q->ready = c[i] & q->mask;
 			if (runs[i].acc && !runs[i].acc_write && runs[i].acc_addr != addr &&
 			    same_dev(p, runs[i].acc_addr, addr) &&
-			    !read_modify_write(inf, runs[i].acc_pc) &&
-			    value_used(inf, runs[i].acc_pc))
+			    !ms__read_modify_write(inf->dis, runs[i].acc_pc) &&
+			    ms__value_used(inf->dis, runs[i].acc_pc))
 				q->data = (int32_t)(runs[i].acc_addr - p->base);
 			break;
 		}
@@ -2572,7 +2422,7 @@ static void tx_probe(struct ms_infer *inf, struct periph *p, int irq)
 		struct reg *r = reg_find(p, addr & (PAGE - 1));
 		uint32_t cur = r ? r->value : 0;
 		uint32_t c[256];
-		int n = candidates(inf, pc, cur, c, 256);
+		int n = ms__poll_candidates(inf->dis, pc, cur, c, 256);
 		w = ready_side_sends(inf, p, &at, pc, addr, cur, c, n, &target, &acked);
 	}
 	if (w < 0) {

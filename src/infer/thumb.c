@@ -1,7 +1,9 @@
 /*
  * thumb: Capstone decoding with a cache, locating the instruction behind a
- * data access, a small taint-tracking interpreter for poll-loop analysis,
- * and delay-loop recognition. See thumb.h.
+ * data access, a small taint-tracking interpreter for poll-loop analysis
+ * and handler dry runs, delay-loop recognition, and the straight-line
+ * scanners over the code after a load (value used, read-modify-write,
+ * arithmetic use, the poll solver's candidate values). See thumb.h.
  *
  * Threads: an ms__dis is used only by the engine's owner thread; there is
  * no locking here.
@@ -1391,4 +1393,137 @@ void ms__insn_use(const cs_insn *in, int reg, struct ms__use *u)
 			u->addr = true;
 		}
 	}
+}
+
+int ms__poll_candidates(struct ms__dis *d, uint32_t pc, uint32_t cur, uint32_t *c, int cap)
+{
+	int n = 0;
+#define ADD(v)                                                                                     \
+	do {                                                                                       \
+		uint32_t v_ = (v);                                                                 \
+		bool dup_ = false;                                                                 \
+		for (int k_ = 0; k_ < n; k_++)                                                     \
+			if (c[k_] == v_)                                                           \
+				dup_ = true;                                                       \
+		if (!dup_ && n < cap)                                                              \
+			c[n++] = v_;                                                               \
+	} while (0)
+	ADD(cur);
+	for (int b = 0; b < 32; b++)
+		ADD(cur ^ (1u << b));
+	ADD(0);
+	ADD(0xffffffffu);
+	ADD(1);
+	/* Multi-bit fields: constants compared against, placed under the masks used. */
+	uint32_t imms[16], shifts[8];
+	int ni = 0, ns = 0;
+	struct ms__walk w;
+	const cs_insn *in;
+	ms__walk_from(&w, d, pc, 16);
+	while ((in = ms__walk_next(&w))) {
+		const cs_arm *ar = &in->detail->arm;
+		for (int k = 0; k < ar->op_count; k++) {
+			if (ar->operands[k].type != ARM_OP_IMM)
+				continue;
+			uint32_t v = (uint32_t)ar->operands[k].imm;
+			if (in->id == ARM_INS_LSL || in->id == ARM_INS_LSR ||
+			    in->id == ARM_INS_UBFX) {
+				if (ns < 8)
+					shifts[ns++] = v & 31;
+			} else if (in->id == ARM_INS_CMP || in->id == ARM_INS_TST ||
+			           in->id == ARM_INS_AND || in->id == ARM_INS_CMN ||
+			           in->id == ARM_INS_TEQ || in->id == ARM_INS_EOR) {
+				if (ni < 16)
+					imms[ni++] = v;
+			}
+		}
+	}
+	for (int i = 0; i < ni; i++) {
+		ADD(imms[i]);
+		ADD(cur | imms[i]);
+		ADD(cur & ~imms[i]);
+		for (int j = 0; j < ni; j++)
+			ADD((cur & ~imms[j]) | (imms[i] & imms[j]));
+		for (int s = 0; s < ns; s++) {
+			ADD(imms[i] << shifts[s]);
+			ADD(cur | (imms[i] << shifts[s]));
+			for (int j = 0; j < ni; j++)
+				ADD((cur & ~(imms[j] << shifts[s])) |
+				    ((imms[i] & imms[j]) << shifts[s]));
+		}
+	}
+#undef ADD
+	return n;
+}
+
+bool ms__value_used(struct ms__dis *d, uint32_t pc)
+{
+	const cs_insn *ld = ms__dis_at(d, pc);
+	if (!ld || ld->detail->arm.op_count < 1 || ld->detail->arm.operands[0].type != ARM_OP_REG)
+		return true;
+	int rt = ld->detail->arm.operands[0].reg;
+	struct ms__walk w;
+	ms__walk_after(&w, d, pc, 8);
+	const cs_insn *in;
+	while ((in = ms__walk_next(&w))) {
+		struct ms__use u;
+		ms__insn_use(in, rt, &u);
+		if (u.read || u.addr)
+			return true;
+		if (u.write)
+			return false;
+		/* Leaving the straight line: a returned or passed value counts as used. */
+		if (ms__insn_leaves(in))
+			return rt >= ARM_REG_R0 && rt <= ARM_REG_R3;
+	}
+	return true;
+}
+
+bool ms__read_modify_write(struct ms__dis *d, uint32_t pc)
+{
+	const cs_insn *ld = ms__dis_at(d, pc);
+	if (!ld)
+		return false;
+	const cs_arm *la = &ld->detail->arm;
+	if (la->op_count < 2 || la->operands[1].type != ARM_OP_MEM)
+		return false;
+	arm_op_mem m = la->operands[1].mem;
+	struct ms__walk w;
+	ms__walk_after(&w, d, pc, 8);
+	const cs_insn *in;
+	while ((in = ms__walk_next(&w)) && !ms__insn_leaves(in)) {
+		const cs_arm *ia = &in->detail->arm;
+		if ((in->id == ARM_INS_STR || in->id == ARM_INS_STRH || in->id == ARM_INS_STRB) &&
+		    ia->op_count >= 2 && ia->operands[1].type == ARM_OP_MEM &&
+		    ia->operands[1].mem.base == m.base && ia->operands[1].mem.index == m.index &&
+		    ia->operands[1].mem.disp == m.disp)
+			return true;
+		/* The base register changed: the store (if any) is somewhere else. */
+		if (ia->op_count > 0 && ia->operands[0].type == ARM_OP_REG &&
+		    ia->operands[0].reg == (int)m.base && (ia->operands[0].access & CS_AC_WRITE))
+			return false;
+	}
+	return false;
+}
+
+bool ms__arithmetic_use(struct ms__dis *d, uint32_t pc)
+{
+	const cs_insn *ld = ms__dis_at(d, pc);
+	if (!ld || ld->detail->arm.op_count < 1 || ld->detail->arm.operands[0].type != ARM_OP_REG)
+		return false;
+	int rt = ld->detail->arm.operands[0].reg;
+	struct ms__walk w;
+	ms__walk_after(&w, d, pc, 8);
+	const cs_insn *in;
+	while ((in = ms__walk_next(&w))) {
+		struct ms__use u;
+		ms__insn_use(in, rt, &u);
+		if (u.read && u.other_read &&
+		    (in->id == ARM_INS_SUB || in->id == ARM_INS_ADD || in->id == ARM_INS_CMP ||
+		     in->id == ARM_INS_RSB || in->id == ARM_INS_SBC))
+			return true;
+		if (u.read || u.write || ms__insn_leaves(in))
+			return false;
+	}
+	return false;
 }

@@ -213,6 +213,37 @@ struct ms__use {
 };
 void ms__insn_use(const cs_insn *in, int reg, struct ms__use *u);
 
+/*
+ * Candidate values for a register polled at pc whose model holds cur: cur,
+ * each single-bit flip, 0, ~0, 1, and the constants the loop compares or
+ * masks with, placed under the masks and shifts used (multi-bit fields
+ * such as "SWS must equal SW"). Stores at most cap in c, returns the count.
+ */
+int ms__poll_candidates(struct ms__dis *d, uint32_t pc, uint32_t cur, uint32_t *c, int cap);
+
+/*
+ * Whether the value loaded at pc is used: a later instruction reads its
+ * destination register before anything overwrites it. A discarded read
+ * (`(void)I2C->SR2`, done for its side effect) is not received data.
+ */
+bool ms__value_used(struct ms__dis *d, uint32_t pc);
+
+/*
+ * Whether the load at pc is the first half of a read-modify-write: a store
+ * through the same base register and offset follows within a few
+ * instructions, before any branch. Configuration registers are read that
+ * way after a ready poll (PLLRDY, then CFGR |= SW); data registers are not.
+ */
+bool ms__read_modify_write(struct ms__dis *d, uint32_t pc);
+
+/*
+ * Whether the value loaded at pc is used as a number rather than as flags:
+ * subtracted, added or compared with another register (elapsed-time
+ * arithmetic), within the next few instructions. Flags are tested against
+ * immediates (tst, ands, lsls, ubfx).
+ */
+bool ms__arithmetic_use(struct ms__dis *d, uint32_t pc);
+
 /* Unicorn register id for interpreter index 0..15. */
 int ms__uc_reg(int i);
 
