@@ -122,6 +122,7 @@ struct reg {
 	uint8_t txbuf[8];
 	uint32_t alias; /* RM_SET/CLR/BSRR: offset of the register acted on */
 	uint32_t w1c_mask;
+	uint32_t idle_mask; /* bits set while the transmitter is idle (TC): ours always is */
 	uint32_t rx_mask, rx_ready, rx_notready;
 	int32_t rx_data; /* offset of the data register the rx bits announce */
 	uint64_t reads, writes;
@@ -169,6 +170,14 @@ struct periph {
 	int32_t tx_ie_off;
 	uint32_t tx_ie_bits;
 	int32_t tx_data_off; /* the register the handler sends through (-1: not known) */
+	/*
+	 * The transmission-complete interrupt's enable (STM32 TCIE, set when
+	 * the last byte was handed over): register and bits, -1 unknown. Its
+	 * event is immediate, the transmitter being idle once a byte is written.
+	 */
+	int32_t tx_done_off;
+	uint32_t tx_done_bits;
+	bool tx_done_event;
 	bool tx_probe; /* new bits were set: see at the next tick whether the handler would send */
 	int32_t tx_probe_off;
 	uint32_t tx_probe_bits;
@@ -440,6 +449,7 @@ static struct periph *periph_new(struct ms_infer *inf, uint32_t page, uint8_t so
 	p->timer_irq = -1;
 	p->tx_ie_off = -1;
 	p->tx_data_off = -1;
+	p->tx_done_off = -1;
 	snprintf(p->name, sizeof(p->name), "dev_%08x", page);
 	inf->p[inf->np++] = p;
 	return p;
@@ -912,6 +922,45 @@ static bool maybe_counter(struct ms_infer *inf, struct periph *p, struct reg *r,
 }
 
 /*
+ * Whether a run leaves the test and then reads another register of the
+ * peripheral at addr and uses the value (not a read-modify-write, not a
+ * read for its side effect): the side that takes received data.
+ */
+static bool reads_data(struct ms_infer *inf, const struct periph *p, const struct ms__run *run,
+                       uint32_t addr)
+{
+	return run->end == MS__LEAVE && run->branched && run->acc && !run->acc_write &&
+	    run->acc_addr != addr && same_dev(p, run->acc_addr, addr) &&
+	    !ms__read_modify_write(inf->dis, run->acc_pc) && ms__value_used(inf->dis, run->acc_pc);
+}
+
+/*
+ * For a status test answered "transmitter ready" (q, PK_TX) that had no
+ * receive side when it was solved (the handler's receive path was idle
+ * then: `if (rx_state != BUSY_RX) return;`), look again now that input is
+ * being delivered: the bits outside the ready mask whose side reads a
+ * data register.
+ */
+static void refresh_read_side(struct ms_infer *inf, struct periph *p, struct poll *q,
+                              const struct ms__cpu *cpu, uint32_t addr, uint32_t cur)
+{
+	uint32_t c[256];
+	int n = ms__poll_candidates(inf->dis, q->pc, cur, c, 256);
+	for (int i = 1; i < n; i++) {
+		if ((c[i] ^ cur) & q->mask)
+			continue;
+		struct ms__run run;
+		ms__simulate(inf->dis, cpu, q->pc, addr, c[i], 96, &run);
+		if (!reads_data(inf, p, &run, addr))
+			continue;
+		q->xmask = c[i] ^ cur;
+		q->xready = c[i] & q->xmask;
+		q->xdata = (int32_t)(run.acc_addr - p->base);
+		return;
+	}
+}
+
+/*
  * Analyse the read of register r at pc: is it a poll, what leaves it, what
  * comes after. Creates and returns the memo for (pc, register).
  */
@@ -1087,12 +1136,7 @@ static struct poll *solve(struct ms_infer *inf, struct periph *p, struct reg *r,
 			q->ready = c[w] & q->mask;
 			/* Other bits whose side reads a register of the device: receive, explored later. */
 			for (int i = 1; i < n; i++) {
-				if ((c[i] ^ cur) & q->mask || runs[i].end != MS__LEAVE ||
-				    !runs[i].branched || !runs[i].acc || runs[i].acc_write ||
-				    runs[i].acc_addr == addr ||
-				    !same_dev(p, runs[i].acc_addr, addr) ||
-				    ms__read_modify_write(inf->dis, runs[i].acc_pc) ||
-				    !ms__value_used(inf->dis, runs[i].acc_pc))
+				if ((c[i] ^ cur) & q->mask || !reads_data(inf, p, &runs[i], addr))
 					continue;
 				q->xmask = c[i] ^ cur;
 				q->xready = c[i] & q->xmask;
@@ -1246,7 +1290,7 @@ static uint32_t reg_read_model(struct ms_infer *inf, struct periph *p, struct re
 	}
 	if (r->model == RM_CONST)
 		return r->value;
-	uint32_t v = r->value;
+	uint32_t v = r->value | (r->idle_mask & ~(r->input_mask | r->event_mask));
 	if (r->model == RM_SET || r->model == RM_CLR || r->model == RM_BSRR) {
 		struct reg *t = reg_find(p, r->alias);
 		if (t)
@@ -1282,6 +1326,9 @@ static uint32_t reg_read_model(struct ms_infer *inf, struct periph *p, struct re
 		 * firmware writes the register.
 		 */
 		r->value = (r->value & ~m) | (q->ready & m);
+		if (q->kind == PK_TX && !q->xmask && p->explore > 0 && !p->explore_timer &&
+		    q->episode != p->episode && !r->written_or && input_avail(inf))
+			refresh_read_side(inf, p, q, cpu, addr, v);
 		if (q->xmask)
 			v = explore(inf, p, r, q, q->xmask, q->xready, q->xdata, v, pc, outside);
 		break;
@@ -1554,8 +1601,25 @@ static void reg_write(struct ms_infer *inf, struct periph *p, struct reg *r, uin
 	/* A configuration write: the device is set up; newly set bits may arm an interrupt. */
 	if (!r->rx_mask && (v & wmask)) {
 		p->armed = true;
+		/*
+		 * Input waiting is a level: newly enabled bits (RXNEIE set when
+		 * a receive starts) see it again, even if an earlier interrupt
+		 * for it found the receiver not listening.
+		 */
+		if (p->uart && set)
+			p->rx_pended = false;
 		if (p->tx_ie_off >= 0) {
-			/* handled above */
+			/* Other bits of a known transmitter: maybe its transmission-complete enable. */
+			uint32_t other =
+			    (uint32_t)p->tx_ie_off == r->off ? set & ~p->tx_ie_bits : set;
+			if (p->tx_done_off >= 0 && (uint32_t)p->tx_done_off == r->off &&
+			    (set & p->tx_done_bits))
+				p->tx_done_event = true;
+			else if (other && p->tx_done_off < 0) {
+				p->tx_probe = true;
+				p->tx_probe_off = (int32_t)r->off;
+				p->tx_probe_bits = other;
+			}
 		} else if (p->uart && set && handler_transmits(inf, p)) {
 			p->tx_irq_armed = true;
 			p->tx_irq_event = true;
@@ -2373,6 +2437,49 @@ static bool probe_want(void *ud, uint32_t addr)
 	return !r || (!r->written_or && !r->rx && !r->tx && !r->tx_cand);
 }
 
+/*
+ * For a device already known to transmit by interrupt, new bits set in
+ * its configuration (q: p->tx_probe_off/bits) may enable the
+ * transmission-complete interrupt (STM32 TCIE, set with the last byte;
+ * HAL waits for it before the next transmit). It is if a status value
+ * makes the handler write that configuration register (turning the enable
+ * off again: the completion handled). Those status bits then read set, the
+ * transmitter being idle, and the interrupt is raised now. Returns whether
+ * it was one.
+ */
+static bool ready_side_ends(struct ms_infer *inf, struct periph *p, const struct ms__cpu *cpu,
+                            uint32_t pc, uint32_t addr, uint32_t cur, const uint32_t *c, int n,
+                            int irq, uint32_t handler)
+{
+	uint32_t en = p->base + (uint32_t)p->tx_probe_off;
+	int w = -1;
+	ms__dis_peek_after(inf->dis, true);
+	for (int i = 1; i < n; i++) {
+		struct ms__run run;
+		ms__simulate_follow(inf->dis, cpu, pc, addr, c[i], 160, &run);
+		if (!run.acc || !run.acc_write || run.acc_addr != en)
+			continue;
+		if (w < 0 || popcount32(c[i] ^ cur) < popcount32(c[w] ^ cur))
+			w = i;
+	}
+	ms__dis_peek_after(inf->dis, false);
+	struct reg *sr = reg_find(p, addr & (PAGE - 1));
+	if (w < 0 || !sr)
+		return false;
+	sr->idle_mask |= (c[w] ^ cur) & c[w];
+	p->tx_done_off = p->tx_probe_off;
+	p->tx_done_bits = p->tx_probe_bits;
+	p->tx_done_event = true;
+	json_t *ev = json_pack("{s:i,s:o,s:o,s:o,s:o,s:o,s:s,s:i,s:s}", "irq", irq, "handler",
+	                       hex(handler), "base", hex(p->base), "enable", hex(en), "enable_bits",
+	                       hex(p->tx_done_bits), "status_bits", hex(sr->idle_mask), "model",
+	                       "tx-done-irq", "confidence", 60, "reason",
+	                       "with these status bits the handler turns the bits just set off "
+	                       "again: a transmission-complete interrupt, due at once");
+	emit(inf, "infer.irq", ev);
+	return true;
+}
+
 /* A digest of what the firmware configured in p (the values a dry run depends on). */
 static uint64_t config_digest(const struct periph *p)
 {
@@ -2423,7 +2530,13 @@ static void tx_probe(struct ms_infer *inf, struct periph *p, int irq)
 		uint32_t cur = r ? r->value : 0;
 		uint32_t c[256];
 		int n = ms__poll_candidates(inf->dis, pc, cur, c, 256);
-		w = ready_side_sends(inf, p, &at, pc, addr, cur, c, n, &target, &acked);
+		if (p->tx_ie_off >= 0) {
+			/* A known transmitter: is this its transmission-complete enable? */
+			if (ready_side_ends(inf, p, &at, pc, addr, cur, c, n, irq, h))
+				return;
+		} else {
+			w = ready_side_sends(inf, p, &at, pc, addr, cur, c, n, &target, &acked);
+		}
 	}
 	if (w < 0) {
 		p->tx_probe_seen = dg;
@@ -2500,6 +2613,10 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 			inf->n_irq++;
 		} else if (p->tx_irq_event && p->tx_irq_armed) {
 			p->tx_irq_event = false;
+			inf->host.irq_set_pending(inf->host.ud, irq);
+			inf->n_irq++;
+		} else if (p->tx_done_event) {
+			p->tx_done_event = false;
 			inf->host.irq_set_pending(inf->host.ud, irq);
 			inf->n_irq++;
 		}
@@ -2914,6 +3031,9 @@ static const char *reg_category(const struct reg *r)
 	/* Flags the firmware only acknowledges (0, ~flag or the flag itself): status. */
 	if (polled && (r->sparse_or & ~tested) == 0)
 		return "status";
+	/* Testing only bits it set itself: the firmware reads back its configuration (TXEIE). */
+	if (polled && (tested & ~r->written_or) == 0)
+		return "control";
 	if (polled)
 		return "control+status";
 	if (r->writes)
@@ -2941,6 +3061,8 @@ static json_t *reg_json(const struct periph *p, const struct reg *r, bool full)
 		json_object_set_new(o, "size", json_integer(r->size));
 	if (r->w1c_mask)
 		json_object_set_new(o, "w1c_mask", hex(r->w1c_mask));
+	if (r->idle_mask)
+		json_object_set_new(o, "idle_mask", hex(r->idle_mask));
 	if (r->model == RM_SET || r->model == RM_CLR || r->model == RM_BSRR)
 		json_object_set_new(o, "alias_of", hex(r->alias));
 	if (r->rx)
@@ -3062,8 +3184,9 @@ static int check_reg(json_t *rj, char *err, size_t cap)
 		snprintf(err, cap, "unknown model at offset 0x%x", v);
 		return -1;
 	}
-	static const char *const nums[] = {"value",       "reset",   "rx_mask",  "rx_ready",
-	                                   "rx_notready", "rx_data", "w1c_mask", "alias_of"};
+	static const char *const nums[] = {"value",    "reset",       "rx_mask",
+	                                   "rx_ready", "rx_notready", "rx_data",
+	                                   "w1c_mask", "alias_of",    "idle_mask"};
 	for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
 		json_t *x = json_object_get(rj, nums[i]);
 		uint32_t t;
@@ -3233,6 +3356,8 @@ int ms_infer_import(struct ms_infer *inf, json_t *map, struct ms_err *e)
 			r->value = r->reset;
 			if (get_u32(json_object_get(rj, "w1c_mask"), &t))
 				r->w1c_mask = t;
+			if (get_u32(json_object_get(rj, "idle_mask"), &t))
+				r->idle_mask = t;
 			if (get_u32(json_object_get(rj, "size"), &t) &&
 			    (t == 1 || t == 2 || t == 4))
 				r->size = (uint8_t)t;

@@ -1472,7 +1472,18 @@ bool ms__value_used(struct ms__dis *d, uint32_t pc)
 			return true;
 		if (u.write)
 			return false;
-		/* Leaving the straight line: a returned or passed value counts as used. */
+		const cs_arm *a = &in->detail->arm;
+		bool ret = in->id == ARM_INS_BX ||
+		    (in->id == ARM_INS_POP && a->op_count &&
+		     a->operands[a->op_count - 1].reg == ARM_REG_PC);
+		if (in->id == ARM_INS_POP && !ret)
+			continue; /* restoring other registers */
+		/*
+		 * Leaving the straight line: a returned value (r0, r1) or one
+		 * passed to a call or a tail call (r0-r3) counts as used.
+		 */
+		if (ret)
+			return rt == ARM_REG_R0 || rt == ARM_REG_R1;
 		if (ms__insn_leaves(in))
 			return rt >= ARM_REG_R0 && rt <= ARM_REG_R3;
 	}

@@ -172,3 +172,13 @@ def test_micropython_reads_an_injected_pin(tmp_path, level, shown):
     r = run(MICROPYTHON, "--events", str(ev), "--input-text", "print(pin5.read_digital())\\r",
             "--expect", "\\r\\n%s\\r\\n>>> " % shown.decode())
     assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-2000:])
+
+
+def test_hal_style_transmit_complete_deterministic(tmp_path):
+    """stm32f4-hal-uart-it: handle in RAM, TXE then TC interrupts, the same way twice."""
+    fw = os.path.join(BUILD, "firmware", "infer-stm32f4-hal-uart-it.elf")
+    logs = twice(tmp_path, fw, "--input-text", "hal\\r", "--expect", "got: hal\\r\\nPASS")
+    kinds = [(ev["type"], ev.get("model")) for ev in logs[0][1]]
+    assert ("infer.irq", "tx-irq") in kinds
+    assert ("infer.irq", "tx-done-irq") in kinds
+    assert ("infer.register", "rx-ready") in kinds
