@@ -772,6 +772,23 @@ static void test_import_corrupt(void **state)
 	    "\"0x40000000\",\"registers\":[]},{\"base\":\"0x40000000\",\"registers\":[]}]}",
 	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
 	    "\"0x40000000\",\"registers\":[{\"offset\":-4}]}]}",
+	    /* Interrupt lines per 1 KiB block: an array of {offset, irq}, both in range. */
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40013000\",\"irqs\":{},\"registers\":[]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40013000\",\"irqs\":[{\"offset\":\"0x804\",\"irq\":37}],\"registers\":[]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40013000\",\"irqs\":[{\"offset\":4096,\"irq\":37}],\"registers\":[]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40013000\",\"irqs\":[{\"offset\":\"0x800\",\"irq\":256}],\"registers\":[]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40013000\",\"irqs\":[{\"offset\":\"0x800\"}],\"registers\":[]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40013000\",\"irqs\":[{\"offset\":\"0x800\",\"irq\":\"37\"}],\"registers\":[]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40013000\",\"irqs\":[7],\"registers\":[]}]}",
+	    "{\"format\":\"machineserver-device-map\",\"version\":1,\"peripherals\":[{\"base\":"
+	    "\"0x40000000\",\"registers\":[{\"offset\":0,\"idle_mask\":\"0x1ffffffff\"}]}]}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ms_err_clear(&e);
