@@ -182,6 +182,8 @@ struct periph {
 	int32_t tx_probe_off;
 	uint32_t tx_probe_bits;
 	uint64_t tx_probe_seen; /* state hash of the last dry run that found no transmission */
+	uint64_t rx_seen; /* state hash of the last receive dry run, and its answer */
+	bool rx_listens;
 	uint64_t rx_pend_consumed;
 	bool rx_pended;
 	int explore; /* reads left in which event bits may take their other branch */
@@ -2563,6 +2565,70 @@ static void tx_probe(struct ms_infer *inf, struct periph *p, int irq)
 	emit(inf, "infer.irq", ev);
 }
 
+/*
+ * Whether the handler of a console's line would take input now: a dry run
+ * (as for transmit) to its first status read, then the status values the
+ * solver tries, configuration as the firmware left it; true when one of
+ * them makes it read another register of the device (the received data).
+ * A receive interrupt whose enable the firmware has not set (RXNEIE) is
+ * not raised. When the dry run cannot tell (code it does not interpret, a
+ * receive path it does not reach), the answer is yes, as before. One dry
+ * run per configuration.
+ */
+static bool rx_listens(struct ms_infer *inf, struct periph *p, int irq)
+{
+	uint32_t h;
+	if (!inf->host.vtor ||
+	    uc_mem_read(inf->uc, inf->host.vtor(inf->host.ud) + 4u * (16u + (uint32_t)irq), &h,
+	                4) != UC_ERR_OK ||
+	    !h)
+		return true;
+	uint64_t dg = (config_digest(p) ^ h) * 31 + 1;
+	if (dg == p->rx_seen)
+		return p->rx_listens;
+	struct ms__cpu cpu, at;
+	ms__cpu_read(inf->uc, &cpu);
+	cpu.r[13] -= 32;
+	cpu.r[14] = 0xfffffff9u;
+	struct probe_ctx ctx = {p, serial_off(p)};
+	uint32_t pc, addr;
+	bool listens = true;
+	if (ms__run_to_read(inf->dis, &cpu, h, 256, probe_want, &ctx, &pc, &addr, &at)) {
+		struct reg *r = reg_find(p, addr & (PAGE - 1));
+		uint32_t cur = r ? r->value : 0;
+		uint32_t c[256];
+		int n = ms__poll_candidates(inf->dis, pc, cur, c, 256);
+		/*
+		 * Configuration as it is, then with every enable on: a receive
+		 * path seen only in the second run is switched off (RXNEIE
+		 * clear). Seen in neither (a callback beyond the calls the
+		 * dry run follows), it cannot tell: raise, as before.
+		 */
+		bool now = false, all_on = false;
+		ms__dis_peek_after(inf->dis, true);
+		for (int pass = 0; pass < 2 && !now; pass++) {
+			ms__dis_peek_all_set(inf->dis, pass == 1);
+			bool found = false;
+			for (int i = 0; i < n && !found; i++) {
+				struct ms__run run;
+				ms__simulate_follow(inf->dis, &at, pc, addr, c[i], 160, &run);
+				found = run.acc && !run.acc_write && run.acc_addr != addr &&
+				    same_dev(p, run.acc_addr, addr);
+			}
+			if (pass == 0)
+				now = found;
+			else
+				all_on = found;
+		}
+		ms__dis_peek_all_set(inf->dis, false);
+		ms__dis_peek_after(inf->dis, false);
+		listens = now || !all_on;
+	}
+	p->rx_seen = dg;
+	p->rx_listens = listens;
+	return listens;
+}
+
 void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 {
 	(void)now_ns;
@@ -2597,7 +2663,8 @@ void ms_infer_tick(struct ms_infer *inf, uint64_t now_ns)
 		/* Input arrived: once per byte the firmware takes (level while unread is up to it). */
 		if (p->uart && avail > 0 &&
 		    (!p->rx_pended || inf->consumed != p->rx_pend_consumed ||
-		     inf->last_avail == 0)) {
+		     inf->last_avail == 0) &&
+		    rx_listens(inf, p, irq)) {
 			p->rx_pended = true;
 			p->rx_pend_consumed = inf->consumed;
 			bool learned = false;

@@ -35,6 +35,7 @@ struct ms__dis {
 	bool (*peek)(void *ud, uint32_t addr, bool after, uint32_t *v);
 	void *peek_ud;
 	bool peek_after;
+	bool peek_all_set;
 };
 
 void ms__dis_set_peek(struct ms__dis *d,
@@ -47,6 +48,11 @@ void ms__dis_set_peek(struct ms__dis *d,
 void ms__dis_peek_after(struct ms__dis *d, bool on)
 {
 	d->peek_after = on;
+}
+
+void ms__dis_peek_all_set(struct ms__dis *d, bool on)
+{
+	d->peek_all_set = on;
 }
 
 void ms__dis_set_device_test(struct ms__dis *d, bool (*is_dev)(void *ud, uint32_t addr), void *ud)
@@ -555,6 +561,8 @@ static enum step exec1(struct sim *s, const cs_insn *in, uint32_t poll_addr, uin
 					acc->size = sz;
 					return STEP_DEVICE;
 				}
+				if (s->d->peek_all_set)
+					v = 0xffffffffu;
 			} else if (!ram_read(s, ea, sz, &v)) {
 				return STEP_UNKNOWN;
 			}

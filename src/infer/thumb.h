@@ -150,6 +150,13 @@ void ms__dis_set_peek(struct ms__dis *d,
 void ms__dis_peek_after(struct ms__dis *d, bool on);
 
 /*
+ * Answer every register peek with all bits set: "what would the code do
+ * if every enable were on" (a receive path that exists but is switched
+ * off shows up as the difference from the real values).
+ */
+void ms__dis_peek_all_set(struct ms__dis *d, bool on);
+
+/*
  * Delay loop test for the block at addr: a block that branches back to its
  * own start, only touches registers (no loads, stores or calls) and counts
  * one register down (subs rX, #k ... bne / cmp). On success stores the

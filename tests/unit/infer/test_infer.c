@@ -567,6 +567,36 @@ static void test_rx_interrupt_helper(void **state)
 }
 
 /*
+ * The same firmware with RXNEIE never set (CR1 |= TE | RE instead): its
+ * handler tests RXNEIE, so waiting input must not raise the line, however
+ * long it waits; nothing is taken from the input.
+ */
+static void test_rx_interrupt_needs_enable(void **state)
+{
+	char *src = strdup(RX_ISR);
+	char *orr = strstr(src, "orr r0, r0, #0x20\n");
+	assert_non_null(orr);
+	memcpy(orr, "orr r0, r0, #0x0c\n", strlen("orr r0, r0, #0x0c\n"));
+	size_t len = 0;
+	uint8_t *bin = sh_asm(src, "cortex-m3", &len);
+	free(src);
+	assert_non_null(bin);
+	struct shell s;
+	struct ms_err e;
+	struct ms_infer_opts o = {0};
+	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
+	free(bin);
+	sh_input(&s, "xyz");
+	uc_err er = sh_boot(&s, 500000);
+	assert_int_equal(er, UC_ERR_OK); /* still waiting */
+	assert_string_equal(s.out, "ready\r\n");
+	assert_int_equal(s.irqs_taken, 0);
+	assert_int_equal(s.ispr, 0);
+	assert_int_equal(s.inpos, 0);
+	sh_free(&s);
+}
+
+/*
  * Non-blocking getc (CMSDK UART): "if (!(STATE & RXFULL)) return -1;
  * return DATA;" compiled with an IT block, called from a main loop that
  * retries on -1: the retry loop is in the caller, the decision in the
@@ -2500,6 +2530,7 @@ int main(void)
 	    cmocka_unit_test(test_uart_write_if_ready),
 	    cmocka_unit_test(test_uart_dma_transmit),
 	    cmocka_unit_test(test_rx_interrupt_helper),
+	    cmocka_unit_test(test_rx_interrupt_needs_enable),
 	    cmocka_unit_test(test_nonblocking_getc_it_block),
 	    cmocka_unit_test(test_per_byte_helper),
 	    cmocka_unit_test(test_determinism),
