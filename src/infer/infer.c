@@ -2979,7 +2979,7 @@ void ms_infer_reset(struct ms_infer *inf)
 			p->regs[k].ntx = 0;
 		}
 		p->armed = false;
-		p->tx_irq_armed = p->tx_irq_event = false;
+		p->tx_irq_armed = p->tx_irq_event = p->tx_done_event = false;
 		p->rx_pended = false;
 		p->explore = 0;
 	}
@@ -3005,13 +3005,13 @@ json_t *ms_infer_state_save(struct ms_infer *inf)
 			                      json_pack("[I,I,i]", (json_int_t)p->regs[k].off,
 			                                (json_int_t)p->regs[k].value,
 			                                p->regs[k].ntx));
-		json_array_append_new(ps,
-		                      json_pack("{s:I,s:b,s:b,s:b,s:b,s:I,s:i,s:o}", "base",
-		                                (json_int_t)p->base, "armed", p->armed, "tx_armed",
-		                                p->tx_irq_armed, "tx_event", p->tx_irq_event,
-		                                "rx_pended", p->rx_pended, "rx_mark",
-		                                (json_int_t)p->rx_pend_consumed, "explore",
-		                                p->explore, "regs", vals));
+		json_array_append_new(
+		    ps,
+		    json_pack("{s:I,s:b,s:b,s:b,s:b,s:b,s:I,s:i,s:o}", "base", (json_int_t)p->base,
+		              "armed", p->armed, "tx_armed", p->tx_irq_armed, "tx_event",
+		              p->tx_irq_event, "tx_done", p->tx_done_event, "rx_pended",
+		              p->rx_pended, "rx_mark", (json_int_t)p->rx_pend_consumed, "explore",
+		              p->explore, "regs", vals));
 	}
 	json_t *st =
 	    json_pack("{s:i,s:I,s:I,s:o}", "version", 1, "consumed", (json_int_t)inf->consumed,
@@ -3044,6 +3044,7 @@ int ms_infer_state_load(struct ms_infer *inf, json_t *state, struct ms_err *e)
 			p->regs[q].ntx = 0;
 		}
 		p->armed = p->tx_irq_armed = p->tx_irq_event = p->rx_pended = false;
+		p->tx_done_event = false;
 		p->explore = 0;
 	}
 	/* Held-back events belong to the state left behind, not to the one restored. */
@@ -3060,6 +3061,7 @@ int ms_infer_state_load(struct ms_infer *inf, json_t *state, struct ms_err *e)
 		p->armed = json_is_true(json_object_get(pj, "armed"));
 		p->tx_irq_armed = json_is_true(json_object_get(pj, "tx_armed"));
 		p->tx_irq_event = json_is_true(json_object_get(pj, "tx_event"));
+		p->tx_done_event = json_is_true(json_object_get(pj, "tx_done"));
 		p->rx_pended = json_is_true(json_object_get(pj, "rx_pended"));
 		p->rx_pend_consumed = (uint64_t)json_integer_value(json_object_get(pj, "rx_mark"));
 		p->explore = (int)json_integer_value(json_object_get(pj, "explore"));
