@@ -114,6 +114,7 @@ for i in range(n):
 cpu = cpu_s() - c0
 time.sleep(2)
 total = rss_kb()
+c0 = cpu_s(); time.sleep(5); idle_cpu = (cpu_s() - c0) / 5
 state = {}
 for s in req("GET", "/api/v1/sessions"):
     state[s["state"]] = state.get(s["state"], 0) + 1
@@ -124,4 +125,5 @@ show(f"one request, {n} starts", lat)
 show(f"  the last 100 (400+ sessions live)", lat[-100:])
 print(f"  daemon CPU per start: {cpu / n * 1000:.2f} ms; states afterwards: {state}")
 print(f"  daemon RSS: {base/1024:.1f} MiB before, {total/1024:.1f} MiB after: {(total-base)/n:.0f} KiB per session")
+print(f"  daemon CPU with the {n} sessions running (SysTick every 10 ms): {idle_cpu:.2f} cores")
 PY
