@@ -15,12 +15,34 @@
  * handler mode; the entry and return sequences below order their writes so
  * that each one lands (see exc_enter and exc_return).
  *
- * FP lazy stacking is performed eagerly: when CONTROL.FPCA is set the
- * extended frame is written at entry (the values software sees are the
- * same; FPCCR.LSPACT is never set).
+ * The core underneath. Unicorn 2.0.1 builds every M-profile model as a
+ * Cortex-M33 with the Security Extension and an FPU, running in Secure
+ * state (uc_ctl_set_cpu_model has no effect in UC_MODE_MCLASS: measured),
+ * and its fp_exception_el() always returns 0, so CPACR never stops an FP
+ * instruction. What software sees of the chosen core (CPUID, which system
+ * registers exist, the FPU, faults) is therefore modelled here; the
+ * instruction set is not narrowed (see docs/ARCHITECTURE.md, "Cortex-M
+ * fidelity").
  *
- * Threads: the machine's owner thread only.
+ * FP lazy stacking (FPCCR.LSPEN=1) and CPACR use one mechanism with no
+ * hook: QEMU's translator calls its lazy-save helper before the first FP
+ * instruction of a block whenever the CPU's own FPCCR.LSPACT is set. Unicorn
+ * does not expose that copy of FPCCR/FPCAR/FPDSCR/CPACR, so fp_env_sync
+ * reaches it through a uc_context (a copy of CPUARMState; the offset of its
+ * v7m block is found once per process by v7m_probe) and points the CPU's
+ * FPCAR at a reserved window of our SCS mapping. The helper's 17 writes
+ * (S0-S15, FPSCR) then arrive in scs_write (fp_trap_write) just before the
+ * instruction runs: we store them at the architectural FPCAR (a lazy save),
+ * or, when CPACR denies the FPU to the current context, we record NOCP and
+ * stop the CPU; the UsageFault is raised at the end of that translation
+ * block (the FP instruction and the rest of the block have run: the one
+ * imprecise fault here). m->scs stays the architectural state; the CPU's
+ * copy is derived from it (fp_env_check) and m->fp_env says what it holds.
+ *
+ * Threads: the machine's owner thread only. v7m_probe's result is
+ * process-wide, written once under v7m_lock.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -31,6 +53,36 @@
 #define SCS_BASE 0xe000e000u
 
 #define CCR_STKALIGN (1u << 9)
+/*
+ * CONTROL.FPCA, and SFPA beside it: the Secure-state core underneath
+ * (file comment) starts a new FP context, FPSCR = FPDSCR, on the next FP
+ * instruction unless both are set, so they move together.
+ */
+#define CONTROL_FP 0xcu
+#define HFSR_VECTTBL (1u << 1)
+#define HFSR_FORCED (1u << 30)
+#define CFSR_LSPERR (1u << 13)
+#define CFSR_UNDEFINSTR (1u << 16)
+#define CFSR_INVSTATE (1u << 17)
+#define CFSR_INVPC (1u << 18)
+#define CFSR_NOCP (1u << 19)
+#define CFSR_STKOF (1u << 20)
+#define FPCCR_LSPACT (1u << 0)
+#define FPCCR_USER (1u << 1)
+#define FPCCR_THREAD (1u << 3)
+#define FPCCR_HFRDY (1u << 4)
+#define FPCCR_MMRDY (1u << 5)
+#define FPCCR_BFRDY (1u << 6)
+#define FPCCR_MONRDY (1u << 8)
+#define FPCCR_LSPEN (1u << 30)
+#define FPCCR_ASPEN (1u << 31)
+#define FPCCR_RW 0xc000017bu /* the ARMv7-M FPCCR bits */
+#define FPCCR_STATE                                                                                \
+	(FPCCR_LSPACT | FPCCR_USER | FPCCR_THREAD | FPCCR_HFRDY | FPCCR_MMRDY | FPCCR_BFRDY |      \
+	 FPCCR_MONRDY)
+/* Where the CPU's FPCAR points: reserved SCS space (0xe000e040-0xe000e083) that we map. */
+#define FP_TRAP_OFF 0x040u
+#define FP_TRAP_WORDS 17u
 #define EXC_NMI 2
 #define EXC_HARDFAULT 3
 #define EXC_MEMMANAGE 4
@@ -52,6 +104,12 @@ static uint32_t rreg(struct ms_rh_machine *m, int reg)
 static void wreg(struct ms_rh_machine *m, int reg, uint32_t v)
 {
 	uc_reg_write(m->uc, reg, &v);
+}
+
+static bool is_m0plus(struct ms_rh_machine *m)
+{
+	return strcmp(m->board.cpu, "cortex-m0plus") == 0 ||
+	    strcmp(m->board.cpu, "cortex-m0+") == 0;
 }
 
 static uint32_t nexc(struct ms_rh_machine *m)
@@ -200,16 +258,317 @@ void ms__rh_lockup(struct ms_rh_machine *m, const char *why)
 	uc_emu_stop(m->uc);
 }
 
+/* ---- the CPU's own copy of the FP system registers ---- */
+
+/*
+ * Words of CPUARMState.v7m in QEMU 5.0 (Unicorn 2.0.1), counted from
+ * other_sp; each banked register is [non-secure, secure].
+ */
+#define V7M_W_CCR 9
+#define V7M_W_SECURE 28
+#define V7M_W_FPCAR 37
+#define V7M_W_FPCCR 39
+#define V7M_W_FPDSCR 41
+#define V7M_W_CPACR 43
+#define V7M_WORDS 46
+#define V7M_MAGIC 0x5eed1e55u
+
+static pthread_mutex_t v7m_lock = PTHREAD_MUTEX_INITIALIZER;
+static int v7m_state; /* 0: not probed, 1: v7m_off valid, -1: layout not recognised */
+static size_t v7m_off; /* byte offset of v7m.other_sp inside a uc_context */
+
+static uint32_t ctx_word(const uint8_t *v, int w)
+{
+	uint32_t x;
+
+	memcpy(&x, v + 4 * w, 4);
+	return x;
+}
+
+static void ctx_set(uint8_t *v, int w, uint32_t x)
+{
+	memcpy(v + 4 * w, &x, 4);
+}
+
+/*
+ * Find the v7m block in a context: PSP is stored in other_sp while thread
+ * mode runs on MSP (the state of a fresh engine), and the neighbouring words
+ * must hold the reset values QEMU gives CCR, FPCCR and the security state.
+ * Called on a machine that has not run yet; its PSP is put back.
+ */
+static bool v7m_probe(struct ms_rh_machine *m)
+{
+	pthread_mutex_lock(&v7m_lock);
+	if (v7m_state == 0) {
+		uc_context *c = NULL;
+		size_t n = uc_context_size(m->uc), i;
+		uint32_t psp = 0, magic = V7M_MAGIC;
+
+		v7m_state = -1;
+		if (uc_context_alloc(m->uc, &c) == UC_ERR_OK) {
+			uc_reg_read(m->uc, UC_ARM_REG_PSP, &psp);
+			uc_reg_write(m->uc, UC_ARM_REG_PSP, &magic);
+			uc_context_save(m->uc, c);
+			uc_reg_write(m->uc, UC_ARM_REG_PSP, &psp);
+			for (i = 0; i + 4 * V7M_WORDS <= n; i += 4) {
+				const uint8_t *v = (const uint8_t *)c + i;
+
+				if (ctx_word(v, 0) == V7M_MAGIC &&
+				    (ctx_word(v, V7M_W_CCR) & CCR_STKALIGN) &&
+				    ctx_word(v, V7M_W_SECURE) <= 1 &&
+				    (ctx_word(v, V7M_W_FPCCR + 1) & 0xc0000000u) == 0xc0000000u) {
+					v7m_off = i;
+					v7m_state = 1;
+					break;
+				}
+			}
+			uc_context_free(c);
+		}
+		if (v7m_state < 0)
+			ms_warn("rehost: this Unicorn's CPU state layout is not the one we know: "
+			        "FP lazy stacking is done eagerly and CPACR is not enforced");
+	}
+	pthread_mutex_unlock(&v7m_lock);
+	return v7m_state > 0;
+}
+
+static bool cur_privileged(struct ms_rh_machine *m)
+{
+	return (rreg(m, UC_ARM_REG_XPSR) & 0x1ff) != 0 || !(rreg(m, UC_ARM_REG_CONTROL) & 1);
+}
+
+/* CPACR.CP10 (CP11 must match it) lets every context use the FPU. */
+static bool fp_open(struct ms_rh_machine *m)
+{
+	return m->has_fpu && ((m->scs.cpacr >> 20) & 3) == 3;
+}
+
+/* CPACR.CP10 lets the current context use the FPU. */
+static bool fp_allowed(struct ms_rh_machine *m)
+{
+	uint32_t cp10 = (m->scs.cpacr >> 20) & 3;
+
+	if (!m->has_fpu)
+		return false;
+	return cp10 == 3 || (cp10 == 1 && cur_privileged(m));
+}
+
+/*
+ * One context buffer per thread, kept: syncs happen at exception entry and
+ * return, and allocating each time was a quarter of their cost. Contexts
+ * of every ARM M-profile engine have the same size.
+ */
+static pthread_key_t ctx_key;
+static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
+
+static void ctx_release(void *c)
+{
+	uc_context_free(c);
+}
+
+static void ctx_key_init(void)
+{
+	if (pthread_key_create(&ctx_key, ctx_release) != 0)
+		ms_error("rehost: no thread key for CPU contexts");
+}
+
+static uc_context *thread_ctx(struct ms_rh_machine *m)
+{
+	uc_context *c;
+
+	pthread_once(&ctx_once, ctx_key_init);
+	c = pthread_getspecific(ctx_key);
+	if (c == NULL && uc_context_alloc(m->uc, &c) == UC_ERR_OK &&
+	    pthread_setspecific(ctx_key, c) != 0) {
+		uc_context_free(c);
+		c = NULL;
+	}
+	return c;
+}
+
+/* Put what m->scs says into the CPU's copy: LSPACT armed when we must see the next FP insn. */
+static void fp_env_sync(struct ms_rh_machine *m, bool lspact, bool aspen)
+{
+	uc_context *c;
+	uint8_t *v;
+	int b;
+
+	if (!v7m_probe(m) || (c = thread_ctx(m)) == NULL)
+		return;
+	uc_context_save(m->uc, c);
+	v = (uint8_t *)c + v7m_off;
+	for (b = 0; b < 2; b++) {
+		/*
+		 * Privileged (USER=0) with HardFault ready: the helper's writes to
+		 * the trap window in the PPB are then allowed. Our own CPACR
+		 * decides who may use the FPU, so the CPU's lets everything through.
+		 */
+		uint32_t f =
+		    ctx_word(v, V7M_W_FPCCR + b) & ~(FPCCR_STATE | FPCCR_ASPEN | FPCCR_LSPEN);
+
+		f |= FPCCR_HFRDY | (lspact ? FPCCR_LSPACT : 0) | (aspen ? FPCCR_ASPEN : 0);
+		ctx_set(v, V7M_W_FPCCR + b, f);
+		ctx_set(v, V7M_W_FPCAR + b, SCS_BASE + FP_TRAP_OFF);
+		ctx_set(v, V7M_W_FPDSCR + b, m->scs.fpdscr);
+		ctx_set(v, V7M_W_CPACR + b, 0xfu << 20);
+	}
+	uc_context_restore(m->uc, c);
+	m->fp_env.valid = true;
+	m->fp_env.lspact = lspact;
+	m->fp_env.aspen = aspen;
+	m->fp_env.fpdscr = m->scs.fpdscr;
+}
+
+/*
+ * Bring the CPU's copy in line with m->scs when they differ: called at
+ * every point where the answer can change (exception entry and return,
+ * FPU register writes, before each run), cheap when nothing changed.
+ */
+static void fp_env_check(struct ms_rh_machine *m)
+{
+	bool aspen = m->has_fpu && (m->scs.fpccr & FPCCR_ASPEN);
+	/*
+	 * Armed unless the FPU is open to all: with privileged-only access an
+	 * MSR CONTROL can drop privilege without us seeing it, so each FP use
+	 * is checked (fp_trap_write).
+	 */
+	bool lspact = (m->scs.fpccr & FPCCR_LSPACT) || !fp_open(m);
+
+	if (!m->fp_env.valid || m->fp_env.lspact != lspact || m->fp_env.aspen != aspen ||
+	    m->fp_env.fpdscr != m->scs.fpdscr)
+		fp_env_sync(m, lspact, aspen);
+}
+
+/* Store one word of guest RAM without dropping translations (we run inside a CPU callback). */
+static int guest_store(struct ms_rh_machine *m, uint32_t addr, uint32_t v)
+{
+	int i;
+
+	for (i = 0; i < m->n_regions; i++) {
+		struct ms_rh_region *r = &m->regions[i];
+
+		if (addr >= r->base && addr - r->base <= r->size - 4) {
+			if (r->readonly)
+				return -1;
+			memcpy(r->host + (addr - r->base), &v, 4);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+enum { FP_TRAP_IDLE, FP_TRAP_SAVE, FP_TRAP_DISCARD };
+
+/*
+ * One word of QEMU's lazy-save helper, run just before an FP instruction
+ * while the CPU's LSPACT was set (ARMv7-M ExecuteFPCheck): word 0 decides.
+ * A context denied the FPU by CPACR gets NOCP (the state stays unsaved, as
+ * CheckVFPEnabled comes first); otherwise a pending lazy save goes to FPCAR.
+ */
+static void fp_trap_write(struct ms_rh_machine *m, uint32_t idx, uint32_t v)
+{
+	if (idx == 0) {
+		/* The helper clears the CPU's LSPACT once these writes are done. */
+		m->fp_env.lspact = false;
+		if (!fp_allowed(m)) {
+			m->scs.nocp_hit = true;
+			m->scs.fp_trap = FP_TRAP_DISCARD;
+			uc_emu_stop(m->uc);
+		} else {
+			m->scs.fp_trap =
+			    (m->scs.fpccr & FPCCR_LSPACT) ? FP_TRAP_SAVE : FP_TRAP_DISCARD;
+		}
+	}
+	if (m->scs.fp_trap == FP_TRAP_SAVE && guest_store(m, m->scs.fpcar + 4 * idx, v) != 0 &&
+	    !(m->scs.cfsr & CFSR_LSPERR)) {
+		/* A bus error while preserving the FP state: BusFault LSPERR, taken when it can be. */
+		m->scs.cfsr |= CFSR_LSPERR;
+		if (m->scs.shcsr_en & (1u << 17)) {
+			ms__rh_scs_set_pending(m, EXC_BUSFAULT);
+		} else {
+			m->scs.hfsr |= HFSR_FORCED;
+			ms__rh_scs_set_pending(m, EXC_HARDFAULT);
+		}
+	}
+	if (idx == FP_TRAP_WORDS - 1) {
+		if (m->scs.fp_trap == FP_TRAP_SAVE)
+			m->scs.fpccr &= ~FPCCR_LSPACT;
+		m->scs.fp_trap = FP_TRAP_IDLE;
+		/*
+		 * Still to be watched (CPACR not open to all): stop after this
+		 * block so that the run loop arms the CPU again (fp_env_check).
+		 */
+		if ((m->scs.fpccr & FPCCR_LSPACT) || !fp_open(m))
+			uc_emu_stop(m->uc);
+	}
+}
+
+/*
+ * UpdateFPCCR (ARMv7-M B1.5.7) for an entry that reserves the extended
+ * frame at frame without writing the FP part: the context to preserve, its
+ * privilege, and which fault handlers could run when it is preserved.
+ */
+static void fpccr_lazy(struct ms_rh_machine *m, uint32_t frame, bool handler, uint32_t control,
+                       int bg_prio)
+{
+	uint32_t f = m->scs.fpccr & ~FPCCR_STATE;
+
+	f |= FPCCR_LSPACT;
+	if (!handler && (control & 1))
+		f |= FPCCR_USER;
+	if (!handler)
+		f |= FPCCR_THREAD;
+	if (bg_prio > -1)
+		f |= FPCCR_HFRDY;
+	if ((m->scs.shcsr_en & (1u << 16)) && bg_prio > exc_prio(m, EXC_MEMMANAGE))
+		f |= FPCCR_MMRDY;
+	if ((m->scs.shcsr_en & (1u << 17)) && bg_prio > exc_prio(m, EXC_BUSFAULT))
+		f |= FPCCR_BFRDY;
+	/* MONRDY stays 0: DEMCR.MON_EN is never set here (no debug monitor). */
+	m->scs.fpccr = f;
+	m->scs.fpcar = frame + 0x20;
+}
+
 /* Make [sp, sp+len) writable memory, mapping lazily like the data path does. */
 static int stack_write(struct ms_rh_machine *m, uint32_t sp, const uint32_t *w, size_t n)
 {
 	return ms_rh_mem_write(m, sp, w, n * 4);
 }
 
+static bool read_vector(struct ms_rh_machine *m, int exc, uint32_t *vec)
+{
+	return ms_rh_mem_read(m, m->scs.vtor + 4u * (uint32_t)exc, vec, 4) == 0;
+}
+
+static void exc_enter(struct ms_rh_machine *m, int exc);
+
+/*
+ * The vector had bit 0 clear: the entry completed with EPSR.T=0, so the
+ * handler's first instruction raises INVSTATE (a UsageFault, or HardFault
+ * by escalation; lockup if that handler was HardFault). Its frame holds
+ * the vector as PC and T=0 in xPSR.
+ */
+static void invstate_at_entry(struct ms_rh_machine *m)
+{
+	uint32_t sp, xpsr;
+
+	ms__rh_fault(m, EXC_USAGEFAULT, CFSR_INVSTATE, false, 0);
+	if (m->locked_up)
+		return;
+	sp = rreg(m, UC_ARM_REG_SP);
+	if (ms_rh_mem_read(m, sp + 28, &xpsr, 4) == 0) {
+		xpsr &= ~(1u << 24);
+		ms_rh_mem_write(m, sp + 28, &xpsr, 4);
+	}
+}
+
 /*
  * Exception entry (ARMv7-M PushStack + ExceptionTaken). Order of writes:
  * frame, SP of the current bank, xPSR (switches to handler mode, which is
  * privileged and uses MSP), then CONTROL (FPCA) — see the file comment.
+ * With CONTROL.FPCA and FPCCR.LSPEN the extended frame is reserved and only
+ * the basic part written; the FP part is written on the handler's first FP
+ * instruction (fp_trap_write) or never.
  */
 static void exc_enter(struct ms_rh_machine *m, int exc)
 {
@@ -221,6 +580,7 @@ static void exc_enter(struct ms_rh_machine *m, int exc)
 	uint32_t sp = rreg(m, UC_ARM_REG_SP);
 	bool handler = (xpsr & 0x1ff) != 0;
 	bool fpca = m->has_fpu && (control & 4);
+	bool lazy = fpca && (m->scs.fpccr & FPCCR_LSPEN) && v7m_probe(m);
 	uint32_t words = fpca ? 26 : 8;
 	uint32_t nsp, excret, vec;
 	int i;
@@ -239,13 +599,13 @@ static void exc_enter(struct ms_rh_machine *m, int exc)
 	} else {
 		nsp &= ~3u;
 	}
-	if (fpca) {
+	if (fpca && !lazy) {
 		for (i = 0; i < 16; i++)
 			frame[8 + i] = rreg(m, UC_ARM_REG_S0 + i);
 		frame[24] = rreg(m, UC_ARM_REG_FPSCR);
-		frame[25] = 0;
 	}
-	if (stack_write(m, nsp, frame, words) != 0) {
+	/* The extended frame's last word is reserved: never written (QEMU agrees). */
+	if (stack_write(m, nsp, frame, fpca && !lazy ? 25 : 8) != 0) {
 		char why[160];
 
 		snprintf(why, sizeof(why),
@@ -253,21 +613,29 @@ static void exc_enter(struct ms_rh_machine *m, int exc)
 		ms__rh_lockup(m, why);
 		return;
 	}
-	if (ms_rh_mem_read(m, m->scs.vtor + 4u * (uint32_t)exc, &vec, 4) != 0) {
-		char why[160];
+	if (lazy)
+		fpccr_lazy(m, nsp, handler, control, exec_prio(m, false));
+	if (!read_vector(m, exc, &vec)) {
+		/*
+		 * A fault on the vector read: HardFault (HFSR.VECTTBL) on the same
+		 * frame while the exception stays pending; lockup when that was
+		 * HardFault or NMI entry, or HardFault could not preempt.
+		 */
+		uint32_t at = m->scs.vtor + 4u * (uint32_t)exc;
 
-		snprintf(why, sizeof(why), "vector table at 0x%08x unreadable for exception %d",
-		         m->scs.vtor, exc);
-		ms__rh_lockup(m, why);
-		return;
-	}
-	if ((vec & 1) == 0 || ms_rh_mem_read(m, vec & ~1u, &i, 2) != 0) {
-		char why[160];
+		m->scs.hfsr |= HFSR_VECTTBL;
+		if (exc == EXC_HARDFAULT || exc == EXC_NMI || exec_prio(m, true) <= -1 ||
+		    !read_vector(m, EXC_HARDFAULT, &vec)) {
+			char why[200];
 
-		snprintf(why, sizeof(why), "vector %d is 0x%08x, which points to no Thumb code",
-		         exc, vec);
-		ms__rh_lockup(m, why);
-		return;
+			snprintf(why, sizeof(why),
+			         "vector read fault at 0x%08x (exception %d) with no HardFault to "
+			         "take it",
+			         at, exc);
+			ms__rh_lockup(m, why);
+			return;
+		}
+		exc = EXC_HARDFAULT;
 	}
 	wreg(m, UC_ARM_REG_SP, nsp);
 	if (handler)
@@ -278,19 +646,33 @@ static void exc_enter(struct ms_rh_machine *m, int exc)
 		excret &= ~0x10u;
 	wreg(m, UC_ARM_REG_XPSR, (xpsr & 0xf8000000u) | 0x01000000u | (uint32_t)exc);
 	if (m->has_fpu)
-		wreg(m, UC_ARM_REG_CONTROL, control & ~4u);
+		wreg(m, UC_ARM_REG_CONTROL, control & ~CONTROL_FP);
 	wreg(m, UC_ARM_REG_LR, excret);
 	wreg(m, UC_ARM_REG_PC, vec | 1);
 	m->scs.pending[exc] = 0;
 	m->scs.active[exc] = 1;
 	update_any_pending(m);
+	fp_env_check(m);
+	/* A handler address outside memory faults on its fetch, like any other branch. */
+	if ((vec & 1) == 0)
+		invstate_at_entry(m);
 }
 
 bool ms__rh_take_pending(struct ms_rh_machine *m)
 {
 	int p, exc;
 
-	if (!m->scs.any_pending || m->locked_up)
+	if (m->locked_up)
+		return false;
+	if (m->scs.nocp_hit) {
+		/* fp_trap_write stopped the CPU after an FP instruction CPACR denied. */
+		m->scs.nocp_hit = false;
+		ms__rh_fault(m, EXC_USAGEFAULT, CFSR_NOCP, false, 0);
+		return true;
+	}
+	/* Also after a snapshot restore: the CPU's FP copy follows m->scs. */
+	fp_env_check(m);
+	if (!m->scs.any_pending)
 		return false;
 	exc = best_pending(m, &p);
 	if (exc == 0 || p >= exec_prio(m, false))
@@ -302,7 +684,7 @@ bool ms__rh_take_pending(struct ms_rh_machine *m)
 static void invpc(struct ms_rh_machine *m, const char *why)
 {
 	(void)why;
-	ms__rh_fault(m, EXC_USAGEFAULT, 1u << 18, false, 0);
+	ms__rh_fault(m, EXC_USAGEFAULT, CFSR_INVPC, false, 0);
 }
 
 /*
@@ -354,25 +736,31 @@ static void exc_return(struct ms_rh_machine *m)
 		}
 		wreg(m, UC_ARM_REG_XPSR, frame[7] & ~(1u << 9));
 		if (m->has_fpu)
-			wreg(m, UC_ARM_REG_CONTROL, (control & ~4u) | (ext ? 4u : 0));
+			wreg(m, UC_ARM_REG_CONTROL,
+			     (control & ~CONTROL_FP) | (ext ? CONTROL_FP : 0));
 	} else {
 		uint32_t npriv = control & 1u;
 
 		/* Privileged while in handler mode: drop nPRIV so the thread-mode writes land. */
-		wreg(m, UC_ARM_REG_CONTROL, (control & ~1u & ~4u) | (ext ? 4u : 0));
+		wreg(m, UC_ARM_REG_CONTROL, (control & ~1u & ~CONTROL_FP) | (ext ? CONTROL_FP : 0));
 		wreg(m, UC_ARM_REG_XPSR, (frame[7] & ~(1u << 9)) & ~0x1ffu);
-		wreg(m, UC_ARM_REG_CONTROL, (mode == 0xd ? 2u : 0u) | (ext ? 4u : 0) | npriv);
+		wreg(m, UC_ARM_REG_CONTROL,
+		     (mode == 0xd ? 2u : 0u) | (ext ? CONTROL_FP : 0) | npriv);
 	}
 	wreg(m, UC_ARM_REG_SP, nsp);
 	for (i = 0; i < 6; i++)
 		wreg(m, fr[i], frame[i]);
-	if (ext) {
+	if (ext && (m->scs.fpccr & FPCCR_LSPACT)) {
+		/* Never preserved: the FP registers still hold the context (ExceptionReturn). */
+		m->scs.fpccr &= ~FPCCR_LSPACT;
+	} else if (ext) {
 		for (i = 0; i < 16; i++)
 			wreg(m, UC_ARM_REG_S0 + i, frame[8 + i]);
 		wreg(m, UC_ARM_REG_FPSCR, frame[24]);
 	}
 	wreg(m, UC_ARM_REG_PC, frame[6] | 1u);
 	update_any_pending(m);
+	fp_env_check(m);
 	/* Tail-chain: a pending exception that may now run is entered before any thread code. */
 	ms__rh_take_pending(m);
 }
@@ -403,7 +791,7 @@ void ms__rh_fault(struct ms_rh_machine *m, int exc, uint32_t cfsr_bits, bool add
 		enabled = false;
 	if (exc != EXC_HARDFAULT && (!enabled || exc_prio(m, exc) >= cur)) {
 		target = EXC_HARDFAULT;
-		m->scs.hfsr |= 1u << 30; /* FORCED */
+		m->scs.hfsr |= HFSR_FORCED;
 	}
 	if (target == EXC_HARDFAULT && cur <= -1) {
 		char why[200];
@@ -424,7 +812,7 @@ void ms__rh_on_intr(struct ms_rh_machine *m, uint32_t intno)
 	case 2: /* SVC: PC is already past the instruction. */
 		if (exc_prio(m, EXC_SVCALL) >= exec_prio(m, false)) {
 			ms__rh_fault(m, EXC_HARDFAULT, 0, false, 0);
-			m->scs.hfsr |= 1u << 30;
+			m->scs.hfsr |= HFSR_FORCED;
 			return;
 		}
 		m->scs.pending[EXC_SVCALL] = 1;
@@ -450,11 +838,17 @@ void ms__rh_on_intr(struct ms_rh_machine *m, uint32_t intno)
 		m->scs.pending[EXC_HARDFAULT] = 1;
 		exc_enter(m, EXC_HARDFAULT);
 		return;
+	case 1: /* UDEF */
+		ms__rh_fault(m, EXC_USAGEFAULT, CFSR_UNDEFINSTR, false, 0);
+		return;
 	case 17: /* NOCP */
-		ms__rh_fault(m, EXC_USAGEFAULT, 1u << 19, false, 0);
+		ms__rh_fault(m, EXC_USAGEFAULT, CFSR_NOCP, false, 0);
 		return;
 	case 18: /* INVSTATE */
-		ms__rh_fault(m, EXC_USAGEFAULT, 1u << 17, false, 0);
+		ms__rh_fault(m, EXC_USAGEFAULT, CFSR_INVSTATE, false, 0);
+		return;
+	case 19: /* STKOF: the core checks MSPLIM/PSPLIM (ARMv8-M) when software sets them */
+		ms__rh_fault(m, EXC_USAGEFAULT, CFSR_STKOF, false, 0);
 		return;
 	case 22: /* UNALIGNED */
 		ms__rh_fault(m, EXC_USAGEFAULT, 1u << 24, false, 0);
@@ -531,7 +925,7 @@ static uint32_t cpuid(struct ms_rh_machine *m)
 {
 	switch (m->cpu_model) {
 	case UC_CPU_ARM_CORTEX_M0:
-		return 0x410cc200;
+		return is_m0plus(m) ? 0x410cc601 : 0x410cc200; /* M0+ r0p1, M0 r0p0 */
 	case UC_CPU_ARM_CORTEX_M3:
 		return 0x412fc231;
 	case UC_CPU_ARM_CORTEX_M4:
@@ -543,6 +937,56 @@ static uint32_t cpuid(struct ms_rh_machine *m)
 	}
 }
 
+/*
+ * ARMv6-M (M0, M0+) implements a subset of the SCS: no ICTR, SHPR1, CFSR,
+ * HFSR, MMFAR, BFAR, AFSR, ID registers, CPACR, STIR or FPU; one word each
+ * of ISER/ICER/ISPR/ICPR, no IABR; VTOR only on the M0+. The rest of the
+ * space reads as zero and ignores writes.
+ */
+static bool v6m_has(struct ms_rh_machine *m, uint32_t off)
+{
+	switch (off) {
+	case 0x010:
+	case 0x014:
+	case 0x018:
+	case 0x01c:
+	case 0x100:
+	case 0x180:
+	case 0x200:
+	case 0x280:
+	case 0xd00:
+	case 0xd04:
+	case 0xd0c:
+	case 0xd10:
+	case 0xd14:
+	case 0xd1c:
+	case 0xd20:
+	case 0xd24:
+	case 0xd30:
+		return true;
+	case 0xd08:
+		return is_m0plus(m);
+	default:
+		return off >= 0x400 && off < 0x420;
+	}
+}
+
+/* The SHPR bytes that exist: the other system handlers have fixed or no priority. */
+static bool shpr_exists(struct ms_rh_machine *m, uint32_t exc)
+{
+	if (exc == EXC_SVCALL || exc == EXC_PENDSV || exc == EXC_SYSTICK)
+		return true;
+	return !m->v6m &&
+	    (exc == EXC_MEMMANAGE || exc == EXC_BUSFAULT || exc == EXC_USAGEFAULT ||
+	     exc == EXC_DEBUGMON);
+}
+
+static void shpr_write_byte(struct ms_rh_machine *m, uint32_t exc, uint8_t b)
+{
+	if (shpr_exists(m, exc))
+		m->scs.prio[exc] = b & prio_mask(m);
+}
+
 static uint32_t icsr_read(struct ms_rh_machine *m)
 {
 	uint32_t v = rreg(m, UC_ARM_REG_XPSR) & 0x1ff;
@@ -551,8 +995,8 @@ static uint32_t icsr_read(struct ms_rh_machine *m)
 
 	for (i = 1; i < n; i++)
 		nact += m->scs.active[i];
-	if (nact <= 1)
-		v |= 1u << 11; /* RETTOBASE */
+	if (nact <= 1 && !m->v6m)
+		v |= 1u << 11; /* RETTOBASE (not in ARMv6-M) */
 	v |= ((uint32_t)best & 0x1ff) << 12;
 	for (i = 16; i < n; i++)
 		if (m->scs.pending[i]) {
@@ -571,6 +1015,9 @@ static uint32_t icsr_read(struct ms_rh_machine *m)
 static uint32_t shcsr_read(struct ms_rh_machine *m)
 {
 	uint32_t v = m->scs.shcsr_en;
+
+	if (m->v6m)
+		return m->scs.pending[EXC_SVCALL] ? 1u << 15 : 0; /* SVCALLPENDED only */
 
 	v |= m->scs.active[EXC_MEMMANAGE] ? 1u << 0 : 0;
 	v |= m->scs.active[EXC_BUSFAULT] ? 1u << 1 : 0;
@@ -591,6 +1038,8 @@ static uint32_t scs_read32(struct ms_rh_machine *m, uint32_t off)
 {
 	uint32_t v = 0, i, base;
 
+	if (m->v6m && !v6m_has(m, off))
+		return 0;
 	if (off >= 0x100 && off < 0x500) {
 		uint8_t *arr;
 
@@ -655,7 +1104,8 @@ static uint32_t scs_read32(struct ms_rh_machine *m, uint32_t off)
 	case 0xd1c:
 	case 0xd20:
 		for (i = 0; i < 4; i++)
-			v |= (uint32_t)m->scs.prio[4 + (off - 0xd18) + i] << (8 * i);
+			if (shpr_exists(m, 4 + (off - 0xd18) + i))
+				v |= (uint32_t)m->scs.prio[4 + (off - 0xd18) + i] << (8 * i);
 		return v;
 	case 0xd24:
 		return shcsr_read(m);
@@ -682,7 +1132,7 @@ static uint32_t scs_read32(struct ms_rh_machine *m, uint32_t off)
 	case 0xf34:
 		return m->scs.fpccr;
 	case 0xf38:
-		return m->scs.fpcar;
+		return m->has_fpu ? m->scs.fpcar : 0;
 	case 0xf3c:
 		return m->scs.fpdscr;
 	case 0xf40:
@@ -707,6 +1157,8 @@ static void scs_write32(struct ms_rh_machine *m, uint32_t off, uint32_t v)
 {
 	uint32_t i, base;
 
+	if (m->v6m && !v6m_has(m, off))
+		return;
 	if (off >= 0x100 && off < 0x400) {
 		base = 16 + ((off & 0x7f) / 4) * 32;
 		switch (off & 0xf80) {
@@ -792,13 +1244,14 @@ static void scs_write32(struct ms_rh_machine *m, uint32_t off, uint32_t v)
 		m->scs.scr = v & 0x16;
 		break;
 	case 0xd14:
-		m->scs.ccr = v & 0x31b;
+		if (!m->v6m) /* read-only in ARMv6-M */
+			m->scs.ccr = v & 0x31b;
 		break;
 	case 0xd18:
 	case 0xd1c:
 	case 0xd20:
 		for (i = 0; i < 4; i++)
-			m->scs.prio[4 + (off - 0xd18) + i] = (uint8_t)(v >> (8 * i)) & prio_mask(m);
+			shpr_write_byte(m, 4 + (off - 0xd18) + i, (uint8_t)(v >> (8 * i)));
 		m->attention = 1;
 		break;
 	case 0xd24:
@@ -820,20 +1273,29 @@ static void scs_write32(struct ms_rh_machine *m, uint32_t off, uint32_t v)
 		m->scs.bfar = v;
 		break;
 	case 0xd88:
-		m->scs.cpacr = v & (0xfu << 20);
+		/* CP10/CP11 read as zero without an FPU; who may use it is decided here. */
+		m->scs.cpacr = m->has_fpu ? v & (0xfu << 20) : 0;
+		fp_env_check(m);
 		break;
 	case 0xf00:
 		if ((v & 0x1ff) < m->nirq)
 			ms__rh_scs_set_pending(m, 16 + (int)(v & 0x1ff));
 		break;
 	case 0xf34:
-		m->scs.fpccr = (m->scs.fpccr & ~0xc0000000u) | (v & 0xc0000000u);
+		if (m->has_fpu) {
+			m->scs.fpccr = v & FPCCR_RW;
+			fp_env_check(m);
+		}
 		break;
 	case 0xf38:
-		m->scs.fpcar = v & ~7u;
+		if (m->has_fpu)
+			m->scs.fpcar = v & ~7u;
 		break;
 	case 0xf3c:
-		m->scs.fpdscr = v & 0x07c00000u;
+		if (m->has_fpu) {
+			m->scs.fpdscr = v & 0x07c00000u;
+			fp_env_check(m);
+		}
 		break;
 	default:
 		break;
@@ -862,19 +1324,27 @@ static void scs_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t va
 	struct ms_rh_machine *m = ud;
 	uint32_t off = (uint32_t)offset;
 
+	/* The CPU's lazy FP save (file comment): only while we armed it. */
+	if (off >= FP_TRAP_OFF && off < FP_TRAP_OFF + 4 * FP_TRAP_WORDS && size == 4 &&
+	    (m->fp_env.lspact || m->scs.fp_trap != FP_TRAP_IDLE)) {
+		fp_trap_write(m, (off - FP_TRAP_OFF) / 4, (uint32_t)value);
+		return;
+	}
 	ms__rh_mmio_log(m, "scs", SCS_BASE + off, size, true, value);
+	if (m->v6m && !v6m_has(m, off & ~3u))
+		return;
 	/* Priority registers are byte-addressable: merge narrow writes. */
 	if (size < 4 && ((off >= 0x400 && off < 0x5f0) || (off >= 0xd18 && off < 0xd24))) {
 		unsigned i;
 
 		for (i = 0; i < size; i++) {
 			uint32_t o = off + i;
-			uint8_t b = (uint8_t)(value >> (8 * i)) & prio_mask(m);
+			uint8_t b = (uint8_t)(value >> (8 * i));
 
 			if (o >= 0x400 && 16 + (o - 0x400) < nexc(m))
-				m->scs.prio[16 + (o - 0x400)] = b;
+				m->scs.prio[16 + (o - 0x400)] = b & prio_mask(m);
 			else if (o >= 0xd18 && o < 0xd24)
-				m->scs.prio[4 + (o - 0xd18)] = b;
+				shpr_write_byte(m, 4 + (o - 0xd18), b);
 		}
 		m->attention = 1;
 		return;
@@ -914,6 +1384,8 @@ void ms__rh_scs_reset(struct ms_rh_machine *m)
 {
 	memset(&m->scs, 0, sizeof(m->scs));
 	m->scs.ccr = m->v6m ? 0x208 : 0x200; /* STKALIGN */
-	m->scs.fpccr = m->has_fpu ? 0xc0000000u : 0;
+	m->scs.fpccr = m->has_fpu ? FPCCR_ASPEN | FPCCR_LSPEN : 0;
 	m->scs.cpacr = 0;
+	m->fp_env.valid = false;
+	fp_env_check(m);
 }

@@ -83,6 +83,8 @@ struct ms_rh_scs {
 	uint64_t syst_next; /* icount at which the counter next reaches 0 */
 	bool event_reg; /* WFE event register */
 	bool any_pending; /* some pending[] bit is set (fast path) */
+	bool nocp_hit; /* an FP instruction ran while CPACR denied it: NOCP to raise */
+	uint8_t fp_trap; /* lazy FP save in progress through the SCS trap window */
 };
 
 /* A region of guest memory backed by a host buffer. */
@@ -194,6 +196,11 @@ struct ms_rh_machine {
 	bool reset_request; /* AIRCR.SYSRESETREQ: reset at the next boundary */
 	uint32_t fault_addr; /* address of the last failed access */
 	uint32_t insn_pc; /* current instruction, tracked only for the MMIO log */
+	/* What armv7m.c last put in the CPU's own FPCCR (Unicorn keeps a copy it acts on). */
+	struct ms_rh_fp_env {
+		bool valid, lspact, aspen;
+		uint32_t fpdscr;
+	} fp_env;
 	bool halted_for_debug; /* BKPT/watch: reason in gdb */
 
 	/* Host side. */

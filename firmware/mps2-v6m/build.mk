@@ -1,0 +1,1 @@
+FW_CPU := -mcpu=cortex-m0plus
