@@ -39,8 +39,10 @@
 #include "core/err.h"
 #include "core/image.h"
 #include "rehost/board.h"
+#include "infer/infer.h"
 
 struct ms_infer;
+struct ms_infer_locator;
 struct ms_rh_gdb;
 struct ms_rh_cov;
 
@@ -195,7 +197,6 @@ struct ms_rh_machine {
 	bool hook_stopped; /* the block hook ended the last uc_emu_start */
 	bool reset_request; /* AIRCR.SYSRESETREQ: reset at the next boundary */
 	uint32_t fault_addr; /* address of the last failed access */
-	uint32_t insn_pc; /* current instruction, tracked only for the MMIO log */
 	/* What armv7m.c last put in the CPU's own FPCCR (Unicorn keeps a copy it acts on). */
 	struct ms_rh_fp_env {
 		bool valid, lspact, aspen;
@@ -209,7 +210,14 @@ struct ms_rh_machine {
 	void *ud;
 	FILE *mmio_log;
 	struct ms_infer *inf;
-	struct ms_infer_block *inf_block; /* ms_infer_block_slot(inf), written per block */
+	/*
+	 * The current block, written by hook_block for whoever needs the PC of
+	 * an access: the inference module's slot when it is loaded, else
+	 * own_block while an MMIO log is open, else NULL (nothing written).
+	 */
+	struct ms_infer_block *cur_block;
+	struct ms_infer_block own_block;
+	struct ms_infer_locator *loc; /* the MMIO log's access locator, or NULL */
 	struct ms_rh_cov *cov;
 	struct ms_rh_gdb *gdb;
 
