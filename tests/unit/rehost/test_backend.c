@@ -455,6 +455,71 @@ static void test_one_request_start(void **state)
 	assert_int_equal(ms_sessions_total(), before);
 }
 
+/*
+ * Sessions made one after another, alternating boards: those whose board
+ * the previous create used start from a machine built ahead of time, the
+ * others are built on the spot. Each must be its own machine for its own
+ * board: its memory map, and on mps2 its greeting on its own console and
+ * its own input echoed back.
+ */
+static void test_sessions_in_a_row(void **state)
+{
+	static const char *const boards[] = {"mps2-an385", "mps2-an385", "stm32f103",
+	                                     "stm32f103",  "mps2-an385", "mps2-an385"};
+	enum { N = sizeof(boards) / sizeof(boards[0]) };
+	struct ms_session *s[N];
+	struct ms_program p;
+	struct ms_err e;
+	size_t i;
+
+	add_program("mps2-hello", &p);
+	for (i = 0; i < N; i++) {
+		char bc[80];
+
+		snprintf(bc, sizeof(bc), "{\"board\":\"%s\"}", boards[i]);
+		s[i] = create(bc);
+		if (strcmp(boards[i], "mps2-an385") == 0) {
+			assert_int_equal(ms_session_load(s[i], &p, false, 0, &e), 0);
+			assert_int_equal(ms_session_poweron(s[i], &e), 0);
+		}
+		usleep(20000); /* lets the next one's machine be built ahead (not required) */
+	}
+	for (i = 0; i < N; i++) {
+		bool mps2 = strcmp(boards[i], "mps2-an385") == 0;
+		json_t *devs = NULL;
+		char *dump;
+
+		assert_int_equal(ms_session_devices(s[i], &devs, &e), 0);
+		dump = json_dumps(devs, JSON_COMPACT);
+		assert_true((strstr(dump, "\"ssram1\"") != NULL) == mps2);
+		assert_true((strstr(dump, "\"flash\"") != NULL) == !mps2);
+		free(dump);
+		json_decref(devs);
+		if (mps2) {
+			char line[32], want[40];
+
+			assert_true(console_has(s[i], "Hello from MachineServer"));
+			snprintf(line, sizeof(line), "s%zu\r", i);
+			snprintf(want, sizeof(want), "echo: s%zu\r\n", i);
+			assert_int_equal(ms_session_console_write(s[i], line, strlen(line)), 0);
+			assert_true(console_has(s[i], want));
+		}
+	}
+	for (i = 0; i < N; i++) {
+		char other[40], *buf = NULL;
+		size_t len = 0;
+
+		/* Nothing typed into one session shows up in another. */
+		snprintf(other, sizeof(other), "echo: s%zu", (i + 1) % N);
+		assert_int_equal(ms_stream_snapshot(s[i]->console, 1 << 20, &buf, &len), 0);
+		assert_null(memmem(buf, len, other, strlen(other)));
+		free(buf);
+		snprintf(other, sizeof(other), "%s", s[i]->id);
+		ms_session_put(s[i]);
+		assert_int_equal(ms_sessions_delete(other, &e), 0);
+	}
+}
+
 static void test_bad_board_config(void **state)
 {
 	static const char *const bad[] = {
@@ -503,6 +568,7 @@ int main(void)
 	    cmocka_unit_test(test_created_session_is_cheap),
 	    cmocka_unit_test(test_unstartable_guest_is_refused),
 	    cmocka_unit_test(test_one_request_start),
+	    cmocka_unit_test(test_sessions_in_a_row),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
