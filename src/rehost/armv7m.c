@@ -40,7 +40,8 @@
  * copy is derived from it (fp_env_check) and m->fp_env says what it holds.
  *
  * Threads: the machine's owner thread only. v7m_probe's result is
- * process-wide, written once under v7m_lock.
+ * process-wide, written once under v7m_lock (read without it once set);
+ * each thread keeps one uc_context buffer for fp_env_sync (thread_ctx).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -298,13 +299,17 @@ static void ctx_set(uint8_t *v, int w, uint32_t x)
  */
 static bool v7m_probe(struct ms_rh_machine *m)
 {
+	int state = __atomic_load_n(&v7m_state, __ATOMIC_ACQUIRE);
+
+	if (state != 0)
+		return state > 0;
 	pthread_mutex_lock(&v7m_lock);
 	if (v7m_state == 0) {
 		uc_context *c = NULL;
 		size_t n = uc_context_size(m->uc), i;
 		uint32_t psp = 0, magic = V7M_MAGIC;
+		int found = -1;
 
-		v7m_state = -1;
 		if (uc_context_alloc(m->uc, &c) == UC_ERR_OK) {
 			uc_reg_read(m->uc, UC_ARM_REG_PSP, &psp);
 			uc_reg_write(m->uc, UC_ARM_REG_PSP, &magic);
@@ -318,13 +323,14 @@ static bool v7m_probe(struct ms_rh_machine *m)
 				    ctx_word(v, V7M_W_SECURE) <= 1 &&
 				    (ctx_word(v, V7M_W_FPCCR + 1) & 0xc0000000u) == 0xc0000000u) {
 					v7m_off = i;
-					v7m_state = 1;
+					found = 1;
 					break;
 				}
 			}
 			uc_context_free(c);
 		}
-		if (v7m_state < 0)
+		__atomic_store_n(&v7m_state, found, __ATOMIC_RELEASE);
+		if (found < 0)
 			ms_warn("rehost: this Unicorn's CPU state layout is not the one we know: "
 			        "FP lazy stacking is done eagerly and CPACR is not enforced");
 	}
