@@ -413,11 +413,16 @@ static json_t *rh_capabilities(void)
 
 	for (i = 0; ms_rh_cpus[i] != NULL; i++)
 		json_array_append_new(cpus, json_string(ms_rh_cpus[i]));
-	return json_pack("{s:s, s:o, s:o, s:[s,s,s], s:[s], s:o, s:s}", "backend", "rehost",
-	                 "boards", ms_rh_board_list(), "processors", cpus, "peripherals",
-	                 "cmsdk-uart", "cmsdk-timer", "inferred", "bus_types", "mmio", "operations",
-	                 ms_backend_operations(&ms_backend_rehost), "notes",
-	                 "Cortex-M33 runs without TrustZone; FP lazy stacking is done eagerly");
+	return json_pack(
+	    "{s:s, s:o, s:o, s:[s,s,s], s:[s], s:o, s:s}", "backend", "rehost", "boards",
+	    ms_rh_board_list(), "processors", cpus, "peripherals", "cmsdk-uart", "cmsdk-timer",
+	    "inferred", "bus_types", "mmio", "operations",
+	    ms_backend_operations(&ms_backend_rehost), "notes",
+	    "Cortex-M33 without TrustZone (a Secure-only core: no SAU, no Non-secure state, no MPU "
+	    "on any core); every model executes the ARMv8-M Mainline instruction set "
+	    "underneath (Thumb-2 instructions do not fault on M0/M0+); FP lazy stacking as "
+	    "ARMv7-M specifies; a CPACR-denied FP instruction faults (NOCP) at the end of its "
+	    "translation block; see docs/ARCHITECTURE.md");
 }
 
 #define MAX_SVD 8
