@@ -21,8 +21,11 @@
  *  - inst->lock guards the instance fields marked below, inst->cond signals
  *    exit and job progress;
  *  - qs->lock guards qs->inst for console_write, which runs without op_lock;
- *    it is held while writing to the UART socket so the fd cannot close
- *    underneath.
+ *    console_write takes it only to find the instance and to copy its UART
+ *    fd, and writes (and waits for a guest that is not reading) on the copy
+ *    under qs->write_lock alone, so control calls, which need qs->lock, are
+ *    not held up by console input; the session layer keeps console_write
+ *    and destroy apart, so qs outlives every write.
  *  - the qcow2 template is written once in init, before any session
  *    exists, and only read afterwards;
  *  - good_lock guards the table of configurations known to start (a leaf
@@ -126,6 +129,7 @@ struct qprog {
 
 struct qsess {
 	pthread_mutex_t lock; /* guards inst for console_write, and gdb_fd */
+	pthread_mutex_t write_lock; /* one console write at a time, bytes never interleaved */
 	struct inst *inst;
 	/*
 	 * Our listening socket on s->gdb_port, handed to each QEMU as its
@@ -1334,6 +1338,7 @@ static int setup_qsess(struct ms_session *s, struct qsess **out, struct ms_err *
 	if (!qs)
 		return ms_fail(e, 503, "out_of_memory", "cannot allocate qemu session state");
 	pthread_mutex_init(&qs->lock, NULL);
+	pthread_mutex_init(&qs->write_lock, NULL);
 	qs->gdb_fd = -1;
 	qs->bin = r.bin;
 	snprintf(qs->machine, sizeof(qs->machine), "%s", r.machine);
@@ -1371,6 +1376,7 @@ static void free_qsess(struct qsess *qs)
 	if (qs->gdb_fd >= 0)
 		close(qs->gdb_fd);
 	pthread_mutex_destroy(&qs->lock);
+	pthread_mutex_destroy(&qs->write_lock);
 	free(qs);
 }
 
@@ -1804,9 +1810,10 @@ static int qemu_snapshot_delete(struct ms_session *s, const char *name, struct m
 static int qemu_console_write(struct ms_session *s, const void *data, size_t len)
 {
 	struct qsess *qs = qsess_of(s);
+	struct inst *in;
 	const char *p = data;
 	size_t off = 0;
-	int rc = 0;
+	int rc = 0, fd;
 
 	if (!qs)
 		return MS_ESTATE;
@@ -1816,9 +1823,15 @@ static int qemu_console_write(struct ms_session *s, const void *data, size_t len
 		pthread_mutex_unlock(&qs->lock);
 		return MS_ESTATE;
 	}
+	in = qs->inst;
+	/* A copy: the instance may end (load, poweroff) while we write; its socket then fails. */
+	fd = fcntl(in->uart_fd, F_DUPFD_CLOEXEC, 0);
+	pthread_mutex_unlock(&qs->lock);
+	if (fd < 0)
+		return -errno;
+	pthread_mutex_lock(&qs->write_lock);
 	while (off < len) {
-		ssize_t n =
-		    send(qs->inst->uart_fd, p + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send(fd, p + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n > 0) {
 			off += (size_t)n;
@@ -1828,7 +1841,7 @@ static int qemu_console_write(struct ms_session *s, const void *data, size_t len
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			/* The guest is not draining its RX; give up after a while. */
-			struct pollfd pf = {.fd = qs->inst->uart_fd, .events = POLLOUT};
+			struct pollfd pf = {.fd = fd, .events = POLLOUT};
 
 			if (poll(&pf, 1, 1000) > 0)
 				continue;
@@ -1838,6 +1851,8 @@ static int qemu_console_write(struct ms_session *s, const void *data, size_t len
 		rc = -EPIPE;
 		break;
 	}
+	pthread_mutex_unlock(&qs->write_lock);
+	close(fd);
 	/*
 	 * QEMU's main loop stops watching a chardev socket while the guest
 	 * UART cannot receive (e.g. before the firmware enables RX) and is not
@@ -1845,9 +1860,8 @@ static int qemu_console_write(struct ms_session *s, const void *data, size_t len
 	 * monitor command makes the loop re-check; the supervisor keeps
 	 * poking until QEMU has read everything.
 	 */
-	if (rc == 0) {
-		struct inst *in = qs->inst;
-
+	pthread_mutex_lock(&qs->lock);
+	if (rc == 0 && qs->inst == in) {
 		pthread_mutex_lock(&in->lock);
 		in->uart_kick = true;
 		in->last_kick_ms = mono_ms();

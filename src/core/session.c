@@ -8,7 +8,11 @@
  * resources.session_timeout.
  * Locks: reg_mu guards the table (sessions[] and n_sessions); s->op_lock
  * serialises control operations on one session; s->lock guards its mutable
- * fields. Order: op_lock, then lock; reg_mu is never held while taking
+ * fields; s->io_gate lets console writes (which do not take op_lock) run
+ * together but not across the moment the session is marked destroyed, after
+ * which no control operation or console write reaches the backend (a request
+ * or a WebSocket may still hold a session that is being deleted).
+ * Order: op_lock, then io_gate, then lock; reg_mu is never held while taking
  * either of a session's locks except in ms_sessions_count, which takes only
  * s->lock briefly.
  */
@@ -134,11 +138,17 @@ static void random_hex(char *out, size_t nbytes)
 static struct ms_session *session_alloc(void)
 {
 	struct ms_session *s = calloc(1, sizeof(*s));
+	pthread_rwlockattr_t ga;
 
 	if (s == NULL)
 		return NULL;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->op_lock, NULL);
+	/* Writer first: a stream typing without pause must not hold a delete off. */
+	pthread_rwlockattr_init(&ga);
+	pthread_rwlockattr_setkind_np(&ga, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s->io_gate, &ga);
+	pthread_rwlockattr_destroy(&ga);
 	s->refs = 1;
 	s->extra = json_object();
 	return s;
@@ -165,6 +175,7 @@ void ms_session_put(struct ms_session *s)
 	json_decref(s->extra);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->op_lock);
+	pthread_rwlock_destroy(&s->io_gate);
 	free(s);
 }
 
@@ -607,6 +618,10 @@ int ms_session_run_dir(struct ms_session *s)
 static void destroy_and_forget(struct ms_session *s, bool remove_files)
 {
 	pthread_mutex_lock(&s->op_lock);
+	/* Waits for console writes under way; later ones see the flag. */
+	pthread_rwlock_wrlock(&s->io_gate);
+	s->destroyed = true;
+	pthread_rwlock_unlock(&s->io_gate);
 	s->backend->destroy(s);
 	pthread_mutex_unlock(&s->op_lock);
 	if (remove_files) {
@@ -637,6 +652,21 @@ int ms_sessions_delete(const char *id, struct ms_err *e)
 }
 
 /* ---- control ----------------------------------------------------------- */
+
+/*
+ * Take op_lock for a control operation. False, with the lock not held and e
+ * filled, when the session was deleted while the caller held it: its backend
+ * has let it go and must not be called again.
+ */
+static bool op_begin(struct ms_session *s, struct ms_err *e)
+{
+	pthread_mutex_lock(&s->op_lock);
+	if (!s->destroyed)
+		return true;
+	pthread_mutex_unlock(&s->op_lock);
+	ms_fail(e, 404, "session_not_found", "session %s was deleted", s->id);
+	return false;
+}
 
 static int unsupported(struct ms_session *s, const char *op, struct ms_err *e)
 {
@@ -687,7 +717,8 @@ int ms_session_poweron(struct ms_session *s, struct ms_err *e)
 {
 	int rc = 0;
 
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	if (ms_session_state(s) != MS_STATE_RUNNING) {
 		mark_errors_seen(s);
 		if (s->backend->power_on == NULL)
@@ -703,7 +734,8 @@ int ms_session_poweroff(struct ms_session *s, struct ms_err *e)
 {
 	int rc = 0;
 
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	if (ms_session_state(s) != MS_STATE_STOPPED) {
 		if (s->backend->power_off == NULL)
 			rc = unsupported(s, "poweroff", e);
@@ -719,7 +751,8 @@ int ms_session_pause(struct ms_session *s, struct ms_err *e)
 	int rc = 0;
 	enum ms_state st;
 
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	st = ms_session_state(s);
 	if (st == MS_STATE_RUNNING) {
 		mark_errors_seen(s);
@@ -739,7 +772,8 @@ int ms_session_reset(struct ms_session *s, struct ms_err *e)
 	int rc;
 	enum ms_state st;
 
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	st = ms_session_state(s);
 	if (st == MS_STATE_STOPPED || st == MS_STATE_ERROR)
 		rc = wrong_state(s, st, "reset", e);
@@ -757,7 +791,8 @@ int ms_session_load(struct ms_session *s, const struct ms_program *p, bool has_a
 	int rc;
 	enum ms_state st;
 
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	st = ms_session_state(s);
 	if (st == MS_STATE_ERROR) {
 		rc = wrong_state(s, st, "load a program into", e);
@@ -818,7 +853,8 @@ int ms_session_snapshot_save(struct ms_session *s, const char *name, json_t **sn
 		return ms_fail(e, 400, "bad_name",
 		               "snapshot names are 1-64 characters of A-Z a-z 0-9 _ . - and do not "
 		               "start with . or -");
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	st = ms_session_state(s);
 	if (!alive(st)) {
 		rc = wrong_state(s, st, "snapshot", e);
@@ -852,7 +888,8 @@ int ms_session_snapshot_restore(struct ms_session *s, const char *name_or_id, st
 	enum ms_state st;
 	json_t *snap;
 
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	st = ms_session_state(s);
 	snap = find_snapshot(s, name_or_id);
 	if (snap == NULL) {
@@ -879,7 +916,8 @@ int ms_session_snapshot_delete(struct ms_session *s, const char *name_or_id, str
 	int rc;
 	json_t *snap;
 
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	snap = find_snapshot(s, name_or_id);
 	if (snap == NULL) {
 		rc = ms_fail(e, 404, "snapshot_not_found", "session %s has no snapshot %.64s",
@@ -912,7 +950,8 @@ int ms_session_devices(struct ms_session *s, json_t **out, struct ms_err *e)
 	int rc;
 	enum ms_state st;
 
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	st = ms_session_state(s);
 	if (!alive(st))
 		rc = wrong_state(s, st, "list the devices of", e);
@@ -929,7 +968,8 @@ int ms_session_coverage_start(struct ms_session *s, struct ms_err *e)
 	int rc;
 	enum ms_state st;
 
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	st = ms_session_state(s);
 	if (!alive(st))
 		rc = wrong_state(s, st, "collect coverage of", e);
@@ -946,7 +986,8 @@ int ms_session_coverage_stop(struct ms_session *s, json_t **report, struct ms_er
 	int rc;
 
 	*report = NULL;
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	if (s->backend->coverage_stop == NULL)
 		rc = unsupported(s, "coverage", e);
 	else if ((rc = s->backend->coverage_stop(s, report, e)) == 0)
@@ -960,7 +1001,8 @@ int ms_session_step(struct ms_session *s, uint64_t insns, struct ms_err *e)
 	int rc;
 	enum ms_state st;
 
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	st = ms_session_state(s);
 	if (!alive(st))
 		rc = wrong_state(s, st, "step", e);
@@ -977,7 +1019,8 @@ int ms_session_run_for(struct ms_session *s, uint64_t virtual_ns, struct ms_err 
 	int rc;
 	enum ms_state st;
 
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	st = ms_session_state(s);
 	if (!alive(st))
 		rc = wrong_state(s, st, "run", e);
@@ -994,7 +1037,8 @@ int ms_session_inject(struct ms_session *s, json_t *event, struct ms_err *e)
 	int rc;
 	enum ms_state st;
 
-	pthread_mutex_lock(&s->op_lock);
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
 	st = ms_session_state(s);
 	if (!alive(st))
 		rc = wrong_state(s, st, "inject an event into", e);
@@ -1047,16 +1091,50 @@ int ms_session_models_export(struct ms_session *s, json_t **out, struct ms_err *
 
 int ms_session_console_write(struct ms_session *s, const void *data, size_t len)
 {
+	int rc;
+
 	/*
 	 * Not under op_lock: typing must not wait behind a slow snapshot, and
-	 * backends make console_write safe against their own control calls.
+	 * backends make console_write safe against their own control calls,
+	 * except destroy, which frees what it uses: io_gate keeps them apart.
 	 */
 	if (s->backend->console_write == NULL)
 		return MS_EUNSUPPORTED;
-	return s->backend->console_write(s, data, len);
+	pthread_rwlock_rdlock(&s->io_gate);
+	rc = s->destroyed ? MS_ESTATE : s->backend->console_write(s, data, len);
+	pthread_rwlock_unlock(&s->io_gate);
+	return rc;
 }
 
 /* ---- start-up, reaper, shutdown --------------------------------------- */
+
+/*
+ * For a backend without reattach (rehost runs its emulator inside the
+ * daemon, so it died with the previous one): set a new emulator up, with the
+ * session's program, so that the session is an ordinary powered-off one that
+ * poweron runs again. Without backend state, its first control request or
+ * console byte would reach a backend that has nothing to work on.
+ */
+static int renew(struct ms_session *s, struct ms_err *e)
+{
+	struct ms_program p;
+	int rc;
+
+	s->state = MS_STATE_CREATED; /* what create reports: not a change worth an event */
+	pthread_mutex_lock(&s->op_lock);
+	rc = s->backend->create(s, e);
+	if (rc == 0 && s->program_id[0] != '\0' && s->backend->load_program != NULL &&
+	    (ms_programs_get(s->program_id, &p, e) != 0 ||
+	     s->backend->load_program(s, &p, s->has_load_addr, s->load_addr, e) != 0)) {
+		ms_warn("session %s: program %s not loaded again: %s", s->id, s->program_id,
+		        e->message);
+		s->program_id[0] = '\0';
+		s->has_load_addr = false;
+		ms_err_clear(e);
+	}
+	pthread_mutex_unlock(&s->op_lock);
+	return rc;
+}
 
 static void reload_one(json_t *doc)
 {
@@ -1067,6 +1145,7 @@ static void reload_one(json_t *doc)
 	const char *addr = json_string_value(json_object_get(doc, "load_address"));
 	const struct ms_backend *b = ms_backend_find(backend != NULL ? backend : "");
 	struct ms_session *s;
+	struct ms_err e;
 	int prev;
 
 	if (id == NULL || dir == NULL || strlen(id) >= sizeof(s->id) ||
@@ -1097,6 +1176,13 @@ static void reload_one(json_t *doc)
 	prev = state_from_name(json_string_value(json_object_get(doc, "state")));
 	s->state = MS_STATE_STOPPED;
 	if (make_dir(s->dir) != 0 || open_streams(s) != 0) {
+		ms_session_put(s);
+		return;
+	}
+	ms_err_clear(&e);
+	if (b->reattach == NULL && renew(s, &e) != 0) {
+		ms_warn("session %s: cannot set up a %s emulator again (%s); record kept", id,
+		        b->name, e.message);
 		ms_session_put(s);
 		return;
 	}

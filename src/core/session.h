@@ -77,6 +77,13 @@ struct ms_session {
 
 	pthread_mutex_t op_lock; /* serialises control operations */
 	void *bdata; /* backend private; see the backend's file */
+	/*
+	 * Set (under op_lock and io_gate held for writing) just before the
+	 * backend's destroy: a request or a console stream still holding the
+	 * session must not call into the backend after that.
+	 */
+	bool destroyed;
+	pthread_rwlock_t io_gate; /* console writes (read) against destroy (write) */
 	int refs; /* atomic */
 };
 

@@ -121,6 +121,8 @@ static int send_event_lines(int fd, char *pending, size_t *plen, const char *dat
 static bool on_client_bytes(struct bridge *b, int fd, struct ms_ws_parser *p, const uint8_t *data,
                             size_t len)
 {
+	bool dropping = false;
+
 	while (len > 0) {
 		struct ms_ws_message m;
 		size_t used = 0;
@@ -138,9 +140,17 @@ static bool on_client_bytes(struct bridge *b, int fd, struct ms_ws_parser *p, co
 		switch (m.opcode) {
 		case MS_WS_TEXT:
 		case MS_WS_BINARY:
-			if (b->console && m.len > 0 &&
-			    ms_session_console_write(b->s, m.data, m.len) < 0)
+			/*
+			 * A refused write (a guest not reading its UART waits up to
+			 * a second each, a session being deleted) drops the rest of
+			 * this read too: waiting for each frame in turn would keep
+			 * the bridge from seeing its client leave or the server stop.
+			 */
+			if (b->console && m.len > 0 && !dropping &&
+			    ms_session_console_write(b->s, m.data, m.len) < 0) {
 				ms_debug("session %s: console input dropped", b->s->id);
+				dropping = true;
+			}
 			break;
 		case MS_WS_PING:
 			if (ms_ws_send(fd, MS_WS_PONG, m.data, m.len) != 0)

@@ -19,6 +19,18 @@ from conftest import WS
 ROUNDS = 10
 
 
+def start(own_daemon, name):
+    """A fresh daemon; another program may take the free port conftest picked before it binds."""
+    for attempt in range(3):
+        d = own_daemon(name="%s-%d" % (name, attempt))
+        try:
+            return d.start()
+        except RuntimeError as ex:
+            if "Address already in use" not in str(ex):
+                raise
+    raise RuntimeError("no free port for %s" % name)
+
+
 def rehost_session(d):
     r = d.post("/api/v1/sessions", {"backend": "rehost", "board_config": {"cpu": "cortex-m0"}})
     assert r.status == 201, r
@@ -37,7 +49,7 @@ def open_streams(d, sid, mmio):
 
 def test_sigterm_while_websocket_streams_end(own_daemon):
     for i in range(ROUNDS):
-        d = own_daemon(name="stop-%d" % i).start()
+        d = start(own_daemon, "stop-%d" % i)
         qemu = d.create_session("mps2-an385")["id"]
         rehost = [rehost_session(d) for _ in range(2)]
         kept = open_streams(d, qemu, mmio=False) + open_streams(d, rehost[0], mmio=True)
