@@ -940,7 +940,7 @@ int ms_rh_machine_load(struct ms_rh_machine *m, const struct ms_image *img, stru
 
 int ms_rh_machine_reset(struct ms_rh_machine *m, struct ms_err *e)
 {
-	uint32_t sp, pc, zero = 0;
+	uint32_t sp, pc, thumb, zero = 0;
 	int i;
 	size_t s;
 
@@ -994,15 +994,27 @@ int ms_rh_machine_reset(struct ms_rh_machine *m, struct ms_err *e)
 		uc_reg_write(m->uc, UC_ARM_REG_LR, &lr);
 		uc_reg_write(m->uc, UC_ARM_REG_XPSR, &xpsr);
 	}
+	thumb = pc & 1;
 	pc |= 1;
 	uc_reg_write(m->uc, UC_ARM_REG_PC, &pc);
 	if (find_region(m, pc & ~1u) == NULL) {
 		char why[160];
 
+		/*
+		 * The architecture would take a HardFault on the first fetch; but
+		 * any address may be mapped lazily here, so say it plainly instead
+		 * of running zeros.
+		 */
 		snprintf(why, sizeof(why), "reset vector 0x%08x points outside memory", pc);
 		ms__rh_lockup(m, why);
-	} else if ((pc & 1) == 0) {
-		ms__rh_lockup(m, "reset vector has the Thumb bit clear");
+	} else if (!thumb) {
+		/*
+		 * EPSR.T clear: the first instruction raises INVSTATE, which
+		 * escalates to HardFault (UsageFault is disabled at reset); the
+		 * HardFault vector then decides, and a lockup follows if it is
+		 * bad too.
+		 */
+		ms__rh_fault(m, 6, 1u << 17, false, 0);
 	}
 	return 0;
 }

@@ -500,6 +500,34 @@ static void test_vector_table_nowhere(void **s)
 	ms_rh_machine_free(m);
 }
 
+/* A reset vector without the Thumb bit: INVSTATE escalated to HardFault, whose handler runs. */
+static void test_reset_vector_without_thumb_bit(void **s)
+{
+	uint8_t bin[72] = {0};
+	struct ms_rh_opts opts = {.board = "mps2-an385", .no_infer = true}; /* RAM for the frame */
+	struct ms_rh_machine *m;
+	struct ms_image img;
+	struct ms_err e;
+	uint32_t sp = 0x20001000, reset = 0x40, hardfault = 0x45;
+
+	memcpy(bin, &sp, 4);
+	memcpy(bin + 4, &reset, 4);
+	memcpy(bin + 12, &hardfault, 4);
+	bin[0x44] = 0xfe; /* HardFault handler: b . */
+	bin[0x45] = 0xe7;
+	assert_int_equal(ms_image_parse(bin, sizeof(bin), 0, &img, &e), 0);
+	assert_int_equal(ms_rh_machine_new(&opts, &m, &e), 0);
+	assert_int_equal(ms_rh_machine_load(m, &img, &e), 0);
+	if (ms_rh_machine_run(m, 1000) != MS_RH_STOP_LIMIT)
+		fail_msg("stopped: %s", m->crash);
+	assert_false(m->locked_up);
+	assert_int_equal(ms__rh_pc(m) & ~1u, 0x44);
+	assert_true(m->scs.cfsr & (1u << 17)); /* INVSTATE */
+	assert_true(m->scs.hfsr & (1u << 30)); /* FORCED */
+	ms_image_free(&img);
+	ms_rh_machine_free(m);
+}
+
 static void test_runaway_stopped_by_limit(void **s)
 {
 	/* Vector table then "b ." at 0x40. */
@@ -626,6 +654,7 @@ int main(void)
 	    cmocka_unit_test(test_snapshot_restore_twice),
 	    cmocka_unit_test(test_snapshot_file_hostile),
 	    cmocka_unit_test(test_vector_table_nowhere),
+	    cmocka_unit_test(test_reset_vector_without_thumb_bit),
 	    cmocka_unit_test(test_runaway_stopped_by_limit),
 	    cmocka_unit_test(test_hostile_images),
 	};
