@@ -270,6 +270,25 @@ static void test_restart_and_run_dir(void **state)
 	assert_non_null(strstr(log, "\"type\":\"created\""));
 	assert_non_null(strstr(log, "\"type\":\"reloaded\""));
 	free(log);
+	/* Powered on again it runs its program (a second greeting after the first). */
+	assert_int_equal(ms_session_poweron(s, &e), 0);
+	assert_int_equal(ms_session_state(s), MS_STATE_RUNNING);
+	{
+		bool twice = false;
+
+		for (int i = 0; i < 500 && !twice; i++) {
+			char *first;
+
+			assert_int_equal(ms_stream_snapshot(s->console, 1 << 20, &log, &len), 0);
+			first = strstr(log, "Hello from MachineServer");
+			twice =
+			    first != NULL && strstr(first + 1, "Hello from MachineServer") != NULL;
+			free(log);
+			if (!twice)
+				usleep(10000);
+		}
+		assert_true(twice);
+	}
 	ms_session_put(s);
 	assert_int_equal(ms_sessions_delete(id, &e), 0);
 	assert_false(exists(dir, ""));
