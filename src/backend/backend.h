@@ -105,7 +105,13 @@ struct ms_backend {
 	int (*coverage_stop)(struct ms_session *s, json_t **report, struct ms_err *e);
 	int (*step)(struct ms_session *s, uint64_t insns, struct ms_err *e);
 	int (*run_for)(struct ms_session *s, uint64_t virtual_ns, struct ms_err *e);
-	int (*inject_event)(struct ms_session *s, json_t *event, struct ms_err *e);
+	/*
+	 * An external event (a GPIO level and its interrupt). *decision gets
+	 * what came of it (a new reference, e.g. whether the interrupt was
+	 * raised and why not), or NULL.
+	 */
+	int (*inject_event)(struct ms_session *s, json_t *event, json_t **decision,
+	                    struct ms_err *e);
 };
 
 /* Backends compiled in; NULL-terminated. */

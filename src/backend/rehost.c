@@ -1038,18 +1038,29 @@ static int rh_run_for(struct ms_session *s, uint64_t virtual_ns, struct ms_err *
 	return run_paused(s, (uint64_t)n, e);
 }
 
+struct inject_arg {
+	json_t *event;
+	json_t *decision; /* out */
+};
+
 static int do_inject(struct rsess *rs, void *arg, struct ms_err *e)
 {
+	struct inject_arg *ia = arg;
+
 	if (rs->m->inf == NULL)
 		return ms_fail(e, 501, "not_supported",
 		               "this session runs without peripheral inference");
-	return ms_infer_inject(rs->m->inf, arg, e);
+	return ms_infer_inject_ex(rs->m->inf, ia->event, &ia->decision, e);
 }
 
 /* On the engine thread: the event may raise an interrupt through the NVIC. */
-static int rh_inject_event(struct ms_session *s, json_t *event, struct ms_err *e)
+static int rh_inject_event(struct ms_session *s, json_t *event, json_t **decision, struct ms_err *e)
 {
-	return post(s->bdata, do_inject, event, e);
+	struct inject_arg ia = {.event = event};
+	int rc = post(s->bdata, do_inject, &ia, e);
+
+	*decision = ia.decision;
+	return rc;
 }
 
 const struct ms_backend ms_backend_rehost = {

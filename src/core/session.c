@@ -1032,11 +1032,12 @@ int ms_session_run_for(struct ms_session *s, uint64_t virtual_ns, struct ms_err 
 	return rc;
 }
 
-int ms_session_inject(struct ms_session *s, json_t *event, struct ms_err *e)
+int ms_session_inject(struct ms_session *s, json_t *event, json_t **decision, struct ms_err *e)
 {
 	int rc;
 	enum ms_state st;
 
+	*decision = NULL;
 	if (!op_begin(s, e))
 		return MS_ENOTFOUND;
 	st = ms_session_state(s);
@@ -1044,7 +1045,7 @@ int ms_session_inject(struct ms_session *s, json_t *event, struct ms_err *e)
 		rc = wrong_state(s, st, "inject an event into", e);
 	else if (s->backend->inject_event == NULL)
 		rc = unsupported(s, "event injection", e);
-	else if ((rc = s->backend->inject_event(s, event, e)) == 0)
+	else if ((rc = s->backend->inject_event(s, event, decision, e)) == 0)
 		ms_session_event(s, "injected", json_deep_copy(event));
 	pthread_mutex_unlock(&s->op_lock);
 	return rc;

@@ -139,7 +139,8 @@ int ms_session_models_export(struct ms_session *s, json_t **out, struct ms_err *
 /* Co-simulation primitives on a paused session, and external events (GPIO levels, IRQs). */
 int ms_session_step(struct ms_session *s, uint64_t insns, struct ms_err *e);
 int ms_session_run_for(struct ms_session *s, uint64_t virtual_ns, struct ms_err *e);
-int ms_session_inject(struct ms_session *s, json_t *event, struct ms_err *e);
+/* *decision: the backend's account of the event (new reference) or NULL; see backend.h. */
+int ms_session_inject(struct ms_session *s, json_t *event, json_t **decision, struct ms_err *e);
 int ms_session_console_write(struct ms_session *s, const void *data, size_t len);
 
 /*

@@ -343,9 +343,38 @@ static void with_body(struct ms_req *req, struct ms_resp *resp, body_fn fn, ms_r
 	json_decref(body);
 }
 
+/*
+ * 200 with the session, plus "inject": what came of the event (for a GPIO
+ * level: {addr, mask, value, irq, raised, reason, flag}), so that a client
+ * learns at once that an interrupt was held back (the line masked by the
+ * firmware) without reading the event stream.
+ */
 void ms_api_session_inject(struct ms_req *req, struct ms_resp *resp)
 {
-	with_body(req, resp, ms_session_inject, NULL);
+	struct ms_session *s;
+	struct ms_err e;
+	json_t *body, *decision = NULL, *out;
+
+	ms_err_clear(&e);
+	if (ms_req_json(req, false, &body, &e) != 0) {
+		ms_resp_error(resp, &e);
+		return;
+	}
+	s = path_session(req, resp);
+	if (s != NULL) {
+		if (ms_session_inject(s, body, &decision, &e) != 0) {
+			ms_resp_error(resp, &e);
+		} else {
+			out = ms_session_json(s);
+			json_object_set_new(out, "inject",
+			                    decision != NULL ? decision : json_null());
+			decision = NULL;
+			ms_resp_json(resp, 200, out);
+		}
+		json_decref(decision);
+		ms_session_put(s);
+	}
+	json_decref(body);
 }
 
 typedef int (*view_fn)(struct ms_session *s, json_t **out, struct ms_err *e);

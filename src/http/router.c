@@ -47,7 +47,8 @@ const struct ms_route ms_routes[] = {
      "advance a paused session by a virtual time (backends that list \"run_for\")",
      "{\"virtual_ns\":1000000}"},
     {"POST", SESS "/inject", ms_api_session_inject, 0,
-     "an external event: a GPIO level change, optionally with its interrupt",
+     "an external event: a GPIO level change, optionally with its interrupt; answers the "
+     "session plus \"inject\": {raised, reason, flag, ...}",
      "{\"kind\":\"gpio\",\"addr\":\"0x40010808\",\"mask\":\"0x1\",\"value\":\"0x1\",\"irq\":6}"},
     {"GET", SESS "/devices", ms_api_session_devices, 0,
      "memory-mapped regions and devices read from the running emulator", NULL},

@@ -244,7 +244,11 @@ def test_gpio_external_interrupt_through_inject(clean, name, mode):
     assert_error(edge(g["press"], irq=g["irq"] + 1), 409)
     assert d.post(run_for, {"virtual_ns": 1000000}).status == 200
 
-    assert edge(g["press"]).status == 200
+    r = edge(g["press"])
+    assert r.status == 200
+    # The answer says what came of the event: here, the interrupt was raised.
+    assert r.json()["inject"]["raised"] is True, r.json()
+    assert r.json()["inject"]["flag"] == {"addr": g["flag"], "mask": "0x1"}, r.json()
     assert d.post(run_for, {"virtual_ns": 1000000}).status == 200
     out = ws.read_until(b"button %d\r\n" % (g["press"] != 0), timeout=30, start=out)
     assert edge(g["release"]).status == 200
@@ -255,8 +259,10 @@ def test_gpio_external_interrupt_through_inject(clean, name, mode):
     flag = reg(g["flag"])
     assert flag["model"] == g["acked"] and flag["value"] == "0x0", flag
     assert reg(g["addr"])["category"] == "status"
-    # Disabled in the peripheral: the edge sets the flag but does not interrupt.
-    assert edge(g["press"]).status == 200
+    # Disabled in the peripheral: the edge sets the flag but does not interrupt, and says why.
+    r = edge(g["press"])
+    assert r.status == 200
+    assert r.json()["inject"]["raised"] is False and r.json()["inject"]["reason"], r.json()
     assert reg(g["flag"])["value"] == "0x1"
     infer = [e["data"] for e in events(d, sid) if e["type"] == "infer.inject"]
     assert [e["raised"] for e in infer] == [True, True, False], infer
