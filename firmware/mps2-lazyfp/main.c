@@ -10,14 +10,20 @@
  *   3. PendSV pends a higher-priority SysTick whose FP use preserves the
  *      thread's state (saved by PendSV's entry) from inside the nested
  *      handler;
- *   4. with FPCCR.LSPEN=0 the extended frame is written at entry.
+ *   4. with FPCCR.LSPEN=0 the extended frame is written at entry;
+ *   5. software sets FPCAR and FPCCR.LSPACT itself: the next FP
+ *      instruction preserves the registers there first;
+ *   6. with FPCCR.ASPEN=0, FP use does not set CONTROL.FPCA: exceptions
+ *      push the basic frame.
  * Every value is printed so that the output can be compared with QEMU's.
  */
 #include "mps2.h"
 
 #define FPU_FPCAR REG32(0xe000ef38)
 #define ICSR_PENDSTSET (1u << 26)
+#define FPCCR_LSPACT (1u << 0)
 #define FPCCR_LSPEN (1u << 30)
+#define FPCCR_ASPEN (1u << 31)
 #define PAINT 0xa5a5a5a5u
 #define FPSCR_INIT 0x02400000u /* DN, RMode = round towards +inf */
 
@@ -174,6 +180,32 @@ int main(void)
 			uart_puts("\r\n");
 		}
 	}
+	{
+		/* 5: a lazy save that software arms by hand, in thread mode. */
+		static uint32_t area[17];
+		int i, saved = 0;
+
+		for (i = 0; i < 17; i++)
+			area[i] = PAINT;
+		FPU_FPCAR = (uint32_t)area;
+		FPU_FPCCR |= FPCCR_LSPACT;
+		kv("5 software LSPACT: fpccr=", FPU_FPCCR);
+		__asm__ volatile("vldmia %0, {s0-s15}" ::"r"(init)
+		                 : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9",
+		                   "s10", "s11", "s12", "s13", "s14", "s15", "memory");
+		for (i = 0; i < 16; i++)
+			saved += area[i] == init[i];
+		kv(" after=", FPU_FPCCR);
+		uart_puts(" saved=");
+		uart_putdec((uint32_t)saved);
+		kv(" fpscr=", area[16]);
+		uart_puts("\r\n");
+	}
+	/* 6: no automatic FP context: CONTROL.FPCA stays clear, frames are basic. */
+	FPU_FPCCR &= ~FPCCR_ASPEN;
+	__asm__ volatile("msr control, %0\nisb" ::"r"(0));
+	mode = 6;
+	report("6 ASPEN=0:", run_once());
 	uart_puts("lazyfp done\r\n");
 	for (;;)
 		__asm__ volatile("wfi");
