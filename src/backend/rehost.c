@@ -65,6 +65,7 @@ struct rsess {
 	bool quit;
 	bool has_program;
 	bool started; /* the engine thread runs; set once, under op_lock */
+	bool auto_cpu; /* no board or cpu given: the first program's ELF chooses the core */
 	/* Pacing: wall-clock origin for the current run stretch. */
 	struct timespec t0;
 	uint64_t ns0;
@@ -506,9 +507,7 @@ static int rh_validate(json_t *bc, struct ms_err *e)
 			    "memory_map, svd, models)",
 			    key);
 	}
-	if (board == NULL && cpu == NULL)
-		return ms_fail(e, 400, "bad_board_config",
-		               "rehost needs board_config.board or board_config.cpu");
+	/* Neither: the core comes from the first program's ELF (choose_cpu), else Cortex-M3. */
 	if (board != NULL && ms_rh_board_load(board, &b, e) != 0)
 		return e->status == 404
 		    ? ms_fail(e, 400, "unknown_board", "unknown board %s", board)
@@ -523,9 +522,14 @@ static int rh_validate(json_t *bc, struct ms_err *e)
 	return svd_paths(bc, paths, MAX_SVD, &n, e);
 }
 
-static int rh_create(struct ms_session *s, struct ms_err *e)
+/*
+ * A machine for session s: its board or cpu (cpu overrides s->cpu when not
+ * NULL), its SVDs and models. A spare built ahead is taken when the
+ * configuration is plain. The machine's callbacks reach rs.
+ */
+static int make_machine(struct rsess *rs, struct ms_session *s, const char *cpu,
+                        struct ms_rh_machine **out, struct ms_err *e)
 {
-	struct rsess *rs = calloc(1, sizeof(*rs));
 	struct ms_rh_opts o = {0};
 	json_t *models = json_object_get(s->board_config, "models");
 	char paths[MAX_SVD][512], models_path[600];
@@ -533,27 +537,21 @@ static int rh_create(struct ms_session *s, struct ms_err *e)
 	size_t n_svd = 0;
 	int rc;
 
-	if (rs == NULL)
-		return ms_fail(e, 500, "internal", "out of memory");
-	if ((rc = svd_paths(s->board_config, paths, MAX_SVD, &n_svd, e)) != 0) {
-		free(rs);
+	*out = NULL;
+	if ((rc = svd_paths(s->board_config, paths, MAX_SVD, &n_svd, e)) != 0)
 		return rc;
-	}
 	for (size_t i = 0; i < n_svd; i++)
 		svd[i] = paths[i];
 	if (models != NULL) {
 		/* The engine imports device maps from a file: keep the session's copy in its directory. */
 		snprintf(models_path, sizeof(models_path), "%s/models.json", s->dir);
 		if (ms_session_run_dir(s) != 0 ||
-		    json_dump_file(models, models_path, JSON_COMPACT) != 0) {
-			free(rs);
+		    json_dump_file(models, models_path, JSON_COMPACT) != 0)
 			return ms_fail(e, 500, "io_error", "cannot write %s", models_path);
-		}
 		o.models_path = models_path;
 	}
-	rs->s = s;
 	o.board = s->board[0] ? s->board : NULL;
-	o.cpu = s->cpu[0] ? s->cpu : NULL;
+	o.cpu = cpu != NULL ? cpu : s->cpu[0] ? s->cpu : NULL;
 	o.memory_map = json_object_get(s->board_config, "memory_map");
 	o.svd_paths = n_svd > 0 ? svd : NULL;
 	o.n_svd = n_svd;
@@ -561,10 +559,25 @@ static int rh_create(struct ms_session *s, struct ms_err *e)
 	o.event = event_cb;
 	o.ud = rs;
 	if (o.memory_map == NULL && n_svd == 0 && models == NULL)
-		rs->m = pool_take(s->board, s->cpu);
-	if (rs->m != NULL)
-		rs->m->ud = rs; /* the spare's callbacks now reach this session */
-	else if ((rc = ms_rh_machine_new(&o, &rs->m, e)) != 0) {
+		*out = pool_take(s->board, o.cpu != NULL ? o.cpu : "");
+	if (*out != NULL) {
+		(*out)->ud = rs; /* the spare's callbacks now reach this session */
+		return 0;
+	}
+	return ms_rh_machine_new(&o, out, e);
+}
+
+static int rh_create(struct ms_session *s, struct ms_err *e)
+{
+	struct rsess *rs = calloc(1, sizeof(*rs));
+	int rc;
+
+	if (rs == NULL)
+		return ms_fail(e, 500, "internal", "out of memory");
+	rs->s = s;
+	/* Neither board nor cpu: the program's ELF names its core at load (auto_cpu). */
+	rs->auto_cpu = s->board[0] == 0 && s->cpu[0] == 0;
+	if ((rc = make_machine(rs, s, NULL, &rs->m, e)) != 0) {
 		free(rs);
 		return rc;
 	}
@@ -722,6 +735,34 @@ struct load_arg {
 	uint64_t addr;
 };
 
+/*
+ * A session created with neither board nor cpu runs the core its first
+ * program was built for (the ELF's ARM build attributes, core/image.h):
+ * the machine made at create (Cortex-M3) is replaced by one for that core
+ * while nothing has run on it yet. Unicorn fixes the CPU model when the
+ * engine is opened, hence a new machine rather than a switch.
+ */
+static int choose_cpu(struct rsess *rs, const struct ms_image *img, struct ms_err *e)
+{
+	struct ms_rh_machine *m;
+	int rc;
+
+	if (!rs->auto_cpu || rs->started || rs->m->ran || rs->m->cov != NULL || img->cpu[0] == 0)
+		return 0;
+	rs->auto_cpu = false;
+	if (strcmp(img->cpu, rs->m->board.cpu) == 0)
+		return 0;
+	if ((rc = make_machine(rs, rs->s, img->cpu, &m, e)) != 0)
+		return rc;
+	pthread_mutex_lock(&view_lock);
+	ms_rh_machine_free(rs->m);
+	rs->m = m;
+	pthread_mutex_unlock(&view_lock);
+	ms_session_event(rs->s, "cpu",
+	                 json_pack("{s:s,s:s}", "cpu", img->cpu, "from", "build attributes"));
+	return 0;
+}
+
 static int do_load(struct rsess *rs, void *arg, struct ms_err *e)
 {
 	struct load_arg *la = arg;
@@ -730,6 +771,10 @@ static int do_load(struct rsess *rs, void *arg, struct ms_err *e)
 
 	if ((rc = ms_image_load_file(la->path, la->addr, 256u << 20, &img, e)) != 0)
 		return rc;
+	if ((rc = choose_cpu(rs, &img, e)) != 0) {
+		ms_image_free(&img);
+		return rc;
+	}
 	rc = ms_rh_machine_load(rs->m, &img, e);
 	ms_image_free(&img);
 	if (rc == 0)

@@ -102,8 +102,7 @@ def test_board_config_is_checked(clean):
                        ({"cpu": "cortex-m0", "svd": 7}, 400),
                        ({"cpu": "cortex-m0", "models": "not a map"}, 400),
                        ({"cpu": "cortex-m0", "foo": 1}, 400),
-                       ({"cpu": "cortex-m99"}, 400),
-                       ({}, 400)):
+                       ({"cpu": "cortex-m99"}, 400)):
         r = d.post("/api/v1/sessions", {"backend": "rehost", "board_config": bc})
         assert_error(r, status)
     # A device map that is not one: refused when the session is created.

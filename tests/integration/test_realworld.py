@@ -13,6 +13,7 @@ decisions and execute the same blocks.
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -78,3 +79,29 @@ def test_toboot_runs_are_deterministic(tmp_path, toboot):
     assert r1.returncode == r2.returncode == 0
     assert b1 == b2
     assert d1 == d2
+
+
+def test_toboot_through_the_daemon_with_an_empty_board_config(clean, toboot):
+    """No board, no cpu: the session runs the core the ELF names (M0+), says so
+    on its event stream, infers the clock unit and keeps running."""
+    d = clean
+    r = d.post("/api/v1/sessions", {"backend": "rehost", "board_config": {}})
+    assert r.status == 201, r
+    sid = r.json()["id"]
+    up = d.upload(open(TOBOOT, "rb").read(), "toboot.elf")
+    assert up.status == 201, up
+    assert d.post("/api/v1/sessions/%s/program" % sid, {"program_id": up.json()["id"]}).status == 200
+    assert d.post("/api/v1/sessions/%s/poweron" % sid).status == 200
+    d.wait_state(sid, "running")
+    evs = d.get("/api/v1/sessions/%s/events?limit=10000" % sid).json()
+    cpu = [e["data"] for e in evs if e["type"] == "cpu"]
+    assert cpu == [{"cpu": "cortex-m0plus", "from": "build attributes"}], cpu
+    # Its clock unit shows up among the inferred peripherals once the firmware touched it.
+    for _ in range(200):
+        periph = d.get("/api/v1/sessions/%s/peripherals" % sid).json()["peripherals"]
+        if any(int(p["base"], 16) == CMU for p in periph):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail("the CMU was never inferred: %s" % [p["base"] for p in periph])
+    assert d.get("/api/v1/sessions/%s" % sid).json()["state"] == "running"

@@ -522,8 +522,8 @@ static void test_sessions_in_a_row(void **state)
 
 static void test_bad_board_config(void **state)
 {
+	/* {} is good: the core comes from the program (test_realworld.py). */
 	static const char *const bad[] = {
-	    "{}",
 	    "{\"board\":\"no-such-board\"}",
 	    "{\"cpu\":\"cortex-a57\"}",
 	    "{\"board\":\"../../etc/passwd\"}",
