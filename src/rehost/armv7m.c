@@ -182,10 +182,31 @@ void ms__rh_irq_pulse(struct ms_rh_machine *m, int irq)
 		ms__rh_scs_set_pending(m, 16 + irq);
 }
 
+/*
+ * PRIMASK, BASEPRI and FAULTMASK. QEMU's MRS helper returns 0 for them to
+ * unprivileged code, so in unprivileged thread mode the reads are done
+ * from handler mode and xPSR put back (as ms__rh_sysreg does, but once for
+ * the three: exec_prio runs at every exception entry and return).
+ */
+static void read_masks(struct ms_rh_machine *m, uint32_t *primask, uint32_t *basepri,
+                       uint32_t *faultmask)
+{
+	uint32_t xpsr = rreg(m, UC_ARM_REG_XPSR);
+	bool drop = (xpsr & 0x1ff) == 0 && (rreg(m, UC_ARM_REG_CONTROL) & 1);
+
+	if (drop)
+		wreg(m, UC_ARM_REG_XPSR, xpsr | 3);
+	*primask = rreg(m, UC_ARM_REG_PRIMASK);
+	*basepri = m->v6m ? 0 : rreg(m, UC_ARM_REG_BASEPRI);
+	*faultmask = m->v6m ? 0 : rreg(m, UC_ARM_REG_FAULTMASK);
+	if (drop)
+		wreg(m, UC_ARM_REG_XPSR, xpsr);
+}
+
 /* Execution priority: the most urgent of active exceptions and masks. */
 static int exec_prio(struct ms_rh_machine *m, bool ignore_primask)
 {
-	uint32_t i, n = nexc(m);
+	uint32_t i, n = nexc(m), primask, basepri, faultmask;
 	int p = 256;
 
 	for (i = 1; i < n; i++)
@@ -195,15 +216,15 @@ static int exec_prio(struct ms_rh_machine *m, bool ignore_primask)
 			if (q < p)
 				p = q;
 		}
+	read_masks(m, &primask, &basepri, &faultmask);
 	if (!m->v6m) {
-		uint32_t basepri = ms__rh_sysreg(m, UC_ARM_REG_BASEPRI) & 0xff;
-
+		basepri &= 0xff;
 		if (basepri != 0 && group_prio(m, (uint8_t)basepri) < p)
 			p = group_prio(m, (uint8_t)basepri);
-		if ((ms__rh_sysreg(m, UC_ARM_REG_FAULTMASK) & 1) && p > -1)
+		if ((faultmask & 1) && p > -1)
 			p = -1;
 	}
-	if (!ignore_primask && (ms__rh_sysreg(m, UC_ARM_REG_PRIMASK) & 1) && p > 0)
+	if (!ignore_primask && (primask & 1) && p > 0)
 		p = 0;
 	return p;
 }
@@ -546,7 +567,7 @@ static bool read_vector(struct ms_rh_machine *m, int exc, uint32_t *vec)
 	return ms_rh_mem_read(m, m->scs.vtor + 4u * (uint32_t)exc, vec, 4) == 0;
 }
 
-static void exc_enter(struct ms_rh_machine *m, int exc);
+static void exc_enter(struct ms_rh_machine *m, int exc, int bg_prio);
 
 /*
  * The vector had bit 0 clear: the entry completed with EPSR.T=0, so the
@@ -576,7 +597,10 @@ static void invstate_at_entry(struct ms_rh_machine *m)
  * the basic part written; the FP part is written on the handler's first FP
  * instruction (fp_trap_write) or never.
  */
-static void exc_enter(struct ms_rh_machine *m, int exc)
+/* bg_prio: the execution priority before entry when the caller has it, else BG_UNKNOWN. */
+#define BG_UNKNOWN 1000
+
+static void exc_enter(struct ms_rh_machine *m, int exc, int bg_prio)
 {
 	static const int fr[] = {UC_ARM_REG_R0,  UC_ARM_REG_R1, UC_ARM_REG_R2, UC_ARM_REG_R3,
 	                         UC_ARM_REG_R12, UC_ARM_REG_LR, UC_ARM_REG_PC, UC_ARM_REG_XPSR};
@@ -620,7 +644,8 @@ static void exc_enter(struct ms_rh_machine *m, int exc)
 		return;
 	}
 	if (lazy)
-		fpccr_lazy(m, nsp, handler, control, exec_prio(m, false));
+		fpccr_lazy(m, nsp, handler, control,
+		           bg_prio != BG_UNKNOWN ? bg_prio : exec_prio(m, false));
 	if (!read_vector(m, exc, &vec)) {
 		/*
 		 * A fault on the vector read: HardFault (HFSR.VECTTBL) on the same
@@ -666,7 +691,7 @@ static void exc_enter(struct ms_rh_machine *m, int exc)
 
 bool ms__rh_take_pending(struct ms_rh_machine *m)
 {
-	int p, exc;
+	int p, exc, cur;
 
 	if (m->locked_up)
 		return false;
@@ -681,9 +706,9 @@ bool ms__rh_take_pending(struct ms_rh_machine *m)
 	if (!m->scs.any_pending)
 		return false;
 	exc = best_pending(m, &p);
-	if (exc == 0 || p >= exec_prio(m, false))
+	if (exc == 0 || p >= (cur = exec_prio(m, false)))
 		return false;
-	exc_enter(m, exc);
+	exc_enter(m, exc, cur);
 	return true;
 }
 
@@ -809,21 +834,24 @@ void ms__rh_fault(struct ms_rh_machine *m, int exc, uint32_t cfsr_bits, bool add
 		return;
 	}
 	m->scs.pending[target] = 1;
-	exc_enter(m, target);
+	exc_enter(m, target, BG_UNKNOWN);
 }
 
 void ms__rh_on_intr(struct ms_rh_machine *m, uint32_t intno)
 {
 	switch (intno) {
-	case 2: /* SVC: PC is already past the instruction. */
-		if (exc_prio(m, EXC_SVCALL) >= exec_prio(m, false)) {
+	case 2: { /* SVC: PC is already past the instruction. */
+		int cur = exec_prio(m, false);
+
+		if (exc_prio(m, EXC_SVCALL) >= cur) {
 			ms__rh_fault(m, EXC_HARDFAULT, 0, false, 0);
 			m->scs.hfsr |= HFSR_FORCED;
 			return;
 		}
 		m->scs.pending[EXC_SVCALL] = 1;
-		exc_enter(m, EXC_SVCALL);
+		exc_enter(m, EXC_SVCALL, cur);
 		return;
+	}
 	case 8: /* exception return */
 		exc_return(m);
 		return;
@@ -842,7 +870,7 @@ void ms__rh_on_intr(struct ms_rh_machine *m, uint32_t intno)
 			return;
 		}
 		m->scs.pending[EXC_HARDFAULT] = 1;
-		exc_enter(m, EXC_HARDFAULT);
+		exc_enter(m, EXC_HARDFAULT, BG_UNKNOWN);
 		return;
 	case 1: /* UDEF */
 		ms__rh_fault(m, EXC_USAGEFAULT, CFSR_UNDEFINSTR, false, 0);
