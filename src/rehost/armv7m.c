@@ -1349,7 +1349,6 @@ static uint64_t scs_read(uc_engine *uc, uint64_t offset, unsigned size, void *ud
 		r = (v >> (8 * (off & 2))) & 0xffff;
 	else
 		r = (v >> (8 * (off & 3))) & 0xff;
-	ms__rh_mmio_log(m, "scs", SCS_BASE + off, size, false, r);
 	return r;
 }
 
@@ -1364,7 +1363,6 @@ static void scs_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t va
 		fp_trap_write(m, (off - FP_TRAP_OFF) / 4, (uint32_t)value);
 		return;
 	}
-	ms__rh_mmio_log(m, "scs", SCS_BASE + off, size, true, value);
 	if (m->v6m && !v6m_has(m, off & ~3u))
 		return;
 	/* Priority registers are byte-addressable: merge narrow writes. */

@@ -259,7 +259,6 @@ static uint64_t dev_read(uc_engine *uc, uint64_t offset, unsigned size, void *ud
 
 	if (size < 4)
 		v &= (1ull << (8 * size)) - 1;
-	ms__rh_mmio_log(d->m, d->name, d->base + off, size, false, v);
 	return v;
 }
 
@@ -267,7 +266,6 @@ static void dev_write(uc_engine *uc, uint64_t offset, unsigned size, uint64_t va
 {
 	struct ms_rh_dev *d = ud;
 
-	ms__rh_mmio_log(d->m, d->name, d->base + (uint32_t)offset, size, true, value);
 	d->write(d, (uint32_t)offset & ~3u, size, value << (8 * (offset & 3)));
 }
 

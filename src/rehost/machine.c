@@ -446,18 +446,6 @@ static void hook_mmio(uc_engine *uc, uc_mem_type type, uint64_t addr, int size, 
 	        dev_name(m, (uint32_t)addr));
 }
 
-void ms__rh_mmio_log(struct ms_rh_machine *m, const char *dev, uint32_t addr, unsigned size,
-                     bool is_write, uint64_t val)
-{
-	/* Logged by hook_mmio with the exact PC; kept for callers that predate it. */
-	(void)m;
-	(void)dev;
-	(void)addr;
-	(void)size;
-	(void)is_write;
-	(void)val;
-}
-
 void ms_rh_machine_regs_text(struct ms_rh_machine *m, char *buf, size_t cap)
 {
 	static const int regs[] = {
@@ -611,12 +599,6 @@ static void inf_event(void *ud, const char *type, json_t *data)
 	}
 	if (m->event != NULL)
 		m->event(m->ud, type, data);
-}
-
-static void inf_mmio(void *ud, uint64_t pc, uint64_t addr, unsigned size, bool is_write,
-                     uint64_t value)
-{
-	ms__rh_mmio_log(ud, "inferred", (uint32_t)addr, size, is_write, value);
 }
 
 /* ---- creation ---- */
@@ -774,7 +756,6 @@ int ms_rh_machine_new(const struct ms_rh_opts *o, struct ms_rh_machine **out, st
 		    .vtor = inf_vtor,
 		    .now_ns = inf_now_ns,
 		    .event = inf_event,
-		    .mmio = inf_mmio,
 		};
 		struct ms_infer_opts io = {
 		    .mode = o->n_svd > 0 ? MS_INFER_SVD : MS_INFER_RULES,

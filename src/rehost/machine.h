@@ -287,8 +287,6 @@ void ms__rh_irq_level(struct ms_rh_machine *m, int irq, bool level);
 void ms__rh_irq_pulse(struct ms_rh_machine *m, int irq);
 void ms__rh_console_out(struct ms_rh_machine *m, const uint8_t *b, size_t n);
 void ms__rh_recompute_deadline(struct ms_rh_machine *m);
-void ms__rh_mmio_log(struct ms_rh_machine *m, const char *dev, uint32_t addr, unsigned size,
-                     bool is_write, uint64_t val);
 uint32_t ms__rh_pc(struct ms_rh_machine *m);
 void ms__rh_input_notify(struct ms_rh_machine *m);
 void ms__rh_flush_code(struct ms_rh_machine *m);
