@@ -313,17 +313,19 @@ void ms_api_session_run_for(struct ms_req *req, struct ms_resp *resp)
 	run_paused(req, resp, "virtual_ns", ms_session_run_for);
 }
 
-typedef int (*body_fn)(struct ms_session *s, json_t *body, struct ms_err *e);
+/* An operation on the whole JSON body; *out may get a result (new reference) or stay NULL. */
+typedef int (*body_fn)(struct ms_session *s, json_t *body, json_t **out, struct ms_err *e);
 
 /*
- * An operation that takes the whole JSON body: on success the reply is
- * then(req, resp), or the session when then is NULL.
+ * Run fn with the body. On success the reply is then(req, resp) when then
+ * is given, else the session, with fn's result under key when key is given.
  */
-static void with_body(struct ms_req *req, struct ms_resp *resp, body_fn fn, ms_route_fn then)
+static void with_body(struct ms_req *req, struct ms_resp *resp, body_fn fn, ms_route_fn then,
+                      const char *key)
 {
 	struct ms_session *s;
 	struct ms_err e;
-	json_t *body;
+	json_t *body, *out = NULL, *reply;
 
 	ms_err_clear(&e);
 	if (ms_req_json(req, false, &body, &e) != 0) {
@@ -332,12 +334,17 @@ static void with_body(struct ms_req *req, struct ms_resp *resp, body_fn fn, ms_r
 	}
 	s = path_session(req, resp);
 	if (s != NULL) {
-		if (fn(s, body, &e) != 0)
+		if (fn(s, body, &out, &e) != 0) {
 			ms_resp_error(resp, &e);
-		else if (then != NULL)
+		} else if (then != NULL) {
 			then(req, resp);
-		else
-			reply_session(resp, 200, s);
+		} else {
+			reply = ms_session_json(s);
+			if (key != NULL)
+				json_object_set(reply, key, out != NULL ? out : json_null());
+			ms_resp_json(resp, 200, reply);
+		}
+		json_decref(out);
 		ms_session_put(s);
 	}
 	json_decref(body);
@@ -351,30 +358,12 @@ static void with_body(struct ms_req *req, struct ms_resp *resp, body_fn fn, ms_r
  */
 void ms_api_session_inject(struct ms_req *req, struct ms_resp *resp)
 {
-	struct ms_session *s;
-	struct ms_err e;
-	json_t *body, *decision = NULL, *out;
+	with_body(req, resp, ms_session_inject, NULL, "inject");
+}
 
-	ms_err_clear(&e);
-	if (ms_req_json(req, false, &body, &e) != 0) {
-		ms_resp_error(resp, &e);
-		return;
-	}
-	s = path_session(req, resp);
-	if (s != NULL) {
-		if (ms_session_inject(s, body, &decision, &e) != 0) {
-			ms_resp_error(resp, &e);
-		} else {
-			out = ms_session_json(s);
-			json_object_set_new(out, "inject",
-			                    decision != NULL ? decision : json_null());
-			decision = NULL;
-			ms_resp_json(resp, 200, out);
-		}
-		json_decref(decision);
-		ms_session_put(s);
-	}
-	json_decref(body);
+static int peripheral_patch(struct ms_session *s, json_t *body, json_t **out, struct ms_err *e)
+{
+	return ms_session_peripheral_patch(s, body, e);
 }
 
 typedef int (*view_fn)(struct ms_session *s, json_t **out, struct ms_err *e);
@@ -426,7 +415,7 @@ void ms_api_peripherals(struct ms_req *req, struct ms_resp *resp)
 
 void ms_api_peripheral_patch(struct ms_req *req, struct ms_resp *resp)
 {
-	with_body(req, resp, ms_session_peripheral_patch, ms_api_peripherals);
+	with_body(req, resp, peripheral_patch, ms_api_peripherals, NULL);
 }
 
 void ms_api_mmio(struct ms_req *req, struct ms_resp *resp)
