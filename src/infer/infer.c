@@ -1831,6 +1831,19 @@ static void periph_apply_arch(struct ms_infer *inf, struct periph *p)
 	}
 }
 
+/* A device the rules create for page (the access at addr made it), mapped in its window. */
+static struct periph *periph_create(struct ms_infer *inf, uint32_t page, uint32_t addr)
+{
+	struct periph *p = periph_new(inf, page, SRC_RULES);
+	if (!p)
+		return NULL;
+	p->mapped = true;
+	inf->n_region++;
+	periph_apply_svd(inf, p, addr);
+	periph_apply_arch(inf, p);
+	return p;
+}
+
 /*
  * The device of addr, created on its first access: region choice (a page,
  * with the SVD's peripherals or the architecture's known registers), and
@@ -1849,13 +1862,9 @@ static struct periph *periph_touch(struct ms_infer *inf, uint32_t addr, bool wri
 		return p;
 	}
 	uint64_t t0 = mono_ns();
-	p = periph_new(inf, page, SRC_RULES);
+	p = periph_create(inf, page, addr);
 	if (!p)
 		return NULL;
-	p->mapped = true;
-	inf->n_region++;
-	periph_apply_svd(inf, p, addr);
-	periph_apply_arch(inf, p);
 	int pi = periph_index(inf, p);
 	for (int i = 0; i < 256; i++)
 		if (inf->irq_page[i] == pi + 1 && p->irq < 0)
@@ -1917,13 +1926,9 @@ static struct periph *periph_for_event(struct ms_infer *inf, uint32_t addr)
 	if (!ms_infer_is_peripheral_addr(addr) || page == 0x10000000u || !inf->uc ||
 	    !window_map(inf, addr))
 		return NULL;
-	p = periph_new(inf, page, SRC_RULES);
+	p = periph_create(inf, page, addr);
 	if (!p)
 		return NULL;
-	p->mapped = true;
-	inf->n_region++;
-	periph_apply_svd(inf, p, addr);
-	periph_apply_arch(inf, p);
 	emit(inf, "infer.region",
 	     json_pack("{s:o,s:o,s:i,s:s,s:s,s:s,s:i,s:s}", "addr", hex(addr), "base", hex(page),
 	               "size", (int)PAGE, "name", p->name, "source", source_names[p->source],
