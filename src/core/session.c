@@ -818,6 +818,32 @@ static bool alive(enum ms_state st)
 	return st == MS_STATE_CREATED || st == MS_STATE_RUNNING || st == MS_STATE_PAUSED;
 }
 
+/*
+ * The start of an operation on a live session (created, running or paused)
+ * that a backend may lack (implemented false): returns 0 with op_lock held
+ * when the caller may go on, else the error (404 deleted, 409 wrong state,
+ * 501 not implemented) with the lock released. verb names the operation in
+ * a 409 ("step"), feature in a 501 ("instruction stepping").
+ */
+static int live_op(struct ms_session *s, const char *verb, bool implemented, const char *feature,
+                   struct ms_err *e)
+{
+	enum ms_state st;
+	int rc;
+
+	if (!op_begin(s, e))
+		return MS_ENOTFOUND;
+	st = ms_session_state(s);
+	if (!alive(st))
+		rc = wrong_state(s, st, verb, e);
+	else if (!implemented)
+		rc = unsupported(s, feature, e);
+	else
+		return 0;
+	pthread_mutex_unlock(&s->op_lock);
+	return rc;
+}
+
 /* The stored snapshot document matching a name or an id (new reference), or NULL. */
 static json_t *find_snapshot(struct ms_session *s, const char *name_or_id)
 {
@@ -845,7 +871,6 @@ int ms_session_snapshot_save(struct ms_session *s, const char *name, json_t **sn
                              struct ms_err *e)
 {
 	int rc;
-	enum ms_state st;
 	json_t *old;
 	uint64_t size = 0;
 
@@ -853,14 +878,9 @@ int ms_session_snapshot_save(struct ms_session *s, const char *name, json_t **sn
 		return ms_fail(e, 400, "bad_name",
 		               "snapshot names are 1-64 characters of A-Z a-z 0-9 _ . - and do not "
 		               "start with . or -");
-	if (!op_begin(s, e))
-		return MS_ENOTFOUND;
-	st = ms_session_state(s);
-	if (!alive(st)) {
-		rc = wrong_state(s, st, "snapshot", e);
-	} else if (s->backend->snapshot_save == NULL) {
-		rc = unsupported(s, "snapshots", e);
-	} else if ((old = find_snapshot(s, name)) != NULL) {
+	if ((rc = live_op(s, "snapshot", s->backend->snapshot_save != NULL, "snapshots", e)) != 0)
+		return rc;
+	if ((old = find_snapshot(s, name)) != NULL) {
 		json_decref(old);
 		rc = ms_fail(e, 409, "snapshot_exists",
 		             "session %s already has a snapshot named %s", s->id, name);
@@ -947,35 +967,24 @@ json_t *ms_session_snapshots_json(struct ms_session *s)
 
 int ms_session_devices(struct ms_session *s, json_t **out, struct ms_err *e)
 {
-	int rc;
-	enum ms_state st;
+	int rc = live_op(s, "list the devices of", s->backend->device_map != NULL,
+	                 "device discovery", e);
 
-	if (!op_begin(s, e))
-		return MS_ENOTFOUND;
-	st = ms_session_state(s);
-	if (!alive(st))
-		rc = wrong_state(s, st, "list the devices of", e);
-	else if (s->backend->device_map == NULL)
-		rc = unsupported(s, "device discovery", e);
-	else
-		rc = s->backend->device_map(s, out, e);
+	if (rc != 0)
+		return rc;
+	rc = s->backend->device_map(s, out, e);
 	pthread_mutex_unlock(&s->op_lock);
 	return rc;
 }
 
 int ms_session_coverage_start(struct ms_session *s, struct ms_err *e)
 {
-	int rc;
-	enum ms_state st;
+	int rc =
+	    live_op(s, "collect coverage of", s->backend->coverage_start != NULL, "coverage", e);
 
-	if (!op_begin(s, e))
-		return MS_ENOTFOUND;
-	st = ms_session_state(s);
-	if (!alive(st))
-		rc = wrong_state(s, st, "collect coverage of", e);
-	else if (s->backend->coverage_start == NULL)
-		rc = unsupported(s, "coverage", e);
-	else if ((rc = s->backend->coverage_start(s, e)) == 0)
+	if (rc != 0)
+		return rc;
+	if ((rc = s->backend->coverage_start(s, e)) == 0)
 		ms_session_event(s, "coverage_started", NULL);
 	pthread_mutex_unlock(&s->op_lock);
 	return rc;
@@ -998,36 +1007,22 @@ int ms_session_coverage_stop(struct ms_session *s, json_t **report, struct ms_er
 
 int ms_session_step(struct ms_session *s, uint64_t insns, struct ms_err *e)
 {
-	int rc;
-	enum ms_state st;
+	int rc = live_op(s, "step", s->backend->step != NULL, "instruction stepping", e);
 
-	if (!op_begin(s, e))
-		return MS_ENOTFOUND;
-	st = ms_session_state(s);
-	if (!alive(st))
-		rc = wrong_state(s, st, "step", e);
-	else if (s->backend->step == NULL)
-		rc = unsupported(s, "instruction stepping", e);
-	else
-		rc = s->backend->step(s, insns, e);
+	if (rc != 0)
+		return rc;
+	rc = s->backend->step(s, insns, e);
 	pthread_mutex_unlock(&s->op_lock);
 	return rc;
 }
 
 int ms_session_run_for(struct ms_session *s, uint64_t virtual_ns, struct ms_err *e)
 {
-	int rc;
-	enum ms_state st;
+	int rc = live_op(s, "run", s->backend->run_for != NULL, "running for a virtual time", e);
 
-	if (!op_begin(s, e))
-		return MS_ENOTFOUND;
-	st = ms_session_state(s);
-	if (!alive(st))
-		rc = wrong_state(s, st, "run", e);
-	else if (s->backend->run_for == NULL)
-		rc = unsupported(s, "running for a virtual time", e);
-	else
-		rc = s->backend->run_for(s, virtual_ns, e);
+	if (rc != 0)
+		return rc;
+	rc = s->backend->run_for(s, virtual_ns, e);
 	pthread_mutex_unlock(&s->op_lock);
 	return rc;
 }
@@ -1035,17 +1030,12 @@ int ms_session_run_for(struct ms_session *s, uint64_t virtual_ns, struct ms_err 
 int ms_session_inject(struct ms_session *s, json_t *event, json_t **decision, struct ms_err *e)
 {
 	int rc;
-	enum ms_state st;
 
 	*decision = NULL;
-	if (!op_begin(s, e))
-		return MS_ENOTFOUND;
-	st = ms_session_state(s);
-	if (!alive(st))
-		rc = wrong_state(s, st, "inject an event into", e);
-	else if (s->backend->inject_event == NULL)
-		rc = unsupported(s, "event injection", e);
-	else if ((rc = s->backend->inject_event(s, event, decision, e)) == 0)
+	if ((rc = live_op(s, "inject an event into", s->backend->inject_event != NULL,
+	                  "event injection", e)) != 0)
+		return rc;
+	if ((rc = s->backend->inject_event(s, event, decision, e)) == 0)
 		ms_session_event(s, "injected", json_deep_copy(event));
 	pthread_mutex_unlock(&s->op_lock);
 	return rc;
