@@ -53,6 +53,30 @@ static void reply_session(struct ms_resp *resp, int status, struct ms_session *s
 }
 
 /*
+ * The JSON body in *body and the session named by the path (a reference
+ * the caller puts back), or NULL after answering (bad body, no session);
+ * *body is then NULL too.
+ */
+static struct ms_session *body_session(struct ms_req *req, struct ms_resp *resp, json_t **body)
+{
+	struct ms_session *s;
+	struct ms_err e;
+
+	ms_err_clear(&e);
+	if (ms_req_json(req, false, body, &e) != 0) {
+		ms_resp_error(resp, &e);
+		*body = NULL;
+		return NULL;
+	}
+	s = path_session(req, resp);
+	if (s == NULL) {
+		json_decref(*body);
+		*body = NULL;
+	}
+	return s;
+}
+
+/*
  * The program a body names ("program_id", or "program_path" inside the
  * upload directory) and its load address. Returns 1 when the body names
  * one, 0 when it names none (and none is required), -1 after answering.
@@ -244,16 +268,9 @@ void ms_api_session_program(struct ms_req *req, struct ms_resp *resp)
 	uint64_t addr = 0;
 	bool has_addr = false;
 
+	if ((s = body_session(req, resp, &body)) == NULL)
+		return;
 	ms_err_clear(&e);
-	if (ms_req_json(req, false, &body, &e) != 0) {
-		ms_resp_error(resp, &e);
-		return;
-	}
-	s = path_session(req, resp);
-	if (s == NULL) {
-		json_decref(body);
-		return;
-	}
 	if (body_program(body, true, &p, &has_addr, &addr, resp) > 0) {
 		if (ms_session_load(s, &p, has_addr, addr, &e) != 0)
 			ms_resp_error(resp, &e);
@@ -327,26 +344,21 @@ static void with_body(struct ms_req *req, struct ms_resp *resp, body_fn fn, ms_r
 	struct ms_err e;
 	json_t *body, *out = NULL, *reply;
 
-	ms_err_clear(&e);
-	if (ms_req_json(req, false, &body, &e) != 0) {
-		ms_resp_error(resp, &e);
+	if ((s = body_session(req, resp, &body)) == NULL)
 		return;
+	ms_err_clear(&e);
+	if (fn(s, body, &out, &e) != 0) {
+		ms_resp_error(resp, &e);
+	} else if (then != NULL) {
+		then(req, resp);
+	} else {
+		reply = ms_session_json(s);
+		if (key != NULL)
+			json_object_set(reply, key, out != NULL ? out : json_null());
+		ms_resp_json(resp, 200, reply);
 	}
-	s = path_session(req, resp);
-	if (s != NULL) {
-		if (fn(s, body, &out, &e) != 0) {
-			ms_resp_error(resp, &e);
-		} else if (then != NULL) {
-			then(req, resp);
-		} else {
-			reply = ms_session_json(s);
-			if (key != NULL)
-				json_object_set(reply, key, out != NULL ? out : json_null());
-			ms_resp_json(resp, 200, reply);
-		}
-		json_decref(out);
-		ms_session_put(s);
-	}
+	json_decref(out);
+	ms_session_put(s);
 	json_decref(body);
 }
 
@@ -460,22 +472,17 @@ void ms_api_snapshots_create(struct ms_req *req, struct ms_resp *resp)
 	json_t *body, *snap = NULL;
 	const char *name;
 
-	ms_err_clear(&e);
-	if (ms_req_json(req, false, &body, &e) != 0) {
-		ms_resp_error(resp, &e);
+	if ((s = body_session(req, resp, &body)) == NULL)
 		return;
-	}
-	s = path_session(req, resp);
-	if (s != NULL) {
-		name = json_string_value(json_object_get(body, "name"));
-		if (name == NULL)
-			ms_resp_fail(resp, 400, "bad_request", "missing \"name\" (string)");
-		else if (ms_session_snapshot_save(s, name, &snap, &e) != 0)
-			ms_resp_error(resp, &e);
-		else
-			ms_resp_json(resp, 201, snap);
-		ms_session_put(s);
-	}
+	ms_err_clear(&e);
+	name = json_string_value(json_object_get(body, "name"));
+	if (name == NULL)
+		ms_resp_fail(resp, 400, "bad_request", "missing \"name\" (string)");
+	else if (ms_session_snapshot_save(s, name, &snap, &e) != 0)
+		ms_resp_error(resp, &e);
+	else
+		ms_resp_json(resp, 201, snap);
+	ms_session_put(s);
 	json_decref(body);
 }
 
@@ -496,25 +503,20 @@ void ms_api_snapshot_restore(struct ms_req *req, struct ms_resp *resp)
 	json_t *body;
 	const char *which;
 
-	ms_err_clear(&e);
-	if (ms_req_json(req, false, &body, &e) != 0) {
-		ms_resp_error(resp, &e);
+	if ((s = body_session(req, resp, &body)) == NULL)
 		return;
-	}
-	s = path_session(req, resp);
-	if (s != NULL) {
-		which = json_string_value(json_object_get(body, "snapshot_id"));
-		if (which == NULL)
-			which = json_string_value(json_object_get(body, "name"));
-		if (which == NULL)
-			ms_resp_fail(resp, 400, "bad_request",
-			             "missing \"snapshot_id\" (a snapshot name or id)");
-		else if (ms_session_snapshot_restore(s, which, &e) != 0)
-			ms_resp_error(resp, &e);
-		else
-			reply_session(resp, 200, s);
-		ms_session_put(s);
-	}
+	ms_err_clear(&e);
+	which = json_string_value(json_object_get(body, "snapshot_id"));
+	if (which == NULL)
+		which = json_string_value(json_object_get(body, "name"));
+	if (which == NULL)
+		ms_resp_fail(resp, 400, "bad_request",
+		             "missing \"snapshot_id\" (a snapshot name or id)");
+	else if (ms_session_snapshot_restore(s, which, &e) != 0)
+		ms_resp_error(resp, &e);
+	else
+		reply_session(resp, 200, s);
+	ms_session_put(s);
 	json_decref(body);
 }
 
