@@ -692,24 +692,25 @@ static int rh_power_on(struct ms_session *s, struct ms_err *e)
 	return rc;
 }
 
-static int rh_power_off(struct ms_session *s, struct ms_err *e)
+/* Poweroff and pause: the engine stops the guest and keeps it as it is; only the state differs. */
+static int halt_as(struct ms_session *s, enum ms_state st)
 {
 	struct rsess *rs = s->bdata;
 
 	set_run(rs, false);
 	ms_rh_machine_request_stop(rs->m);
-	ms_session_set_state(s, MS_STATE_STOPPED, NULL);
+	ms_session_set_state(s, st, NULL);
 	return 0;
+}
+
+static int rh_power_off(struct ms_session *s, struct ms_err *e)
+{
+	return halt_as(s, MS_STATE_STOPPED);
 }
 
 static int rh_pause(struct ms_session *s, struct ms_err *e)
 {
-	struct rsess *rs = s->bdata;
-
-	set_run(rs, false);
-	ms_rh_machine_request_stop(rs->m);
-	ms_session_set_state(s, MS_STATE_PAUSED, NULL);
-	return 0;
+	return halt_as(s, MS_STATE_PAUSED);
 }
 
 static int rh_reset(struct ms_session *s, struct ms_err *e)

@@ -3195,12 +3195,19 @@ static json_t *periph_json(const struct periph *p, bool full)
 	return o;
 }
 
+/* Every device as JSON (for_export: the device-map form); caller holds inf->lock. */
+static json_t *periph_array(struct ms_infer *inf, bool for_export)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < inf->np; i++)
+		json_array_append_new(a, periph_json(inf->p[i], for_export));
+	return a;
+}
+
 json_t *ms_infer_peripherals(struct ms_infer *inf)
 {
 	pthread_mutex_lock(&inf->lock);
-	json_t *a = json_array();
-	for (int i = 0; i < inf->np; i++)
-		json_array_append_new(a, periph_json(inf->p[i], false));
+	json_t *a = periph_array(inf, false);
 	pthread_mutex_unlock(&inf->lock);
 	return a;
 }
@@ -3208,9 +3215,7 @@ json_t *ms_infer_peripherals(struct ms_infer *inf)
 json_t *ms_infer_export(struct ms_infer *inf)
 {
 	pthread_mutex_lock(&inf->lock);
-	json_t *a = json_array();
-	for (int i = 0; i < inf->np; i++)
-		json_array_append_new(a, periph_json(inf->p[i], true));
+	json_t *a = periph_array(inf, true);
 	json_t *o = json_pack("{s:s,s:i,s:o}", "format", "machineserver-device-map", "version", 1,
 	                      "peripherals", a);
 	pthread_mutex_unlock(&inf->lock);
