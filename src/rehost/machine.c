@@ -116,12 +116,15 @@ static int add_region(struct ms_rh_machine *m, const char *name, uint32_t base, 
 	return 0;
 }
 
-int ms_rh_mem_read(struct ms_rh_machine *m, uint32_t addr, void *buf, size_t len)
+/*
+ * Copy between buf and guest memory at addr (to_guest: into the guest),
+ * across adjacent regions; -EFAULT when a byte is in no region.
+ */
+static int mem_copy(struct ms_rh_machine *m, uint32_t addr, uint8_t *buf, size_t len, bool to_guest)
 {
-	uint8_t *out = buf;
-
 	while (len > 0) {
 		struct ms_rh_region *r = find_region(m, addr);
+		uint8_t *host;
 		size_t n;
 
 		if (r == NULL)
@@ -129,8 +132,9 @@ int ms_rh_mem_read(struct ms_rh_machine *m, uint32_t addr, void *buf, size_t len
 		n = r->size - (addr - r->base);
 		if (n > len)
 			n = len;
-		memcpy(out, r->host + (addr - r->base), n);
-		out += n;
+		host = r->host + (addr - r->base);
+		memcpy(to_guest ? host : buf, to_guest ? buf : host, n);
+		buf += n;
 		addr += (uint32_t)n;
 		len -= n;
 		if (len > 0 && addr == 0)
@@ -139,32 +143,20 @@ int ms_rh_mem_read(struct ms_rh_machine *m, uint32_t addr, void *buf, size_t len
 	return 0;
 }
 
+int ms_rh_mem_read(struct ms_rh_machine *m, uint32_t addr, void *buf, size_t len)
+{
+	return mem_copy(m, addr, buf, len, false);
+}
+
 int ms_rh_mem_write(struct ms_rh_machine *m, uint32_t addr, const void *buf, size_t len)
 {
-	const uint8_t *in = buf;
-	uint32_t start = addr;
-	size_t total = len;
+	/* mem_copy only reads buf when copying into the guest. */
+	int rc = mem_copy(m, addr, (uint8_t *)(uintptr_t)buf, len, true);
 
-	while (len > 0) {
-		struct ms_rh_region *r = find_region(m, addr);
-		size_t n;
-
-		if (r == NULL)
-			return -EFAULT;
-		n = r->size - (addr - r->base);
-		if (n > len)
-			n = len;
-		memcpy(r->host + (addr - r->base), in, n);
-		in += n;
-		addr += (uint32_t)n;
-		len -= n;
-		if (len > 0 && addr == 0)
-			return -EFAULT;
-	}
 	/* Code may have been written (debugger, loader): drop stale translations. */
-	if (m->ran)
-		uc_ctl_remove_cache(m->uc, start, (uint64_t)start + total);
-	return 0;
+	if (rc == 0 && m->ran)
+		uc_ctl_remove_cache(m->uc, addr, (uint64_t)addr + len);
+	return rc;
 }
 
 void ms__rh_zero(uint8_t *host, size_t size)
