@@ -63,6 +63,7 @@
 #include "core/ports.h"
 #include "core/program.h"
 #include "core/session.h"
+#include "core/sock.h"
 #include "core/stream.h"
 
 extern char **environ;
@@ -1811,8 +1812,6 @@ static int qemu_console_write(struct ms_session *s, const void *data, size_t len
 {
 	struct qsess *qs = qsess_of(s);
 	struct inst *in;
-	const char *p = data;
-	size_t off = 0;
 	int rc = 0, fd;
 
 	if (!qs)
@@ -1830,27 +1829,8 @@ static int qemu_console_write(struct ms_session *s, const void *data, size_t len
 	if (fd < 0)
 		return -errno;
 	pthread_mutex_lock(&qs->write_lock);
-	while (off < len) {
-		ssize_t n = send(fd, p + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-
-		if (n > 0) {
-			off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			/* The guest is not draining its RX; give up after a while. */
-			struct pollfd pf = {.fd = fd, .events = POLLOUT};
-
-			if (poll(&pf, 1, 1000) > 0)
-				continue;
-			rc = -EAGAIN;
-			break;
-		}
-		rc = -EPIPE;
-		break;
-	}
+	/* A guest that does not drain its RX for a second loses the rest (-EAGAIN). */
+	rc = ms_send_all(fd, data, len, 1000);
 	pthread_mutex_unlock(&qs->write_lock);
 	close(fd);
 	/*

@@ -24,6 +24,7 @@
 #include <fcntl.h>
 
 #include "core/log.h"
+#include "core/sock.h"
 
 /* Id prefix of commands sent with ms_qmp_send, whose replies are dropped. */
 #define NOWAIT_PREFIX "ms-nowait-"
@@ -276,29 +277,13 @@ int ms_qmp_on_readable(struct ms_qmp *q)
 
 static int send_all(struct ms_qmp *q, const char *data, size_t len, int timeout_ms)
 {
-	size_t off = 0;
+	int rc;
 
 	pthread_mutex_lock(&q->wlock);
-	while (off < len) {
-		ssize_t n = send(q->fd, data + off, len - off, MSG_NOSIGNAL);
-
-		if (n > 0) {
-			off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			struct pollfd p = {.fd = q->fd, .events = POLLOUT};
-
-			if (poll(&p, 1, timeout_ms) > 0)
-				continue;
-		}
-		pthread_mutex_unlock(&q->wlock);
-		return -EPIPE;
-	}
+	rc = ms_send_all(q->fd, data, len, timeout_ms);
 	pthread_mutex_unlock(&q->wlock);
-	return 0;
+	/* A monitor that stays full is as good as gone. */
+	return rc == 0 ? 0 : -EPIPE;
 }
 
 int ms_qmp_handshake(struct ms_qmp *q, int timeout_ms, json_t **greeting, struct ms_err *e)
