@@ -1464,12 +1464,20 @@ int ms__poll_candidates(struct ms__dis *d, uint32_t pc, uint32_t cur, uint32_t *
 	return n;
 }
 
-bool ms__value_used(struct ms__dis *d, uint32_t pc)
+/* The register the load at pc writes, or -1 when pc is not a decodable load into a register. */
+static int load_dest(struct ms__dis *d, uint32_t pc)
 {
 	const cs_insn *ld = ms__dis_at(d, pc);
 	if (!ld || ld->detail->arm.op_count < 1 || ld->detail->arm.operands[0].type != ARM_OP_REG)
+		return -1;
+	return ld->detail->arm.operands[0].reg;
+}
+
+bool ms__value_used(struct ms__dis *d, uint32_t pc)
+{
+	int rt = load_dest(d, pc);
+	if (rt < 0)
 		return true;
-	int rt = ld->detail->arm.operands[0].reg;
 	struct ms__walk w;
 	ms__walk_after(&w, d, pc, 8);
 	const cs_insn *in;
@@ -1527,10 +1535,9 @@ bool ms__read_modify_write(struct ms__dis *d, uint32_t pc)
 
 bool ms__arithmetic_use(struct ms__dis *d, uint32_t pc)
 {
-	const cs_insn *ld = ms__dis_at(d, pc);
-	if (!ld || ld->detail->arm.op_count < 1 || ld->detail->arm.operands[0].type != ARM_OP_REG)
+	int rt = load_dest(d, pc);
+	if (rt < 0)
 		return false;
-	int rt = ld->detail->arm.operands[0].reg;
 	struct ms__walk w;
 	ms__walk_after(&w, d, pc, 8);
 	const cs_insn *in;
