@@ -499,6 +499,27 @@ static void set_reg(struct sim *s, int r, uint32_t v, bool t)
 		s->taint &= ~(1u << r);
 }
 
+/* Where the call instruction in (BL, BLX) goes: its target, 0 when the register is unknown. */
+static uint32_t call_target(const struct sim *s, const cs_insn *in)
+{
+	const cs_arm_op *t = &in->detail->arm.operands[0];
+
+	if (t->type == ARM_OP_IMM)
+		return (uint32_t)t->imm & ~1u;
+	if (t->type == ARM_OP_REG && reg_index(t->reg) >= 0)
+		return s->c.r[reg_index(t->reg)] & ~1u;
+	return 0;
+}
+
+/* Step over a call without following it: the callee's caller-saved registers become unknown. */
+static void skip_call(struct sim *s, const cs_insn *in)
+{
+	for (int i = 0; i < 4; i++)
+		set_reg(s, i, 0, false);
+	s->c.r[12] = 0;
+	s->c.r[15] = (uint32_t)in->address + in->size;
+}
+
 /*
  * Execute one instruction. poll_addr/poll_val inject the polled value on
  * loads of poll_addr. Returns what happened; *cond_tainted tells whether a
@@ -1021,23 +1042,14 @@ static void simulate(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t load
 				return;
 			}
 			if (follow && depth < 2) {
-				const cs_arm_op *t = &in->detail->arm.operands[0];
-				uint32_t tgt = 0;
-				if (t->type == ARM_OP_IMM)
-					tgt = (uint32_t)t->imm;
-				else if (t->type == ARM_OP_REG && reg_index(t->reg) >= 0)
-					tgt = s.c.r[reg_index(t->reg)] & ~1u;
+				uint32_t tgt = call_target(&s, in);
 				if (tgt) {
 					depth++;
-					s.c.r[15] = tgt & ~1u;
+					s.c.r[15] = tgt;
 					break;
 				}
 			}
-			/* Skip the callee: caller-saved registers become unknown. */
-			for (int i = 0; i < 4; i++)
-				set_reg(&s, i, 0, false);
-			s.c.r[12] = 0;
-			s.c.r[15] = (uint32_t)in->address + in->size;
+			skip_call(&s, in);
 			break;
 		case STEP_RETURN:
 			if (depth > 0 && (s.c.r[15] & 0xf0000000u) != 0xf0000000u) {
@@ -1239,23 +1251,14 @@ int ms__device_loads(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t ipsr
 			s.c.r[15] = (uint32_t)in->address + in->size;
 			break;
 		case STEP_CALL: {
-			const cs_arm_op *t = &in->detail->arm.operands[0];
-			uint32_t tgt = 0;
+			uint32_t tgt = call_target(&s, in);
 
-			if (t->type == ARM_OP_IMM)
-				tgt = (uint32_t)t->imm;
-			else if (t->type == ARM_OP_REG && reg_index(t->reg) >= 0)
-				tgt = s.c.r[reg_index(t->reg)] & ~1u;
 			if (tgt && depth < 3) {
 				depth++;
-				s.c.r[15] = tgt & ~1u;
+				s.c.r[15] = tgt;
 				break;
 			}
-			/* Not followed: caller-saved registers become unknown. */
-			for (int i = 0; i < 4; i++)
-				set_reg(&s, i, 0, false);
-			s.c.r[12] = 0;
-			s.c.r[15] = (uint32_t)in->address + in->size;
+			skip_call(&s, in);
 			break;
 		}
 		case STEP_RETURN:
@@ -1311,17 +1314,12 @@ bool ms__run_to_read(struct ms__dis *d, const struct ms__cpu *cpu, uint32_t star
 			s.c.r[15] = (uint32_t)in->address + in->size;
 			break;
 		case STEP_CALL: {
-			const cs_arm_op *t = &in->detail->arm.operands[0];
-			uint32_t tgt = 0;
+			uint32_t tgt = call_target(&s, in);
 
-			if (t->type == ARM_OP_IMM)
-				tgt = (uint32_t)t->imm;
-			else if (t->type == ARM_OP_REG && reg_index(t->reg) >= 0)
-				tgt = s.c.r[reg_index(t->reg)] & ~1u;
 			if (!tgt || depth >= 2)
 				return false;
 			depth++;
-			s.c.r[15] = tgt & ~1u;
+			s.c.r[15] = tgt;
 			break;
 		}
 		case STEP_RETURN:
