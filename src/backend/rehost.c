@@ -939,7 +939,12 @@ static int rh_coverage_stop(struct ms_session *s, json_t **report, struct ms_err
 	return post(s->bdata, do_cov_stop, report, e);
 }
 
-static struct ms_infer *view_begin(struct ms_session *s, struct rsess **rso, struct ms_err *e)
+/*
+ * The start of an inference view: 0 with view_lock held and *rso's
+ * machine carrying an inference module, else the error with the lock
+ * released (409 no engine any more, 501 inference off).
+ */
+static int view_begin(struct ms_session *s, struct rsess **rso, struct ms_err *e)
 {
 	struct rsess *rs;
 
@@ -948,27 +953,26 @@ static struct ms_infer *view_begin(struct ms_session *s, struct rsess **rso, str
 	if (rs == NULL) {
 		pthread_mutex_unlock(&view_lock);
 		ms_fail(e, 409, "session_gone", "session %s has no engine", s->id);
-		return NULL;
+		return MS_ESTATE;
 	}
-	*rso = rs;
 	if (rs->m->inf == NULL) {
 		pthread_mutex_unlock(&view_lock);
 		ms_fail(e, 501, "inference_off", "peripheral inference is off for session %s",
 		        s->id);
-		return NULL;
+		return MS_EUNSUPPORTED;
 	}
-	return rs->m->inf;
+	*rso = rs;
+	return 0;
 }
 
 static int rh_peripherals(struct ms_session *s, json_t **out, struct ms_err *e)
 {
 	struct rsess *rs;
-	struct ms_infer *inf = view_begin(s, &rs, e);
 	json_t *arr;
-	int i;
+	int i, rc;
 
-	if (inf == NULL)
-		return e->status == 501 ? MS_EUNSUPPORTED : MS_ESTATE;
+	if ((rc = view_begin(s, &rs, e)) != 0)
+		return rc;
 	/* Declared (board) devices first; they are fixed after creation. */
 	arr = json_array();
 	for (i = 0; i < rs->m->n_devs; i++) {
@@ -981,7 +985,7 @@ static int rh_peripherals(struct ms_session *s, json_t **out, struct ms_err *e)
 		                                d->type, "registers"));
 	}
 	{
-		json_t *inferred = ms_infer_peripherals(inf);
+		json_t *inferred = ms_infer_peripherals(rs->m->inf);
 
 		if (inferred != NULL)
 			json_array_extend(arr, inferred);
@@ -995,12 +999,11 @@ static int rh_peripherals(struct ms_session *s, json_t **out, struct ms_err *e)
 static int rh_peripheral_patch(struct ms_session *s, json_t *patch, struct ms_err *e)
 {
 	struct rsess *rs;
-	struct ms_infer *inf = view_begin(s, &rs, e);
 	int rc;
 
-	if (inf == NULL)
-		return e->status == 501 ? MS_EUNSUPPORTED : MS_ESTATE;
-	rc = ms_infer_patch(inf, patch, e);
+	if ((rc = view_begin(s, &rs, e)) != 0)
+		return rc;
+	rc = ms_infer_patch(rs->m->inf, patch, e);
 	pthread_mutex_unlock(&view_lock);
 	return rc;
 }
@@ -1009,11 +1012,11 @@ static int rh_mmio_recent(struct ms_session *s, uint64_t from, size_t limit, jso
                           struct ms_err *e)
 {
 	struct rsess *rs;
-	struct ms_infer *inf = view_begin(s, &rs, e);
+	int rc;
 
-	if (inf == NULL)
-		return e->status == 501 ? MS_EUNSUPPORTED : MS_ESTATE;
-	*out = ms_infer_mmio_recent(inf, from, limit);
+	if ((rc = view_begin(s, &rs, e)) != 0)
+		return rc;
+	*out = ms_infer_mmio_recent(rs->m->inf, from, limit);
 	pthread_mutex_unlock(&view_lock);
 	return *out != NULL ? 0 : ms_fail(e, 500, "internal", "out of memory");
 }
@@ -1021,11 +1024,11 @@ static int rh_mmio_recent(struct ms_session *s, uint64_t from, size_t limit, jso
 static int rh_models_export(struct ms_session *s, json_t **out, struct ms_err *e)
 {
 	struct rsess *rs;
-	struct ms_infer *inf = view_begin(s, &rs, e);
+	int rc;
 
-	if (inf == NULL)
-		return e->status == 501 ? MS_EUNSUPPORTED : MS_ESTATE;
-	*out = ms_infer_export(inf);
+	if ((rc = view_begin(s, &rs, e)) != 0)
+		return rc;
+	*out = ms_infer_export(rs->m->inf);
 	pthread_mutex_unlock(&view_lock);
 	return *out != NULL ? 0 : ms_fail(e, 500, "internal", "out of memory");
 }
