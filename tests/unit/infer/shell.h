@@ -390,4 +390,18 @@ static uint8_t *sh_asm(const char *src, const char *cpu, size_t *len)
 	return buf;
 }
 
+/* Assemble src for cpu (code at 0) and create the machine (opts NULL: rules mode); asserts. */
+static void sh_load(struct shell *s, const char *src, const char *cpu, int model,
+                    const struct ms_infer_opts *opts)
+{
+	struct ms_infer_opts none = {0};
+	struct ms_err e;
+	size_t len = 0;
+	uint8_t *bin = sh_asm(src, cpu, &len);
+
+	assert_non_null(bin);
+	assert_int_equal(sh_init(s, model, bin, len, 0, opts != NULL ? opts : &none, &e), 0);
+	free(bin);
+}
+
 #endif

@@ -18,13 +18,7 @@
 static uc_err run_snippet(struct shell *s, const char *src, const char *cpu, int model,
                           const char *input, uint64_t max)
 {
-	size_t len = 0;
-	uint8_t *bin = sh_asm(src, cpu, &len);
-	assert_non_null(bin);
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(s, model, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(s, src, cpu, model, NULL);
 	if (input)
 		sh_input(s, input);
 	return sh_run(s, 0, 0x20008000, max);
@@ -465,13 +459,7 @@ static const char *UARTE_DMA = "ldr r4, =0x40002000\n"
 static void test_uart_dma_transmit(void **state)
 {
 	struct shell s;
-	size_t len = 0;
-	uint8_t *bin = sh_asm(UARTE_DMA, "cortex-m0", &len);
-	assert_non_null(bin);
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M0, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(&s, UARTE_DMA, "cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL);
 	uc_err er = sh_run(&s, 0, 0x20008000, 200000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	assert_string_equal(s.out, "uarte dma\r\nline\r\n");
@@ -548,14 +536,8 @@ static const char *RX_ISR = ".word 0x20008000\n"
 
 static void test_rx_interrupt_helper(void **state)
 {
-	size_t len = 0;
-	uint8_t *bin = sh_asm(RX_ISR, "cortex-m3", &len);
-	assert_non_null(bin);
 	struct shell s;
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(&s, RX_ISR, "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL);
 	sh_input(&s, "xyz");
 	uc_err er = sh_boot(&s, 2000000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
@@ -1027,13 +1009,7 @@ static const char *NRF_IRQ = ".word 0x20008000\n"
 
 static void nrf_machine(struct shell *s, bool nvic)
 {
-	size_t len = 0;
-	uint8_t *bin = sh_asm(NRF_IRQ, "cortex-m0", &len);
-	assert_non_null(bin);
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(s, UC_CPU_ARM_CORTEX_M0, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(s, NRF_IRQ, "cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL);
 	uint32_t flag = nvic;
 	uc_mem_write(s->uc, 0x20000010, &flag, 4);
 }
@@ -1153,13 +1129,7 @@ static const char *TXIRQ = ".word 0x20008000\n"
 
 static void txirq_machine(struct shell *s, bool txeie)
 {
-	size_t len = 0;
-	uint8_t *bin = sh_asm(TXIRQ, "cortex-m3", &len);
-	assert_non_null(bin);
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(s, TXIRQ, "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL);
 	uint32_t flag = txeie;
 	uc_mem_write(s->uc, 0x20000010, &flag, 4);
 }
@@ -1290,13 +1260,7 @@ static const char *NRF_TXIRQ = ".word 0x20008000\n"
 static void test_tx_interrupt_event_after_byte(void **state)
 {
 	struct shell s;
-	size_t len = 0;
-	uint8_t *bin = sh_asm(NRF_TXIRQ, "cortex-m0", &len);
-	assert_non_null(bin);
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M0, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(&s, NRF_TXIRQ, "cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL);
 	uc_err er = sh_boot(&s, 2000000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	assert_string_equal(s.out, "nordic irq tx\r\n");
@@ -1462,13 +1426,7 @@ static const char *SHARED_PAGE = ".word 0x20008000\n"
 static void test_irq_per_peripheral_in_a_page(void **state)
 {
 	struct shell s;
-	size_t len = 0;
-	uint8_t *bin = sh_asm(SHARED_PAGE, "cortex-m3", &len);
-	assert_non_null(bin);
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(&s, SHARED_PAGE, "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL);
 	sh_input(&s, "abc");
 	uc_err er = sh_boot(&s, 2000000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
@@ -1508,10 +1466,8 @@ static void test_irq_per_peripheral_in_a_page(void **state)
 	close(fd);
 	assert_int_equal(json_dump_file(map, path, 0), 0);
 	json_decref(map);
-	bin = sh_asm(SHARED_PAGE, "cortex-m3", &len);
-	o.models_path = path;
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
-	free(bin);
+	struct ms_infer_opts o = {.models_path = path};
+	sh_load(&s, SHARED_PAGE, "cortex-m3", UC_CPU_ARM_CORTEX_M3, &o);
 	unlink(path);
 	sh_input(&s, "xyz");
 	er = sh_boot(&s, 2000000);
@@ -1576,13 +1532,7 @@ static const char *NRF_TIMER = ".word 0x20008000\n"
 static void test_timer_rules_period(void **state)
 {
 	struct shell s;
-	size_t len = 0;
-	uint8_t *bin = sh_asm(NRF_TIMER, "cortex-m0", &len);
-	assert_non_null(bin);
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M0, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(&s, NRF_TIMER, "cortex-m0", UC_CPU_ARM_CORTEX_M0, NULL);
 	uc_err er = sh_boot(&s, 3000000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	json_t *t = sh_find(&s, "infer.timer", "timer");
@@ -1717,14 +1667,8 @@ static const char *TICKLESS = ".word 0x20008000\n"
 
 static void test_timer_counter(void **state)
 {
-	size_t len = 0;
-	uint8_t *bin = sh_asm(TICKLESS, "cortex-m3", &len);
-	assert_non_null(bin);
 	struct shell s;
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(&s, TICKLESS, "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL);
 	uc_err er = sh_boot(&s, 2000000);
 	assert_int_equal(er, UC_ERR_EXCEPTION);
 	json_t *c = sh_find(&s, "infer.register", "counter");
@@ -1812,14 +1756,9 @@ static const char *EXTI = ".word 0x20008000\n"
 
 static void test_gpio_external_interrupt(void **state)
 {
-	size_t len = 0;
-	uint8_t *bin = sh_asm(EXTI, "cortex-m3", &len);
-	assert_non_null(bin);
 	struct shell s;
 	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(&s, EXTI, "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL);
 	uc_err er = sh_boot(&s, 300000);
 	assert_int_equal(er, UC_ERR_OK); /* asleep: no event, no interrupt */
 	assert_int_equal(s.irqs_taken, 0);
@@ -2091,14 +2030,8 @@ static const char *EVWORD = ".word 0x20008000\n"
 
 static void test_event_word_and_set_clear_pair(void **state)
 {
-	size_t len = 0;
-	uint8_t *bin = sh_asm(EVWORD, "cortex-m3", &len);
-	assert_non_null(bin);
 	struct shell s;
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(&s, EVWORD, "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL);
 	const char *why = NULL;
 	sh_boot(&s, 20000);
 	assert_int_equal(inject(&s, "0x50000510", 0x20, 0, 6), 0);
@@ -2215,14 +2148,8 @@ static const char *EXTI95 = ".word 0x20008000\n"
 
 static void test_shared_line_hal_pin(void **state)
 {
-	size_t len = 0;
-	uint8_t *bin = sh_asm(EXTI95, "cortex-m3", &len);
-	assert_non_null(bin);
 	struct shell s;
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(&s, EXTI95, "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL);
 	sh_boot(&s, 20000);
 	assert_int_equal(inject(&s, "0x40010808", 0x80, 0x80, 23), 0);
 	assert_true(last_raised(&s, NULL));
@@ -2278,14 +2205,8 @@ static const char *CHANNELS = ".word 0x20008000\n"
 
 static void test_shared_line_enabled_channel(void **state)
 {
-	size_t len = 0;
-	uint8_t *bin = sh_asm(CHANNELS, "cortex-m3", &len);
-	assert_non_null(bin);
 	struct shell s;
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(&s, CHANNELS, "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL);
 	sh_boot(&s, 20000);
 	assert_int_equal(inject(&s, "0x50000510", 0x80, 0x80, 6), 0);
 	assert_true(last_raised(&s, NULL));
@@ -2347,14 +2268,8 @@ static const char *WRAPPER = ".word 0x20008000\n"
 
 static void test_rtos_wrapper(void **state)
 {
-	size_t len = 0;
-	uint8_t *bin = sh_asm(WRAPPER, "cortex-m3", &len);
-	assert_non_null(bin);
 	struct shell s;
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(&s, WRAPPER, "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL);
 	sh_boot(&s, 20000);
 	assert_int_equal(inject(&s, "0x40010808", 1, 1, 6), 0);
 	assert_true(last_raised(&s, NULL));
@@ -2403,14 +2318,8 @@ static const char *PIO = ".word 0x20008000\n"
 
 static void test_flag_cleared_on_read(void **state)
 {
-	size_t len = 0;
-	uint8_t *bin = sh_asm(PIO, "cortex-m3", &len);
-	assert_non_null(bin);
 	struct shell s;
-	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(&s, PIO, "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL);
 	sh_boot(&s, 20000);
 	assert_int_equal(inject(&s, "0x400E0E3C", 0x20, 0x20, 11), 0);
 	assert_true(last_raised(&s, NULL));
@@ -2457,14 +2366,9 @@ static const char *LEVEL = ".word 0x20008000\n"
 
 static void test_level_only_handler(void **state)
 {
-	size_t len = 0;
-	uint8_t *bin = sh_asm(LEVEL, "cortex-m3", &len);
-	assert_non_null(bin);
 	struct shell s;
 	struct ms_err e;
-	struct ms_infer_opts o = {0};
-	assert_int_equal(sh_init(&s, UC_CPU_ARM_CORTEX_M3, bin, len, 0, &o, &e), 0);
-	free(bin);
+	sh_load(&s, LEVEL, "cortex-m3", UC_CPU_ARM_CORTEX_M3, NULL);
 	sh_boot(&s, 20000);
 	assert_int_equal(inject(&s, "0x40010808", 4, 4, 6), 0);
 	assert_true(last_raised(&s, NULL));
